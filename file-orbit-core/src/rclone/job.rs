@@ -1,0 +1,220 @@
+//! Long rc calls as rclone jobs (`_async`): one stats group per job, polled with
+//! `job/status` + `core/stats` into a progress stream, cancelled with `job/stop`.
+
+use super::methods::{AsyncJob, CoreStats, CoreStatsDelete, JobStatus, JobStop, Stats};
+use super::{Rclone, error_from_message, from_json};
+use crate::error::{Error, ErrorKind, Result};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{oneshot, watch};
+use tokio_stream::wrappers::WatchStream;
+
+/// Per-job options passed to rclone with the call.
+#[derive(Debug, Clone)]
+pub struct JobOptions {
+    /// `_config`: rclone options for this call only, e.g. `{"Transfers": 8, "CheckSum": true}`.
+    pub config: Option<Map<String, Value>>,
+    /// `_filter`: rclone filter options, e.g. `{"IncludeRule": ["*.csv"], "MinSize": "1k"}`.
+    pub filter: Option<Map<String, Value>>,
+    /// How often progress is read from rclone.
+    pub poll_interval: Duration,
+}
+
+impl Default for JobOptions {
+    fn default() -> Self {
+        JobOptions {
+            config: None,
+            filter: None,
+            poll_interval: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A snapshot of a job's progress.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    pub bytes: u64,
+    pub total_bytes: u64,
+    /// Files transferred so far.
+    pub files: u64,
+    pub total_files: u64,
+    pub checks: u64,
+    pub errors: u64,
+    /// Bytes per second.
+    pub speed: f64,
+    pub eta: Option<Duration>,
+    pub elapsed: Duration,
+}
+
+impl From<Stats> for Progress {
+    fn from(stats: Stats) -> Self {
+        Progress {
+            bytes: stats.bytes,
+            total_bytes: stats.total_bytes,
+            files: stats.transfers,
+            total_files: stats.total_transfers,
+            checks: stats.checks,
+            errors: stats.errors,
+            speed: stats.speed,
+            eta: stats
+                .eta
+                .filter(|eta| eta.is_finite() && *eta >= 0.0)
+                .map(Duration::from_secs_f64),
+            elapsed: Duration::from_secs_f64(stats.elapsed_time.max(0.0)),
+        }
+    }
+}
+
+/// A running rclone job whose reply is a `T`.
+pub struct RcloneJob<T> {
+    client: &'static Rclone,
+    method: &'static str,
+    jobid: i64,
+    group: String,
+    progress: watch::Receiver<Progress>,
+    outcome: oneshot::Receiver<Result<Value>>,
+    reply: PhantomData<fn() -> T>,
+}
+
+static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
+
+impl<T: DeserializeOwned> RcloneJob<T> {
+    pub(super) async fn start(
+        client: &'static Rclone,
+        method: &'static str,
+        input: Value,
+        options: JobOptions,
+    ) -> Result<Self> {
+        let Value::Object(mut params) = input else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("rclone {method}"),
+                "parameters must be a JSON object",
+            ));
+        };
+        let group = format!(
+            "file-orbit-{}",
+            NEXT_GROUP.fetch_add(1, Ordering::Relaxed)
+        );
+        params.insert("_async".into(), true.into());
+        params.insert("_group".into(), group.clone().into());
+        if let Some(config) = options.config {
+            params.insert("_config".into(), config.into());
+        }
+        if let Some(filter) = options.filter {
+            params.insert("_filter".into(), filter.into());
+        }
+        let reply = client.rpc_async(method, params.into()).await?;
+        let AsyncJob { jobid } = from_json(method, reply)?;
+        let (progress_tx, progress) = watch::channel(Progress::default());
+        let (outcome_tx, outcome) = oneshot::channel();
+        tokio::spawn(follow(
+            client,
+            method,
+            jobid,
+            group.clone(),
+            options.poll_interval,
+            progress_tx,
+            outcome_tx,
+        ));
+        Ok(RcloneJob {
+            client,
+            method,
+            jobid,
+            group,
+            progress,
+            outcome,
+            reply: PhantomData,
+        })
+    }
+
+    /// rclone's id for this job.
+    pub fn id(&self) -> i64 {
+        self.jobid
+    }
+
+    /// The stats group holding this job's counters.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Progress updates: the current snapshot first, then each change until the job ends.
+    pub fn progress(&self) -> WatchStream<Progress> {
+        WatchStream::new(self.progress.clone())
+    }
+
+    /// The latest progress snapshot.
+    pub fn latest_progress(&self) -> Progress {
+        self.progress.borrow().clone()
+    }
+
+    /// Asks rclone to stop the job; `wait` then returns an `ErrorKind::Cancelled` error
+    /// (or the result, if the job finished first).
+    pub async fn cancel(&self) -> Result<()> {
+        match self.client.call_async(&JobStop { jobid: self.jobid }).await {
+            Ok(_) => Ok(()),
+            // The job already finished and expired: nothing left to stop.
+            Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Waits for the job to end and returns its reply.
+    pub async fn wait(self) -> Result<T> {
+        let output = self.outcome.await.map_err(|_| {
+            Error::new(
+                ErrorKind::Protocol,
+                format!("rclone {}", self.method),
+                "job follower stopped before the job ended",
+            )
+        })??;
+        from_json(self.method, output)
+    }
+}
+
+/// Polls the job until it ends, publishing progress; then drops its stats group.
+async fn follow(
+    client: &'static Rclone,
+    method: &'static str,
+    jobid: i64,
+    group: String,
+    poll_interval: Duration,
+    progress: watch::Sender<Progress>,
+    outcome: oneshot::Sender<Result<Value>>,
+) {
+    let mut ticker = tokio::time::interval(poll_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let result = loop {
+        ticker.tick().await;
+        let status = match client.call_async(&JobStatus { jobid }).await {
+            Ok(status) => status,
+            Err(err) => break Err(err),
+        };
+        let stats = CoreStats {
+            group: Some(group.clone()),
+        };
+        if let Ok(stats) = client.call_async(&stats).await {
+            progress.send_if_modified(|current| {
+                let next = Progress::from(stats);
+                let changed = *current != next;
+                *current = next;
+                changed
+            });
+        }
+        if status.finished {
+            break if status.success {
+                Ok(status.output.unwrap_or(Value::Object(Map::new())))
+            } else {
+                Err(error_from_message(method, 500, &status.error))
+            };
+        }
+    };
+    let delete = CoreStatsDelete { group };
+    if let Err(err) = client.call_async(&delete).await {
+        tracing::debug!(%err, "could not delete an rclone stats group");
+    }
+    let _ = outcome.send(result);
+}

@@ -1,0 +1,254 @@
+//! The one in-process rclone client: loads and initialises librclone once, keeps the user's
+//! rclone.conf and rclone's signal handling out of our process, routes rclone's log to
+//! `tracing`, and turns rc calls into typed results and secret-free `Error`s.
+
+mod job;
+pub mod methods;
+mod redact;
+
+pub use job::{JobOptions, Progress, RcloneJob};
+pub use redact::redact;
+
+use crate::error::{Error, ErrorKind, Result};
+use methods::RcMethod;
+use serde_json::Value;
+use std::ffi::{CStr, CString, c_char, c_int};
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+/// The oldest rclone File Orbit accepts: v1.75.0 fixed the 2026 security advisories.
+const MIN_RCLONE: [u64; 3] = [1, 75, 0];
+
+/// How to start the process-wide client. Only the first `Rclone::init` uses them.
+#[derive(Debug, Clone, Default)]
+pub struct RcloneOptions {
+    /// librclone.so to load instead of `$FILE_ORBIT_LIBRCLONE` or the one cargo built.
+    pub library_path: Option<PathBuf>,
+}
+
+/// The process-wide rclone client. Cheap to share: `&'static`.
+pub struct Rclone {
+    library: &'static librclone_sys::LibRclone,
+    library_path: &'static str,
+    version: methods::VersionInfo,
+}
+
+static CLIENT: OnceLock<Rclone> = OnceLock::new();
+static STARTING: Mutex<()> = Mutex::new(());
+
+impl Rclone {
+    /// The client, started with default options on first use.
+    pub fn global() -> Result<&'static Rclone> {
+        Self::init(RcloneOptions::default())
+    }
+
+    /// Loads and initialises librclone once; later calls return the same client.
+    pub fn init(options: RcloneOptions) -> Result<&'static Rclone> {
+        if let Some(client) = CLIENT.get() {
+            return Ok(client);
+        }
+        let _guard = STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(client) = CLIENT.get() {
+            return Ok(client);
+        }
+        let loaded = librclone_sys::load(options.library_path.as_deref())
+            .map_err(|err| Error::new(ErrorKind::Library, "loading librclone", err.to_string()))?;
+        let library = &loaded.library;
+        // SAFETY: the functions come from the library loaded above, which stays loaded
+        // forever; STARTING makes this run once. Signals first: rclone must never install
+        // its SIGINT/SIGTERM handler (it would os.Exit our host process).
+        unsafe {
+            library.RcloneIgnoreSignals();
+            library.RcloneInitialize();
+            library.RcloneSetLogCallback(Some(forward_rclone_log));
+        }
+        let mut client = Rclone {
+            library,
+            library_path: &loaded.path,
+            version: methods::VersionInfo::default(),
+        };
+        // An empty config path keeps rclone's config in memory: the user's rclone.conf is
+        // neither read nor written.
+        client.rpc("config/setpath", &serde_json::json!({ "path": "" }))?;
+        client.version = client.call(&methods::CoreVersion {})?;
+        client.check_version()?;
+        Ok(CLIENT.get_or_init(|| client))
+    }
+
+    fn check_version(&self) -> Result<()> {
+        let found = &self.version.decomposed;
+        if found.as_slice() < MIN_RCLONE.as_slice() {
+            return Err(Error::new(
+                ErrorKind::Library,
+                "loading librclone",
+                format!(
+                    "{} is rclone {}, File Orbit needs v1.75.0 or newer",
+                    self.library_path, self.version.version
+                ),
+            ));
+        }
+        if self.version.version != librclone_sys::RCLONE_VERSION {
+            tracing::warn!(
+                library = self.library_path,
+                found = %self.version.version,
+                pinned = librclone_sys::RCLONE_VERSION,
+                "librclone is not the rclone version File Orbit was built and tested with"
+            );
+        }
+        Ok(())
+    }
+
+    /// rclone's `core/version` as read at start.
+    pub fn version(&self) -> &methods::VersionInfo {
+        &self.version
+    }
+
+    /// Where librclone was loaded from.
+    pub fn library_path(&self) -> &str {
+        self.library_path
+    }
+
+    /// Calls an rc method with JSON parameters and returns its JSON reply. Blocking; safe
+    /// to call from many threads at once.
+    pub fn rpc(&self, method: &str, input: &Value) -> Result<Value> {
+        let context = || format!("rclone {method}");
+        let c_method = CString::new(method).map_err(|_| {
+            Error::new(ErrorKind::InvalidInput, context(), "method name contains NUL")
+        })?;
+        let c_input = CString::new(input.to_string()).map_err(|_| {
+            Error::new(ErrorKind::InvalidInput, context(), "parameters contain NUL")
+        })?;
+        // SAFETY: both strings are valid NUL-terminated C strings that outlive the call
+        // (rclone copies them); the output is a C string rclone allocated that we copy and
+        // free exactly once with RcloneFreeString.
+        let (status, output) = unsafe {
+            let result = self
+                .library
+                .RcloneRPC(c_method.as_ptr().cast_mut(), c_input.as_ptr().cast_mut());
+            let output = if result.Output.is_null() {
+                String::new()
+            } else {
+                let text = CStr::from_ptr(result.Output).to_string_lossy().into_owned();
+                self.library.RcloneFreeString(result.Output);
+                text
+            };
+            (result.Status, output)
+        };
+        let reply: Value = serde_json::from_str(&output).map_err(|err| {
+            Error::new(
+                ErrorKind::Protocol,
+                context(),
+                format!("rclone answered status {status} with invalid JSON"),
+            )
+            .with_source(err)
+        })?;
+        if status == 200 {
+            Ok(reply)
+        } else {
+            Err(error_from_reply(method, status, &reply))
+        }
+    }
+
+    /// Calls a typed rc method (blocking).
+    pub fn call<M: RcMethod>(&self, request: &M) -> Result<M::Reply> {
+        let input = to_json(M::NAME, request)?;
+        let reply = self.rpc(M::NAME, &input)?;
+        from_json(M::NAME, reply)
+    }
+
+    /// `rpc` on tokio's blocking pool, for short calls from async code.
+    pub async fn rpc_async(&'static self, method: &str, input: Value) -> Result<Value> {
+        let method = method.to_string();
+        tokio::task::spawn_blocking(move || self.rpc(&method, &input))
+            .await
+            .map_err(|err| Error::new(ErrorKind::Protocol, "rclone call", err.to_string()))?
+    }
+
+    /// `call` on tokio's blocking pool, for short calls from async code.
+    pub async fn call_async<M: RcMethod>(&'static self, request: &M) -> Result<M::Reply> {
+        let input = to_json(M::NAME, request)?;
+        let reply = self.rpc_async(M::NAME, input).await?;
+        from_json(M::NAME, reply)
+    }
+
+    /// Starts a long rc method as an rclone job and returns a handle for its progress,
+    /// cancellation and result.
+    pub async fn start<M: RcMethod>(
+        &'static self,
+        request: &M,
+        options: JobOptions,
+    ) -> Result<RcloneJob<M::Reply>> {
+        let input = to_json(M::NAME, request)?;
+        RcloneJob::start(self, M::NAME, input, options).await
+    }
+}
+
+fn to_json<T: serde::Serialize>(method: &str, request: &T) -> Result<Value> {
+    serde_json::to_value(request).map_err(|err| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("rclone {method}"),
+            "parameters are not JSON",
+        )
+        .with_source(err)
+    })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(method: &str, reply: Value) -> Result<T> {
+    serde_json::from_value(reply).map_err(|err| {
+        Error::new(
+            ErrorKind::Protocol,
+            format!("rclone {method}"),
+            format!("unexpected reply: {err}"),
+        )
+    })
+}
+
+/// Maps rclone's `{"error","input","path","status"}` to our `Error`. The echoed `input`
+/// is dropped (it carries credentials) and the message is redacted.
+fn error_from_reply(method: &str, status: c_int, reply: &Value) -> Error {
+    let message = reply
+        .get("error")
+        .and_then(Value::as_str)
+        .unwrap_or("rclone failed without a message");
+    error_from_message(method, status, message)
+}
+
+/// Our `Error` for rclone's error `message` from `method`, answered with HTTP-like `status`.
+fn error_from_message(method: &str, status: c_int, message: &str) -> Error {
+    let message = redact(message);
+    let kind = match status {
+        400 => ErrorKind::InvalidInput,
+        404 => ErrorKind::NotFound,
+        _ if is_cancellation(&message) => ErrorKind::Cancelled,
+        _ => ErrorKind::Remote,
+    };
+    Error::new(kind, format!("rclone {method}"), message)
+}
+
+fn is_cancellation(message: &str) -> bool {
+    message.contains("context canceled")
+}
+
+/// Receives every rclone log line. Levels are slog's (DEBUG -4, INFO 0, NOTICE 2, WARN 4,
+/// ERROR 8). rclone's own echo of failed rc calls goes to DEBUG: the caller gets the error.
+extern "C" fn forward_rclone_log(level: c_int, text: *const c_char) {
+    if text.is_null() {
+        return;
+    }
+    // A panic must not unwind into Go.
+    let _ = std::panic::catch_unwind(|| {
+        // SAFETY: rclone passes a valid NUL-terminated string that lives for this call.
+        let text = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+        let line = redact(text.trim_end());
+        if line.starts_with("rc: \"") || level < 0 {
+            tracing::debug!(target: "rclone", "{line}");
+        } else if level < 4 {
+            tracing::info!(target: "rclone", "{line}");
+        } else if level < 8 {
+            tracing::warn!(target: "rclone", "{line}");
+        } else {
+            tracing::error!(target: "rclone", "{line}");
+        }
+    });
+}
