@@ -38,7 +38,9 @@ pub enum LoadError {
         /// Each candidate with the reason it failed.
         tried: Vec<(String, String)>,
     },
-    #[error("librclone is already loaded from {loaded}; cannot also load {requested} (one Go runtime per process)")]
+    #[error(
+        "librclone is already loaded from {loaded}; cannot also load {requested} (one Go runtime per process)"
+    )]
     AlreadyLoaded { loaded: String, requested: String },
 }
 
@@ -58,7 +60,9 @@ static LOADING: Mutex<()> = Mutex::new(());
 /// Later calls return the library already loaded, or `AlreadyLoaded` when they name
 /// another path.
 pub fn load(explicit: Option<&Path>) -> Result<&'static Loaded, LoadError> {
-    let _guard = LOADING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _guard = LOADING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let candidates = candidates(explicit);
     if let Some(loaded) = LOADED.get() {
         return match explicit {
@@ -111,9 +115,16 @@ mod tests {
         let LoadError::NotFound { tried } = &err else {
             panic!("unexpected error: {err}");
         };
-        assert_eq!(tried.len(), 1, "an explicit path must not fall back: {tried:?}");
+        assert_eq!(
+            tried.len(),
+            1,
+            "an explicit path must not fall back: {tried:?}"
+        );
         let message = err.to_string();
-        assert!(message.contains("/nonexistent/dir/librclone.so"), "{message}");
+        assert!(
+            message.contains("/nonexistent/dir/librclone.so"),
+            "{message}"
+        );
         assert!(message.contains(LIBRARY_PATH_ENV), "{message}");
         assert!(LOADED.get().is_none(), "a failed load must not be kept");
     }

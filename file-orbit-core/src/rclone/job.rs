@@ -95,10 +95,7 @@ impl<T: DeserializeOwned> RcloneJob<T> {
                 "parameters must be a JSON object",
             ));
         };
-        let group = format!(
-            "file-orbit-{}",
-            NEXT_GROUP.fetch_add(1, Ordering::Relaxed)
-        );
+        let group = format!("file-orbit-{}", NEXT_GROUP.fetch_add(1, Ordering::Relaxed));
         params.insert("_async".into(), true.into());
         params.insert("_group".into(), group.clone().into());
         if let Some(config) = options.config {

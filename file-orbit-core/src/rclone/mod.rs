@@ -7,6 +7,7 @@ pub mod methods;
 mod redact;
 
 pub use job::{JobOptions, Progress, RcloneJob};
+pub use librclone_sys::RCLONE_VERSION as PINNED_RCLONE_VERSION;
 pub use redact::redact;
 
 use crate::error::{Error, ErrorKind, Result};
@@ -47,7 +48,9 @@ impl Rclone {
         if let Some(client) = CLIENT.get() {
             return Ok(client);
         }
-        let _guard = STARTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let _guard = STARTING
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(client) = CLIENT.get() {
             return Ok(client);
         }
@@ -113,7 +116,11 @@ impl Rclone {
     pub fn rpc(&self, method: &str, input: &Value) -> Result<Value> {
         let context = || format!("rclone {method}");
         let c_method = CString::new(method).map_err(|_| {
-            Error::new(ErrorKind::InvalidInput, context(), "method name contains NUL")
+            Error::new(
+                ErrorKind::InvalidInput,
+                context(),
+                "method name contains NUL",
+            )
         })?;
         let c_input = CString::new(input.to_string()).map_err(|_| {
             Error::new(ErrorKind::InvalidInput, context(), "parameters contain NUL")

@@ -5,7 +5,8 @@ use regex::Regex;
 use std::sync::LazyLock;
 
 /// Option names whose values are secrets, in rclone's backends and our own.
-const SECRET_NAME: &str = r"[A-Za-z0-9_]*(?:pass|secret|token|key_pem|private_key|customer_key|credentials)[A-Za-z0-9_]*";
+const SECRET_NAME: &str =
+    r"[A-Za-z0-9_]*(?:pass|secret|token|key_pem|private_key|customer_key|credentials)[A-Za-z0-9_]*";
 
 static CONNECTION_STRING_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(&format!(
@@ -21,8 +22,9 @@ static JSON_VALUE: LazyLock<Regex> = LazyLock::new(|| {
     .expect("valid regex")
 });
 
-static URL_PASSWORD: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@/\s]+@").expect("valid regex"));
+static URL_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@/\s]+@").expect("valid regex")
+});
 
 /// `text` with every recognisable secret replaced by `***`.
 pub fn redact(text: &str) -> String {
@@ -37,7 +39,8 @@ mod tests {
 
     #[test]
     fn connection_string_secrets_are_redacted() {
-        let text = r#"failed to create file system for ":sftp,host=h,pass=Zm9vYmFy,user=u:/x": dial"#;
+        let text =
+            r#"failed to create file system for ":sftp,host=h,pass=Zm9vYmFy,user=u:/x": dial"#;
         let out = redact(text);
         assert!(!out.contains("Zm9vYmFy"), "{out}");
         assert!(out.contains("host=h") && out.contains("user=u"), "{out}");
