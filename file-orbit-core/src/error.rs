@@ -15,6 +15,12 @@ pub enum ErrorKind {
     NotFound,
     /// The operation was cancelled on request.
     Cancelled,
+    /// The server refused the credentials (or, for SFTP, its host key did not match).
+    Authentication,
+    /// The credentials were accepted but the action is not allowed.
+    PermissionDenied,
+    /// The server could not be reached: DNS, refused, timeout, TLS, reset. Retryable.
+    Connection,
     /// rclone failed while doing the work (status 500): network, remote, disk.
     Remote,
     /// rclone answered something we could not understand.
@@ -39,7 +45,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(kind: ErrorKind, context: impl Into<String>, message: impl Into<String>) -> Self {
-        let retryable = matches!(kind, ErrorKind::Remote);
+        let retryable = matches!(kind, ErrorKind::Remote | ErrorKind::Connection);
         Error {
             kind,
             retryable,

@@ -1,7 +1,12 @@
-//! File Orbit's engine as a library. Today: the in-process rclone client (`rclone`) and the
-//! error type every layer shares (`error`). Endpoints, transfers and the engine grow here.
+//! File Orbit's engine as a library: the in-process rclone client (`rclone`), typed
+//! endpoints (`endpoint`), transfers (`transfer`) with destination path templates
+//! (`template`), secrets that never print (`secret`) and the shared `error` type.
 
+pub mod endpoint;
 pub mod error;
 pub mod rclone;
+pub mod secret;
+pub mod template;
 
 pub use error::{Error, ErrorKind, Result};
+pub use secret::Secret;

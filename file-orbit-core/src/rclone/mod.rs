@@ -227,14 +227,48 @@ fn error_from_message(method: &str, status: c_int, message: &str) -> Error {
     let kind = match status {
         400 => ErrorKind::InvalidInput,
         404 => ErrorKind::NotFound,
-        _ if is_cancellation(&message) => ErrorKind::Cancelled,
-        _ => ErrorKind::Remote,
+        _ => classify(&message),
     };
     Error::new(kind, format!("rclone {method}"), message)
 }
 
-fn is_cancellation(message: &str) -> bool {
-    message.contains("context canceled")
+/// The kind of a failure from rclone's message: the one place that reads rclone's (and
+/// its backends') error texts. Lower-cased substrings, most specific first.
+pub fn classify(message: &str) -> ErrorKind {
+    const PATTERNS: &[(&str, ErrorKind)] = &[
+        ("context canceled", ErrorKind::Cancelled),
+        ("unable to authenticate", ErrorKind::Authentication),
+        ("knownhosts:", ErrorKind::Authentication),
+        ("host key mismatch", ErrorKind::Authentication),
+        ("logon failure", ErrorKind::Authentication),
+        ("attempted logon is invalid", ErrorKind::Authentication),
+        ("invalidaccesskeyid", ErrorKind::Authentication),
+        ("signaturedoesnotmatch", ErrorKind::Authentication),
+        ("invalidtoken", ErrorKind::Authentication),
+        ("accessdenied", ErrorKind::PermissionDenied),
+        ("access denied", ErrorKind::PermissionDenied),
+        ("access is denied", ErrorKind::PermissionDenied),
+        ("permission denied", ErrorKind::PermissionDenied),
+        ("nosuchbucket", ErrorKind::NotFound),
+        ("bad network name", ErrorKind::NotFound),
+        ("directory not found", ErrorKind::NotFound),
+        ("object not found", ErrorKind::NotFound),
+        ("no such file or directory", ErrorKind::NotFound),
+        ("no such host", ErrorKind::Connection),
+        ("connection refused", ErrorKind::Connection),
+        ("i/o timeout", ErrorKind::Connection),
+        ("deadline exceeded", ErrorKind::Connection),
+        ("connection reset", ErrorKind::Connection),
+        ("network is unreachable", ErrorKind::Connection),
+        ("x509:", ErrorKind::Connection),
+        ("tls:", ErrorKind::Connection),
+        ("broken pipe", ErrorKind::Connection),
+    ];
+    let lower = message.to_lowercase();
+    PATTERNS
+        .iter()
+        .find(|(pattern, _)| lower.contains(pattern))
+        .map_or(ErrorKind::Remote, |(_, kind)| *kind)
 }
 
 /// Receives every rclone log line. Levels are slog's (DEBUG -4, INFO 0, NOTICE 2, WARN 4,

@@ -1,0 +1,805 @@
+//! Path templates for destination paths: parsing `{variable}` templates once, rendering them
+//! for one file, and refusing any rendered path that would leave the destination root.
+//!
+//! A template such as `incoming/{source}/{date:%Y/%m/%d}/{filename}` is parsed into literal
+//! and variable parts. Rendering substitutes the variables from a [`TemplateContext`] and then
+//! checks the *final* string: the result must be a relative path that stays inside the
+//! destination root. Values may come from untrusted event data (an S3 object key, a file name
+//! dropped by a partner), so a `..` segment, an absolute path, a backslash, a Windows drive
+//! prefix or a control character is refused with an error, never silently repaired.
+//!
+//! Variables (all date and time values are taken from [`TemplateContext::now`], in UTC):
+//!
+//! | variable      | value                                                               |
+//! |---------------|---------------------------------------------------------------------|
+//! | `{year}`      | four-digit year                                                     |
+//! | `{month}` `{day}` `{hour}` `{minute}` `{second}` | two digits, zero-padded          |
+//! | `{date:FMT}`  | `now` formatted with the chrono strftime format `FMT`               |
+//! | `{timestamp}` | unix seconds                                                        |
+//! | `{relpath}`   | the file's path relative to the transfer's source root (`/`-separated) |
+//! | `{reldir}`    | the directory part of `relpath`, empty at top level                 |
+//! | `{filename}`  | the last segment of `relpath`                                       |
+//! | `{stem}`      | `filename` without its last extension (`.bashrc` stays `.bashrc`)   |
+//! | `{ext}`       | the last extension of `filename` without the dot, empty if none     |
+//! | `{source}`    | the source endpoint's name                                          |
+//!
+//! `{{` and `}}` stand for literal braces.
+
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// The variable names a template may use, for error messages.
+const KNOWN_VARIABLES: &str = "year, month, day, hour, minute, second, date:FMT, timestamp, \
+                               filename, stem, ext, relpath, reldir, source";
+
+/// A parsed destination-path template. Compares, displays and serialises as its original text.
+#[derive(Clone)]
+pub struct PathTemplate {
+    text: String,
+    parts: Vec<Part>,
+}
+
+#[derive(Clone, Debug)]
+enum Part {
+    Literal(String),
+    Var(Var),
+}
+
+#[derive(Clone, Debug)]
+enum Var {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Date(Vec<Item<'static>>),
+    Timestamp,
+    Filename,
+    Stem,
+    Ext,
+    Relpath,
+    Reldir,
+    Source,
+}
+
+impl Var {
+    /// True for values taken from the context's (possibly untrusted) strings.
+    fn is_event_data(&self) -> bool {
+        matches!(
+            self,
+            Var::Filename | Var::Stem | Var::Ext | Var::Relpath | Var::Reldir | Var::Source
+        )
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Var::Year => "year",
+            Var::Month => "month",
+            Var::Day => "day",
+            Var::Hour => "hour",
+            Var::Minute => "minute",
+            Var::Second => "second",
+            Var::Date(_) => "date",
+            Var::Timestamp => "timestamp",
+            Var::Filename => "filename",
+            Var::Stem => "stem",
+            Var::Ext => "ext",
+            Var::Relpath => "relpath",
+            Var::Reldir => "reldir",
+            Var::Source => "source",
+        }
+    }
+}
+
+/// What a template is rendered with: the time of the transfer and the file being placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateContext {
+    /// The time used by every date and time variable (UTC).
+    pub now: DateTime<Utc>,
+    /// The file's path relative to the transfer's source root, with `/` separators.
+    pub relpath: String,
+    /// The source endpoint's name.
+    pub source: String,
+}
+
+impl TemplateContext {
+    pub fn new(now: DateTime<Utc>, relpath: impl Into<String>, source: impl Into<String>) -> Self {
+        TemplateContext {
+            now,
+            relpath: relpath.into(),
+            source: source.into(),
+        }
+    }
+}
+
+impl PathTemplate {
+    /// Parses `text` into literal and variable parts, validating every variable and date format.
+    pub fn parse(text: &str) -> Result<PathTemplate> {
+        let fail = |message: String| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("parsing path template {text:?}"),
+                message,
+            )
+        };
+        if text.is_empty() {
+            return Err(fail("the path template is empty".to_string()));
+        }
+
+        let mut parts = Vec::new();
+        let mut literal = String::new();
+        let mut pos = 0;
+        while let Some(c) = text[pos..].chars().next() {
+            let next = &text[pos + c.len_utf8()..];
+            match c {
+                '{' if next.starts_with('{') => {
+                    literal.push('{');
+                    pos += 2;
+                }
+                '}' if next.starts_with('}') => {
+                    literal.push('}');
+                    pos += 2;
+                }
+                '}' => {
+                    return Err(fail(format!(
+                        "stray '}}' at byte {pos} (write '}}}}' for a literal brace)"
+                    )));
+                }
+                '{' => {
+                    // The variable ends at the next '}'; another '{' first means this one is
+                    // not closed.
+                    let close = match next.find(['{', '}']) {
+                        Some(i) if next.as_bytes()[i] == b'}' => i,
+                        _ => {
+                            return Err(fail(format!(
+                                "unclosed '{{' at byte {pos} (write '{{{{' for a literal brace)"
+                            )));
+                        }
+                    };
+                    let inner = &next[..close];
+                    let var = parse_variable(inner, pos).map_err(fail)?;
+                    if !literal.is_empty() {
+                        parts.push(Part::Literal(std::mem::take(&mut literal)));
+                    }
+                    parts.push(Part::Var(var));
+                    pos += 1 + close + 1;
+                }
+                _ => {
+                    literal.push(c);
+                    pos += c.len_utf8();
+                }
+            }
+        }
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(PathTemplate {
+            text: text.to_string(),
+            parts,
+        })
+    }
+
+    /// The template's original text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Renders the template for one file and returns the normalised relative path, joined
+    /// with `/`. Empty and `.` segments are dropped; anything that could leave the destination
+    /// root (a `..` segment, an absolute path, a backslash, a drive prefix, a control
+    /// character) or an empty result is an error.
+    pub fn render(&self, ctx: &TemplateContext) -> Result<String> {
+        let fail = |message: String| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("rendering path template {:?}", self.text),
+                message,
+            )
+        };
+
+        let mut out = String::new();
+        // Whether a variable (even an empty one) has been rendered: a '/' in a literal after
+        // it is a separator, so `{reldir}/{filename}` works at top level.
+        let mut after_variable = false;
+        let mut absolute = false;
+        for part in &self.parts {
+            match part {
+                Part::Literal(text) => {
+                    if out.is_empty() && !after_variable && text.starts_with('/') {
+                        absolute = true;
+                    }
+                    out.push_str(text);
+                }
+                Part::Var(var) => {
+                    let value = render_variable(var, ctx).map_err(fail)?;
+                    if value.starts_with('/') && (out.is_empty() || var.is_event_data()) {
+                        return Err(fail(format!(
+                            "{{{}}} is the absolute path {value:?}; only relative paths are \
+                             allowed",
+                            var.name()
+                        )));
+                    }
+                    out.push_str(&value);
+                    after_variable = true;
+                }
+            }
+        }
+        normalise(&out, absolute).map_err(fail)
+    }
+}
+
+/// Parses the inside of `{...}` found at byte `pos`.
+fn parse_variable(inner: &str, pos: usize) -> std::result::Result<Var, String> {
+    if inner.is_empty() {
+        return Err(format!(
+            "empty variable '{{}}' at byte {pos} (write '{{{{}}}}' for literal braces)"
+        ));
+    }
+    let (name, format) = match inner.split_once(':') {
+        Some((name, format)) => (name, Some(format)),
+        None => (inner, None),
+    };
+    let var = match name {
+        "year" => Var::Year,
+        "month" => Var::Month,
+        "day" => Var::Day,
+        "hour" => Var::Hour,
+        "minute" => Var::Minute,
+        "second" => Var::Second,
+        "timestamp" => Var::Timestamp,
+        "filename" => Var::Filename,
+        "stem" => Var::Stem,
+        "ext" => Var::Ext,
+        "relpath" => Var::Relpath,
+        "reldir" => Var::Reldir,
+        "source" => Var::Source,
+        "date" => {
+            let Some(format) = format else {
+                return Err(format!(
+                    "variable {{date}} at byte {pos} needs a format, e.g. {{date:%Y-%m-%d}}"
+                ));
+            };
+            if format.is_empty() {
+                return Err(format!(
+                    "variable {{{inner}}} at byte {pos} has an empty date format"
+                ));
+            }
+            let items = StrftimeItems::new(format).parse_to_owned().map_err(|_| {
+                format!(
+                    "invalid date format {format:?} in {{{inner}}} at byte {pos} \
+                     (see chrono's strftime specifiers)"
+                )
+            })?;
+            return Ok(Var::Date(items));
+        }
+        _ => {
+            return Err(format!(
+                "unknown variable {{{inner}}} at byte {pos} (known: {KNOWN_VARIABLES})"
+            ));
+        }
+    };
+    if format.is_some() {
+        return Err(format!(
+            "variable {{{inner}}} at byte {pos}: {{{name}}} takes no format"
+        ));
+    }
+    Ok(var)
+}
+
+fn render_variable(var: &Var, ctx: &TemplateContext) -> std::result::Result<String, String> {
+    let now = &ctx.now;
+    Ok(match var {
+        Var::Year => format!("{:04}", now.year()),
+        Var::Month => format!("{:02}", now.month()),
+        Var::Day => format!("{:02}", now.day()),
+        Var::Hour => format!("{:02}", now.hour()),
+        Var::Minute => format!("{:02}", now.minute()),
+        Var::Second => format!("{:02}", now.second()),
+        Var::Timestamp => now.timestamp().to_string(),
+        Var::Date(items) => {
+            let mut out = String::new();
+            write!(out, "{}", now.format_with_items(items.iter()))
+                .map_err(|_| format!("could not format {now} with the {{date:...}} format"))?;
+            out
+        }
+        Var::Relpath => ctx.relpath.clone(),
+        Var::Reldir => split_relpath(&ctx.relpath).0.to_string(),
+        Var::Filename => filename(ctx)?.to_string(),
+        Var::Stem => split_extension(filename(ctx)?).0.to_string(),
+        Var::Ext => split_extension(filename(ctx)?).1.to_string(),
+        Var::Source => ctx.source.clone(),
+    })
+}
+
+/// Splits a relative path into its directory part (empty at top level) and its last segment.
+fn split_relpath(relpath: &str) -> (&str, &str) {
+    relpath.rsplit_once('/').unwrap_or(("", relpath))
+}
+
+/// The last segment of the context's relpath; an empty or `.` name is an error.
+fn filename(ctx: &TemplateContext) -> std::result::Result<&str, String> {
+    let name = split_relpath(&ctx.relpath).1;
+    if name.is_empty() || name == "." {
+        return Err(format!(
+            "relpath {:?} has no file name for {{filename}}, {{stem}} or {{ext}}",
+            ctx.relpath
+        ));
+    }
+    Ok(name)
+}
+
+/// Splits a file name into stem and extension at the last dot; a leading dot (`.bashrc`) or
+/// `..` is not an extension.
+fn split_extension(name: &str) -> (&str, &str) {
+    if name == ".." {
+        return (name, "");
+    }
+    match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i + 1..]),
+        _ => (name, ""),
+    }
+}
+
+/// Normalises a rendered path and refuses anything that could escape the destination root.
+fn normalise(rendered: &str, absolute: bool) -> std::result::Result<String, String> {
+    if let Some(c) = rendered.chars().find(|c| c.is_ascii_control()) {
+        return Err(format!(
+            "rendered path {rendered:?} contains the control character U+{:04X}",
+            u32::from(c)
+        ));
+    }
+    if rendered.contains('\\') {
+        return Err(format!(
+            "rendered path {rendered:?} contains a backslash; use '/' as the separator"
+        ));
+    }
+    if absolute {
+        return Err(format!(
+            "rendered path {rendered:?} is absolute; only paths relative to the destination \
+             are allowed"
+        ));
+    }
+    let mut segments = Vec::new();
+    for segment in rendered.split('/') {
+        match segment {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "rendered path {rendered:?} contains a '..' segment, which could leave the \
+                     destination"
+                ));
+            }
+            _ => {
+                let bytes = segment.as_bytes();
+                if bytes.len() >= 2 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' {
+                    return Err(format!(
+                        "rendered path {rendered:?} contains the Windows drive prefix {:?}",
+                        &segment[..2]
+                    ));
+                }
+                segments.push(segment);
+            }
+        }
+    }
+    if segments.is_empty() {
+        return Err(format!("rendered path {rendered:?} is empty"));
+    }
+    Ok(segments.join("/"))
+}
+
+impl FromStr for PathTemplate {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<PathTemplate> {
+        PathTemplate::parse(text)
+    }
+}
+
+impl fmt::Display for PathTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl fmt::Debug for PathTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("PathTemplate").field(&self.text).finish()
+    }
+}
+
+impl PartialEq for PathTemplate {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for PathTemplate {}
+
+impl Serialize for PathTemplate {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for PathTemplate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        PathTemplate::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    /// 2024-03-05 07:08:09 UTC, unix 1709622489.
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 3, 5, 7, 8, 9).single().unwrap()
+    }
+
+    fn ctx(relpath: &str) -> TemplateContext {
+        TemplateContext::new(now(), relpath, "partner-sftp")
+    }
+
+    fn render(template: &str, relpath: &str) -> Result<String> {
+        PathTemplate::parse(template)?.render(&ctx(relpath))
+    }
+
+    fn ok(template: &str, relpath: &str) -> String {
+        match render(template, relpath) {
+            Ok(path) => path,
+            Err(e) => panic!("{template:?} with {relpath:?} failed: {e}"),
+        }
+    }
+
+    fn parse_err(template: &str) -> Error {
+        match PathTemplate::parse(template) {
+            Ok(t) => panic!("{template:?} parsed as {t:?}"),
+            Err(e) => {
+                assert_eq!(e.kind, ErrorKind::InvalidInput);
+                assert!(!e.retryable);
+                e
+            }
+        }
+    }
+
+    fn render_err(template: &str, relpath: &str) -> Error {
+        match render(template, relpath) {
+            Ok(path) => panic!("{template:?} with {relpath:?} rendered {path:?}"),
+            Err(e) => {
+                assert_eq!(e.kind, ErrorKind::InvalidInput);
+                assert!(
+                    e.context.contains(&format!("{template:?}")),
+                    "context {:?} should name the template",
+                    e.context
+                );
+                e
+            }
+        }
+    }
+
+    #[test]
+    fn date_and_time_variables_are_zero_padded() {
+        assert_eq!(
+            ok("{year}/{month}/{day}/{hour}-{minute}-{second}", "f"),
+            "2024/03/05/07-08-09"
+        );
+        assert_eq!(ok("{timestamp}", "f"), "1709622489");
+    }
+
+    #[test]
+    fn file_variables() {
+        let rel = "in/2024/report.final.csv";
+        assert_eq!(ok("{relpath}", rel), "in/2024/report.final.csv");
+        assert_eq!(ok("{reldir}", rel), "in/2024");
+        assert_eq!(ok("{filename}", rel), "report.final.csv");
+        assert_eq!(ok("{stem}", rel), "report.final");
+        assert_eq!(ok("{ext}", rel), "csv");
+        assert_eq!(ok("{source}", rel), "partner-sftp");
+        assert_eq!(
+            ok("out/{source}/{reldir}/{stem}-{timestamp}.{ext}", rel),
+            "out/partner-sftp/in/2024/report.final-1709622489.csv"
+        );
+    }
+
+    #[test]
+    fn stem_and_ext_edge_cases() {
+        assert_eq!(ok("{stem}|{ext}", ".bashrc"), ".bashrc|");
+        assert_eq!(ok("x/{stem}|{ext}", "dir/.bashrc"), "x/.bashrc|");
+        assert_eq!(ok("{stem}|{ext}", "README"), "README|");
+        assert_eq!(ok("{stem}|{ext}", "a.tar.gz"), "a.tar|gz");
+        assert_eq!(ok("{stem}|{ext}", ".config.yml"), ".config|yml");
+        assert_eq!(ok("{stem}|{ext}", "trailing."), "trailing|");
+    }
+
+    #[test]
+    fn reldir_is_empty_at_top_level() {
+        assert_eq!(ok("a{reldir}b", "top.txt"), "ab");
+        // The '/' after an empty {reldir} is a separator, not an absolute path.
+        assert_eq!(ok("{reldir}/{filename}", "top.txt"), "top.txt");
+        assert_eq!(ok("{reldir}/{filename}", "d/e/top.txt"), "d/e/top.txt");
+        assert_eq!(ok("out/{reldir}/{filename}", "top.txt"), "out/top.txt");
+    }
+
+    #[test]
+    fn missing_file_name_is_an_error() {
+        for relpath in ["", "dir/", "dir/."] {
+            let e = render_err("out/{filename}", relpath);
+            assert!(e.message.contains("{filename}"), "{}", e.message);
+            assert!(e.message.contains(&format!("{relpath:?}")), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn date_format() {
+        assert_eq!(
+            ok("{date:%Y-%m-%d}/{filename}", "f.txt"),
+            "2024-03-05/f.txt"
+        );
+        assert_eq!(ok("{date:%Y/%j}", "f"), "2024/065");
+        assert_eq!(ok("{date:%H%M%S}", "f"), "070809");
+        assert_eq!(ok("{date:%b %e}", "f"), "Mar  5");
+    }
+
+    #[test]
+    fn escaped_braces() {
+        assert_eq!(ok("{{year}}/{year}", "f"), "{year}/2024");
+        assert_eq!(ok("a{{b}}c", "f"), "a{b}c");
+        assert_eq!(ok("{{{filename}}}", "f.txt"), "{f.txt}");
+        assert_eq!(PathTemplate::parse("{{x}}").unwrap().as_str(), "{{x}}");
+    }
+
+    #[test]
+    fn unknown_variable() {
+        let e = parse_err("out/{nope}/x");
+        assert!(e.message.contains("{nope}"), "{}", e.message);
+        assert!(e.message.contains("byte 4"), "{}", e.message);
+        assert!(e.context.contains("out/{nope}/x"), "{}", e.context);
+        let e = parse_err("{uuid}");
+        assert!(
+            e.message.contains("unknown variable {uuid} at byte 0"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn unclosed_brace() {
+        let e = parse_err("out/{year");
+        assert!(
+            e.message.contains("unclosed '{' at byte 4"),
+            "{}",
+            e.message
+        );
+        let e = parse_err("a/{year/{month}");
+        assert!(
+            e.message.contains("unclosed '{' at byte 2"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn stray_brace() {
+        let e = parse_err("out/year}/x");
+        assert!(e.message.contains("stray '}' at byte 8"), "{}", e.message);
+    }
+
+    #[test]
+    fn empty_variable() {
+        let e = parse_err("ab{}");
+        assert!(
+            e.message.contains("empty variable '{}' at byte 2"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn bad_date_formats() {
+        let e = parse_err("{date:%Y-%Q}");
+        assert!(e.message.contains("\"%Y-%Q\""), "{}", e.message);
+        assert!(
+            e.message.contains("{date:%Y-%Q} at byte 0"),
+            "{}",
+            e.message
+        );
+        let e = parse_err("x{date:%}");
+        assert!(e.message.contains("\"%\""), "{}", e.message);
+        let e = parse_err("{date}");
+        assert!(
+            e.message.contains("{date} at byte 0 needs a format"),
+            "{}",
+            e.message
+        );
+        let e = parse_err("{date:}");
+        assert!(e.message.contains("empty date format"), "{}", e.message);
+        let e = parse_err("{year:%Y}");
+        assert!(
+            e.message.contains("{year} takes no format"),
+            "{}",
+            e.message
+        );
+        let e = parse_err("");
+        assert!(e.message.contains("empty"), "{}", e.message);
+    }
+
+    #[test]
+    fn normalisation() {
+        assert_eq!(ok("a//b/./c", "f"), "a/b/c");
+        assert_eq!(ok("./a/b/", "f"), "a/b");
+        assert_eq!(ok("out/{relpath}", "x//y/./z.txt"), "out/x/y/z.txt");
+    }
+
+    #[test]
+    fn literal_traversal_is_refused() {
+        let cases = [
+            ("..", "'..' segment"),
+            ("../x", "'..' segment"),
+            ("a/../../b", "'..' segment"),
+            ("a/..", "'..' segment"),
+            ("/etc/passwd", "is absolute"),
+            ("a\0b", "U+0000"),
+            ("a\\b", "backslash"),
+            ("..\\x", "backslash"),
+            ("C:/x", "drive prefix \"C:\""),
+            ("c:x", "drive prefix \"c:\""),
+            ("a/\nb", "U+000A"),
+            ("a\tb", "U+0009"),
+            ("a\x7fb", "U+007F"),
+            ("a\x1bb", "U+001B"),
+            ("./", "is empty"),
+            ("/", "is absolute"),
+        ];
+        for (template, expected) in cases {
+            let e = render_err(template, "f");
+            assert!(e.message.contains(expected), "{template:?}: {}", e.message);
+            assert!(
+                e.message.contains(&format!("{template:?}")),
+                "{template:?}: message should name the rendered value: {}",
+                e.message
+            );
+        }
+    }
+
+    #[test]
+    fn traversal_is_event_data_is_refused() {
+        let cases = [
+            ("{relpath}", "..", "'..' segment"),
+            ("{relpath}", "../x", "'..' segment"),
+            ("{relpath}", "a/../../b", "'..' segment"),
+            ("out/{relpath}", "x/../../etc/passwd", "'..' segment"),
+            (
+                "{relpath}",
+                "/etc/passwd",
+                "{relpath} is the absolute path \"/etc/passwd\"",
+            ),
+            (
+                "out/{relpath}",
+                "/etc/passwd",
+                "{relpath} is the absolute path \"/etc/passwd\"",
+            ),
+            ("out/{relpath}", "a\0b", "U+0000"),
+            ("out/{relpath}", "a\\b", "backslash"),
+            ("out/{relpath}", "..\\x", "backslash"),
+            ("{relpath}", "C:/x", "drive prefix \"C:\""),
+            ("out/{relpath}", "d:x", "drive prefix \"d:\""),
+            ("out/{relpath}", "a\nb", "U+000A"),
+            ("out/{filename}", "..", "'..' segment"),
+            ("out/{filename}", "a/..", "'..' segment"),
+            ("out/{filename}", "..\\x", "backslash"),
+            ("out/{filename}", "dir/..\\..\\x", "backslash"),
+            ("out/{filename}", "C:x", "drive prefix"),
+            ("out/{filename}", "a\0b", "U+0000"),
+            ("out/{filename}", "dir/x\x1b[2J", "U+001B"),
+            ("out/{filename}", "dir/x\r", "U+000D"),
+            ("{reldir}/f", "../f.txt", "'..' segment"),
+            (
+                "{reldir}/f",
+                "/etc/passwd",
+                "{reldir} is the absolute path \"/etc\"",
+            ),
+            ("{reldir}/f", "a/../../b/f", "'..' segment"),
+            ("out/{stem}", "..\\evil.txt", "backslash"),
+            ("out/{ext}", "x.\0", "U+0000"),
+        ];
+        for (template, relpath, expected) in cases {
+            let e = render_err(template, relpath);
+            assert!(
+                e.message.contains(expected),
+                "{template:?} with {relpath:?}: {}",
+                e.message
+            );
+            assert!(
+                !e.message.chars().any(|c| c.is_ascii_control()),
+                "{template:?} with {relpath:?}: message must escape control characters: {:?}",
+                e.message
+            );
+        }
+
+        let mut context = ctx("f.txt");
+        context.source = "../other".to_string();
+        let template = PathTemplate::parse("{source}/{filename}").unwrap();
+        let e = template.render(&context).unwrap_err();
+        assert!(e.message.contains("\"../other/f.txt\""), "{}", e.message);
+        context.source = "/root".to_string();
+        let template = PathTemplate::parse("in/{source}").unwrap();
+        let e = template.render(&context).unwrap_err();
+        assert!(
+            e.message
+                .contains("{source} is the absolute path \"/root\""),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn filename_keeps_only_the_last_segment() {
+        // {filename} of an absolute key is just its last segment, which is harmless.
+        assert_eq!(ok("out/{filename}", "../../etc/passwd"), "out/passwd");
+    }
+
+    #[test]
+    fn absolute_date_format_at_start_is_refused() {
+        let e = render_err("{date:/%Y}", "f");
+        assert!(
+            e.message.contains("{date} is the absolute path \"/2024\""),
+            "{}",
+            e.message
+        );
+        assert_eq!(ok("x{date:/%Y}", "f"), "x/2024");
+    }
+
+    #[test]
+    fn unusual_names_are_kept() {
+        assert_eq!(
+            ok("out/{filename}", "Grüße, 報告 #1 100% & more.txt"),
+            "out/Grüße, 報告 #1 100% & more.txt"
+        );
+        assert_eq!(ok("ça va/ {stem} /{ext}", "a b.é"), "ça va/ a b /é");
+        assert_eq!(ok("...", "f"), "...");
+    }
+
+    #[test]
+    fn display_from_str_and_as_str() {
+        let text = "out/{{x}}/{date:%Y}/{filename}";
+        let template: PathTemplate = text.parse().unwrap();
+        assert_eq!(template.to_string(), text);
+        assert_eq!(template.as_str(), text);
+        assert_eq!(template, PathTemplate::parse(text).unwrap());
+        assert!("out/{bad}".parse::<PathTemplate>().is_err());
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let template = PathTemplate::parse("out/{source}/{date:%Y-%m}/{filename}").unwrap();
+        let json = serde_json::to_string(&template).unwrap();
+        assert_eq!(json, r#""out/{source}/{date:%Y-%m}/{filename}""#);
+        let back: PathTemplate = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, template);
+        assert_eq!(
+            back.render(&ctx("a/b.txt")).unwrap(),
+            "out/partner-sftp/2024-03/b.txt"
+        );
+    }
+
+    #[test]
+    fn serde_rejects_a_bad_template() {
+        let e = serde_json::from_str::<PathTemplate>(r#""out/{nope}""#).unwrap_err();
+        assert!(
+            e.to_string().contains("unknown variable {nope} at byte 4"),
+            "{e}"
+        );
+        let e = serde_json::from_str::<PathTemplate>(r#""{date:%Q}""#).unwrap_err();
+        assert!(e.to_string().contains("invalid date format"), "{e}");
+        assert!(serde_json::from_str::<PathTemplate>("42").is_err());
+    }
+}
