@@ -7,6 +7,7 @@ pub mod error;
 pub mod rclone;
 pub mod secret;
 pub mod template;
+pub mod transfer;
 
 pub use error::{Error, ErrorKind, Result};
 pub use secret::Secret;

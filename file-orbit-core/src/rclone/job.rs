@@ -143,6 +143,11 @@ impl<T: DeserializeOwned> RcloneJob<T> {
         WatchStream::new(self.progress.clone())
     }
 
+    /// A receiver of progress snapshots that outlives `wait`.
+    pub fn progress_receiver(&self) -> watch::Receiver<Progress> {
+        self.progress.clone()
+    }
+
     /// The latest progress snapshot.
     pub fn latest_progress(&self) -> Progress {
         self.progress.borrow().clone()

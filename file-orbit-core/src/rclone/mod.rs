@@ -251,6 +251,7 @@ pub fn classify(message: &str) -> ErrorKind {
         ("permission denied", ErrorKind::PermissionDenied),
         ("nosuchbucket", ErrorKind::NotFound),
         ("bad network name", ErrorKind::NotFound),
+        ("network name not found", ErrorKind::NotFound),
         ("directory not found", ErrorKind::NotFound),
         ("object not found", ErrorKind::NotFound),
         ("no such file or directory", ErrorKind::NotFound),

@@ -1,0 +1,366 @@
+//! Transfers: a `TransferSpec` (source, destination with a path template, mode, filters,
+//! conflict policy, verification, parallelism) and its execution through the rclone client
+//! as one rclone job with progress and cancellation, followed by verification.
+
+use crate::endpoint::Endpoint;
+use crate::error::{Error, ErrorKind, Result};
+use crate::rclone::methods::{
+    Check, CopyFile, Empty, FileTransfer, Fs, HashSum, MoveFile, SyncCopy, SyncMove, SyncSync,
+    TreeTransfer,
+};
+use crate::rclone::{JobOptions, Progress, Rclone, RcloneJob};
+use crate::template::{PathTemplate, TemplateContext};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use tokio_stream::wrappers::WatchStream;
+
+/// Copy leaves the source; move deletes it after each file arrives; sync makes the
+/// destination tree equal the source (deleting extras).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferMode {
+    #[default]
+    Copy,
+    Move,
+    Sync,
+}
+
+/// Whether the source path names one file or a directory tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    File,
+    #[default]
+    Tree,
+}
+
+/// What to do when the destination already has a file of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// Replace it unless it already matches (size, time or hash).
+    #[default]
+    Overwrite,
+    /// Never touch an existing destination file.
+    SkipExisting,
+    /// Replace it only when the source is newer.
+    NewerOnly,
+}
+
+/// rclone filters for tree transfers. Ages like `"10m"`, `"2d"`; sizes like `"1k"`, `"20M"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filters {
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub min_age: Option<String>,
+    #[serde(default)]
+    pub max_age: Option<String>,
+    #[serde(default)]
+    pub min_size: Option<String>,
+    #[serde(default)]
+    pub max_size: Option<String>,
+}
+
+impl Filters {
+    fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
+    fn to_rclone(&self) -> Map<String, Value> {
+        let mut filter = Map::new();
+        if !self.include.is_empty() {
+            filter.insert("IncludeRule".into(), json!(self.include));
+        }
+        if !self.exclude.is_empty() {
+            filter.insert("ExcludeRule".into(), json!(self.exclude));
+        }
+        for (key, value) in [
+            ("MinAge", &self.min_age),
+            ("MaxAge", &self.max_age),
+            ("MinSize", &self.min_size),
+            ("MaxSize", &self.max_size),
+        ] {
+            if let Some(value) = value {
+                filter.insert(key.into(), value.clone().into());
+            }
+        }
+        filter
+    }
+}
+
+/// What to move where, and how.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferSpec {
+    /// Name of the source endpoint.
+    pub source: String,
+    /// Path inside the source endpoint: the file (scope file) or directory (scope tree).
+    #[serde(default)]
+    pub source_path: String,
+    /// Name of the destination endpoint.
+    pub destination: String,
+    /// Destination path template: the file's new path (scope file) or the directory the
+    /// tree goes into (scope tree), e.g. `archive/{year}/{month}/{filename}`.
+    pub destination_path: PathTemplate,
+    #[serde(default)]
+    pub mode: TransferMode,
+    #[serde(default)]
+    pub scope: Scope,
+    #[serde(default)]
+    pub filters: Filters,
+    #[serde(default)]
+    pub conflict: ConflictPolicy,
+    /// Compare source and destination after the copy (by hash where both sides have one,
+    /// else by reading both); a difference fails the transfer.
+    #[serde(default)]
+    pub verify: bool,
+    /// Files transferred in parallel (rclone `Transfers`); rclone's default when unset.
+    #[serde(default)]
+    pub parallelism: Option<u32>,
+}
+
+impl TransferSpec {
+    /// Checks the combination of options; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        let err = |field: &str, why: &str| {
+            Err(Error::new(
+                ErrorKind::InvalidInput,
+                "transfer spec",
+                format!("{field}: {why}"),
+            ))
+        };
+        if self.scope == Scope::File {
+            if self.mode == TransferMode::Sync {
+                return err("mode", "sync needs scope tree");
+            }
+            if !self.filters.is_empty() {
+                return err("filters", "filters apply to scope tree only");
+            }
+            if self.source_path.trim_matches('/').is_empty() {
+                return err("source_path", "scope file needs the file's path");
+            }
+        }
+        if self.verify && self.mode == TransferMode::Move {
+            return err(
+                "verify",
+                "a move deletes its source, so nothing is left to compare; rclone checks hashes during a move where both sides have them",
+            );
+        }
+        if self.parallelism == Some(0) {
+            return err("parallelism", "must be at least 1");
+        }
+        if self
+            .source_path
+            .split(['/', '\\'])
+            .any(|segment| segment == "..")
+        {
+            return err(
+                "source_path",
+                "must stay inside the source endpoint (no ..)",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A running transfer.
+pub struct TransferJob {
+    rclone: &'static Rclone,
+    job: RcloneJob<Empty>,
+    verification: Option<Verification>,
+    /// Where the files went, relative to the destination endpoint.
+    pub destination_path: String,
+}
+
+enum Verification {
+    Tree { src: Fs, dst: Fs },
+    File { src: Fs, dst: Fs },
+}
+
+/// Splits `a/b/c.txt` into (`a/b`, `c.txt`).
+fn split_parent(path: &str) -> (&str, &str) {
+    let path = path.trim_matches('/');
+    path.rsplit_once('/').unwrap_or(("", path))
+}
+
+impl TransferJob {
+    /// Starts `spec` from `source` to `destination` (the endpoints it names), rendering the
+    /// destination template at `now`.
+    pub async fn start(
+        rclone: &'static Rclone,
+        spec: &TransferSpec,
+        source: &Endpoint,
+        destination: &Endpoint,
+        now: DateTime<Utc>,
+    ) -> Result<TransferJob> {
+        spec.validate()?;
+        for (field, named, endpoint) in [
+            ("source", &spec.source, source),
+            ("destination", &spec.destination, destination),
+        ] {
+            if *named != endpoint.name {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "transfer spec",
+                    format!(
+                        "{field}: names {named:?} but endpoint {:?} was given",
+                        endpoint.name
+                    ),
+                ));
+            }
+        }
+        let source_path = spec.source_path.trim_matches('/');
+        let context = TemplateContext::new(now, source_path, source.name.clone());
+        let destination_path = spec.destination_path.render(&context)?;
+
+        let mut config = Map::new();
+        if let Some(transfers) = spec.parallelism {
+            config.insert("Transfers".into(), transfers.into());
+            config.insert("Checkers".into(), (transfers * 2).into());
+        }
+        match spec.conflict {
+            ConflictPolicy::Overwrite => {}
+            ConflictPolicy::SkipExisting => {
+                config.insert("IgnoreExisting".into(), true.into());
+            }
+            ConflictPolicy::NewerOnly => {
+                config.insert("UpdateOlder".into(), true.into());
+            }
+        }
+        let filter = (!spec.filters.is_empty()).then(|| spec.filters.to_rclone());
+        let options = JobOptions {
+            config: Some(config),
+            filter,
+            ..JobOptions::default()
+        };
+
+        let (job, verification) = match spec.scope {
+            Scope::File => {
+                let (src_dir, src_name) = split_parent(source_path);
+                let (dst_dir, dst_name) = split_parent(&destination_path);
+                let transfer = FileTransfer {
+                    src_fs: source.to_rclone(rclone, src_dir)?,
+                    src_remote: src_name.to_string(),
+                    dst_fs: destination.to_rclone(rclone, dst_dir)?,
+                    dst_remote: dst_name.to_string(),
+                };
+                let job = match spec.mode {
+                    TransferMode::Move => rclone.start(&MoveFile(transfer), options).await?,
+                    _ => rclone.start(&CopyFile(transfer), options).await?,
+                };
+                let verification = Verification::File {
+                    src: source.to_rclone(rclone, source_path)?,
+                    dst: destination.to_rclone(rclone, &destination_path)?,
+                };
+                (job, verification)
+            }
+            Scope::Tree => {
+                let tree = TreeTransfer {
+                    src_fs: source.to_rclone(rclone, source_path)?,
+                    dst_fs: destination.to_rclone(rclone, &destination_path)?,
+                    create_empty_src_dirs: true,
+                };
+                let verification = Verification::Tree {
+                    src: tree.src_fs.clone(),
+                    dst: tree.dst_fs.clone(),
+                };
+                let job = match spec.mode {
+                    TransferMode::Copy => rclone.start(&SyncCopy(tree), options).await?,
+                    TransferMode::Sync => rclone.start(&SyncSync(tree), options).await?,
+                    TransferMode::Move => {
+                        let request = SyncMove {
+                            tree,
+                            delete_empty_src_dirs: true,
+                        };
+                        rclone.start(&request, options).await?
+                    }
+                };
+                (job, verification)
+            }
+        };
+        Ok(TransferJob {
+            rclone,
+            job,
+            verification: spec.verify.then_some(verification),
+            destination_path,
+        })
+    }
+
+    /// Progress updates until the transfer (not its verification) ends.
+    pub fn progress(&self) -> WatchStream<Progress> {
+        self.job.progress()
+    }
+
+    /// Stops the transfer; `wait` then returns an `ErrorKind::Cancelled` error.
+    pub async fn cancel(&self) -> Result<()> {
+        self.job.cancel().await
+    }
+
+    /// Waits for the transfer, then verifies it when the spec asked for it.
+    pub async fn wait(self) -> Result<Progress> {
+        let progress = self.job.progress_receiver();
+        let rclone = self.rclone;
+        self.job.wait().await?;
+        if let Some(verification) = self.verification {
+            verification.run(rclone).await?;
+        }
+        let last = progress.borrow().clone();
+        Ok(last)
+    }
+}
+
+impl Verification {
+    async fn run(self, rclone: &'static Rclone) -> Result<()> {
+        let failed = |what: String| {
+            Err(Error::new(
+                ErrorKind::Remote,
+                "verifying the transfer",
+                what,
+            ))
+        };
+        match self {
+            Verification::Tree { src, dst } => {
+                let mut check = Check::new(src, dst);
+                check.one_way = true;
+                let mut reply = rclone.call_async(&check).await?;
+                if reply.hash_type.as_deref() == Some("none") {
+                    // No hash both sides know: compare the bytes.
+                    check.download = true;
+                    reply = rclone.call_async(&check).await?;
+                }
+                if !reply.success {
+                    return failed(format!(
+                        "{}; differ: {:?}, missing on destination: {:?}, errors: {:?}",
+                        reply.status, reply.differ, reply.missing_on_dst, reply.error
+                    ));
+                }
+                Ok(())
+            }
+            Verification::File { src, dst } => {
+                let hash = |fs: Fs| HashSum {
+                    fs,
+                    hash_type: "md5".into(),
+                    download: true,
+                };
+                let source = rclone.call_async(&hash(src)).await?;
+                let destination = rclone.call_async(&hash(dst)).await?;
+                let digest = |lines: &[String]| {
+                    lines
+                        .first()
+                        .and_then(|line| line.split_whitespace().next())
+                        .map(str::to_string)
+                };
+                let (a, b) = (digest(&source.hashsum), digest(&destination.hashsum));
+                if a.is_none() || a != b {
+                    return failed(format!("md5 of source {a:?} and destination {b:?} differ"));
+                }
+                Ok(())
+            }
+        }
+    }
+}

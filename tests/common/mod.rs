@@ -1,0 +1,196 @@
+//! Shared by the integration tests: endpoints on the real test servers that
+//! `scripts/test.sh` starts (their addresses and credentials come from its env file),
+//! unique paths, and tree helpers.
+#![allow(dead_code)] // each test binary uses a different part
+
+use file_orbit::Secret;
+use file_orbit::endpoint::{
+    Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, S3Config, SftpAuth, SftpConfig, SmbConfig,
+};
+use file_orbit::rclone::Rclone;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub fn rclone() -> &'static Rclone {
+    Rclone::global().expect("librclone loads")
+}
+
+/// A test-server setting; the servers and their env file come from `scripts/test.sh`.
+pub fn env(name: &str) -> String {
+    let key = format!("FILE_ORBIT_TEST_{name}");
+    std::env::var(&key).unwrap_or_else(|_| {
+        panic!("{key} is not set: run the tests with scripts/test.sh, which starts the servers")
+    })
+}
+
+/// A name no other test (or earlier run) uses.
+pub fn unique(prefix: &str) -> String {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Local,
+    S3,
+    Sftp,
+    Smb,
+}
+
+pub const KINDS: [Kind; 4] = [Kind::Local, Kind::S3, Kind::Sftp, Kind::Smb];
+
+/// An endpoint of `kind` whose root is a fresh, unique directory (or prefix).
+pub fn endpoint(kind: Kind, name: &str) -> Endpoint {
+    let root = unique("fo");
+    let config = match kind {
+        Kind::Local => {
+            let dir = std::env::temp_dir().join(&root);
+            std::fs::create_dir_all(&dir).unwrap();
+            EndpointConfig::Local(LocalConfig { root: dir })
+        }
+        Kind::S3 => EndpointConfig::S3(moto_s3("fo-tests", &root)),
+        Kind::Sftp => EndpointConfig::Sftp(sftp_config(&root)),
+        Kind::Smb => EndpointConfig::Smb(smb_config(&root)),
+    };
+    let endpoint = Endpoint {
+        name: name.to_string(),
+        config,
+    };
+    if kind == Kind::S3 {
+        ensure_bucket(&endpoint);
+    }
+    mkdir(&endpoint, "");
+    endpoint
+}
+
+pub fn moto_s3(bucket: &str, prefix: &str) -> S3Config {
+    S3Config {
+        provider: "Other".into(),
+        bucket: bucket.into(),
+        prefix: prefix.into(),
+        region: Some(env("MOTO_REGION")),
+        endpoint_url: Some(env("MOTO_ENDPOINT")),
+        access_key_id: Some(env("MOTO_ACCESS_KEY_ID")),
+        secret_access_key: Some(Secret::new(env("MOTO_SECRET_ACCESS_KEY"))),
+        session_token: None,
+        force_path_style: Some(true),
+        storage_class: None,
+        server_side_encryption: None,
+    }
+}
+
+/// Creates `path` (and its parents) inside the endpoint.
+pub fn mkdir(endpoint: &Endpoint, path: &str) {
+    let fs = endpoint.to_rclone(rclone(), path).unwrap();
+    rclone()
+        .rpc(
+            "operations/mkdir",
+            &serde_json::json!({"fs": fs, "remote": ""}),
+        )
+        .unwrap();
+}
+
+/// Creates the endpoint's bucket (idempotent).
+pub fn ensure_bucket(endpoint: &Endpoint) {
+    let EndpointConfig::S3(s3) = &endpoint.config else {
+        return;
+    };
+    let bucket_only = Endpoint {
+        name: endpoint.name.clone(),
+        config: EndpointConfig::S3(S3Config {
+            prefix: String::new(),
+            ..s3.clone()
+        }),
+    };
+    let fs = bucket_only.to_rclone(rclone(), "").unwrap();
+    rclone()
+        .rpc(
+            "operations/mkdir",
+            &serde_json::json!({"fs": fs, "remote": ""}),
+        )
+        .unwrap();
+}
+
+pub fn sftp_config(root: &str) -> SftpConfig {
+    SftpConfig {
+        host: env("SFTP_HOST"),
+        port: env("SFTP_PORT").parse().unwrap(),
+        user: env("SFTP_USER"),
+        auth: SftpAuth::Password {
+            password: Secret::new(env("SFTP_PASSWORD")),
+        },
+        host_key: HostKeyCheck::KnownHostsFile {
+            path: PathBuf::from(env("SFTP_KNOWN_HOSTS")),
+        },
+        root: root.into(),
+        server_hashes: false,
+    }
+}
+
+pub fn smb_config(root: &str) -> SmbConfig {
+    SmbConfig {
+        host: env("SMB_HOST"),
+        port: env("SMB_PORT").parse().unwrap(),
+        user: env("SMB_USER"),
+        password: Secret::new(env("SMB_PASSWORD")),
+        domain: "WORKGROUP".into(),
+        share: env("SMB_SHARE"),
+        root: root.into(),
+    }
+}
+
+/// Relative path → bytes of every file under `root`.
+pub fn read_tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                files.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
+}
+
+/// Writes the standard test tree: nested dirs, an empty file, a 20 MiB file, and names
+/// with spaces, unicode and `#%&`.
+pub fn write_test_tree(root: &Path) {
+    let files: [(&str, Vec<u8>); 6] = [
+        ("top.txt", b"top level\n".to_vec()),
+        ("empty.dat", Vec::new()),
+        ("nested/deeper/deepest/leaf.txt", b"leaf\n".to_vec()),
+        ("with space/name with space.txt", b"spaces\n".to_vec()),
+        (
+            "unicode ü/ünïcødé 文件.txt",
+            "ünïcødé\n".as_bytes().to_vec(),
+        ),
+        ("odd/odd #%&.txt", b"odd\n".to_vec()),
+    ];
+    for (path, body) in files {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    let big: Vec<u8> = (0..20 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(root.join("nested/big 20MiB.bin"), big).unwrap();
+}
