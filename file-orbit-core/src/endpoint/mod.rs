@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 
-/// A named place files move from or to.
+/// A named place files move from or to. Unknown fields are refused by each config type
+/// (serde cannot deny them here, beside `flatten`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Endpoint {
     pub name: String,
     #[serde(flatten)]

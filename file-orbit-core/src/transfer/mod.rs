@@ -48,7 +48,9 @@ pub enum ConflictPolicy {
     NewerOnly,
 }
 
-/// rclone filters for tree transfers. Ages like `"10m"`, `"2d"`; sizes like `"1k"`, `"20M"`.
+/// rclone filters for tree transfers: globs on the path relative to the source (`*.csv`,
+/// `logs/**`); an exclude beats an include; with includes, everything else is left out.
+/// Ages like `"10m"`, `"2d"`; sizes like `"1k"`, `"20M"`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filters {
@@ -73,11 +75,18 @@ impl Filters {
 
     fn to_rclone(&self) -> Map<String, Value> {
         let mut filter = Map::new();
+        // One ordered rule list: rclone applies IncludeRule and ExcludeRule in no set order.
+        let mut rules: Vec<String> = self
+            .exclude
+            .iter()
+            .map(|glob| format!("- {glob}"))
+            .collect();
+        rules.extend(self.include.iter().map(|glob| format!("+ {glob}")));
         if !self.include.is_empty() {
-            filter.insert("IncludeRule".into(), json!(self.include));
+            rules.push("- **".into());
         }
-        if !self.exclude.is_empty() {
-            filter.insert("ExcludeRule".into(), json!(self.exclude));
+        if !rules.is_empty() {
+            filter.insert("FilterRule".into(), json!(rules));
         }
         for (key, value) in [
             ("MinAge", &self.min_age),

@@ -1,0 +1,245 @@
+//! Transfer behaviour on the real servers: move removes the source, sync deletes extras,
+//! filters select, templates place files, conflict policies keep or replace, and path
+//! traversal is refused before anything moves.
+
+mod common;
+
+use chrono::{TimeZone, Utc};
+use common::{Kind, endpoint, rclone};
+use file_orbit::ErrorKind;
+use file_orbit::endpoint::Endpoint;
+use file_orbit::rclone::methods::{List, ListOptions};
+use file_orbit::template::PathTemplate;
+use file_orbit::transfer::{
+    ConflictPolicy, Filters, Scope, TransferJob, TransferMode, TransferSpec,
+};
+use std::collections::BTreeMap;
+
+fn spec(source: &Endpoint, path: &str, destination: &Endpoint, template: &str) -> TransferSpec {
+    TransferSpec {
+        source: source.name.clone(),
+        source_path: path.into(),
+        destination: destination.name.clone(),
+        destination_path: PathTemplate::parse(template).unwrap(),
+        mode: TransferMode::Copy,
+        scope: Scope::Tree,
+        filters: Filters::default(),
+        conflict: ConflictPolicy::Overwrite,
+        verify: false,
+        parallelism: None,
+    }
+}
+
+async fn run(
+    spec: &TransferSpec,
+    source: &Endpoint,
+    destination: &Endpoint,
+) -> file_orbit::Result<String> {
+    let now = Utc.with_ymd_and_hms(2026, 3, 7, 9, 5, 0).unwrap();
+    let job = TransferJob::start(rclone(), spec, source, destination, now).await?;
+    let path = job.destination_path.clone();
+    job.wait().await?;
+    Ok(path)
+}
+
+/// Files under `path` of `endpoint`: relative path → size.
+fn files(endpoint: &Endpoint, path: &str) -> BTreeMap<String, i64> {
+    let listed = rclone().call(&List {
+        fs: endpoint.to_rclone(rclone(), path).unwrap(),
+        remote: String::new(),
+        opt: ListOptions {
+            recurse: true,
+            files_only: true,
+            ..ListOptions::default()
+        },
+    });
+    match listed {
+        Ok(reply) => reply
+            .list
+            .into_iter()
+            .map(|item| (item.path, item.size))
+            .collect(),
+        Err(err) if err.kind == ErrorKind::NotFound => BTreeMap::new(),
+        Err(err) => panic!("listing {path}: {err}"),
+    }
+}
+
+/// Puts `files` (path → body) into a new local endpoint.
+fn local_with(files: &[(&str, &str)]) -> Endpoint {
+    let source = endpoint(Kind::Local, "local-src");
+    let file_orbit::endpoint::EndpointConfig::Local(local) = &source.config else {
+        unreachable!()
+    };
+    for (path, body) in files {
+        let path = local.root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, body).unwrap();
+    }
+    source
+}
+
+fn names(map: &BTreeMap<String, i64>) -> Vec<&str> {
+    map.keys().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn move_removes_the_source() {
+    let source = local_with(&[("in/a.txt", "a"), ("in/sub/b.txt", "bb")]);
+    let sftp = endpoint(Kind::Sftp, "sftp");
+    let mut tree = spec(&source, "in", &sftp, "landed");
+    tree.mode = TransferMode::Move;
+    run(&tree, &source, &sftp).await.unwrap();
+    assert_eq!(names(&files(&sftp, "landed")), ["a.txt", "sub/b.txt"]);
+    assert!(files(&source, "in").is_empty());
+
+    // A single file from SFTP on to S3, moved.
+    let s3 = endpoint(Kind::S3, "s3");
+    let mut file = spec(&sftp, "landed/sub/b.txt", &s3, "moved/{filename}");
+    file.mode = TransferMode::Move;
+    file.scope = Scope::File;
+    run(&file, &sftp, &s3).await.unwrap();
+    assert_eq!(files(&s3, "moved").get("b.txt"), Some(&2));
+    assert_eq!(names(&files(&sftp, "landed")), ["a.txt"]);
+}
+
+#[tokio::test]
+async fn sync_deletes_extras_copy_keeps_them() {
+    let source = local_with(&[("d/keep.txt", "k")]);
+    let s3 = endpoint(Kind::S3, "s3");
+    let extra = local_with(&[("d/extra.txt", "x")]);
+    run(&spec(&extra, "d", &s3, "mirror"), &extra, &s3)
+        .await
+        .unwrap();
+
+    run(&spec(&source, "d", &s3, "mirror"), &source, &s3)
+        .await
+        .unwrap();
+    assert_eq!(names(&files(&s3, "mirror")), ["extra.txt", "keep.txt"]);
+
+    let mut sync = spec(&source, "d", &s3, "mirror");
+    sync.mode = TransferMode::Sync;
+    sync.verify = true;
+    run(&sync, &source, &s3).await.unwrap();
+    assert_eq!(names(&files(&s3, "mirror")), ["keep.txt"]);
+}
+
+#[tokio::test]
+async fn filters_select_files() {
+    let source = local_with(&[
+        ("f/report.csv", "1,2,3,4,5,6,7,8,9"),
+        ("f/tiny.csv", "1"),
+        ("f/notes.txt", "text text text"),
+        ("f/skip/old.csv", "1,2,3,4,5,6,7,8,9"),
+    ]);
+    let smb = endpoint(Kind::Smb, "smb");
+    let mut filtered = spec(&source, "f", &smb, "filtered");
+    filtered.filters = Filters {
+        include: vec!["*.csv".into(), "skip/**".into()],
+        exclude: vec!["skip/**".into()],
+        min_size: Some("5B".into()),
+        ..Filters::default()
+    };
+    run(&filtered, &source, &smb).await.unwrap();
+    assert_eq!(names(&files(&smb, "filtered")), ["report.csv"]);
+}
+
+#[tokio::test]
+async fn templates_place_single_files() {
+    let source = local_with(&[("incoming/data file.tar.gz", "payload")]);
+    let sftp = endpoint(Kind::Sftp, "sftp");
+    let mut file = spec(
+        &source,
+        "incoming/data file.tar.gz",
+        &sftp,
+        "archive/{year}/{month}/{day}/{stem}-{date:%H%M}.{ext}",
+    );
+    file.scope = Scope::File;
+    file.verify = true;
+    let path = run(&file, &source, &sftp).await.unwrap();
+    assert_eq!(path, "archive/2026/03/07/data file.tar-0905.gz");
+    assert_eq!(
+        names(&files(&sftp, "archive")),
+        ["2026/03/07/data file.tar-0905.gz"]
+    );
+}
+
+#[tokio::test]
+async fn conflict_policies_keep_or_replace() {
+    let smb = endpoint(Kind::Smb, "smb");
+    let old = local_with(&[("c/f.txt", "old contents")]);
+    run(&spec(&old, "c", &smb, "c"), &old, &smb).await.unwrap();
+
+    let new = local_with(&[("c/f.txt", "new")]);
+    let mut skip = spec(&new, "c", &smb, "c");
+    skip.conflict = ConflictPolicy::SkipExisting;
+    run(&skip, &new, &smb).await.unwrap();
+    assert_eq!(
+        files(&smb, "c")["f.txt"],
+        12,
+        "skip_existing replaced the file"
+    );
+
+    let mut overwrite = spec(&new, "c", &smb, "c");
+    overwrite.conflict = ConflictPolicy::Overwrite;
+    run(&overwrite, &new, &smb).await.unwrap();
+    assert_eq!(files(&smb, "c")["f.txt"], 3, "overwrite kept the old file");
+
+    // The destination is now newer than `old`'s file: newer_only keeps it.
+    let mut newer = spec(&old, "c", &smb, "c");
+    newer.conflict = ConflictPolicy::NewerOnly;
+    let file_orbit::endpoint::EndpointConfig::Local(local) = &old.config else {
+        unreachable!()
+    };
+    let past = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(local.root.join("c/f.txt"))
+        .unwrap()
+        .set_modified(past)
+        .unwrap();
+    run(&newer, &old, &smb).await.unwrap();
+    assert_eq!(
+        files(&smb, "c")["f.txt"],
+        3,
+        "newer_only replaced a newer file"
+    );
+}
+
+#[tokio::test]
+async fn traversal_is_refused_before_anything_moves() {
+    let source = local_with(&[("t/a.txt", "a"), ("..evil", "x")]);
+    let sftp = endpoint(Kind::Sftp, "sftp");
+    let mut bad_template = spec(&source, "t/a.txt", &sftp, "../outside/{filename}");
+    bad_template.scope = Scope::File;
+    let err = run(&bad_template, &source, &sftp).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+
+    // A source path from an untrusted event, rendered through {relpath}.
+    let mut from_event = spec(&source, "t/../../etc/passwd", &sftp, "in/{relpath}");
+    from_event.scope = Scope::File;
+    let err = run(&from_event, &source, &sftp).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("source_path"), "{err}");
+    assert!(files(&sftp, "").is_empty(), "something was written");
+}
+
+#[tokio::test]
+async fn contradictory_specs_name_the_field() {
+    let source = local_with(&[("x/a.txt", "a")]);
+    let other = endpoint(Kind::Local, "other");
+    let mut sync_file = spec(&source, "x/a.txt", &other, "y");
+    sync_file.scope = Scope::File;
+    sync_file.mode = TransferMode::Sync;
+    let err = run(&sync_file, &source, &other).await.unwrap_err();
+    assert!(err.to_string().contains("mode"), "{err}");
+
+    let mut verify_move = spec(&source, "x", &other, "y");
+    verify_move.mode = TransferMode::Move;
+    verify_move.verify = true;
+    let err = run(&verify_move, &source, &other).await.unwrap_err();
+    assert!(err.to_string().contains("verify"), "{err}");
+
+    let wrong_name = spec(&other, "x", &other, "y");
+    let err = run(&wrong_name, &source, &other).await.unwrap_err();
+    assert!(err.to_string().contains("source"), "{err}");
+}
