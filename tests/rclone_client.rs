@@ -133,7 +133,7 @@ fn missing_file_is_not_found() {
 }
 
 #[test]
-fn remote_failure_is_retryable_and_hides_passwords_in_connection_strings() {
+fn connection_failure_is_retryable_and_hides_passwords() {
     let client = rclone();
     let obscured = client
         .call(&CoreObscure {
@@ -154,7 +154,7 @@ fn remote_failure_is_retryable_and_hides_passwords_in_connection_strings() {
             }),
         )
         .unwrap_err();
-    assert_eq!(err.kind, ErrorKind::Remote, "{err}");
+    assert_eq!(err.kind, ErrorKind::Connection, "{err}");
     assert!(err.retryable);
     assert!(err.message.contains("connection refused"), "{err}");
     assert_no_secret(&err, &[CANARY, &obscured]);
