@@ -243,3 +243,34 @@ async fn contradictory_specs_name_the_field() {
     let err = run(&wrong_name, &source, &other).await.unwrap_err();
     assert!(err.to_string().contains("source"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_transfer_stops_and_leaves_no_complete_file() {
+    use tokio_stream::StreamExt;
+    let source = local_with(&[]);
+    let file_orbit::endpoint::EndpointConfig::Local(local) = &source.config else {
+        unreachable!()
+    };
+    std::fs::create_dir_all(local.root.join("big")).unwrap();
+    let size = 4 * 1024 * 1024 * 1024;
+    std::fs::File::create(local.root.join("big/huge.bin"))
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+    let sftp = endpoint(Kind::Sftp, "sftp");
+    let tree = spec(&source, "big", &sftp, "big");
+    let job = TransferJob::start(rclone(), &tree, &source, &sftp, Utc::now())
+        .await
+        .unwrap();
+    let mut progress = job.progress();
+    while let Some(update) = progress.next().await {
+        if update.bytes > 0 {
+            break;
+        }
+    }
+    job.cancel().await.unwrap();
+    let err = job.wait().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Cancelled, "{err}");
+    let landed = files(&sftp, "big");
+    assert_ne!(landed.get("huge.bin"), Some(&(size as i64)), "{landed:?}");
+}
