@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Remote,
     /// rclone answered something we could not understand.
     Protocol,
+    /// The store (database) refused or failed an operation.
+    Store,
 }
 
 /// An error from File Orbit's core.

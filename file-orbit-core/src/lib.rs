@@ -3,6 +3,7 @@
 //! (`template`), secrets that never print (`secret`) and the shared `error` type.
 
 pub mod endpoint;
+pub mod engine;
 pub mod error;
 pub mod rclone;
 pub mod secret;

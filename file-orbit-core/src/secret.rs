@@ -35,11 +35,32 @@ impl fmt::Display for Secret {
     }
 }
 
-/// Serialises as `"***"`: secrets are write-only. Stores that must keep a secret
-/// encrypt `expose()` explicitly.
+thread_local! {
+    static REVEALING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with secrets serialising to their real values on this thread: only for the
+/// store, which seals the result with an AEAD before it is written anywhere.
+pub(crate) fn with_secrets_revealed<R>(f: impl FnOnce() -> R) -> R {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            REVEALING.with(|flag| flag.set(false));
+        }
+    }
+    REVEALING.with(|flag| flag.set(true));
+    let _reset = Reset;
+    f()
+}
+
+/// Serialises as `"***"`: secrets are write-only (see `with_secrets_revealed`).
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str("***")
+        if REVEALING.with(|flag| flag.get()) {
+            serializer.serialize_str(&self.0)
+        } else {
+            serializer.serialize_str("***")
+        }
     }
 }
 

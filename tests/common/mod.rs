@@ -194,3 +194,37 @@ pub fn write_test_tree(root: &Path) {
         .collect();
     std::fs::write(root.join("nested/big 20MiB.bin"), big).unwrap();
 }
+
+/// A fresh SQLite store URL in its own temp dir (kept alive by the returned guard).
+pub fn sqlite_url() -> (String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("orbit.db").display());
+    (url, dir)
+}
+
+/// A fresh, empty PostgreSQL database on the test server; returns its URL.
+pub async fn postgres_url() -> String {
+    use sqlx::Connection;
+    let base = env("POSTGRES_URL");
+    let name = unique("fo").replace('-', "_");
+    let mut conn = sqlx::PgConnection::connect(&base).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+/// Options for an `Orbit` on `store_url` with a fixed test master key and short timings.
+pub fn orbit_options(store_url: &str) -> file_orbit::engine::OrbitOptions {
+    file_orbit::engine::OrbitOptions {
+        store_url: store_url.to_string(),
+        master_key: Some(file_orbit::Secret::new(
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        )),
+        lease: std::time::Duration::from_secs(3),
+        poll_interval: std::time::Duration::from_millis(20),
+        ..Default::default()
+    }
+}

@@ -79,6 +79,24 @@ pub struct RcloneJob<T> {
     reply: PhantomData<fn() -> T>,
 }
 
+/// Stops one rclone job; see `RcloneJob::canceller`.
+#[derive(Clone)]
+pub struct JobCanceller {
+    client: &'static Rclone,
+    jobid: i64,
+}
+
+impl JobCanceller {
+    pub async fn cancel(&self) -> Result<()> {
+        match self.client.call_async(&JobStop { jobid: self.jobid }).await {
+            Ok(_) => Ok(()),
+            // The job already finished and expired: nothing left to stop.
+            Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+}
+
 static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
 
 impl<T: DeserializeOwned> RcloneJob<T> {
@@ -156,11 +174,14 @@ impl<T: DeserializeOwned> RcloneJob<T> {
     /// Asks rclone to stop the job; `wait` then returns an `ErrorKind::Cancelled` error
     /// (or the result, if the job finished first).
     pub async fn cancel(&self) -> Result<()> {
-        match self.client.call_async(&JobStop { jobid: self.jobid }).await {
-            Ok(_) => Ok(()),
-            // The job already finished and expired: nothing left to stop.
-            Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
-            Err(err) => Err(err),
+        self.canceller().cancel().await
+    }
+
+    /// A handle that can stop the job while another task waits for it.
+    pub fn canceller(&self) -> JobCanceller {
+        JobCanceller {
+            client: self.client,
+            jobid: self.jobid,
         }
     }
 

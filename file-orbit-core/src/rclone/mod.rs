@@ -6,7 +6,7 @@ mod job;
 pub mod methods;
 mod redact;
 
-pub use job::{JobOptions, Progress, RcloneJob};
+pub use job::{JobCanceller, JobOptions, Progress, RcloneJob};
 pub use librclone_sys::RCLONE_VERSION as PINNED_RCLONE_VERSION;
 pub use redact::redact;
 

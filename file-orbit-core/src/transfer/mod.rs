@@ -8,7 +8,7 @@ use crate::rclone::methods::{
     Check, CopyFile, Empty, FileTransfer, Fs, HashSum, MoveFile, SyncCopy, SyncMove, SyncSync,
     TreeTransfer,
 };
-use crate::rclone::{JobOptions, Progress, Rclone, RcloneJob};
+use crate::rclone::{JobCanceller, JobOptions, Progress, Rclone, RcloneJob};
 use crate::template::{PathTemplate, TemplateContext};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -308,6 +308,11 @@ impl TransferJob {
     /// Stops the transfer; `wait` then returns an `ErrorKind::Cancelled` error.
     pub async fn cancel(&self) -> Result<()> {
         self.job.cancel().await
+    }
+
+    /// A handle that can stop the transfer while another task waits for it.
+    pub fn canceller(&self) -> JobCanceller {
+        self.job.canceller()
     }
 
     /// Waits for the transfer, then verifies it when the spec asked for it.

@@ -1,0 +1,172 @@
+//! The append-only audit log: who did what to which subject, when, with what outcome.
+//! Each record carries the hash of the one before it (`prev_hash` is UNIQUE, so the chain
+//! cannot fork); `verify` recomputes the chain and finds the first tampered record.
+//! Callers pass details without secrets.
+
+use super::store::{Backend, Store, db_error, now_ms};
+use crate::error::Result;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sqlx::{Any, AnyConnection, Row, Transaction};
+
+const GENESIS: &str = "genesis";
+
+/// One audit record.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub outcome: String,
+    pub detail: Value,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+fn record_hash(
+    prev: &str,
+    at: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    outcome: &str,
+    detail: &str,
+) -> String {
+    let mut hasher = Sha256::new();
+    for part in [
+        prev,
+        &at.to_string(),
+        actor,
+        action,
+        subject,
+        outcome,
+        detail,
+    ] {
+        hasher.update(part.len().to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Appends a record inside the caller's transaction (so it commits with the change it
+/// describes).
+pub(crate) async fn append(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    outcome: &str,
+    detail: &Value,
+) -> Result<()> {
+    let conn: &mut AnyConnection = tx;
+    if backend == Backend::Postgres {
+        // Serialises appends across nodes; released at commit.
+        sqlx::query("SELECT pg_advisory_xact_lock(7243001)")
+            .execute(&mut *conn)
+            .await
+            .map_err(db_error("locking the audit log"))?;
+    }
+    let prev: String = sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(db_error("reading the audit log"))?
+        .map(|row| row.try_get::<String, _>(0))
+        .transpose()
+        .map_err(db_error("reading the audit log"))?
+        .unwrap_or_else(|| GENESIS.to_string());
+    let at = now_ms();
+    let detail = detail.to_string();
+    let hash = record_hash(&prev, at, actor, action, subject, outcome, &detail);
+    sqlx::query(
+        "INSERT INTO audit_log (at, actor, action, subject, outcome, detail, prev_hash, hash) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(at)
+    .bind(actor)
+    .bind(action)
+    .bind(subject)
+    .bind(outcome)
+    .bind(&detail)
+    .bind(&prev)
+    .bind(&hash)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_error("appending to the audit log"))?;
+    Ok(())
+}
+
+impl Store {
+    /// The newest `limit` audit records, newest first.
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, subject, outcome, detail, prev_hash, hash \
+             FROM audit_log ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("reading the audit log"))?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditRecord {
+                    id: row.try_get("id")?,
+                    at: row.try_get("at")?,
+                    actor: row.try_get("actor")?,
+                    action: row.try_get("action")?,
+                    subject: row.try_get("subject")?,
+                    outcome: row.try_get("outcome")?,
+                    detail: serde_json::from_str(&row.try_get::<String, _>("detail")?)
+                        .unwrap_or(Value::Null),
+                    prev_hash: row.try_get("prev_hash")?,
+                    hash: row.try_get("hash")?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(db_error("reading the audit log"))
+    }
+
+    /// Recomputes the whole chain; `Ok(None)` when intact, else the id of the first record
+    /// whose content or link does not match.
+    pub async fn verify_audit_log(&self) -> Result<Option<i64>> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, subject, outcome, detail, prev_hash, hash \
+             FROM audit_log ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("reading the audit log"))?;
+        let mut expected_prev = GENESIS.to_string();
+        for row in rows {
+            let get = |name: &str| row.try_get::<String, _>(name).unwrap_or_default();
+            let id: i64 = row
+                .try_get("id")
+                .map_err(db_error("reading the audit log"))?;
+            let at: i64 = row
+                .try_get("at")
+                .map_err(db_error("reading the audit log"))?;
+            let prev = get("prev_hash");
+            let hash = record_hash(
+                &prev,
+                at,
+                &get("actor"),
+                &get("action"),
+                &get("subject"),
+                &get("outcome"),
+                &get("detail"),
+            );
+            if prev != expected_prev || hash != get("hash") {
+                return Ok(Some(id));
+            }
+            expected_prev = hash;
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,404 @@
+//! The durable engine and `Orbit`, its embeddable entry point: a store (SQLite or
+//! PostgreSQL), endpoints with sealed credentials, transfer templates, the job queue,
+//! chains, the audit log, and in-process workers.
+
+mod audit;
+mod keyring;
+mod queue;
+mod store;
+mod templates;
+mod worker;
+
+pub use audit::AuditRecord;
+pub use keyring::Keyring;
+pub use queue::{Job, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy};
+pub use store::{Backend, Store};
+pub use templates::{FileEvent, Matcher, TransferTemplate};
+pub use worker::Workers;
+
+use crate::endpoint::Endpoint;
+use crate::error::{Error, ErrorKind, Result};
+use crate::rclone::Rclone;
+use crate::secret::{Secret, with_secrets_revealed};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use store::{db_error, now_ms};
+
+/// Environment variable holding the base64 master key that seals stored credentials.
+pub const MASTER_KEY_ENV: &str = "FILE_ORBIT_MASTER_KEY";
+
+/// How to open an `Orbit`.
+#[derive(Debug, Clone)]
+pub struct OrbitOptions {
+    /// `sqlite://path.db` (the default, `sqlite://file-orbit.db`) or `postgres://...`.
+    pub store_url: String,
+    /// Seals endpoint credentials. Unset: `$FILE_ORBIT_MASTER_KEY`, else (SQLite only) a
+    /// key file beside the database, created with mode 0600.
+    pub master_key: Option<Secret>,
+    /// Older keys that still open records sealed before a rotation.
+    pub previous_keys: Vec<Secret>,
+    /// How long a worker's lease lasts without a heartbeat.
+    pub lease: Duration,
+    /// How long a waiting job takes to gain one priority point.
+    pub aging: Duration,
+    /// How often idle workers look for work.
+    pub poll_interval: Duration,
+    /// Who this process is in the audit log.
+    pub actor: String,
+}
+
+impl Default for OrbitOptions {
+    fn default() -> Self {
+        OrbitOptions {
+            store_url: "sqlite://file-orbit.db".into(),
+            master_key: None,
+            previous_keys: Vec::new(),
+            lease: Duration::from_secs(30),
+            aging: Duration::from_secs(60),
+            poll_interval: Duration::from_millis(200),
+            actor: "local".into(),
+        }
+    }
+}
+
+/// An endpoint as listed: its config with secrets shown as `***`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointSummary {
+    pub name: String,
+    pub kind: String,
+    pub config: Value,
+    pub max_concurrent: i64,
+    pub key_id: String,
+}
+
+/// File Orbit embedded in a program: one store, its workers and its rclone.
+#[derive(Clone)]
+pub struct Orbit {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    keyring: Keyring,
+    rclone: &'static Rclone,
+    options: OrbitOptions,
+}
+
+impl Orbit {
+    /// Opens (creating and migrating) the store and starts rclone.
+    pub async fn open(options: OrbitOptions) -> Result<Orbit> {
+        let rclone = Rclone::global()?;
+        let store = Store::open(&options.store_url).await?;
+        let master = match &options.master_key {
+            Some(key) => key.clone(),
+            None => match std::env::var(MASTER_KEY_ENV) {
+                Ok(key) if !key.is_empty() => Secret::new(key),
+                _ => key_file_beside(&options.store_url)?,
+            },
+        };
+        let keyring = Keyring::new(&master, &options.previous_keys)?;
+        Ok(Orbit {
+            inner: Arc::new(Inner {
+                store,
+                keyring,
+                rclone,
+                options,
+            }),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn options(&self) -> &OrbitOptions {
+        &self.inner.options
+    }
+
+    pub fn rclone(&self) -> &'static Rclone {
+        self.inner.rclone
+    }
+
+    fn actor(&self) -> &str {
+        &self.inner.options.actor
+    }
+
+    /// Creates or replaces an endpoint (validated; credentials sealed).
+    pub async fn put_endpoint(&self, endpoint: &Endpoint, max_concurrent: u32) -> Result<()> {
+        endpoint.validate()?;
+        if max_concurrent == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("endpoint {:?}", endpoint.name),
+                "max_concurrent: must be at least 1",
+            ));
+        }
+        let sealed_json =
+            with_secrets_revealed(|| serde_json::to_vec(endpoint)).map_err(|err| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "storing an endpoint",
+                    err.to_string(),
+                )
+            })?;
+        let (key_id, sealed) = self.inner.keyring.seal(&sealed_json)?;
+        let public = serde_json::to_value(endpoint).map_err(|err| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "storing an endpoint",
+                err.to_string(),
+            )
+        })?;
+        let kind = public["type"].as_str().unwrap_or_default().to_string();
+        let now = now_ms();
+        let store = self.store();
+        let mut tx = store
+            .pool
+            .begin()
+            .await
+            .map_err(db_error("storing an endpoint"))?;
+        let existed = sqlx::query(
+            "UPDATE endpoints SET kind = $1, public_config = $2, sealed_config = $3, key_id = $4, \
+                 max_concurrent = $5, updated_at = $6 WHERE name = $7",
+        )
+        .bind(&kind)
+        .bind(public.to_string())
+        .bind(&sealed)
+        .bind(&key_id)
+        .bind(max_concurrent as i64)
+        .bind(now)
+        .bind(&endpoint.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("storing an endpoint"))?
+        .rows_affected()
+            > 0;
+        if !existed {
+            sqlx::query(
+                "INSERT INTO endpoints (name, kind, public_config, sealed_config, key_id, max_concurrent, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(&endpoint.name)
+            .bind(&kind)
+            .bind(public.to_string())
+            .bind(&sealed)
+            .bind(&key_id)
+            .bind(max_concurrent as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("storing an endpoint"))?;
+        }
+        let action = if existed {
+            "endpoint.edited"
+        } else {
+            "endpoint.created"
+        };
+        let detail = json!({"kind": kind, "max_concurrent": max_concurrent});
+        audit::append(
+            &mut tx,
+            store.backend,
+            self.actor(),
+            action,
+            &format!("endpoint/{}", endpoint.name),
+            "ok",
+            &detail,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error("storing an endpoint"))
+    }
+
+    /// The endpoint named `name`, credentials unsealed.
+    pub async fn endpoint(&self, name: &str) -> Result<Endpoint> {
+        let row = sqlx::query("SELECT sealed_config, key_id FROM endpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.store().pool)
+            .await
+            .map_err(db_error("reading an endpoint"))?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    "reading an endpoint",
+                    format!("no endpoint named {name:?}"),
+                )
+            })?;
+        let sealed: String = row
+            .try_get("sealed_config")
+            .map_err(db_error("reading an endpoint"))?;
+        let key_id: String = row
+            .try_get("key_id")
+            .map_err(db_error("reading an endpoint"))?;
+        let plain = self.inner.keyring.open(&key_id, &sealed)?;
+        serde_json::from_slice(&plain)
+            .map_err(|err| Error::new(ErrorKind::Store, "reading an endpoint", err.to_string()))
+    }
+
+    /// Every endpoint, secrets shown as `***`.
+    pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>> {
+        let rows = sqlx::query(
+            "SELECT name, kind, public_config, max_concurrent, key_id FROM endpoints ORDER BY name",
+        )
+        .fetch_all(&self.store().pool)
+        .await
+        .map_err(db_error("listing endpoints"))?;
+        rows.iter()
+            .map(|row| {
+                let read = || -> Result<EndpointSummary, sqlx::Error> {
+                    Ok(EndpointSummary {
+                        name: row.try_get("name")?,
+                        kind: row.try_get("kind")?,
+                        config: serde_json::from_str(&row.try_get::<String, _>("public_config")?)
+                            .unwrap_or(Value::Null),
+                        max_concurrent: row.try_get("max_concurrent")?,
+                        key_id: row.try_get("key_id")?,
+                    })
+                };
+                read().map_err(db_error("listing endpoints"))
+            })
+            .collect()
+    }
+
+    /// Re-seals every endpoint with the current master key; returns how many changed.
+    pub async fn rotate_keys(&self) -> Result<usize> {
+        let current = self.inner.keyring.current_key_id().to_string();
+        let rows = sqlx::query("SELECT name, max_concurrent FROM endpoints WHERE key_id <> $1")
+            .bind(&current)
+            .fetch_all(&self.store().pool)
+            .await
+            .map_err(db_error("rotating keys"))?;
+        for row in &rows {
+            let name: String = row.try_get("name").map_err(db_error("rotating keys"))?;
+            let max: i64 = row
+                .try_get("max_concurrent")
+                .map_err(db_error("rotating keys"))?;
+            let endpoint = self.endpoint(&name).await?;
+            self.put_endpoint(&endpoint, max as u32).await?;
+        }
+        Ok(rows.len())
+    }
+
+    pub async fn put_template(&self, template: &TransferTemplate) -> Result<()> {
+        self.store().put_template(template, self.actor()).await
+    }
+
+    pub async fn templates(&self) -> Result<Vec<TransferTemplate>> {
+        self.store().templates().await
+    }
+
+    /// Submits a job; the same idempotency key twice returns the first job's id.
+    pub async fn submit(&self, request: &JobRequest) -> Result<i64> {
+        self.store().submit(request, self.actor()).await
+    }
+
+    /// Submits one job per enabled template that matches `event`; returns their ids.
+    pub async fn submit_matching(&self, event: &FileEvent) -> Result<Vec<i64>> {
+        let now = chrono::Utc::now();
+        let mut ids = Vec::new();
+        for template in self.templates().await? {
+            if template.matches(event, now)? {
+                ids.push(self.submit(&template.request_for(event)).await?);
+            }
+        }
+        Ok(ids)
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Job> {
+        self.store().job(id).await
+    }
+
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        self.store().jobs(filter).await
+    }
+
+    /// Every job of the chain that job `id` belongs to, in order.
+    pub async fn chain_of(&self, id: i64) -> Result<Vec<Job>> {
+        let job = self.job(id).await?;
+        self.store().chain(job.chain_id).await
+    }
+
+    pub async fn cancel(&self, id: i64) -> Result<JobState> {
+        self.store().cancel(id, self.actor()).await
+    }
+
+    /// Runs a dead or cancelled job again.
+    pub async fn retry(&self, id: i64) -> Result<()> {
+        self.store().retry(id, self.actor()).await
+    }
+
+    /// Waits until job `id` is succeeded, dead or cancelled (at most `timeout`).
+    pub async fn wait(&self, id: i64, timeout: Duration) -> Result<Job> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut ticker = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            ticker.tick().await;
+            let job = self.job(id).await?;
+            if job.state.is_terminal() {
+                return Ok(job);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Cancelled,
+                    format!("waiting for job {id}"),
+                    format!("still {:?} after {timeout:?}", job.state),
+                ));
+            }
+        }
+    }
+
+    /// Starts `count` workers in this process.
+    pub fn start_workers(&self, count: usize) -> Workers {
+        Workers::start(self.clone(), count)
+    }
+
+    pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRecord>> {
+        self.store().audit_log(limit).await
+    }
+
+    /// `Ok(None)` when the audit chain is intact, else the first bad record's id.
+    pub async fn verify_audit_log(&self) -> Result<Option<i64>> {
+        self.store().verify_audit_log().await
+    }
+}
+
+/// The master key from a file beside a SQLite database, created (0600) on first use.
+fn key_file_beside(store_url: &str) -> Result<Secret> {
+    let no_key = || {
+        Error::new(
+            ErrorKind::InvalidInput,
+            "master key",
+            format!(
+                "set {MASTER_KEY_ENV} (32 random bytes, base64) to seal credentials in this store"
+            ),
+        )
+    };
+    let path = store_url.strip_prefix("sqlite://").ok_or_else(no_key)?;
+    let path = PathBuf::from(format!("{}.key", path.split('?').next().unwrap_or(path)));
+    let io = |err: std::io::Error| {
+        Error::new(
+            ErrorKind::Store,
+            "master key",
+            format!("{}: {err}", path.display()),
+        )
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(key) => Ok(Secret::new(key.trim())),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let key = Keyring::generate_key();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(io)?;
+            file.write_all(key.expose().as_bytes()).map_err(io)?;
+            Ok(key)
+        }
+        Err(err) => Err(io(err)),
+    }
+}

@@ -1,0 +1,798 @@
+//! The job queue on the store: submit (idempotency keys), lease (priorities with aging,
+//! `run_after`, per-endpoint concurrency, expired leases), heartbeat, complete (and the
+//! next hop of a chain), fail (backoff with jitter, or dead letter), cancel and retry.
+//! Every state change is one transaction with its audit record.
+
+use super::audit;
+use super::store::{Backend, Store, db_error, now_ms};
+use crate::error::{Error, ErrorKind, Result};
+use crate::transfer::TransferSpec;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+use std::time::Duration;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting to run (possibly until `run_after`, after a failed attempt).
+    Queued,
+    /// A worker holds it until `lease_expires_at`.
+    Leased,
+    Succeeded,
+    /// Failed permanently or ran out of attempts; `last_error` says why.
+    Dead,
+    Cancelled,
+}
+
+impl JobState {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Leased => "leased",
+            JobState::Succeeded => "succeeded",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> Result<JobState> {
+        Ok(match text {
+            "queued" => JobState::Queued,
+            "leased" => JobState::Leased,
+            "succeeded" => JobState::Succeeded,
+            "dead" => JobState::Dead,
+            "cancelled" => JobState::Cancelled,
+            other => {
+                return Err(Error::new(
+                    ErrorKind::Store,
+                    "reading a job",
+                    format!("unknown state {other:?}"),
+                ));
+            }
+        })
+    }
+
+    /// Succeeded, dead and cancelled jobs do not change by themselves any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled
+        )
+    }
+}
+
+/// How often and how patiently a job is retried after retryable failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    /// First delay; each later one doubles (with jitter) up to `max_delay_ms`.
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay_ms: 2_000,
+            max_delay_ms: 300_000,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The delay before attempt `attempt + 1`, after `attempt` failures (1-based).
+    fn delay_after(&self, attempt: u32) -> Duration {
+        ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.base_delay_ms))
+            .with_max_delay(Duration::from_millis(
+                self.max_delay_ms.max(self.base_delay_ms),
+            ))
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempt.saturating_sub(1) as usize)
+            .unwrap_or(Duration::from_millis(self.max_delay_ms))
+    }
+}
+
+/// A request to run a transfer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    pub spec: TransferSpec,
+    /// Higher runs first; waiting jobs gain one point per aging interval.
+    #[serde(default)]
+    pub priority: i64,
+    /// The same key twice makes one job.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// Transfers to run one after another once this one succeeds, each its own job.
+    #[serde(default)]
+    pub next_hops: Vec<TransferSpec>,
+    /// The transfer template that made this request, if any.
+    #[serde(default)]
+    pub template: Option<String>,
+}
+
+impl JobRequest {
+    pub fn new(spec: TransferSpec) -> Self {
+        JobRequest {
+            spec,
+            priority: 0,
+            idempotency_key: None,
+            retry: RetryPolicy::default(),
+            next_hops: Vec::new(),
+            template: None,
+        }
+    }
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: i64,
+    pub idempotency_key: Option<String>,
+    pub spec: TransferSpec,
+    pub template: Option<String>,
+    /// The first job of the chain this job belongs to (itself when it is the first).
+    pub chain_id: i64,
+    pub parent_id: Option<i64>,
+    pub next_hops: Vec<TransferSpec>,
+    pub priority: i64,
+    pub state: JobState,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub run_after: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<i64>,
+    pub cancel_requested: bool,
+    pub last_error: Option<String>,
+    pub last_error_kind: Option<String>,
+    pub bytes: i64,
+    pub files: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+const JOB_COLUMNS: &str = "id, idempotency_key, spec, template, chain_id, parent_id, next_hops, \
+    priority, state, attempts, max_attempts, backoff_base_ms, backoff_max_ms, run_after, \
+    lease_owner, lease_expires_at, cancel_requested, last_error, last_error_kind, bytes, files, \
+    created_at, updated_at, finished_at";
+
+fn job_from_row(row: &AnyRow) -> Result<Job> {
+    let read = || -> Result<Job, sqlx::Error> {
+        let json = |name: &str| -> Result<String, sqlx::Error> { row.try_get(name) };
+        let decode = |e: serde_json::Error| sqlx::Error::Decode(Box::new(e));
+        Ok(Job {
+            id: row.try_get("id")?,
+            idempotency_key: row.try_get("idempotency_key")?,
+            spec: serde_json::from_str(&json("spec")?).map_err(decode)?,
+            template: row.try_get("template")?,
+            chain_id: row
+                .try_get::<Option<i64>, _>("chain_id")?
+                .unwrap_or_default(),
+            parent_id: row.try_get("parent_id")?,
+            next_hops: serde_json::from_str(&json("next_hops")?).map_err(decode)?,
+            priority: row.try_get("priority")?,
+            state: JobState::parse(&row.try_get::<String, _>("state")?)
+                .map_err(|e| sqlx::Error::Decode(e.message.into()))?,
+            attempts: row.try_get("attempts")?,
+            max_attempts: row.try_get("max_attempts")?,
+            run_after: row.try_get("run_after")?,
+            lease_owner: row.try_get("lease_owner")?,
+            lease_expires_at: row.try_get("lease_expires_at")?,
+            cancel_requested: row.try_get::<i64, _>("cancel_requested")? != 0,
+            last_error: row.try_get("last_error")?,
+            last_error_kind: row.try_get("last_error_kind")?,
+            bytes: row.try_get("bytes")?,
+            files: row.try_get("files")?,
+            created_at: row.try_get("created_at")?,
+            updated_at: row.try_get("updated_at")?,
+            finished_at: row.try_get("finished_at")?,
+        })
+    };
+    read().map_err(db_error("reading a job"))
+}
+
+fn retry_policy_of(row: &AnyRow) -> Result<RetryPolicy> {
+    let read = || -> Result<RetryPolicy, sqlx::Error> {
+        Ok(RetryPolicy {
+            max_attempts: row.try_get::<i64, _>("max_attempts")? as u32,
+            base_delay_ms: row.try_get::<i64, _>("backoff_base_ms")? as u64,
+            max_delay_ms: row.try_get::<i64, _>("backoff_max_ms")? as u64,
+        })
+    };
+    read().map_err(db_error("reading a job"))
+}
+
+/// What a lease holder learns on heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseStatus {
+    Held,
+    /// Cancellation was asked for: stop and call `cancelled`.
+    CancelRequested,
+    /// The lease expired and another worker may run the job: stop, report nothing.
+    Lost,
+}
+
+/// Filters for listing jobs.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub state: Option<JobState>,
+    pub limit: i64,
+    pub offset: i64,
+}
+
+impl Store {
+    async fn begin(&self, context: &str) -> Result<Transaction<'static, Any>> {
+        self.pool.begin().await.map_err(db_error(context))
+    }
+
+    async fn commit(tx: Transaction<'_, Any>, context: &str) -> Result<()> {
+        tx.commit().await.map_err(db_error(context))
+    }
+
+    /// Stores a job (or finds the one with the same idempotency key) and returns its id.
+    pub async fn submit(&self, request: &JobRequest, actor: &str) -> Result<i64> {
+        request.spec.validate()?;
+        if request.retry.max_attempts == 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "job request",
+                "retry.max_attempts: must be at least 1",
+            ));
+        }
+        for hop in &request.next_hops {
+            hop.validate()?;
+        }
+        let mut tx = self.begin("submitting a job").await?;
+        let id = insert_job(&mut tx, request, None, None).await?;
+        let id = match id {
+            Some(id) => {
+                let detail = json!({"source": request.spec.source, "destination": request.spec.destination,
+                                    "template": request.template, "priority": request.priority});
+                audit::append(
+                    &mut tx,
+                    self.backend,
+                    actor,
+                    "job.submitted",
+                    &format!("job/{id}"),
+                    "ok",
+                    &detail,
+                )
+                .await?;
+                id
+            }
+            None => {
+                let key = request.idempotency_key.as_deref().unwrap_or_default();
+                sqlx::query("SELECT id FROM jobs WHERE idempotency_key = $1")
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .and_then(|row| row.try_get::<i64, _>(0))
+                    .map_err(db_error("finding a job by idempotency key"))?
+            }
+        };
+        Self::commit(tx, "submitting a job").await?;
+        Ok(id)
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Job> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_error("reading a job"))?
+            .ok_or_else(|| {
+                Error::new(ErrorKind::NotFound, "reading a job", format!("no job {id}"))
+            })?;
+        job_from_row(&row)
+    }
+
+    /// Jobs, newest first, optionally in one state.
+    pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
+        let limit = if filter.limit <= 0 {
+            100
+        } else {
+            filter.limit.min(1000)
+        };
+        let state = filter.state.map_or("", JobState::as_str);
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE ($1 = '' OR state = $1) \
+             ORDER BY id DESC LIMIT $2 OFFSET $3"
+        ))
+        .bind(state)
+        .bind(limit)
+        .bind(filter.offset.max(0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("listing jobs"))?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// Every job of a chain, in order.
+    pub async fn chain(&self, chain_id: i64) -> Result<Vec<Job>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE chain_id = $1 ORDER BY id"
+        ))
+        .bind(chain_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("reading a chain"))?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// Counts of jobs per state.
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_error("counting jobs"))?;
+        rows.iter()
+            .map(|row| {
+                let state: String = row.try_get("state").map_err(db_error("counting jobs"))?;
+                Ok((
+                    JobState::parse(&state)?,
+                    row.try_get("n").map_err(db_error("counting jobs"))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Leases the most urgent runnable job for `worker` for `lease`: queued and due, or
+    /// leased by a worker whose lease expired; within the endpoints' concurrency limits.
+    /// `aging` is how long a job waits to gain one priority point.
+    pub async fn lease(
+        &self,
+        worker: &str,
+        lease: Duration,
+        aging: Duration,
+    ) -> Result<Option<Job>> {
+        let now = now_ms();
+        let skip_locked = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE jobs SET state = 'leased', lease_owner = $1, lease_expires_at = $2, \
+                 attempts = attempts + 1, updated_at = $3 \
+             WHERE id = (SELECT j.id FROM jobs j \
+                 WHERE ((j.state = 'queued' AND j.run_after <= $3) \
+                        OR (j.state = 'leased' AND j.lease_expires_at < $3 AND j.cancel_requested = 0)) \
+                   AND (SELECT COUNT(*) FROM jobs r WHERE r.state = 'leased' AND r.lease_expires_at >= $3 \
+                        AND (r.source_endpoint = j.source_endpoint OR r.destination_endpoint = j.source_endpoint)) \
+                       < COALESCE((SELECT e.max_concurrent FROM endpoints e WHERE e.name = j.source_endpoint), 1000000) \
+                   AND (SELECT COUNT(*) FROM jobs r WHERE r.state = 'leased' AND r.lease_expires_at >= $3 \
+                        AND (r.source_endpoint = j.destination_endpoint OR r.destination_endpoint = j.destination_endpoint)) \
+                       < COALESCE((SELECT e.max_concurrent FROM endpoints e WHERE e.name = j.destination_endpoint), 1000000) \
+                 ORDER BY j.priority + ($3 - j.created_at) / $4 DESC, j.id \
+                 LIMIT 1 {skip_locked}) \
+             RETURNING {JOB_COLUMNS}"
+        );
+        let mut tx = self.begin("leasing a job").await?;
+        self.reap_cancelled(&mut tx, now).await?;
+        let row = sqlx::query(&sql)
+            .bind(worker)
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind((aging.as_millis() as i64).max(1))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("leasing a job"))?;
+        let Some(row) = row else {
+            Self::commit(tx, "leasing a job").await?;
+            return Ok(None);
+        };
+        let job = job_from_row(&row)?;
+        sqlx::query("INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES ($1, $2, $3, $4)")
+            .bind(job.id)
+            .bind(job.attempts)
+            .bind(worker)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("recording an attempt"))?;
+        let detail = json!({"attempt": job.attempts});
+        audit::append(
+            &mut tx,
+            self.backend,
+            worker,
+            "job.started",
+            &format!("job/{}", job.id),
+            "ok",
+            &detail,
+        )
+        .await?;
+        Self::commit(tx, "leasing a job").await?;
+        Ok(Some(job))
+    }
+
+    /// Jobs whose worker died after cancellation was asked become cancelled.
+    async fn reap_cancelled(&self, tx: &mut Transaction<'_, Any>, now: i64) -> Result<()> {
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, finished_at = $1, updated_at = $1 \
+             WHERE state = 'leased' AND cancel_requested = 1 AND lease_expires_at < $1 RETURNING id",
+        )
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error("reaping cancelled jobs"))?;
+        for row in rows {
+            let id: i64 = row.try_get(0).map_err(db_error("reaping cancelled jobs"))?;
+            audit::append(
+                tx,
+                self.backend,
+                "engine",
+                "job.cancelled",
+                &format!("job/{id}"),
+                "ok",
+                &json!({}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Extends `worker`'s lease on job `id`.
+    pub async fn heartbeat(&self, id: i64, worker: &str, lease: Duration) -> Result<LeaseStatus> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'leased' \
+             RETURNING cancel_requested",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(id)
+        .bind(worker)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_error("renewing a lease"))?;
+        Ok(match row {
+            None => LeaseStatus::Lost,
+            Some(row) if row.try_get::<i64, _>(0).unwrap_or(0) != 0 => LeaseStatus::CancelRequested,
+            Some(_) => LeaseStatus::Held,
+        })
+    }
+
+    /// Marks job `id` succeeded if `worker` still holds it, and queues the chain's next hop.
+    /// Returns false (and changes nothing) when the lease was lost.
+    pub async fn complete(&self, id: i64, worker: &str, bytes: u64, files: u64) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin("completing a job").await?;
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, \
+                 bytes = $1, files = $2, finished_at = $3, updated_at = $3 \
+             WHERE id = $4 AND lease_owner = $5 AND state = 'leased' RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(bytes as i64)
+        .bind(files as i64)
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("completing a job"))?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let job = job_from_row(&row)?;
+        finish_attempt(&mut tx, &job, "succeeded", None, now).await?;
+        let detail = json!({"bytes": bytes, "files": files, "attempts": job.attempts});
+        audit::append(
+            &mut tx,
+            self.backend,
+            worker,
+            "job.succeeded",
+            &format!("job/{id}"),
+            "ok",
+            &detail,
+        )
+        .await?;
+        if let Some((hop, rest)) = job.next_hops.split_first() {
+            let request = JobRequest {
+                spec: hop.clone(),
+                priority: job.priority,
+                idempotency_key: None,
+                retry: retry_policy_of(&row)?,
+                next_hops: rest.to_vec(),
+                template: job.template.clone(),
+            };
+            let next = insert_job(&mut tx, &request, Some(job.chain_id), Some(job.id))
+                .await?
+                .unwrap_or_default();
+            let detail = json!({"chain": job.chain_id, "after": job.id});
+            audit::append(
+                &mut tx,
+                self.backend,
+                worker,
+                "job.submitted",
+                &format!("job/{next}"),
+                "ok",
+                &detail,
+            )
+            .await?;
+        }
+        Self::commit(tx, "completing a job").await?;
+        Ok(true)
+    }
+
+    /// Records a failed attempt of job `id`: retried later when `error` is retryable and
+    /// attempts remain, else dead with the error kept. Returns the new state (None when
+    /// the lease was lost).
+    pub async fn fail(&self, id: i64, worker: &str, error: &Error) -> Result<Option<JobState>> {
+        let now = now_ms();
+        let mut tx = self.begin("recording a failure").await?;
+        let row = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1 AND lease_owner = $2 AND state = 'leased'"
+        ))
+        .bind(id)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("recording a failure"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let job = job_from_row(&row)?;
+        let policy = retry_policy_of(&row)?;
+        let retry = error.retryable && job.attempts < job.max_attempts;
+        let (state, run_after, finished) = if retry {
+            let delay = policy.delay_after(job.attempts as u32);
+            (JobState::Queued, now + delay.as_millis() as i64, None)
+        } else {
+            (JobState::Dead, job.run_after, Some(now))
+        };
+        let message = error.to_string();
+        let kind = format!("{:?}", error.kind);
+        sqlx::query(
+            "UPDATE jobs SET state = $1, run_after = $2, finished_at = $3, lease_owner = NULL, \
+                 lease_expires_at = NULL, last_error = $4, last_error_kind = $5, updated_at = $6 \
+             WHERE id = $7",
+        )
+        .bind(state.as_str())
+        .bind(run_after)
+        .bind(finished)
+        .bind(&message)
+        .bind(&kind)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("recording a failure"))?;
+        finish_attempt(&mut tx, &job, "failed", Some(&message), now).await?;
+        let action = if retry {
+            "job.retry_scheduled"
+        } else {
+            "job.dead"
+        };
+        let detail = json!({"attempt": job.attempts, "error_kind": kind, "retryable": error.retryable,
+                            "run_after": run_after});
+        audit::append(
+            &mut tx,
+            self.backend,
+            worker,
+            action,
+            &format!("job/{id}"),
+            "failed",
+            &detail,
+        )
+        .await?;
+        Self::commit(tx, "recording a failure").await?;
+        Ok(Some(state))
+    }
+
+    /// Records that `worker` stopped job `id` on request.
+    pub async fn cancelled(&self, id: i64, worker: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin("cancelling a job").await?;
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, \
+                 finished_at = $1, updated_at = $1 \
+             WHERE id = $2 AND lease_owner = $3 AND state = 'leased' RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("cancelling a job"))?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let job = job_from_row(&row)?;
+        finish_attempt(&mut tx, &job, "cancelled", None, now).await?;
+        audit::append(
+            &mut tx,
+            self.backend,
+            worker,
+            "job.cancelled",
+            &format!("job/{id}"),
+            "ok",
+            &json!({}),
+        )
+        .await?;
+        Self::commit(tx, "cancelling a job").await?;
+        Ok(true)
+    }
+
+    /// Cancels job `id`: at once when queued, by asking its worker when leased.
+    pub async fn cancel(&self, id: i64, actor: &str) -> Result<JobState> {
+        let now = now_ms();
+        let mut tx = self.begin("cancelling a job").await?;
+        let job = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("cancelling a job"))?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    "cancelling a job",
+                    format!("no job {id}"),
+                )
+            })?;
+        let job = job_from_row(&job)?;
+        let state = match job.state {
+            JobState::Queued => {
+                sqlx::query(
+                    "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 WHERE id = $2",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("cancelling a job"))?;
+                audit::append(
+                    &mut tx,
+                    self.backend,
+                    actor,
+                    "job.cancelled",
+                    &format!("job/{id}"),
+                    "ok",
+                    &json!({}),
+                )
+                .await?;
+                JobState::Cancelled
+            }
+            JobState::Leased => {
+                sqlx::query("UPDATE jobs SET cancel_requested = 1, updated_at = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error("cancelling a job"))?;
+                audit::append(
+                    &mut tx,
+                    self.backend,
+                    actor,
+                    "job.cancel_requested",
+                    &format!("job/{id}"),
+                    "ok",
+                    &json!({}),
+                )
+                .await?;
+                JobState::Leased
+            }
+            terminal => terminal,
+        };
+        Self::commit(tx, "cancelling a job").await?;
+        Ok(state)
+    }
+
+    /// Runs a dead or cancelled job again from its first attempt.
+    pub async fn retry(&self, id: i64, actor: &str) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.begin("retrying a job").await?;
+        let changed = sqlx::query(
+            "UPDATE jobs SET state = 'queued', attempts = 0, run_after = $1, cancel_requested = 0, \
+                 finished_at = NULL, updated_at = $1 \
+             WHERE id = $2 AND state IN ('dead', 'cancelled')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("retrying a job"))?
+        .rows_affected();
+        if changed == 0 {
+            let state = self.job(id).await?.state;
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "retrying a job",
+                format!("job {id} is {state:?}; only dead or cancelled jobs can be retried"),
+            ));
+        }
+        audit::append(
+            &mut tx,
+            self.backend,
+            actor,
+            "job.retried",
+            &format!("job/{id}"),
+            "ok",
+            &json!({}),
+        )
+        .await?;
+        Self::commit(tx, "retrying a job").await
+    }
+}
+
+/// Inserts a job; None when its idempotency key already exists.
+async fn insert_job(
+    tx: &mut Transaction<'_, Any>,
+    request: &JobRequest,
+    chain_id: Option<i64>,
+    parent_id: Option<i64>,
+) -> Result<Option<i64>> {
+    let now = now_ms();
+    let row = sqlx::query(
+        "INSERT INTO jobs (idempotency_key, spec, source_endpoint, destination_endpoint, template, \
+             chain_id, parent_id, next_hops, priority, state, attempts, max_attempts, backoff_base_ms, \
+             backoff_max_ms, run_after, cancel_requested, bytes, files, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $11, $12, $13, 0, 0, 0, $13, $13) \
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(request.idempotency_key.as_deref())
+    .bind(to_json(&request.spec)?)
+    .bind(&request.spec.source)
+    .bind(&request.spec.destination)
+    .bind(request.template.as_deref())
+    .bind(chain_id)
+    .bind(parent_id)
+    .bind(to_json(&request.next_hops)?)
+    .bind(request.priority)
+    .bind(request.retry.max_attempts as i64)
+    .bind(request.retry.base_delay_ms as i64)
+    .bind(request.retry.max_delay_ms as i64)
+    .bind(now)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_error("storing a job"))?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let id: i64 = row.try_get(0).map_err(db_error("storing a job"))?;
+    if chain_id.is_none() {
+        sqlx::query("UPDATE jobs SET chain_id = id WHERE id = $1")
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error("storing a job"))?;
+    }
+    Ok(Some(id))
+}
+
+async fn finish_attempt(
+    tx: &mut Transaction<'_, Any>,
+    job: &Job,
+    outcome: &str,
+    error: Option<&str>,
+    now: i64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE job_attempts SET finished_at = $1, outcome = $2, error = $3 \
+         WHERE job_id = $4 AND attempt = $5 AND finished_at IS NULL",
+    )
+    .bind(now)
+    .bind(outcome)
+    .bind(error)
+    .bind(job.id)
+    .bind(job.attempts)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_error("recording an attempt"))?;
+    Ok(())
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|err| Error::new(ErrorKind::InvalidInput, "storing a job", err.to_string()))
+}

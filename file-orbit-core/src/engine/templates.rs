@@ -1,0 +1,234 @@
+//! Transfer templates (the seed's "event rules"): a matcher on file events (source
+//! endpoint, path glob, size, age) and what to do with a match — a transfer spec with path
+//! templates, a priority, a retry policy and next hops. Stored with audit.
+
+use super::audit;
+use super::queue::{JobRequest, RetryPolicy};
+use super::store::{Store, db_error, now_ms};
+use crate::error::{Error, ErrorKind, Result};
+use crate::transfer::{Scope, TransferSpec};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::Row;
+
+/// A file that appeared (or was found) on an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEvent {
+    pub endpoint: String,
+    /// Path relative to the endpoint's root.
+    pub path: String,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// Which file events a template takes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matcher {
+    /// The endpoint the file must be on.
+    pub source: String,
+    /// Glob on the path relative to the endpoint (`incoming/**/*.csv`); `*` stays within
+    /// a directory, `**` crosses them.
+    pub path_glob: String,
+    #[serde(default)]
+    pub min_size: Option<u64>,
+    #[serde(default)]
+    pub max_size: Option<u64>,
+    /// The file must be at least this old (seconds since modification).
+    #[serde(default)]
+    pub min_age_seconds: Option<u64>,
+}
+
+/// A named rule: matching file events become jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferTemplate {
+    pub name: String,
+    pub matcher: Matcher,
+    /// The transfer; its `source_path` is replaced by each event's path and its scope is
+    /// `file`.
+    pub spec: TransferSpec,
+    #[serde(default)]
+    pub priority: i64,
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    #[serde(default)]
+    pub next_hops: Vec<TransferSpec>,
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+}
+
+fn enabled() -> bool {
+    true
+}
+
+impl TransferTemplate {
+    fn glob(&self) -> Result<globset::GlobMatcher> {
+        globset::GlobBuilder::new(&self.matcher.path_glob)
+            .literal_separator(true)
+            .build()
+            .map(|glob| glob.compile_matcher())
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("template {:?}", self.name),
+                    format!("matcher.path_glob: {err}"),
+                )
+            })
+    }
+
+    /// Checks the template; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        let err = |field: &str, why: String| {
+            Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("template {:?}", self.name),
+                format!("{field}: {why}"),
+            ))
+        };
+        if self.name.trim().is_empty() {
+            return err("name", "must not be empty".into());
+        }
+        self.glob()?;
+        if self.spec.source != self.matcher.source {
+            return err(
+                "spec.source",
+                format!(
+                    "{:?} differs from matcher.source {:?}",
+                    self.spec.source, self.matcher.source
+                ),
+            );
+        }
+        if let (Some(min), Some(max)) = (self.matcher.min_size, self.matcher.max_size) {
+            if min > max {
+                return err("matcher.min_size", format!("{min} is above max_size {max}"));
+            }
+        }
+        self.request_for(&FileEvent {
+            endpoint: self.matcher.source.clone(),
+            path: "example.txt".into(),
+            size: None,
+            modified: None,
+        })
+        .spec
+        .validate()
+        .or_else(|e| err("spec", e.message))?;
+        for (index, hop) in self.next_hops.iter().enumerate() {
+            hop.validate()
+                .or_else(|e| err(&format!("next_hops[{index}]"), e.message))?;
+        }
+        Ok(())
+    }
+
+    /// Whether the template takes `event` at time `now`.
+    pub fn matches(&self, event: &FileEvent, now: DateTime<Utc>) -> Result<bool> {
+        if !self.enabled || event.endpoint != self.matcher.source {
+            return Ok(false);
+        }
+        if !self.glob()?.is_match(event.path.trim_start_matches('/')) {
+            return Ok(false);
+        }
+        let size_ok = match event.size {
+            Some(size) => {
+                self.matcher.min_size.is_none_or(|min| size >= min)
+                    && self.matcher.max_size.is_none_or(|max| size <= max)
+            }
+            None => self.matcher.min_size.is_none() && self.matcher.max_size.is_none(),
+        };
+        let age_ok = match (self.matcher.min_age_seconds, event.modified) {
+            (None, _) => true,
+            (Some(min), Some(modified)) => (now - modified).num_seconds() >= min as i64,
+            (Some(_), None) => false,
+        };
+        Ok(size_ok && age_ok)
+    }
+
+    /// The job request for `event`: the spec with the event's file as its source.
+    pub fn request_for(&self, event: &FileEvent) -> JobRequest {
+        let mut spec = self.spec.clone();
+        spec.source_path = event.path.trim_start_matches('/').to_string();
+        spec.scope = Scope::File;
+        JobRequest {
+            spec,
+            priority: self.priority,
+            idempotency_key: None,
+            retry: self.retry,
+            next_hops: self.next_hops.clone(),
+            template: Some(self.name.clone()),
+        }
+    }
+}
+
+impl Store {
+    /// Creates or replaces a template.
+    pub async fn put_template(&self, template: &TransferTemplate, actor: &str) -> Result<()> {
+        template.validate()?;
+        let definition = serde_json::to_string(template).map_err(|err| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "storing a template",
+                err.to_string(),
+            )
+        })?;
+        let now = now_ms();
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(db_error("storing a template"))?;
+        let existed =
+            sqlx::query("UPDATE templates SET definition = $1, updated_at = $2 WHERE name = $3")
+                .bind(&definition)
+                .bind(now)
+                .bind(&template.name)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("storing a template"))?
+                .rows_affected()
+                > 0;
+        if !existed {
+            sqlx::query("INSERT INTO templates (name, definition, created_at, updated_at) VALUES ($1, $2, $3, $3)")
+                .bind(&template.name)
+                .bind(&definition)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("storing a template"))?;
+        }
+        let action = if existed {
+            "template.edited"
+        } else {
+            "template.created"
+        };
+        audit::append(
+            &mut tx,
+            self.backend,
+            actor,
+            action,
+            &format!("template/{}", template.name),
+            "ok",
+            &json!({}),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error("storing a template"))
+    }
+
+    /// Every stored template, by name.
+    pub async fn templates(&self) -> Result<Vec<TransferTemplate>> {
+        let rows = sqlx::query("SELECT definition FROM templates ORDER BY name")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("reading templates"))?;
+        rows.iter()
+            .map(|row| {
+                let text: String = row.try_get(0).map_err(db_error("reading templates"))?;
+                serde_json::from_str(&text).map_err(|err| {
+                    Error::new(ErrorKind::Store, "reading templates", err.to_string())
+                })
+            })
+            .collect()
+    }
+}

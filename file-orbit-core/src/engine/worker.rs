@@ -1,0 +1,151 @@
+//! In-process workers: lease a job, run its transfer while heartbeating the lease, report
+//! the outcome. A lost lease or a cancel request stops the transfer; shutdown stops
+//! leasing and lets running transfers finish.
+
+use super::Orbit;
+use super::queue::{Job, LeaseStatus};
+use crate::error::{ErrorKind, Result};
+use crate::transfer::TransferJob;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Running workers; `shutdown` stops them.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    pub(super) fn start(orbit: Orbit, count: usize) -> Workers {
+        let (stop, stopped) = watch::channel(false);
+        let base = format!("{}-{}", hostname(), std::process::id());
+        let handles = (0..count)
+            .map(|index| {
+                let worker = Worker {
+                    orbit: orbit.clone(),
+                    id: format!("{base}-w{index}"),
+                };
+                tokio::spawn(worker.run(stopped.clone()))
+            })
+            .collect();
+        Workers { stop, handles }
+    }
+
+    /// Stops leasing new jobs and waits for running transfers to end.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for handle in self.handles {
+            let _ = handle.await;
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_string())
+        .unwrap_or_else(|_| "host".into())
+}
+
+struct Worker {
+    orbit: Orbit,
+    id: String,
+}
+
+impl Worker {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let options = self.orbit.options().clone();
+        while !*stopped.borrow() {
+            match self
+                .orbit
+                .store()
+                .lease(&self.id, options.lease, options.aging)
+                .await
+            {
+                Ok(Some(job)) => self.execute(job).await,
+                Ok(None) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(options.poll_interval) => {}
+                        _ = stopped.changed() => {}
+                    }
+                }
+                Err(err) => {
+                    tracing::warn!(worker = %self.id, %err, "leasing failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(options.poll_interval * 5) => {}
+                        _ = stopped.changed() => {}
+                    }
+                }
+            }
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(job = job.id, worker = %self.id))]
+    async fn execute(&self, job: Job) {
+        let store = self.orbit.store();
+        let outcome = self.transfer(&job).await;
+        let reported = match outcome {
+            Ok(Some((bytes, files))) => store
+                .complete(job.id, &self.id, bytes, files)
+                .await
+                .map(|_| ()),
+            Ok(None) => Ok(()),
+            Err(err) if err.kind == ErrorKind::Cancelled => {
+                store.cancelled(job.id, &self.id).await.map(|_| ())
+            }
+            Err(err) => {
+                tracing::info!(%err, "transfer failed");
+                store.fail(job.id, &self.id, &err).await.map(|_| ())
+            }
+        };
+        if let Err(err) = reported {
+            // The lease will expire and another worker runs the job again.
+            tracing::warn!(%err, "could not record the outcome");
+        }
+    }
+
+    /// Runs the transfer; Ok(None) when the lease was lost (nothing to report).
+    async fn transfer(&self, job: &Job) -> Result<Option<(u64, u64)>> {
+        let orbit = &self.orbit;
+        let source = orbit.endpoint(&job.spec.source).await?;
+        let destination = orbit.endpoint(&job.spec.destination).await?;
+        let now = chrono::DateTime::from_timestamp_millis(job.created_at)
+            .unwrap_or_else(chrono::Utc::now);
+        let transfer =
+            TransferJob::start(orbit.rclone(), &job.spec, &source, &destination, now).await?;
+        let canceller = transfer.canceller();
+        let lease = orbit.options().lease;
+        let mut heartbeat = tokio::time::interval(lease / 3);
+        heartbeat.tick().await;
+        let wait = transfer.wait();
+        tokio::pin!(wait);
+        let mut lease_lost = false;
+        let mut stopping = false;
+        loop {
+            tokio::select! {
+                result = &mut wait => {
+                    return match result {
+                        _ if lease_lost => Ok(None),
+                        Ok(progress) => Ok(Some((progress.bytes, progress.files))),
+                        Err(err) => Err(err),
+                    };
+                }
+                _ = heartbeat.tick(), if !stopping => {
+                    match orbit.store().heartbeat(job.id, &self.id, lease).await {
+                        Ok(LeaseStatus::Held) => {}
+                        Ok(LeaseStatus::CancelRequested) => stopping = true,
+                        Ok(LeaseStatus::Lost) => {
+                            lease_lost = true;
+                            stopping = true;
+                        }
+                        Err(err) => tracing::warn!(%err, "heartbeat failed"),
+                    }
+                    if stopping {
+                        if let Err(err) = canceller.cancel().await {
+                            tracing::warn!(%err, "could not stop the transfer");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
