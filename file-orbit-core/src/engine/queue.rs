@@ -704,6 +704,7 @@ impl Store {
         .map_err(db_error("retrying a job"))?
         .rows_affected();
         if changed == 0 {
+            drop(tx); // SQLite has one connection: release it before reading.
             let state = self.job(id).await?.state;
             return Err(Error::new(
                 ErrorKind::InvalidInput,

@@ -1,0 +1,488 @@
+//! The durable engine, the same suite on SQLite and on the real PostgreSQL test server:
+//! jobs end to end, idempotency, priorities with aging, leases, cancellation and retry,
+//! per-endpoint concurrency, chains, sealed credentials with key rotation, templates and
+//! the tamper-evident audit log.
+
+mod common;
+
+use common::{Kind, endpoint, orbit_options, postgres_url, sqlite_url};
+use file_orbit::Secret;
+use file_orbit::endpoint::{Endpoint, EndpointConfig};
+use file_orbit::engine::{
+    FileEvent, JobFilter, JobRequest, JobState, LeaseStatus, Matcher, Orbit, OrbitOptions,
+    RetryPolicy, TransferTemplate,
+};
+use file_orbit::template::PathTemplate;
+use file_orbit::transfer::{Scope, TransferSpec};
+use std::path::PathBuf;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Runs `$body(orbit_options)` once on SQLite and once on PostgreSQL.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let (url, _dir) = super::sqlite_url();
+                super::$name(super::orbit_options(&url)).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let url = super::postgres_url().await;
+                super::$name(super::orbit_options(&url)).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    jobs_run_end_to_end_with_an_intact_audit_log,
+    the_same_idempotency_key_makes_one_job,
+    priorities_order_leases_and_waiting_jobs_age,
+    expired_leases_are_taken_over_and_the_old_holder_cannot_complete,
+    cancel_and_retry,
+    endpoints_limit_concurrent_transfers,
+    chains_run_hop_after_hop,
+    credentials_are_sealed_and_keys_rotate,
+    templates_turn_matching_events_into_jobs,
+    permanent_errors_go_straight_to_dead_letter,
+);
+
+fn root_of(endpoint: &Endpoint) -> PathBuf {
+    match &endpoint.config {
+        EndpointConfig::Local(local) => local.root.clone(),
+        _ => unreachable!("local endpoints only"),
+    }
+}
+
+fn file_spec(source: &str, path: &str, destination: &str, template: &str) -> TransferSpec {
+    TransferSpec {
+        source: source.into(),
+        source_path: path.into(),
+        destination: destination.into(),
+        destination_path: PathTemplate::parse(template).unwrap(),
+        mode: Default::default(),
+        scope: Scope::File,
+        filters: Default::default(),
+        conflict: Default::default(),
+        verify: true,
+        parallelism: None,
+    }
+}
+
+/// An orbit with two local endpoints `src` (holding `files`) and `dst`.
+async fn orbit_with_local_endpoints(
+    options: OrbitOptions,
+    files: &[&str],
+) -> (Orbit, PathBuf, PathBuf) {
+    let orbit = Orbit::open(options).await.unwrap();
+    let src = endpoint(Kind::Local, "src");
+    let dst = endpoint(Kind::Local, "dst");
+    for file in files {
+        let path = root_of(&src).join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, format!("contents of {file}")).unwrap();
+    }
+    orbit.put_endpoint(&src, 4).await.unwrap();
+    orbit.put_endpoint(&dst, 4).await.unwrap();
+    (orbit, root_of(&src), root_of(&dst))
+}
+
+async fn jobs_run_end_to_end_with_an_intact_audit_log(options: OrbitOptions) {
+    let (orbit, _, dst) = orbit_with_local_endpoints(options, &["in/a.txt", "in/b.txt"]).await;
+    let workers = orbit.start_workers(2);
+    let mut ids = Vec::new();
+    for name in ["a.txt", "b.txt"] {
+        let spec = file_spec("src", &format!("in/{name}"), "dst", "out/{filename}");
+        ids.push(orbit.submit(&JobRequest::new(spec)).await.unwrap());
+    }
+    for id in &ids {
+        let job = orbit.wait(*id, WAIT).await.unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!((job.attempts, job.files), (1, 1), "{job:?}");
+    }
+    workers.shutdown().await;
+    assert_eq!(
+        std::fs::read_to_string(dst.join("out/a.txt")).unwrap(),
+        "contents of in/a.txt"
+    );
+
+    let log = orbit.audit_log(100).await.unwrap();
+    let actions: Vec<&str> = log.iter().rev().map(|r| r.action.as_str()).collect();
+    for expected in [
+        "endpoint.created",
+        "job.submitted",
+        "job.started",
+        "job.succeeded",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    assert_eq!(orbit.verify_audit_log().await.unwrap(), None);
+}
+
+async fn the_same_idempotency_key_makes_one_job(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &["a.txt"]).await;
+    let mut request = JobRequest::new(file_spec("src", "a.txt", "dst", "{filename}"));
+    request.idempotency_key = Some("event-42".into());
+    let first = orbit.submit(&request).await.unwrap();
+    let second = orbit.submit(&request).await.unwrap();
+    assert_eq!(first, second);
+    let all = orbit.jobs(&JobFilter::default()).await.unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+async fn priorities_order_leases_and_waiting_jobs_age(mut options: OrbitOptions) {
+    options.aging = Duration::from_secs(3600);
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &["a.txt"]).await;
+    let submit = |priority: i64| {
+        let mut request = JobRequest::new(file_spec("src", "a.txt", "dst", "{filename}"));
+        request.priority = priority;
+        let orbit = orbit.clone();
+        async move { orbit.submit(&request).await.unwrap() }
+    };
+    let low = submit(0).await;
+    let high = submit(5).await;
+    let store = orbit.store();
+    let lease = Duration::from_secs(30);
+    let first = store
+        .lease("w", lease, Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.id, high, "the higher priority runs first");
+    let second = store
+        .lease("w", lease, Duration::from_secs(3600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.id, low);
+
+    // With aging of 1 ms per point, a job waiting longer than 5 ms beats a fresh priority 5.
+    let old_low = submit(0).await;
+    tokio::time::sleep(Duration::from_millis(20)).await; // the waiting being measured
+    let _fresh_high = submit(5).await;
+    let aged = store
+        .lease("w", lease, Duration::from_millis(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(aged.id, old_low, "aging lets a low priority job overtake");
+}
+
+async fn expired_leases_are_taken_over_and_the_old_holder_cannot_complete(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &["a.txt"]).await;
+    let id = orbit
+        .submit(&JobRequest::new(file_spec(
+            "src",
+            "a.txt",
+            "dst",
+            "{filename}",
+        )))
+        .await
+        .unwrap();
+    let store = orbit.store();
+    let aging = Duration::from_secs(60);
+    let ghost = store
+        .lease("ghost", Duration::from_millis(1), aging)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ghost.id, id);
+    // Bounded wait for the 1 ms lease to lapse, then another worker takes the job.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let taken = loop {
+        if let Some(job) = store
+            .lease("heir", Duration::from_secs(30), aging)
+            .await
+            .unwrap()
+        {
+            break job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the expired lease was never taken over"
+        );
+        tokio::task::yield_now().await;
+    };
+    assert_eq!((taken.id, taken.attempts), (id, 2));
+    assert_eq!(
+        store
+            .heartbeat(id, "ghost", Duration::from_secs(30))
+            .await
+            .unwrap(),
+        LeaseStatus::Lost
+    );
+    assert!(
+        !store.complete(id, "ghost", 0, 0).await.unwrap(),
+        "a lost lease must not complete"
+    );
+    assert!(store.complete(id, "heir", 1, 1).await.unwrap());
+    assert_eq!(orbit.job(id).await.unwrap().state, JobState::Succeeded);
+}
+
+async fn cancel_and_retry(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &["a.txt"]).await;
+    let request = JobRequest::new(file_spec("src", "a.txt", "dst", "{filename}"));
+    let queued = orbit.submit(&request).await.unwrap();
+    assert_eq!(orbit.cancel(queued).await.unwrap(), JobState::Cancelled);
+
+    let leased = orbit.submit(&request).await.unwrap();
+    let store = orbit.store();
+    let job = store
+        .lease("w", Duration::from_secs(30), Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(job.id, leased);
+    assert_eq!(orbit.cancel(leased).await.unwrap(), JobState::Leased);
+    assert_eq!(
+        store
+            .heartbeat(leased, "w", Duration::from_secs(30))
+            .await
+            .unwrap(),
+        LeaseStatus::CancelRequested
+    );
+    assert!(store.cancelled(leased, "w").await.unwrap());
+    assert_eq!(orbit.job(leased).await.unwrap().state, JobState::Cancelled);
+
+    let err = orbit
+        .retry(
+            orbit
+                .submit(&JobRequest::new(file_spec(
+                    "src",
+                    "a.txt",
+                    "dst",
+                    "x/{filename}",
+                )))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.message.contains("Queued"), "{err}");
+    orbit.retry(queued).await.unwrap();
+    let workers = orbit.start_workers(1);
+    let job = orbit.wait(queued, WAIT).await.unwrap();
+    workers.shutdown().await;
+    assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+}
+
+async fn endpoints_limit_concurrent_transfers(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &["a.txt"]).await;
+    let narrow = endpoint(Kind::Local, "narrow");
+    orbit.put_endpoint(&narrow, 1).await.unwrap();
+    let request = JobRequest::new(file_spec("src", "a.txt", "narrow", "{filename}"));
+    let first = orbit.submit(&request).await.unwrap();
+    let _second = orbit.submit(&request).await.unwrap();
+    let store = orbit.store();
+    let (lease, aging) = (Duration::from_secs(30), Duration::from_secs(60));
+    let job = store.lease("w1", lease, aging).await.unwrap().unwrap();
+    assert_eq!(job.id, first);
+    assert!(
+        store.lease("w2", lease, aging).await.unwrap().is_none(),
+        "narrow allows one at a time"
+    );
+    assert!(store.complete(first, "w1", 0, 0).await.unwrap());
+    assert!(store.lease("w2", lease, aging).await.unwrap().is_some());
+}
+
+async fn chains_run_hop_after_hop(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &["in/report.csv"]).await;
+    let archive = endpoint(Kind::Local, "archive");
+    orbit.put_endpoint(&archive, 4).await.unwrap();
+    let mut request = JobRequest::new(file_spec(
+        "src",
+        "in/report.csv",
+        "dst",
+        "primary/{filename}",
+    ));
+    request.next_hops = vec![file_spec(
+        "dst",
+        "primary/report.csv",
+        "archive",
+        "{year}/{filename}",
+    )];
+    let first = orbit.submit(&request).await.unwrap();
+    let workers = orbit.start_workers(2);
+    orbit.wait(first, WAIT).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let chain = loop {
+        let chain = orbit.chain_of(first).await.unwrap();
+        if chain.len() == 2 && chain[1].state.is_terminal() {
+            break chain;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "chain stuck: {chain:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    workers.shutdown().await;
+    assert!(
+        chain.iter().all(|job| job.state == JobState::Succeeded),
+        "{chain:?}"
+    );
+    assert_eq!(chain[1].parent_id, Some(first));
+    assert_eq!(chain[1].chain_id, first);
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert!(root_of(&archive).join(year).join("report.csv").is_file());
+}
+
+async fn credentials_are_sealed_and_keys_rotate(options: OrbitOptions) {
+    let password = "sealed-Pa55-canary-9";
+    let orbit = Orbit::open(options.clone()).await.unwrap();
+    let mut sftp_config = common::sftp_config("x");
+    sftp_config.auth = file_orbit::endpoint::SftpAuth::Password {
+        password: Secret::new(password),
+    };
+    let sftp = Endpoint {
+        name: "partner".into(),
+        config: EndpointConfig::Sftp(sftp_config),
+    };
+    orbit.put_endpoint(&sftp, 2).await.unwrap();
+
+    let listed = serde_json::to_string(&orbit.endpoints().await.unwrap()).unwrap();
+    assert!(
+        !listed.contains(password) && listed.contains("***"),
+        "{listed}"
+    );
+    let audit = serde_json::to_string(&orbit.audit_log(100).await.unwrap()).unwrap();
+    assert!(!audit.contains(password), "{audit}");
+    if let Some(path) = options.store_url.strip_prefix("sqlite://") {
+        let raw = std::fs::read(path).unwrap();
+        let wal = std::fs::read(format!("{path}-wal")).unwrap_or_default();
+        for bytes in [raw, wal] {
+            assert!(
+                !bytes
+                    .windows(password.len())
+                    .any(|w| w == password.as_bytes()),
+                "plaintext in the db file"
+            );
+        }
+    }
+    let read = orbit.endpoint("partner").await.unwrap();
+    let EndpointConfig::Sftp(read) = read.config else {
+        panic!()
+    };
+    let file_orbit::endpoint::SftpAuth::Password { password: read } = read.auth else {
+        panic!()
+    };
+    assert_eq!(read.expose(), password);
+
+    // Rotate to a new key, keeping the old one for reading; then the old key can go.
+    let new_key = file_orbit::engine::Keyring::generate_key();
+    let rotated = OrbitOptions {
+        master_key: Some(new_key.clone()),
+        previous_keys: vec![options.master_key.clone().unwrap()],
+        ..options.clone()
+    };
+    let orbit = Orbit::open(rotated).await.unwrap();
+    assert_eq!(orbit.rotate_keys().await.unwrap(), 1);
+    let only_new = OrbitOptions {
+        master_key: Some(new_key),
+        previous_keys: vec![],
+        ..options.clone()
+    };
+    let orbit = Orbit::open(only_new).await.unwrap();
+    assert!(orbit.endpoint("partner").await.is_ok());
+    let only_old = Orbit::open(options).await.unwrap();
+    let err = only_old.endpoint("partner").await.unwrap_err();
+    assert!(
+        err.message.contains("not among the configured keys"),
+        "{err}"
+    );
+}
+
+async fn templates_turn_matching_events_into_jobs(options: OrbitOptions) {
+    let (orbit, _, dst) =
+        orbit_with_local_endpoints(options, &["incoming/day 1/sales.csv", "incoming/notes.txt"])
+            .await;
+    let template = TransferTemplate {
+        name: "csv-to-dst".into(),
+        matcher: Matcher {
+            source: "src".into(),
+            path_glob: "incoming/**/*.csv".into(),
+            min_size: Some(1),
+            max_size: None,
+            min_age_seconds: None,
+        },
+        spec: file_spec("src", "", "dst", "csv/{year}/{filename}"),
+        priority: 3,
+        retry: RetryPolicy::default(),
+        next_hops: Vec::new(),
+        enabled: true,
+    };
+    orbit.put_template(&template).await.unwrap();
+    assert_eq!(orbit.templates().await.unwrap().len(), 1);
+    let event = |path: &str| FileEvent {
+        endpoint: "src".into(),
+        path: path.into(),
+        size: Some(10),
+        modified: None,
+    };
+    assert!(
+        orbit
+            .submit_matching(&event("incoming/notes.txt"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        orbit
+            .submit_matching(&FileEvent {
+                endpoint: "dst".into(),
+                ..event("incoming/x.csv")
+            })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let ids = orbit
+        .submit_matching(&event("incoming/day 1/sales.csv"))
+        .await
+        .unwrap();
+    assert_eq!(ids.len(), 1);
+    let workers = orbit.start_workers(1);
+    let job = orbit.wait(ids[0], WAIT).await.unwrap();
+    workers.shutdown().await;
+    assert_eq!(
+        (job.state, job.priority, job.template.as_deref()),
+        (JobState::Succeeded, 3, Some("csv-to-dst"))
+    );
+    let year = chrono::Utc::now().format("%Y").to_string();
+    assert!(dst.join("csv").join(year).join("sales.csv").is_file());
+
+    let bad = TransferTemplate {
+        matcher: Matcher {
+            path_glob: "incoming/[".into(),
+            ..template.matcher.clone()
+        },
+        ..template
+    };
+    let err = orbit.put_template(&bad).await.unwrap_err();
+    assert!(err.message.contains("matcher.path_glob"), "{err}");
+}
+
+async fn permanent_errors_go_straight_to_dead_letter(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &[]).await;
+    let id = orbit
+        .submit(&JobRequest::new(file_spec(
+            "src",
+            "missing.txt",
+            "dst",
+            "{filename}",
+        )))
+        .await
+        .unwrap();
+    let workers = orbit.start_workers(1);
+    let job = orbit.wait(id, WAIT).await.unwrap();
+    workers.shutdown().await;
+    assert_eq!((job.state, job.attempts), (JobState::Dead, 1), "{job:?}");
+    assert_eq!(job.last_error_kind.as_deref(), Some("NotFound"), "{job:?}");
+    assert!(job.last_error.unwrap().contains("not found"));
+}
