@@ -416,6 +416,7 @@ async fn templates_turn_matching_events_into_jobs(options: OrbitOptions) {
         retry: RetryPolicy::default(),
         next_hops: Vec::new(),
         enabled: true,
+        schedule: None,
     };
     orbit.put_template(&template).await.unwrap();
     assert_eq!(orbit.templates().await.unwrap().len(), 1);

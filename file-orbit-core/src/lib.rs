@@ -5,6 +5,7 @@
 pub mod endpoint;
 pub mod engine;
 pub mod error;
+pub mod events;
 pub mod rclone;
 pub mod secret;
 pub mod template;

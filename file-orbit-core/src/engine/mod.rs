@@ -3,6 +3,7 @@
 //! chains, the audit log, and in-process workers.
 
 mod audit;
+mod event_log;
 mod keyring;
 mod queue;
 mod store;
@@ -10,10 +11,11 @@ mod templates;
 mod worker;
 
 pub use audit::AuditRecord;
+pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
 pub use queue::{Job, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy};
 pub use store::{Backend, Store};
-pub use templates::{FileEvent, Matcher, TransferTemplate};
+pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, TransferTemplate};
 pub use worker::Workers;
 
 use crate::endpoint::Endpoint;

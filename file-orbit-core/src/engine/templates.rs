@@ -59,6 +59,60 @@ pub struct TransferTemplate {
     pub next_hops: Vec<TransferSpec>,
     #[serde(default = "enabled")]
     pub enabled: bool,
+    /// Also run the transfer as it is on a cron schedule.
+    #[serde(default)]
+    pub schedule: Option<Schedule>,
+}
+
+/// A cron schedule (`sec min hour day month weekday`, seconds optional; UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    pub cron: String,
+    /// What happens to ticks missed while no engine was running.
+    #[serde(default)]
+    pub missed: MissedTicks,
+}
+
+/// The policy for ticks missed while down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissedTicks {
+    /// Forget them: the next run is the next tick from now.
+    #[default]
+    Skip,
+    /// Run once for all of them, then continue with the next tick.
+    RunOnce,
+}
+
+impl Schedule {
+    pub(crate) fn parsed(&self) -> Result<croner::Cron> {
+        croner::Cron::new(&self.cron)
+            .with_seconds_optional()
+            .parse()
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "schedule",
+                    format!("cron {:?}: {err}", self.cron),
+                )
+            })
+    }
+
+    /// The first tick strictly after `after` (unix ms).
+    pub(crate) fn next_after(&self, after: i64) -> Result<i64> {
+        let after = DateTime::from_timestamp_millis(after).unwrap_or_else(Utc::now);
+        self.parsed()?
+            .find_next_occurrence(&after, false)
+            .map(|tick| tick.timestamp_millis())
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "schedule",
+                    format!("cron {:?}: {err}", self.cron),
+                )
+            })
+    }
 }
 
 fn enabled() -> bool {
@@ -116,6 +170,12 @@ impl TransferTemplate {
         .spec
         .validate()
         .or_else(|e| err("spec", e.message))?;
+        if let Some(schedule) = &self.schedule {
+            if let Err(e) = schedule.parsed() {
+                return err("schedule.cron", e.message);
+            }
+            self.spec.validate().or_else(|e| err("spec", e.message))?;
+        }
         for (index, hop) in self.next_hops.iter().enumerate() {
             hop.validate()
                 .or_else(|e| err(&format!("next_hops[{index}]"), e.message))?;
