@@ -258,6 +258,20 @@ impl Store {
                 .await
                 .map_err(db_error("storing a template"))?;
         }
+        sqlx::query("DELETE FROM schedules WHERE template = $1")
+            .bind(&template.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("storing a template"))?;
+        if let Some(schedule) = template.schedule.as_ref().filter(|_| template.enabled) {
+            sqlx::query("INSERT INTO schedules (template, cron, next_fire_at) VALUES ($1, $2, $3)")
+                .bind(&template.name)
+                .bind(&schedule.cron)
+                .bind(schedule.next_after(now)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("storing a template"))?;
+        }
         let action = if existed {
             "template.edited"
         } else {
