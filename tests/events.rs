@@ -202,3 +202,72 @@ async fn missed_ticks_are_skipped_or_run_once() {
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].record().payload["payload"]["missed"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_an_sftp_endpoint_hands_over_new_and_changed_files_once() {
+    use file_orbit::events::poll::{PollState, RemotePoll};
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let sftp = endpoint(Kind::Sftp, "partner");
+    orbit.put_endpoint(&sftp, 2).await.unwrap();
+    let upload = |name: &'static str, body: &'static str| {
+        let sftp = sftp.clone();
+        async move {
+            let local = tempfile::tempdir().unwrap();
+            std::fs::write(local.path().join("f"), body).unwrap();
+            let rclone = common::rclone();
+            let input = json!({"srcFs": local.path(), "srcRemote": "f",
+                               "dstFs": sftp.to_rclone(rclone, "outbox").unwrap(), "dstRemote": name});
+            rclone
+                .rpc_async("operations/copyfile", input)
+                .await
+                .unwrap();
+        }
+    };
+    upload("a.csv", "first").await;
+    upload("skip.partial", "in progress").await;
+    let poll = RemotePoll::new("partner", "outbox", Duration::from_secs(1));
+    let mut state = PollState::default();
+    let paths = |ingested: Vec<Ingested>| -> Vec<String> {
+        ingested
+            .iter()
+            .map(|i| {
+                i.record().payload["file"]["path"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert!(
+        orbit.poll_once(&poll, &mut state).await.unwrap().is_empty(),
+        "first sight waits"
+    );
+    assert_eq!(
+        paths(orbit.poll_once(&poll, &mut state).await.unwrap()),
+        ["outbox/a.csv"]
+    );
+    assert!(
+        orbit.poll_once(&poll, &mut state).await.unwrap().is_empty(),
+        "unchanged"
+    );
+
+    upload("a.csv", "second version").await;
+    assert!(
+        orbit.poll_once(&poll, &mut state).await.unwrap().is_empty(),
+        "changing: wait"
+    );
+    assert_eq!(
+        paths(orbit.poll_once(&poll, &mut state).await.unwrap()),
+        ["outbox/a.csv"]
+    );
+
+    // A restarted poller (empty state) finds nothing new: the store remembers.
+    let mut fresh = PollState::default();
+    orbit.poll_once(&poll, &mut fresh).await.unwrap();
+    let again = orbit.poll_once(&poll, &mut fresh).await.unwrap();
+    assert!(
+        again.iter().all(|i| matches!(i, Ingested::Duplicate(_))),
+        "{again:?}"
+    );
+}
