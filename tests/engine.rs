@@ -48,6 +48,7 @@ on_both_stores!(
     credentials_are_sealed_and_keys_rotate,
     templates_turn_matching_events_into_jobs,
     permanent_errors_go_straight_to_dead_letter,
+    a_job_whose_worker_dies_on_its_last_attempt_goes_dead,
 );
 
 fn root_of(endpoint: &Endpoint) -> PathBuf {
@@ -486,4 +487,51 @@ async fn permanent_errors_go_straight_to_dead_letter(options: OrbitOptions) {
     assert_eq!((job.state, job.attempts), (JobState::Dead, 1), "{job:?}");
     assert_eq!(job.last_error_kind.as_deref(), Some("NotFound"), "{job:?}");
     assert!(job.last_error.unwrap().contains("not found"));
+}
+
+async fn a_job_whose_worker_dies_on_its_last_attempt_goes_dead(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &["a.txt"]).await;
+    let mut request = JobRequest::new(file_spec("src", "a.txt", "dst", "{filename}"));
+    request.retry.max_attempts = 2;
+    let id = orbit.submit(&request).await.unwrap();
+    let store = orbit.store();
+    let (short, aging) = (Duration::from_millis(1), Duration::from_secs(60));
+    // Two workers in turn "crash" holding the lease: attempts 1 and 2 are lost.
+    for attempt in 1..=2 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let job = loop {
+            if let Some(job) = store.lease("doomed", short, aging).await.unwrap() {
+                break job;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "attempt {attempt} never leased"
+            );
+            tokio::task::yield_now().await;
+        };
+        assert_eq!(job.attempts, attempt);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let job = loop {
+        assert!(store.lease("next", short, aging).await.unwrap().is_none());
+        let job = orbit.job(id).await.unwrap();
+        if job.state == JobState::Dead {
+            break job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{job:?}");
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(
+        job.last_error_kind.as_deref(),
+        Some("WorkerLost"),
+        "{job:?}"
+    );
+    let actions: Vec<String> = orbit
+        .audit_log(20)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert!(actions.contains(&"job.dead".to_string()), "{actions:?}");
 }

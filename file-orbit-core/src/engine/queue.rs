@@ -368,7 +368,8 @@ impl Store {
                  attempts = attempts + 1, updated_at = $3 \
              WHERE id = (SELECT j.id FROM jobs j \
                  WHERE ((j.state = 'queued' AND j.run_after <= $3) \
-                        OR (j.state = 'leased' AND j.lease_expires_at < $3 AND j.cancel_requested = 0)) \
+                        OR (j.state = 'leased' AND j.lease_expires_at < $3 AND j.cancel_requested = 0 \
+                            AND j.attempts < j.max_attempts)) \
                    AND (SELECT COUNT(*) FROM jobs r WHERE r.state = 'leased' AND r.lease_expires_at >= $3 \
                         AND (r.source_endpoint = j.source_endpoint OR r.destination_endpoint = j.source_endpoint)) \
                        < COALESCE((SELECT e.max_concurrent FROM endpoints e WHERE e.name = j.source_endpoint), 1000000) \
@@ -381,6 +382,7 @@ impl Store {
         );
         let mut tx = self.begin("leasing a job").await?;
         self.reap_cancelled(&mut tx, now).await?;
+        self.reap_exhausted(&mut tx, now).await?;
         let row = sqlx::query(&sql)
             .bind(worker)
             .bind(now + lease.as_millis() as i64)
@@ -394,6 +396,15 @@ impl Store {
             return Ok(None);
         };
         let job = job_from_row(&row)?;
+        // Any attempt still open belonged to a worker that lost its lease (crashed).
+        sqlx::query(
+            "UPDATE job_attempts SET finished_at = $1, outcome = 'lost' WHERE job_id = $2 AND finished_at IS NULL",
+        )
+        .bind(now)
+        .bind(job.id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error("closing a lost attempt"))?;
         sqlx::query("INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES ($1, $2, $3, $4)")
             .bind(job.id)
             .bind(job.attempts)
@@ -415,6 +426,46 @@ impl Store {
         .await?;
         Self::commit(tx, "leasing a job").await?;
         Ok(Some(job))
+    }
+
+    /// Jobs whose worker died during their last allowed attempt become dead: a job that
+    /// kills every worker that runs it must not be leased forever.
+    async fn reap_exhausted(&self, tx: &mut Transaction<'_, Any>, now: i64) -> Result<()> {
+        let rows = sqlx::query(
+            "UPDATE jobs SET state = 'dead', lease_owner = NULL, finished_at = $1, updated_at = $1, \
+                 last_error = 'the worker was lost during the last allowed attempt (crashed or cut off from the store)', \
+                 last_error_kind = 'WorkerLost' \
+             WHERE state = 'leased' AND cancel_requested = 0 AND lease_expires_at < $1 \
+                 AND attempts >= max_attempts RETURNING id, attempts",
+        )
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_error("reaping lost jobs"))?;
+        for row in rows {
+            let id: i64 = row.try_get(0).map_err(db_error("reaping lost jobs"))?;
+            let attempts: i64 = row.try_get(1).map_err(db_error("reaping lost jobs"))?;
+            sqlx::query(
+                "UPDATE job_attempts SET finished_at = $1, outcome = 'lost' WHERE job_id = $2 AND finished_at IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error("reaping lost jobs"))?;
+            let detail = json!({"attempt": attempts, "error_kind": "WorkerLost"});
+            audit::append(
+                tx,
+                self.backend,
+                "engine",
+                "job.dead",
+                &format!("job/{id}"),
+                "failed",
+                &detail,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Jobs whose worker died after cancellation was asked become cancelled.
