@@ -98,6 +98,10 @@ impl RetryPolicy {
             .build()
             .nth(attempt.saturating_sub(1) as usize)
             .unwrap_or(Duration::from_millis(self.max_delay_ms))
+            // backon adds its jitter after capping.
+            .min(Duration::from_millis(
+                self.max_delay_ms.max(self.base_delay_ms),
+            ))
     }
 }
 
@@ -745,7 +749,7 @@ impl Store {
         let mut tx = self.begin("retrying a job").await?;
         let changed = sqlx::query(
             "UPDATE jobs SET state = 'queued', attempts = 0, run_after = $1, cancel_requested = 0, \
-                 finished_at = NULL, updated_at = $1 \
+                 finished_at = NULL, last_error = NULL, last_error_kind = NULL, updated_at = $1 \
              WHERE id = $2 AND state IN ('dead', 'cancelled')",
         )
         .bind(now)

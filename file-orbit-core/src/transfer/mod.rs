@@ -227,7 +227,12 @@ impl TransferJob {
         let context = TemplateContext::new(now, source_path, source.name.clone());
         let destination_path = spec.destination_path.render(&context)?;
 
+        // Retrying is the engine's job (with backoff, across workers): rclone retries only
+        // briefly inside one attempt. Its defaults (3 full passes, 10 low-level retries)
+        // made one attempt against a refused SFTP port take 11.5 s.
         let mut config = Map::new();
+        config.insert("Retries".into(), 1.into());
+        config.insert("LowLevelRetries".into(), 3.into());
         if let Some(transfers) = spec.parallelism {
             config.insert("Transfers".into(), transfers.into());
             config.insert("Checkers".into(), (transfers * 2).into());
