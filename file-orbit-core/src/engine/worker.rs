@@ -9,7 +9,8 @@ use crate::transfer::TransferJob;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Running workers; `shutdown` stops them.
+/// Running workers; `shutdown` stops them (so does dropping this handle, after their
+/// current jobs).
 pub struct Workers {
     stop: watch::Sender<bool>,
     handles: Vec<JoinHandle<()>>,
@@ -65,14 +66,14 @@ impl Worker {
                 Ok(None) => {
                     tokio::select! {
                         _ = tokio::time::sleep(options.poll_interval) => {}
-                        _ = stopped.changed() => {}
+                        _ = stopped.changed() => break,
                     }
                 }
                 Err(err) => {
                     tracing::warn!(worker = %self.id, %err, "leasing failed");
                     tokio::select! {
                         _ = tokio::time::sleep(options.poll_interval * 5) => {}
-                        _ = stopped.changed() => {}
+                        _ = stopped.changed() => break,
                     }
                 }
             }

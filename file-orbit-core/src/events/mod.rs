@@ -4,6 +4,7 @@
 
 pub mod poll;
 pub mod schedule;
+pub mod sqs;
 
 pub use crate::engine::{EventRecord, EventState};
 

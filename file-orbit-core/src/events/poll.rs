@@ -45,7 +45,7 @@ pub struct PollState {
     seen: HashMap<String, (i64, String, bool)>,
 }
 
-/// A running poller; `shutdown` stops it.
+/// A running poller; `shutdown` (or dropping it) stops it.
 pub struct Poller {
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
@@ -150,7 +150,7 @@ impl Orbit {
                             tracing::warn!(endpoint = %poll.endpoint, %err, "polling failed");
                         }
                     }
-                    _ = stopped.changed() => {}
+                    _ = stopped.changed() => break,
                 }
             }
         });

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A running scheduler loop; `shutdown` stops it.
+/// A running scheduler loop; `shutdown` (or dropping it) stops it.
 pub struct Scheduler {
     stop: watch::Sender<bool>,
     handle: JoinHandle<()>,
@@ -72,7 +72,7 @@ impl Orbit {
                             tracing::warn!(%err, "firing schedules failed");
                         }
                     }
-                    _ = stopped.changed() => {}
+                    _ = stopped.changed() => break,
                 }
             }
         });
