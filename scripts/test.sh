@@ -9,10 +9,10 @@ scripts/install-build-deps.sh
 scripts/install-test-deps.sh
 
 cargo fmt --all --check
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 trap 'scripts/test-servers.sh stop' EXIT
 scripts/test-servers.sh start
 # shellcheck source=/dev/null
 source "${FILE_ORBIT_TEST_SERVERS_DIR:-target/test-servers}/env"
-cargo test --workspace
+cargo test --workspace --all-features

@@ -8,6 +8,8 @@ pub mod error;
 pub mod events;
 pub mod rclone;
 pub mod secret;
+#[cfg(feature = "server")]
+pub mod server;
 pub mod template;
 pub mod transfer;
 

@@ -1,0 +1,214 @@
+//! The server's TOML configuration: where to listen, the store, workers, API keys
+//! (hashed), the JWT secret and rate limits. Unknown keys are refused by name.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::secret::Secret;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What a caller may do. Each role can do everything the roles before it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Read everything (never secrets).
+    Viewer,
+    /// Also submit, cancel and retry jobs, replay events, test endpoints.
+    Operator,
+    /// Also create and edit endpoints and templates.
+    Admin,
+}
+
+/// One API key: its name (who it is in logs and rate limits), role and SHA-256 (hex).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyEntry {
+    pub name: String,
+    pub role: Role,
+    pub sha256: String,
+}
+
+/// A token bucket per caller.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Requests per second, sustained.
+    pub per_second: f64,
+    /// Requests allowed at once.
+    pub burst: u32,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit {
+            per_second: 50.0,
+            burst: 100,
+        }
+    }
+}
+
+/// The server's configuration file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `host:port`; port 0 picks a free one.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// `sqlite://...` or `postgres://...`; unset: `sqlite://file-orbit.db` in the data dir.
+    #[serde(default)]
+    pub store_url: Option<String>,
+    /// In-process workers.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// How long running transfers may take to finish on shutdown.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+    /// Largest request body accepted.
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+    /// How long one live-progress stream may last.
+    #[serde(default = "default_stream_secs")]
+    pub max_stream_secs: u64,
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+    /// HS256 secret for JWT bearer tokens (claim `role`; `sub` and `exp` optional).
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyEntry>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_workers() -> usize {
+    2
+}
+fn default_grace() -> u64 {
+    30
+}
+fn default_body_limit() -> usize {
+    1024 * 1024
+}
+fn default_stream_secs() -> u64 {
+    3600
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            store_url: None,
+            workers: default_workers(),
+            shutdown_grace_secs: default_grace(),
+            max_body_bytes: default_body_limit(),
+            max_stream_secs: default_stream_secs(),
+            rate_limit: RateLimit::default(),
+            jwt_secret: None,
+            api_keys: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Parses a TOML configuration; an unknown key is an error naming it.
+    pub fn from_toml(text: &str) -> Result<ServerConfig> {
+        let config: ServerConfig = toml::from_str(text).map_err(|err| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "reading the server configuration",
+                err.to_string(),
+            )
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |message: String| {
+            Err(Error::new(
+                ErrorKind::InvalidInput,
+                "server configuration",
+                message,
+            ))
+        };
+        for (index, key) in self.api_keys.iter().enumerate() {
+            if key.sha256.len() != 64 || !key.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return invalid(format!(
+                    "api_keys[{index}].sha256: must be 64 hex digits (the SHA-256 of the key)"
+                ));
+            }
+            if key.name.is_empty() {
+                return invalid(format!("api_keys[{index}].name: must not be empty"));
+            }
+        }
+        if !self.rate_limit.per_second.is_finite()
+            || self.rate_limit.per_second <= 0.0
+            || self.rate_limit.burst == 0
+        {
+            return invalid("rate_limit: per_second and burst must be positive".into());
+        }
+        if self.max_body_bytes == 0 {
+            return invalid("max_body_bytes: must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// When no API key is configured, makes an admin key named `bootstrap-admin`, adds
+    /// its hash and returns the key (to show once).
+    pub fn ensure_admin_key(&mut self) -> Option<Secret> {
+        if !self.api_keys.is_empty() {
+            return None;
+        }
+        let (key, entry) = generate_api_key("bootstrap-admin", Role::Admin);
+        self.api_keys.push(entry);
+        Some(key)
+    }
+}
+
+/// A new key `fo_<64 hex digits>` (256 random bits) and its config entry.
+pub fn generate_api_key(name: &str, role: Role) -> (Secret, ApiKeyEntry) {
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let key = format!("fo_{}", hex(&bytes));
+    let entry = ApiKeyEntry {
+        name: name.to_string(),
+        role,
+        sha256: hash_api_key(&key),
+    };
+    (Secret::new(key), entry)
+}
+
+/// The SHA-256 (hex) under which a key is stored.
+pub fn hash_api_key(key: &str) -> String {
+    hex(&Sha256::digest(key.as_bytes()))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = ServerConfig::from_toml("listen = \"127.0.0.1:1\"\nworkerz = 3\n").unwrap_err();
+        assert!(err.message.contains("workerz"), "{err}");
+        let bad_hash = "[[api_keys]]\nname = \"ci\"\nrole = \"operator\"\nsha256 = \"abc\"\n";
+        let err = ServerConfig::from_toml(bad_hash).unwrap_err();
+        assert!(err.message.contains("api_keys[0].sha256"), "{err}");
+    }
+
+    #[test]
+    fn bootstrap_key_is_stored_hashed() {
+        let mut config = ServerConfig::default();
+        let key = config.ensure_admin_key().unwrap();
+        assert!(key.expose().starts_with("fo_"));
+        assert_eq!(config.api_keys[0].sha256, hash_api_key(key.expose()));
+        assert!(config.ensure_admin_key().is_none());
+        let text = toml::to_string(&config.api_keys[0]).unwrap();
+        assert!(!text.contains(key.expose()));
+    }
+}

@@ -1,0 +1,163 @@
+//! The REST server over an `Orbit` (feature `server`): `/api/v1` for endpoints,
+//! templates, jobs (with live progress as Server-Sent Events), events and the audit log;
+//! `/health` (no auth) and `/metrics` (Prometheus text). Every other route needs an API
+//! key or JWT with a role (`viewer` < `operator` < `admin`) and is rate limited per
+//! caller. Secrets are never returned: endpoints are listed from their public config.
+
+mod auth;
+mod config;
+mod error;
+mod routes;
+
+pub use auth::{Principal, required_role, sign_jwt};
+pub use config::{ApiKeyEntry, RateLimit, Role, ServerConfig, generate_api_key, hash_api_key};
+pub use error::ApiError;
+
+use crate::engine::{Orbit, Workers};
+use crate::error::{Error, ErrorKind, Result};
+use auth::{Authenticator, RateLimiter};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// What `/health` knows about this process's workers.
+#[derive(Debug, Default)]
+pub struct WorkerStatus {
+    /// Workers started in this process.
+    pub count: AtomicUsize,
+    /// Set once shutdown began: no new jobs are taken.
+    pub draining: AtomicBool,
+}
+
+/// Shared by every request.
+pub struct AppState {
+    pub orbit: Orbit,
+    pub config: ServerConfig,
+    pub workers: Arc<WorkerStatus>,
+    authenticator: Authenticator,
+    limiter: RateLimiter,
+    /// Closed on shutdown: live streams end.
+    stopping: watch::Receiver<bool>,
+}
+
+/// The API as an axum `Router` (for embedding in another server). Workers are not
+/// started; `workers` says what `/health` reports about them.
+pub fn router(
+    orbit: Orbit,
+    config: ServerConfig,
+    workers: Arc<WorkerStatus>,
+    stopping: watch::Receiver<bool>,
+) -> axum::Router {
+    let state = Arc::new(AppState {
+        authenticator: Authenticator::new(&config),
+        limiter: RateLimiter::new(config.rate_limit),
+        orbit,
+        config,
+        workers,
+        stopping,
+    });
+    routes::router(state)
+}
+
+/// A running server: HTTP plus in-process workers.
+pub struct Server {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    http: JoinHandle<std::io::Result<()>>,
+    workers: Option<Workers>,
+    status: Arc<WorkerStatus>,
+    grace: Duration,
+}
+
+impl Server {
+    /// Binds `config.listen`, starts `config.workers` workers and serves the API.
+    pub async fn start(orbit: Orbit, config: ServerConfig) -> Result<Server> {
+        config.validate()?;
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .map_err(|err| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "starting the server",
+                    format!("listen: cannot bind {}: {err}", config.listen),
+                )
+            })?;
+        let addr = listener.local_addr().map_err(|err| {
+            Error::new(
+                ErrorKind::Connection,
+                "starting the server",
+                err.to_string(),
+            )
+        })?;
+        let status = Arc::new(WorkerStatus::default());
+        let workers = (config.workers > 0).then(|| orbit.start_workers(config.workers));
+        status.count.store(config.workers, Ordering::Relaxed);
+        let grace = Duration::from_secs(config.shutdown_grace_secs);
+        let (stop, stopping) = watch::channel(false);
+        let app = router(orbit, config, status.clone(), stopping.clone());
+        let mut shutdown = stopping;
+        let http = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown.changed().await;
+                })
+                .await
+        });
+        Ok(Server {
+            addr,
+            stop,
+            http,
+            workers,
+            status,
+            grace,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking requests and jobs, lets running transfers finish within the grace
+    /// period; true when everything stopped in time.
+    pub async fn shutdown(mut self) -> bool {
+        self.status.draining.store(true, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::Instant::now() + self.grace;
+        let mut clean = true;
+        if let Some(workers) = self.workers.take() {
+            clean &= tokio::time::timeout_at(deadline, workers.shutdown())
+                .await
+                .is_ok();
+        }
+        match tokio::time::timeout_at(deadline, &mut self.http).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(_) => clean = false,
+            Err(_) => {
+                self.http.abort();
+                clean = false;
+            }
+        }
+        clean
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match term.as_mut() {
+            Some(term) => {
+                term.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}

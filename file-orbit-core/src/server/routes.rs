@@ -1,0 +1,584 @@
+//! The routes: handlers over `Orbit`, the auth and rate-limit layer, health, metrics and
+//! the live job stream.
+
+use super::AppState;
+use super::auth::required_role;
+use super::error::ApiError;
+use crate::endpoint::Endpoint;
+use crate::engine::{JobFilter, JobRequest, JobState, TransferTemplate};
+use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio_stream::wrappers::ReceiverStream;
+
+type Shared = Arc<AppState>;
+type ApiResult<T = Response> = Result<T, ApiError>;
+
+pub(super) fn router(state: Shared) -> Router {
+    let api = Router::new()
+        .route("/api/v1/endpoints", get(list_endpoints))
+        .route(
+            "/api/v1/endpoints/{name}",
+            get(get_endpoint).put(put_endpoint),
+        )
+        .route("/api/v1/endpoints/{name}/test", post(test_endpoint))
+        .route("/api/v1/templates", get(list_templates))
+        .route("/api/v1/templates/{name}", put(put_template))
+        .route("/api/v1/jobs", get(list_jobs).post(submit_job))
+        .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/api/v1/jobs/{id}/retry", post(retry_job))
+        .route("/api/v1/jobs/{id}/events", get(job_events))
+        .route("/api/v1/events", get(list_events))
+        .route("/api/v1/events/{id}", get(get_event))
+        .route("/api/v1/events/{id}/replay", post(replay_event))
+        .route("/api/v1/audit", get(audit_log))
+        .route("/api/v1/audit/verify", get(verify_audit))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    Router::new()
+        .route("/health", get(health))
+        .merge(api)
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .with_state(state)
+}
+
+/// Authentication, the route's role, then the caller's rate limit.
+async fn authorize(
+    State(state): State<Shared>,
+    route: MatchedPath,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let principal = match state.authenticator.authenticate(header) {
+        Ok(principal) => principal,
+        Err(err) => {
+            let mut response = err.into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            return response;
+        }
+    };
+    let needed = required_role(request.method(), route.as_str());
+    if principal.role < needed {
+        return ApiError::forbidden(format!(
+            "{} needs the {needed:?} role; this caller is {:?}",
+            route.as_str(),
+            principal.role
+        ))
+        .into_response();
+    }
+    if let Err(retry_after) = state.limiter.check(&principal.name) {
+        return ApiError::rate_limited(retry_after).into_response();
+    }
+    let method = request.method().clone();
+    let caller = principal.name.clone();
+    request.extensions_mut().insert(principal);
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "file_orbit::server::access",
+        %caller, %method, route = route.as_str(), status = response.status().as_u16(),
+        "request"
+    );
+    response
+}
+
+/// A JSON body whose errors are API errors (400 naming the field, 413, 415).
+struct Body<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(Body(value))
+    }
+}
+
+/// Query parameters, each known one named; anything else is refused.
+fn query_params(
+    query: &HashMap<String, String>,
+    known: &[&str],
+) -> ApiResult<HashMap<String, String>> {
+    if let Some(unknown) = query.keys().find(|key| !known.contains(&key.as_str())) {
+        return Err(ApiError::invalid(
+            unknown,
+            format!(
+                "unknown query parameter {unknown:?}; known: {}",
+                known.join(", ")
+            ),
+        ));
+    }
+    Ok(query.clone())
+}
+
+fn int_param(
+    query: &HashMap<String, String>,
+    name: &str,
+    default: i64,
+    range: std::ops::RangeInclusive<i64>,
+) -> ApiResult<i64> {
+    let Some(text) = query.get(name) else {
+        return Ok(default);
+    };
+    match text.parse::<i64>() {
+        Ok(value) if range.contains(&value) => Ok(value),
+        _ => Err(ApiError::invalid(
+            name,
+            format!(
+                "{name} must be an integer from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+fn id_param(text: &str) -> ApiResult<i64> {
+    text.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::invalid("id", format!("{text:?} is not an id")))
+}
+
+fn limit_query(query: &HashMap<String, String>) -> ApiResult<i64> {
+    let query = query_params(query, &["limit"])?;
+    int_param(&query, "limit", 100, 1..=1000)
+}
+
+// ---- endpoints ----
+
+async fn list_endpoints(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(state.orbit.endpoints().await?).into_response())
+}
+
+async fn endpoint_summary(state: &AppState, name: &str) -> ApiResult<Value> {
+    let summary = state
+        .orbit
+        .endpoints()
+        .await?
+        .into_iter()
+        .find(|endpoint| endpoint.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("no endpoint named {name:?}")))?;
+    Ok(json!(summary))
+}
+
+async fn get_endpoint(State(state): State<Shared>, Path(name): Path<String>) -> ApiResult {
+    Ok(Json(endpoint_summary(&state, &name).await?).into_response())
+}
+
+/// Body: the endpoint as JSON (`type` and its fields; `name` optional, must match the
+/// path) plus `max_concurrent` (default 4). 201 when created, 200 when replaced.
+async fn put_endpoint(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let Value::Object(mut fields) = body else {
+        return Err(ApiError::invalid("body", "the body must be a JSON object"));
+    };
+    if let Some(path) = masked_secret(&Value::Object(fields.clone()), "") {
+        return Err(ApiError::invalid(
+            &path,
+            "\"***\" is how secrets are shown, not a value: send the real secret",
+        ));
+    }
+    let max_concurrent = match fields.remove("max_concurrent") {
+        None => 4,
+        Some(value) => value
+            .as_u64()
+            .filter(|n| (1..=u32::MAX as u64).contains(n))
+            .ok_or_else(|| ApiError::invalid("max_concurrent", "must be a positive integer"))?
+            as u32,
+    };
+    match fields.get("name") {
+        None => {
+            fields.insert("name".into(), json!(name));
+        }
+        Some(given) if given == &json!(name) => {}
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "name",
+                "the body's name must match the path",
+            ));
+        }
+    }
+    let endpoint: Endpoint = serde_json::from_value(Value::Object(fields)).map_err(|err| {
+        let message = err.to_string();
+        let mut api = ApiError::invalid("body", format!("invalid endpoint: {message}"));
+        if let Some(field) = message
+            .split("unknown field `")
+            .nth(1)
+            .or_else(|| message.split("missing field `").nth(1))
+            .and_then(|rest| rest.split('`').next())
+        {
+            api.field = Some(field.to_string());
+        }
+        api
+    })?;
+    let existed = state
+        .orbit
+        .endpoints()
+        .await?
+        .iter()
+        .any(|summary| summary.name == name);
+    state.orbit.put_endpoint(&endpoint, max_concurrent).await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(endpoint_summary(&state, &name).await?)).into_response())
+}
+
+/// The path of the first string that is exactly `***` (a secret copied back from a
+/// listing), if any.
+fn masked_secret(value: &Value, path: &str) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(text) if text == "***" => Some(path.to_string()),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(key, value)| masked_secret(value, &join(key))),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, value)| masked_secret(value, &format!("{path}[{index}]"))),
+        _ => None,
+    }
+}
+
+async fn test_endpoint(State(state): State<Shared>, Path(name): Path<String>) -> ApiResult {
+    let endpoint = state.orbit.endpoint(&name).await?;
+    let diagnosis = endpoint.test(state.orbit.rclone()).await;
+    Ok(Json(json!({
+        "endpoint": diagnosis.endpoint,
+        "ok": diagnosis.is_ok(),
+        "problem": diagnosis.problem,
+        "message": diagnosis.message,
+    }))
+    .into_response())
+}
+
+// ---- templates ----
+
+async fn list_templates(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(state.orbit.templates().await?).into_response())
+}
+
+async fn put_template(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Body(template): Body<TransferTemplate>,
+) -> ApiResult {
+    if template.name != name {
+        return Err(ApiError::invalid(
+            "name",
+            "the body's name must match the path",
+        ));
+    }
+    state.orbit.put_template(&template).await?;
+    Ok(Json(template).into_response())
+}
+
+// ---- jobs ----
+
+async fn submit_job(State(state): State<Shared>, Body(request): Body<JobRequest>) -> ApiResult {
+    let id = state.orbit.submit(&request).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+}
+
+fn parse_state(text: &str) -> ApiResult<JobState> {
+    serde_json::from_value(json!(text)).map_err(|_| {
+        ApiError::invalid(
+            "state",
+            format!("{text:?} is not a job state (queued, leased, succeeded, dead, cancelled)"),
+        )
+    })
+}
+
+async fn list_jobs(
+    State(state): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let query = query_params(&query, &["state", "limit", "offset"])?;
+    let filter = JobFilter {
+        state: query.get("state").map(|s| parse_state(s)).transpose()?,
+        limit: int_param(&query, "limit", 100, 1..=1000)?,
+        offset: int_param(&query, "offset", 0, 0..=i64::MAX)?,
+    };
+    Ok(Json(state.orbit.jobs(&filter).await?).into_response())
+}
+
+async fn get_job(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(state.orbit.job(id_param(&id)?).await?).into_response())
+}
+
+async fn cancel_job(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let id = id_param(&id)?;
+    match state.orbit.cancel(id).await? {
+        JobState::Succeeded | JobState::Dead => Err(ApiError::conflict(format!(
+            "job {id} has already ended; only queued or running jobs can be cancelled"
+        ))),
+        JobState::Leased => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"id": id, "state": "leased", "cancel_requested": true})),
+        )
+            .into_response()),
+        other => Ok(Json(json!({"id": id, "state": other})).into_response()),
+    }
+}
+
+async fn retry_job(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let id = id_param(&id)?;
+    let job = state.orbit.job(id).await?;
+    if !matches!(job.state, JobState::Dead | JobState::Cancelled) {
+        return Err(ApiError::conflict(format!(
+            "job {id} is {:?}; only dead or cancelled jobs can be retried",
+            job.state
+        )));
+    }
+    state.orbit.retry(id).await?;
+    let job = state.orbit.job(id).await?;
+    Ok(Json(json!({"id": id, "state": job.state})).into_response())
+}
+
+/// Live progress: an `update` event whenever the job's state, attempts, bytes or files
+/// change (polled every 200 ms), then `end` once it is terminal. Bounded by
+/// `max_stream_secs` and by server shutdown.
+async fn job_events(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let id = id_param(&id)?;
+    let first = state.orbit.job(id).await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
+    let orbit = state.orbit.clone();
+    let mut stopping = state.stopping.clone();
+    let limit = Duration::from_secs(state.config.max_stream_secs);
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut ticker = tokio::time::interval(Duration::from_millis(200));
+        let mut last: Option<Value> = None;
+        let mut job = first;
+        loop {
+            let snapshot = json!({
+                "id": job.id, "state": job.state, "attempts": job.attempts,
+                "bytes": job.bytes, "files": job.files,
+                "last_error": job.last_error, "last_error_kind": job.last_error_kind,
+            });
+            if last.as_ref() != Some(&snapshot) {
+                let event = Event::default().event("update").data(snapshot.to_string());
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+                last = Some(snapshot);
+            }
+            if job.state.is_terminal() {
+                let end = Event::default()
+                    .event("end")
+                    .data(json!({"id": id, "state": job.state}).to_string());
+                let _ = tx.send(Ok(end)).await;
+                return;
+            }
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    let _ = tx.send(Ok(Event::default().event("timeout").data("{}"))).await;
+                    return;
+                }
+                _ = stopping.changed() => return,
+                _ = tx.closed() => return,
+            }
+            job = match orbit.job(id).await {
+                Ok(job) => job,
+                Err(err) => {
+                    let data = json!({"message": err.to_string()}).to_string();
+                    let _ = tx
+                        .send(Ok(Event::default().event("error").data(data)))
+                        .await;
+                    return;
+                }
+            };
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+// ---- events ----
+
+async fn list_events(
+    State(state): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let limit = limit_query(&query)?;
+    Ok(Json(state.orbit.events(limit).await?).into_response())
+}
+
+async fn get_event(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    Ok(Json(state.orbit.event(id_param(&id)?).await?).into_response())
+}
+
+async fn replay_event(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+    let id = id_param(&id)?;
+    let job_ids = state.orbit.replay_event(id).await?;
+    Ok(Json(json!({"id": id, "job_ids": job_ids})).into_response())
+}
+
+// ---- audit ----
+
+async fn audit_log(
+    State(state): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let limit = limit_query(&query)?;
+    Ok(Json(state.orbit.audit_log(limit).await?).into_response())
+}
+
+async fn verify_audit(State(state): State<Shared>) -> ApiResult {
+    let first_bad = state.orbit.verify_audit_log().await?;
+    Ok(Json(json!({"intact": first_bad.is_none(), "first_bad_id": first_bad})).into_response())
+}
+
+// ---- health and metrics ----
+
+async fn health(State(state): State<Shared>) -> Response {
+    let orbit = &state.orbit;
+    let started = std::time::Instant::now();
+    let database = match orbit.store().job_counts().await {
+        Ok(counts) => Ok(counts),
+        Err(err) => Err(err.to_string()),
+    };
+    let db_ms = started.elapsed().as_millis() as u64;
+    let workers = state.workers.count.load(Ordering::Relaxed);
+    let draining = state.workers.draining.load(Ordering::Relaxed);
+    // A node with no workers (API only) is healthy; a draining one is not.
+    let workers_ok = !draining;
+    let (database_json, queue) = match &database {
+        Ok(counts) => {
+            let depth: i64 = counts
+                .iter()
+                .filter(|(s, _)| matches!(s, JobState::Queued | JobState::Leased))
+                .map(|(_, n)| n)
+                .sum();
+            let queued: i64 = counts
+                .iter()
+                .filter(|(s, _)| *s == JobState::Queued)
+                .map(|(_, n)| n)
+                .sum();
+            (
+                json!({"ok": true, "latency_ms": db_ms, "backend": format!("{:?}", orbit.store().backend()).to_lowercase()}),
+                json!({"depth": depth, "queued": queued, "running": depth - queued}),
+            )
+        }
+        Err(message) => (json!({"ok": false, "error": message}), Value::Null),
+    };
+    let healthy = database.is_ok() && workers_ok;
+    let body = json!({
+        "status": if healthy { "ok" } else { "unavailable" },
+        "database": database_json,
+        "rclone": {"version": orbit.rclone().version().version},
+        "queue": queue,
+        "workers": {"ok": workers_ok, "count": workers, "draining": draining},
+    });
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Counts read from the store on each scrape, so every node reports the same totals.
+async fn metrics(State(state): State<Shared>) -> ApiResult {
+    let counts = state.orbit.store().job_counts().await?;
+    let pool = &state.orbit.store().pool;
+    let event_rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT state, COUNT(*) AS n FROM events GROUP BY state ORDER BY state")
+            .fetch_all(pool)
+            .await
+            .map_err(|err| {
+                ApiError::from(crate::error::Error::new(
+                    crate::error::ErrorKind::Store,
+                    "counting events",
+                    err.to_string(),
+                ))
+            })?;
+    let count = |state: JobState| {
+        counts
+            .iter()
+            .filter(|(s, _)| *s == state)
+            .map(|(_, n)| *n)
+            .sum::<i64>()
+    };
+    let mut text = String::new();
+    text.push_str("# HELP file_orbit_transfers_total Finished transfers (jobs) by outcome.\n");
+    text.push_str("# TYPE file_orbit_transfers_total counter\n");
+    for (outcome, state) in [
+        ("succeeded", JobState::Succeeded),
+        ("dead", JobState::Dead),
+        ("cancelled", JobState::Cancelled),
+    ] {
+        text.push_str(&format!(
+            "file_orbit_transfers_total{{outcome=\"{outcome}\"}} {}\n",
+            count(state)
+        ));
+    }
+    text.push_str("# HELP file_orbit_queue_depth Jobs waiting or running, by state.\n");
+    text.push_str("# TYPE file_orbit_queue_depth gauge\n");
+    for (name, state) in [("queued", JobState::Queued), ("leased", JobState::Leased)] {
+        text.push_str(&format!(
+            "file_orbit_queue_depth{{state=\"{name}\"}} {}\n",
+            count(state)
+        ));
+    }
+    text.push_str("# HELP file_orbit_events_received_total Stored events by state.\n");
+    text.push_str("# TYPE file_orbit_events_received_total counter\n");
+    for known in ["received", "processed", "dead"] {
+        let n: i64 = event_rows
+            .iter()
+            .filter(|(s, _)| s == known)
+            .map(|(_, n)| *n)
+            .sum();
+        text.push_str(&format!(
+            "file_orbit_events_received_total{{state=\"{known}\"}} {n}\n"
+        ));
+    }
+    text.push_str("# HELP file_orbit_workers In-process workers of this node.\n");
+    text.push_str("# TYPE file_orbit_workers gauge\n");
+    text.push_str(&format!(
+        "file_orbit_workers {}\n",
+        state.workers.count.load(Ordering::Relaxed)
+    ));
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}

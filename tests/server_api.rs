@@ -1,0 +1,894 @@
+//! The REST server over real HTTP on loopback (feature `server`): endpoints with their
+//! diagnosis, transfers followed live to success, cancel and retry, events and the audit
+//! log, auth (401/403 on every route), rate limits, health and metrics, and a canary
+//! password that never appears in any response.
+
+mod common;
+
+use common::{Kind, endpoint, orbit_options, postgres_url, sqlite_url};
+use file_orbit::Secret;
+use file_orbit::endpoint::{Endpoint, EndpointConfig};
+use file_orbit::engine::{JobRequest, Orbit, RetryPolicy};
+use file_orbit::events::IncomingEvent;
+use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key, sign_jwt};
+use file_orbit::template::PathTemplate;
+use file_orbit::transfer::{Scope, TransferSpec};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+const CANARY: &str = "canary-pw-7Qx9vLr2Zt";
+
+/// Every response body seen by the tests of this binary (checked for the canary).
+static BODIES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+struct Api {
+    base: String,
+    agent: ureq::Agent,
+}
+
+struct Reply {
+    status: u16,
+    body: String,
+    retry_after: Option<String>,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.body))
+    }
+}
+
+impl Api {
+    fn new(addr: std::net::SocketAddr) -> Api {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Api {
+            base: format!("http://{addr}"),
+            agent,
+        }
+    }
+
+    /// One request (blocking; run it off the runtime's workers).
+    async fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Reply {
+        let url = format!("{}{path}", self.base);
+        self.try_call(method, path, key, body)
+            .await
+            .unwrap_or_else(|err| panic!("{method} {url}: {err}"))
+    }
+
+    /// One request; Err when the transport failed.
+    async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<Reply, String> {
+        let url = format!("{}{path}", self.base);
+        let agent = self.agent.clone();
+        let method = method.to_string();
+        let key = key.map(str::to_string);
+        let body = body.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            let auth = key.map(|k| format!("Bearer {k}"));
+            let result = match method.as_str() {
+                "GET" => {
+                    let mut req = agent.get(&url);
+                    if let Some(auth) = &auth {
+                        req = req.header("Authorization", auth);
+                    }
+                    req.call()
+                }
+                _ => {
+                    let mut req = match method.as_str() {
+                        "POST" => agent.post(&url),
+                        "PUT" => agent.put(&url),
+                        other => panic!("method {other}"),
+                    };
+                    if let Some(auth) = &auth {
+                        req = req.header("Authorization", auth);
+                    }
+                    match body {
+                        Some(body) => req.content_type("application/json").send(body.as_str()),
+                        None => req.send_empty(),
+                    }
+                }
+            };
+            let mut response = result.map_err(|err| err.to_string())?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024 * 1024)
+                .read_to_string()
+                .unwrap();
+            BODIES.lock().unwrap().push(body.clone());
+            Ok(Reply {
+                status,
+                body,
+                retry_after,
+            })
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn get(&self, path: &str, key: &str) -> Reply {
+        self.call("GET", path, Some(key), None).await
+    }
+
+    async fn post(&self, path: &str, key: &str, body: Option<Value>) -> Reply {
+        let body = body.map(|b| b.to_string());
+        self.call("POST", path, Some(key), body.as_deref()).await
+    }
+
+    async fn put(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.call("PUT", path, Some(key), Some(&body.to_string()))
+            .await
+    }
+
+    /// Follows `GET /api/v1/jobs/{id}/events` to its `end` event; returns every
+    /// (event, data) pair.
+    async fn follow(&self, id: i64, key: &str) -> Vec<(String, Value)> {
+        let url = format!("{}/api/v1/jobs/{id}/events", self.base);
+        let agent = self.agent.clone();
+        let auth = format!("Bearer {key}");
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let response = agent
+                .get(&url)
+                .header("Authorization", &auth)
+                .call()
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                content_type.starts_with("text/event-stream"),
+                "{content_type}"
+            );
+            let reader = std::io::BufReader::new(response.into_body().into_reader());
+            let mut events = Vec::new();
+            let mut name = String::new();
+            for line in reader.lines() {
+                let line = line.unwrap();
+                if let Some(event) = line.strip_prefix("event: ") {
+                    name = event.to_string();
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    BODIES.lock().unwrap().push(data.to_string());
+                    events.push((name.clone(), serde_json::from_str(data).unwrap()));
+                    if name == "end" {
+                        break;
+                    }
+                }
+            }
+            events
+        })
+        .await
+        .unwrap()
+    }
+}
+
+/// Keys of each role, plus the config holding their hashes.
+struct Keys {
+    admin: String,
+    operator: String,
+    viewer: String,
+}
+
+fn config_with_keys(workers: usize) -> (ServerConfig, Keys) {
+    let (admin, admin_entry) = generate_api_key("admin", Role::Admin);
+    let (operator, operator_entry) = generate_api_key("operator", Role::Operator);
+    let (viewer, viewer_entry) = generate_api_key("viewer", Role::Viewer);
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        workers,
+        shutdown_grace_secs: 30,
+        rate_limit: RateLimit {
+            per_second: 1000.0,
+            burst: 1000,
+        },
+        // Small, so a too-large body fits in the socket buffers and the client reads 413.
+        max_body_bytes: 64 * 1024,
+        jwt_secret: Some(Secret::new("jwt-test-secret")),
+        api_keys: vec![admin_entry, operator_entry, viewer_entry],
+        ..Default::default()
+    };
+    let keys = Keys {
+        admin: admin.expose().to_string(),
+        operator: operator.expose().to_string(),
+        viewer: viewer.expose().to_string(),
+    };
+    (config, keys)
+}
+
+fn local_root(endpoint: &Endpoint) -> PathBuf {
+    match &endpoint.config {
+        EndpointConfig::Local(local) => local.root.clone(),
+        _ => unreachable!(),
+    }
+}
+
+/// The JSON body of `PUT /api/v1/endpoints/{name}`: the endpoint with its real secrets
+/// (which only ever go in) plus `max_concurrent`.
+fn endpoint_body(endpoint: &Endpoint, secret: Option<&str>) -> Value {
+    let mut body = serde_json::to_value(endpoint).unwrap();
+    if let Some(secret) = secret {
+        body["auth"]["password"] = json!(secret);
+    }
+    body["max_concurrent"] = json!(2);
+    body
+}
+
+fn file_request(source: &str, path: &str, destination: &str, max_attempts: u32) -> Value {
+    let spec = TransferSpec {
+        source: source.into(),
+        source_path: path.into(),
+        destination: destination.into(),
+        destination_path: PathTemplate::parse("out/{filename}").unwrap(),
+        mode: Default::default(),
+        scope: Scope::File,
+        filters: Default::default(),
+        conflict: Default::default(),
+        verify: true,
+        parallelism: None,
+    };
+    let mut request = JobRequest::new(spec);
+    request.retry = RetryPolicy {
+        max_attempts,
+        base_delay_ms: 100,
+        max_delay_ms: 200,
+    };
+    serde_json::to_value(request).unwrap()
+}
+
+async fn wait_state(api: &Api, key: &str, id: i64, want: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = api.get(&format!("/api/v1/jobs/{id}"), key).await.json();
+        if job["state"] == want {
+            return job;
+        }
+        assert!(std::time::Instant::now() < deadline, "job {id}: {job}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn endpoints_transfers_events_and_audit_over_http() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(2);
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    let api = Api::new(server.local_addr());
+
+    // Endpoints: local source and destination, the real SFTP server, and one with the
+    // canary as its (wrong) password.
+    let src = endpoint(Kind::Local, "src");
+    let dst = endpoint(Kind::Local, "dst");
+    std::fs::write(local_root(&src).join("a.txt"), "hello over http").unwrap();
+    for ep in [&src, &dst] {
+        let reply = api
+            .put(
+                &format!("/api/v1/endpoints/{}", ep.name),
+                &keys.admin,
+                endpoint_body(ep, None),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let sftp = endpoint(Kind::Sftp, "sftp");
+    let sftp_password = common::env("SFTP_PASSWORD");
+    let reply = api
+        .put(
+            "/api/v1/endpoints/sftp",
+            &keys.admin,
+            endpoint_body(&sftp, Some(&sftp_password)),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let canary = Endpoint {
+        name: "canary".into(),
+        config: EndpointConfig::Sftp(common::sftp_config("")),
+    };
+    let reply = api
+        .put(
+            "/api/v1/endpoints/canary",
+            &keys.admin,
+            endpoint_body(&canary, Some(CANARY)),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    // Editing answers 200.
+    let reply = api
+        .put(
+            "/api/v1/endpoints/canary",
+            &keys.admin,
+            endpoint_body(&canary, Some(CANARY)),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["config"]["auth"]["password"], "***");
+
+    // Invalid input names the field; unknown fields are refused; names must match.
+    let mut bad = endpoint_body(&src, None);
+    bad["max_concurrent"] = json!(0);
+    let reply = api.put("/api/v1/endpoints/src", &keys.admin, bad).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["field"], "max_concurrent");
+    let mut bad = endpoint_body(&src, None);
+    bad["bogus"] = json!(1);
+    let reply = api.put("/api/v1/endpoints/src", &keys.admin, bad).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["field"], "bogus", "{}", reply.body);
+    let reply = api
+        .put(
+            "/api/v1/endpoints/other",
+            &keys.admin,
+            endpoint_body(&src, None),
+        )
+        .await;
+    assert_eq!(reply.json()["error"]["field"], "name");
+    let reply = api
+        .call(
+            "PUT",
+            "/api/v1/endpoints/src",
+            Some(&keys.admin),
+            Some("{not json"),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    let huge = format!("{{\"x\": \"{}\"}}", "a".repeat(100 * 1024));
+    // 413, or (when the server closes before the client has written it all) a reset.
+    match api
+        .try_call(
+            "PUT",
+            "/api/v1/endpoints/src",
+            Some(&keys.admin),
+            Some(&huge),
+        )
+        .await
+    {
+        Ok(reply) => assert_eq!(reply.status, 413, "{}", reply.body),
+        Err(err) => assert!(
+            ["reset", "Broken pipe", "disconnected"]
+                .iter()
+                .any(|m| err.contains(m)),
+            "{err}"
+        ),
+    }
+
+    // A secret copied back from a listing is refused, naming it.
+    let reply = api
+        .put(
+            "/api/v1/endpoints/canary",
+            &keys.admin,
+            endpoint_body(&canary, None),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["error"]["field"],
+        "auth.password",
+        "{}",
+        reply.body
+    );
+    let reply = api
+        .call("POST", "/api/v1/endpoints", Some(&keys.admin), None)
+        .await;
+    assert_eq!(reply.status, 405, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["kind"], "method_not_allowed");
+
+    // Listing and reading show secrets as ***.
+    let list = api.get("/api/v1/endpoints", &keys.viewer).await.json();
+    assert_eq!(list.as_array().unwrap().len(), 4, "{list}");
+    let one = api.get("/api/v1/endpoints/sftp", &keys.viewer).await.json();
+    assert_eq!(one["config"]["auth"]["password"], "***", "{one}");
+    assert_eq!(
+        api.get("/api/v1/endpoints/nope", &keys.viewer).await.status,
+        404
+    );
+
+    // Diagnosis through the API.
+    for name in ["src", "sftp"] {
+        let reply = api
+            .post(
+                &format!("/api/v1/endpoints/{name}/test"),
+                &keys.operator,
+                None,
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.json()["ok"], true, "{name}: {}", reply.body);
+    }
+    let diagnosis = api
+        .post("/api/v1/endpoints/canary/test", &keys.operator, None)
+        .await
+        .json();
+    assert_eq!(diagnosis["ok"], false, "{diagnosis}");
+    assert_eq!(diagnosis["problem"], "authentication", "{diagnosis}");
+
+    // A transfer followed live to success.
+    let reply = api
+        .post(
+            "/api/v1/jobs",
+            &keys.operator,
+            Some(file_request("src", "a.txt", "dst", 3)),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let id = reply.json()["id"].as_i64().unwrap();
+    let events = api.follow(id, &keys.viewer).await;
+    let (last_name, last) = events.last().unwrap();
+    assert_eq!(last_name, "end");
+    assert_eq!(last["state"], "succeeded", "{events:?}");
+    let updates: Vec<&Value> = events
+        .iter()
+        .filter(|(name, _)| name == "update")
+        .map(|(_, data)| data)
+        .collect();
+    assert_eq!(updates.last().unwrap()["files"], 1, "{events:?}");
+    assert_eq!(
+        std::fs::read_to_string(local_root(&dst).join("out/a.txt")).unwrap(),
+        "hello over http"
+    );
+    // SFTP as destination too.
+    let reply = api
+        .post(
+            "/api/v1/jobs",
+            &keys.operator,
+            Some(file_request("src", "a.txt", "sftp", 3)),
+        )
+        .await;
+    let sftp_job = reply.json()["id"].as_i64().unwrap();
+    let events = api.follow(sftp_job, &keys.viewer).await;
+    assert_eq!(events.last().unwrap().1["state"], "succeeded", "{events:?}");
+
+    // Invalid submissions name the field.
+    let mut bad = file_request("src", "a.txt", "dst", 3);
+    bad["retry"]["max_attempts"] = json!(0);
+    let reply = api.post("/api/v1/jobs", &keys.operator, Some(bad)).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(
+        reply.json()["error"]["field"],
+        "retry.max_attempts",
+        "{}",
+        reply.body
+    );
+    let mut bad = file_request("src", "a.txt", "dst", 3);
+    bad["surprise"] = json!(true);
+    let reply = api.post("/api/v1/jobs", &keys.operator, Some(bad)).await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["error"]["field"], "surprise");
+
+    // A dead job (its source is missing) retried is dead again.
+    let reply = api
+        .post(
+            "/api/v1/jobs",
+            &keys.operator,
+            Some(file_request("src", "missing.txt", "dst", 1)),
+        )
+        .await;
+    let dead = reply.json()["id"].as_i64().unwrap();
+    let job = wait_state(&api, &keys.viewer, dead, "dead").await;
+    assert!(job["last_error"].is_string(), "{job}");
+    let reply = api
+        .post(&format!("/api/v1/jobs/{dead}/retry"), &keys.operator, None)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let events = api.follow(dead, &keys.viewer).await;
+    assert_eq!(events.last().unwrap().1["state"], "dead", "{events:?}");
+    // Retrying a succeeded job conflicts; cancelling one too.
+    let reply = api
+        .post(&format!("/api/v1/jobs/{id}/retry"), &keys.operator, None)
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    let reply = api
+        .post(&format!("/api/v1/jobs/{id}/cancel"), &keys.operator, None)
+        .await;
+    assert_eq!(reply.status, 409, "{}", reply.body);
+    assert_eq!(
+        api.get("/api/v1/jobs/999999", &keys.viewer).await.status,
+        404
+    );
+    assert_eq!(
+        api.get("/api/v1/jobs/abc", &keys.viewer).await.json()["error"]["field"],
+        "id"
+    );
+
+    // Listing with filters, validated.
+    let dead_jobs = api
+        .get("/api/v1/jobs?state=dead", &keys.viewer)
+        .await
+        .json();
+    assert_eq!(dead_jobs.as_array().unwrap().len(), 1, "{dead_jobs}");
+    let page = api
+        .get("/api/v1/jobs?limit=1&offset=1", &keys.viewer)
+        .await
+        .json();
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    for (query, field) in [
+        ("state=sleeping", "state"),
+        ("limit=0", "limit"),
+        ("limit=x", "limit"),
+        ("offset=-1", "offset"),
+        ("colour=red", "colour"),
+    ] {
+        let reply = api
+            .get(&format!("/api/v1/jobs?{query}"), &keys.viewer)
+            .await;
+        assert_eq!(reply.status, 400, "{query}: {}", reply.body);
+        assert_eq!(reply.json()["error"]["field"], field, "{query}");
+    }
+
+    // Templates, then an event made from one, replayed through the API.
+    let template = json!({
+        "name": "nightly",
+        "matcher": {"source": "src", "path_glob": "*.txt"},
+        "spec": file_request("src", "a.txt", "dst", 3)["spec"],
+    });
+    let reply = api
+        .put("/api/v1/templates/nightly", &keys.admin, template)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        api.get("/api/v1/templates", &keys.viewer)
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let ingested = orbit
+        .ingest(&IncomingEvent {
+            source: "manual".into(),
+            dedup_key: None,
+            file: None,
+            template: Some("nightly".into()),
+            payload: json!({"why": "test"}),
+        })
+        .await
+        .unwrap();
+    let event_id = ingested.record().id;
+    for job in &ingested.record().job_ids {
+        wait_state(&api, &keys.viewer, *job, "succeeded").await;
+    }
+    let events = api.get("/api/v1/events", &keys.viewer).await.json();
+    assert_eq!(events[0]["id"], event_id, "{events}");
+    let reply = api
+        .post(
+            &format!("/api/v1/events/{event_id}/replay"),
+            &keys.operator,
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let replayed = reply.json()["job_ids"][0].as_i64().unwrap();
+    let events = api.follow(replayed, &keys.viewer).await;
+    assert_eq!(events.last().unwrap().1["state"], "succeeded", "{events:?}");
+
+    // The audit log, intact.
+    let audit = api
+        .get("/api/v1/audit?limit=500", &keys.viewer)
+        .await
+        .json();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["action"].as_str().unwrap())
+        .collect();
+    for action in [
+        "endpoint.created",
+        "endpoint.edited",
+        "job.submitted",
+        "job.retried",
+    ] {
+        assert!(actions.contains(&action), "{action} in {actions:?}");
+    }
+    let verify = api.get("/api/v1/audit/verify", &keys.viewer).await.json();
+    assert_eq!(verify["intact"], true, "{verify}");
+
+    // Health and metrics.
+    let health = api.call("GET", "/health", None, None).await;
+    assert_eq!(health.status, 200, "{}", health.body);
+    let health = health.json();
+    assert_eq!(health["database"]["ok"], true);
+    assert!(
+        health["rclone"]["version"]
+            .as_str()
+            .unwrap()
+            .starts_with('v'),
+        "{health}"
+    );
+    assert_eq!(health["workers"]["count"], 2);
+    let metrics = api.get("/metrics", &keys.viewer).await;
+    assert_eq!(metrics.status, 200);
+    let succeeded = api
+        .get("/api/v1/jobs?state=succeeded", &keys.viewer)
+        .await
+        .json();
+    assert_eq!(succeeded.as_array().unwrap().len(), 4, "{succeeded}");
+    assert!(
+        metrics
+            .body
+            .contains("file_orbit_transfers_total{outcome=\"succeeded\"} 4"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("file_orbit_transfers_total{outcome=\"dead\"} 1"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("file_orbit_events_received_total{state=\"processed\"} 1"),
+        "{}",
+        metrics.body
+    );
+    assert!(
+        metrics
+            .body
+            .contains("file_orbit_queue_depth{state=\"queued\"} 0"),
+        "{}",
+        metrics.body
+    );
+
+    assert!(server.shutdown().await, "clean shutdown");
+
+    // The canary (and the real SFTP password) never came back in any response.
+    let bodies = BODIES.lock().unwrap();
+    assert!(bodies.len() > 40);
+    for body in bodies.iter() {
+        assert!(!body.contains(CANARY), "canary leaked: {body}");
+        assert!(!body.contains(&sftp_password), "password leaked: {body}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_route_needs_credentials_and_the_right_role() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(0);
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    let api = Api::new(server.local_addr());
+
+    // With no workers a job stays queued: cancel it.
+    let src = endpoint(Kind::Local, "src");
+    orbit.put_endpoint(&src, 1).await.unwrap();
+    let reply = api
+        .post(
+            "/api/v1/jobs",
+            &keys.operator,
+            Some(file_request("src", "a.txt", "src", 3)),
+        )
+        .await;
+    let queued = reply.json()["id"].as_i64().unwrap();
+    let reply = api
+        .post(
+            &format!("/api/v1/jobs/{queued}/cancel"),
+            &keys.operator,
+            None,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json()["state"], "cancelled");
+    let events = api.follow(queued, &keys.viewer).await;
+    assert_eq!(events.last().unwrap().1["state"], "cancelled");
+
+    let routes: &[(&str, &str, Role)] = &[
+        ("GET", "/api/v1/endpoints", Role::Viewer),
+        ("GET", "/api/v1/endpoints/src", Role::Viewer),
+        ("PUT", "/api/v1/endpoints/src", Role::Admin),
+        ("POST", "/api/v1/endpoints/src/test", Role::Operator),
+        ("GET", "/api/v1/templates", Role::Viewer),
+        ("PUT", "/api/v1/templates/t", Role::Admin),
+        ("GET", "/api/v1/jobs", Role::Viewer),
+        ("POST", "/api/v1/jobs", Role::Operator),
+        ("GET", "/api/v1/jobs/1", Role::Viewer),
+        // Job 1 is cancelled: its stream ends at once (before retry queues it again).
+        ("GET", "/api/v1/jobs/1/events", Role::Viewer),
+        ("POST", "/api/v1/jobs/1/cancel", Role::Operator),
+        ("POST", "/api/v1/jobs/1/retry", Role::Operator),
+        ("GET", "/api/v1/events", Role::Viewer),
+        ("GET", "/api/v1/events/1", Role::Viewer),
+        ("POST", "/api/v1/events/1/replay", Role::Operator),
+        ("GET", "/api/v1/audit", Role::Viewer),
+        ("GET", "/api/v1/audit/verify", Role::Viewer),
+        ("GET", "/metrics", Role::Viewer),
+    ];
+    let jwt = |role: &str| sign_jwt("jwt-test-secret", &json!({"role": role, "sub": "t"}));
+    let forged = sign_jwt("wrong-secret", &json!({"role": "admin"}));
+    let expired = sign_jwt("jwt-test-secret", &json!({"role": "admin", "exp": 1000}));
+    let roles = [
+        (Role::Viewer, keys.viewer.clone(), jwt("viewer")),
+        (Role::Operator, keys.operator.clone(), jwt("operator")),
+        (Role::Admin, keys.admin.clone(), jwt("admin")),
+    ];
+    for (method, path, needed) in routes {
+        // A body only where the route reads one (an unread body ends keep-alive).
+        let body = (*method == "PUT" || *path == "/api/v1/jobs").then_some("{}");
+        for bad in [
+            None,
+            Some("fo_not-a-key"),
+            Some(forged.as_str()),
+            Some(expired.as_str()),
+        ] {
+            let reply = api.call(method, path, bad, body).await;
+            assert_eq!(
+                reply.status, 401,
+                "{method} {path} with {bad:?}: {}",
+                reply.body
+            );
+            assert_eq!(reply.json()["error"]["kind"], "unauthorized");
+        }
+        for (role, key, token) in &roles {
+            for credential in [key, token] {
+                let reply = api.call(method, path, Some(credential), body).await;
+                if role < needed {
+                    assert_eq!(
+                        reply.status, 403,
+                        "{method} {path} as {role:?}: {}",
+                        reply.body
+                    );
+                    assert_eq!(reply.json()["error"]["kind"], "forbidden");
+                } else {
+                    assert!(
+                        ![401, 403, 429].contains(&reply.status),
+                        "{method} {path} as {role:?}: {} {}",
+                        reply.status,
+                        reply.body
+                    );
+                }
+            }
+        }
+    }
+    // /health needs nothing; unknown routes are 404 JSON.
+    assert_eq!(api.call("GET", "/health", None, None).await.status, 200);
+    let reply = api.call("GET", "/api/v1/nope", None, None).await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.json()["error"]["kind"], "not_found");
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bursts_are_rate_limited_per_key() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (mut config, keys) = config_with_keys(0);
+    config.rate_limit = RateLimit {
+        per_second: 0.5,
+        burst: 5,
+    };
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..12 {
+        let reply = api.get("/api/v1/jobs", &keys.viewer).await;
+        if reply.status == 429 {
+            retry_after = reply.retry_after.clone();
+            assert_eq!(reply.json()["error"]["kind"], "rate_limited");
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        5,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        7,
+        "{statuses:?}"
+    );
+    let retry_after: u64 = retry_after.unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Another key has its own bucket; /health is not limited.
+    assert_eq!(api.get("/api/v1/jobs", &keys.operator).await.status, 200);
+    for _ in 0..10 {
+        assert_eq!(api.call("GET", "/health", None, None).await.status, 200);
+    }
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_smoke() {
+    let url = postgres_url().await;
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(1);
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let src = endpoint(Kind::Local, "src");
+    let dst = endpoint(Kind::Local, "dst");
+    std::fs::write(local_root(&src).join("a.txt"), "pg").unwrap();
+    for ep in [&src, &dst] {
+        let reply = api
+            .put(
+                &format!("/api/v1/endpoints/{}", ep.name),
+                &keys.admin,
+                endpoint_body(ep, None),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+    }
+    let reply = api
+        .post(
+            "/api/v1/jobs",
+            &keys.operator,
+            Some(file_request("src", "a.txt", "dst", 3)),
+        )
+        .await;
+    let id = reply.json()["id"].as_i64().unwrap();
+    let events = api.follow(id, &keys.viewer).await;
+    assert_eq!(events.last().unwrap().1["state"], "succeeded", "{events:?}");
+    let health = api.call("GET", "/health", None, None).await.json();
+    assert_eq!(health["database"]["backend"], "postgres", "{health}");
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn shutdown_lets_a_running_transfer_finish() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(1);
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let src = endpoint(Kind::Local, "src");
+    let dst = endpoint(Kind::Local, "dst");
+    let big: Vec<u8> = (0..96 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(local_root(&src).join("big.bin"), &big).unwrap();
+    orbit.put_endpoint(&src, 1).await.unwrap();
+    orbit.put_endpoint(&dst, 1).await.unwrap();
+    let reply = api
+        .post(
+            "/api/v1/jobs",
+            &keys.operator,
+            Some(file_request("src", "big.bin", "dst", 1)),
+        )
+        .await;
+    let id = reply.json()["id"].as_i64().unwrap();
+    // Shut down once the transfer runs (or, on a very fast machine, has already run).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let state = orbit.job(id).await.unwrap().state;
+        if state != file_orbit::engine::JobState::Queued {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(server.shutdown().await, "stopped within the grace period");
+    let job = orbit.job(id).await.unwrap();
+    assert_eq!(
+        job.state,
+        file_orbit::engine::JobState::Succeeded,
+        "{job:?}"
+    );
+    assert_eq!(
+        std::fs::metadata(local_root(&dst).join("out/big.bin"))
+            .unwrap()
+            .len(),
+        big.len() as u64
+    );
+}
