@@ -2,6 +2,7 @@
 //! payload without secrets, matched templates, resulting job ids) before its jobs are
 //! submitted, deduplicated by a key, and can be replayed. Sources live in submodules.
 
+pub mod local;
 pub mod poll;
 pub mod schedule;
 pub mod sqs;
