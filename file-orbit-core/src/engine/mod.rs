@@ -88,6 +88,9 @@ struct Inner {
     keyring: Keyring,
     rclone: &'static Rclone,
     options: OrbitOptions,
+    /// Bumped whenever this process makes work runnable, so idle workers wake at once
+    /// instead of at their next poll (which still catches other processes' work).
+    new_work: tokio::sync::watch::Sender<u64>,
 }
 
 impl Orbit {
@@ -109,6 +112,7 @@ impl Orbit {
                 keyring,
                 rclone,
                 options,
+                new_work: tokio::sync::watch::channel(0).0,
             }),
         })
     }
@@ -293,7 +297,20 @@ impl Orbit {
 
     /// Submits a job; the same idempotency key twice returns the first job's id.
     pub async fn submit(&self, request: &JobRequest) -> Result<i64> {
-        self.store().submit(request, self.actor()).await
+        let id = self.store().submit(request, self.actor()).await?;
+        self.wake_workers();
+        Ok(id)
+    }
+
+    /// Tells idle workers in this process that a job may be runnable.
+    pub(crate) fn wake_workers(&self) {
+        self.inner
+            .new_work
+            .send_modify(|count| *count = count.wrapping_add(1));
+    }
+
+    pub(crate) fn new_work(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.new_work.subscribe()
     }
 
     /// Submits one job per enabled template that matches `event`; returns their ids.
@@ -328,7 +345,9 @@ impl Orbit {
 
     /// Runs a dead or cancelled job again.
     pub async fn retry(&self, id: i64) -> Result<()> {
-        self.store().retry(id, self.actor()).await
+        self.store().retry(id, self.actor()).await?;
+        self.wake_workers();
+        Ok(())
     }
 
     /// Waits until job `id` is succeeded, dead or cancelled (at most `timeout`).

@@ -55,17 +55,25 @@ struct Worker {
 impl Worker {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let options = self.orbit.options().clone();
+        let mut new_work = self.orbit.new_work();
         while !*stopped.borrow() {
+            // Seen before leasing: work submitted after this makes `changed` return at once.
+            new_work.borrow_and_update();
             match self
                 .orbit
                 .store()
                 .lease(&self.id, options.lease, options.aging)
                 .await
             {
-                Ok(Some(job)) => self.execute(job).await,
+                Ok(Some(job)) => {
+                    self.execute(job).await;
+                    // A success may have queued a chain's next hop or freed an endpoint slot.
+                    self.orbit.wake_workers();
+                }
                 Ok(None) => {
                     tokio::select! {
                         _ = tokio::time::sleep(options.poll_interval) => {}
+                        _ = new_work.changed() => {}
                         _ = stopped.changed() => break,
                     }
                 }
