@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 /// Where a job is in its life.
@@ -363,30 +364,90 @@ impl Store {
         aging: Duration,
     ) -> Result<Option<Job>> {
         let now = now_ms();
-        let skip_locked = match self.backend {
-            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
+        // Candidates: the oldest due jobs of each distinct priority (within a priority the
+        // oldest job has the highest aged priority), read from the partial index
+        // `jobs_queue` by a loose index scan, plus expired leases. The endpoints at their
+        // limit are computed once, not per candidate row. Only the few candidates are sorted.
+        let (queue_index, by_rowid, lateral, lock) = match self.backend {
+            Backend::Postgres => (
+                "",
+                "",
+                "CROSS JOIN LATERAL (SELECT j.id FROM jobs j WHERE",
+                "FOR UPDATE OF j SKIP LOCKED",
+            ),
+            Backend::Sqlite => ("INDEXED BY jobs_queue", "NOT INDEXED", "", ""),
+        };
+        let due = "j.run_after <= $3 AND j.source_endpoint NOT IN (SELECT name FROM busy) \
+                   AND j.destination_endpoint NOT IN (SELECT name FROM busy)";
+        let heads = match self.backend {
+            // Several per priority, so that concurrent leasers can skip each other's locks.
+            Backend::Postgres => format!(
+                "SELECT c.id FROM prios {lateral} j.state = 'queued' AND j.priority = prios.p \
+                     AND {due} ORDER BY j.created_at, j.id LIMIT 16) c"
+            ),
+            // One connection, one leaser at a time: the head of each priority is enough.
+            Backend::Sqlite => format!(
+                "SELECT (SELECT j.id FROM jobs j {queue_index} WHERE j.state = 'queued' \
+                     AND j.priority = prios.p AND {due} ORDER BY j.created_at, j.id LIMIT 1) \
+                 FROM prios WHERE prios.p IS NOT NULL"
+            ),
+        };
+        let pick = match self.backend {
+            // An array keeps the planner on the primary key (a recursive CTE's row estimate
+            // would make it scan the table).
+            Backend::Postgres => "j.id = ANY (ARRAY(SELECT id FROM candidates))",
+            Backend::Sqlite => "j.id IN (SELECT id FROM candidates)",
         };
         let sql = format!(
-            "UPDATE jobs SET state = 'leased', lease_owner = $1, lease_expires_at = $2, \
+            "WITH RECURSIVE prios(p) AS ( \
+                 SELECT * FROM (SELECT j.priority FROM jobs j {queue_index} WHERE j.state = 'queued' \
+                     ORDER BY j.priority DESC LIMIT 1) top \
+                 UNION ALL \
+                 SELECT (SELECT j.priority FROM jobs j {queue_index} WHERE j.state = 'queued' \
+                     AND j.priority < prios.p ORDER BY j.priority DESC LIMIT 1) \
+                 FROM prios WHERE prios.p IS NOT NULL), \
+             busy AS ( \
+                 SELECT x.name FROM ( \
+                     SELECT r.source_endpoint AS name FROM jobs r \
+                         WHERE r.state = 'leased' AND r.lease_expires_at >= $3 \
+                     UNION ALL \
+                     SELECT r.destination_endpoint FROM jobs r \
+                         WHERE r.state = 'leased' AND r.lease_expires_at >= $3 \
+                         AND r.destination_endpoint <> r.source_endpoint) x \
+                 LEFT JOIN endpoints e ON e.name = x.name \
+                 GROUP BY x.name, e.max_concurrent \
+                 HAVING COUNT(*) >= COALESCE(e.max_concurrent, 1000000)), \
+             candidates(id) AS ( \
+                 {heads} \
+                 UNION ALL \
+                 SELECT j.id FROM jobs j WHERE j.state = 'leased' AND j.lease_expires_at < $3 \
+                     AND j.cancel_requested = 0 AND j.attempts < j.max_attempts \
+                     AND j.source_endpoint NOT IN (SELECT name FROM busy) \
+                     AND j.destination_endpoint NOT IN (SELECT name FROM busy)) \
+             UPDATE jobs SET state = 'leased', lease_owner = $1, lease_expires_at = $2, \
                  attempts = attempts + 1, updated_at = $3 \
-             WHERE id = (SELECT j.id FROM jobs j \
-                 WHERE ((j.state = 'queued' AND j.run_after <= $3) \
+             WHERE id = (SELECT j.id FROM jobs j {by_rowid} \
+                 WHERE {pick} \
+                   AND ((j.state = 'queued' AND j.run_after <= $3) \
                         OR (j.state = 'leased' AND j.lease_expires_at < $3 AND j.cancel_requested = 0 \
                             AND j.attempts < j.max_attempts)) \
-                   AND (SELECT COUNT(*) FROM jobs r WHERE r.state = 'leased' AND r.lease_expires_at >= $3 \
-                        AND (r.source_endpoint = j.source_endpoint OR r.destination_endpoint = j.source_endpoint)) \
-                       < COALESCE((SELECT e.max_concurrent FROM endpoints e WHERE e.name = j.source_endpoint), 1000000) \
-                   AND (SELECT COUNT(*) FROM jobs r WHERE r.state = 'leased' AND r.lease_expires_at >= $3 \
-                        AND (r.source_endpoint = j.destination_endpoint OR r.destination_endpoint = j.destination_endpoint)) \
-                       < COALESCE((SELECT e.max_concurrent FROM endpoints e WHERE e.name = j.destination_endpoint), 1000000) \
                  ORDER BY j.priority + ($3 - j.created_at) / $4 DESC, j.id \
-                 LIMIT 1 {skip_locked}) \
+                 LIMIT 1 {lock}) \
              RETURNING {JOB_COLUMNS}"
         );
         let mut tx = self.begin("leasing a job").await?;
-        self.reap_cancelled(&mut tx, now).await?;
-        self.reap_exhausted(&mut tx, now).await?;
+        // Housekeeping at most once a second per process: the jobs it reaps are never
+        // leasable, so nothing waits on it, and the hot path saves two statements.
+        let last = self.last_reap.load(Ordering::Relaxed);
+        if now - last >= 1000
+            && self
+                .last_reap
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.reap_cancelled(&mut tx, now).await?;
+            self.reap_exhausted(&mut tx, now).await?;
+        }
         let row = sqlx::query(&sql)
             .bind(worker)
             .bind(now + lease.as_millis() as i64)

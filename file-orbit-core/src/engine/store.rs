@@ -19,6 +19,8 @@ pub enum Backend {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
+    /// When `lease` last reaped lost and cancelled jobs (ms since the epoch), per process.
+    pub(crate) last_reap: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -94,7 +96,11 @@ impl Store {
         };
         migrated
             .map_err(|err| Error::new(ErrorKind::Store, "migrating the store", err.to_string()))?;
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            last_reap: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {

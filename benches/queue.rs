@@ -1,0 +1,322 @@
+//! Jobs per second through the durable queue: `Store::submit` N jobs, then W workers loop
+//! `Store::lease` → `Store::complete(id, worker, 0, 0)` until nothing is left. Transfers are
+//! never run (no-op: the specs are local→local and nobody executes them), so this measures
+//! the store alone — every state change with its hash-chained audit record in the same
+//! transaction (plus the `job_attempts` row), as the engine does it.
+//!
+//! Backends: SQLite (a file store in a temp dir on disk, the engine's own pragmas: WAL,
+//! synchronous=NORMAL, one connection) and PostgreSQL (a fresh database on the test server
+//! of `scripts/test-servers.sh`, dropped afterwards; skipped when
+//! `FILE_ORBIT_TEST_POSTGRES_URL` is not set). Workers: 1 and 4. Submits run on as many
+//! tasks as there are workers.
+//!
+//!   scripts/test-servers.sh start && source target/test-servers/env && cargo bench --bench queue
+//!
+//! Settings (env):
+//!   FILE_ORBIT_BENCH_QUEUE_JOBS=5000       jobs per cell
+//!   FILE_ORBIT_BENCH_QUEUE_WORKERS=1,4
+//!   FILE_ORBIT_BENCH_QUEUE_BACKENDS=sqlite,postgres
+//!   FILE_ORBIT_BENCH_TIMEOUT_S=300         per phase (submit, drain); then the cell stops
+//!
+//! Prints a markdown table; latency is one lease + its complete, as a worker sees it.
+
+use file_orbit::engine::{JobRequest, JobState, Store};
+use file_orbit::template::PathTemplate;
+use file_orbit::transfer::{Scope, TransferSpec};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// As `OrbitOptions::default()`.
+const LEASE: Duration = Duration::from_secs(30);
+const AGING: Duration = Duration::from_secs(60);
+
+fn env_or(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
+
+/// A local→local single-file copy; never executed.
+fn request(index: usize) -> JobRequest {
+    JobRequest::new(TransferSpec {
+        source: "bench-inbox".into(),
+        source_path: format!("incoming/file-{index}.csv"),
+        destination: "bench-archive".into(),
+        destination_path: PathTemplate::parse("archive/{filename}").unwrap(),
+        mode: Default::default(),
+        scope: Scope::File,
+        filters: Default::default(),
+        conflict: Default::default(),
+        verify: false,
+        parallelism: None,
+    })
+}
+
+/// A database on the PostgreSQL test server, dropped by `drop_db`.
+struct PgDb {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+async fn create_pg_db(admin_url: &str) -> PgDb {
+    use sqlx::Connection;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let name = format!("fo_bench_queue_{}_{nanos}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(admin_url)
+        .await
+        .unwrap_or_else(|err| {
+            panic!("PostgreSQL test server: {err} (scripts/test-servers.sh start)")
+        });
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let _ = conn.close().await;
+    let (prefix, _) = admin_url.rsplit_once('/').unwrap();
+    PgDb {
+        admin_url: admin_url.to_string(),
+        url: format!("{prefix}/{name}"),
+        name,
+    }
+}
+
+async fn drop_db(db: &PgDb) {
+    use sqlx::Connection;
+    match sqlx::PgConnection::connect(&db.admin_url).await {
+        Ok(mut conn) => {
+            if let Err(err) =
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
+                    .execute(&mut conn)
+                    .await
+            {
+                eprintln!("could not drop database {}: {err}", db.name);
+            }
+            let _ = conn.close().await;
+        }
+        Err(err) => eprintln!("could not drop database {}: {err}", db.name),
+    }
+}
+
+struct Cell {
+    backend: &'static str,
+    workers: usize,
+    submitted: usize,
+    submit: Duration,
+    done: usize,
+    drain: Duration,
+    /// lease + complete, per job.
+    latencies: Vec<Duration>,
+    lease: Vec<Duration>,
+    complete: Vec<Duration>,
+    timed_out: bool,
+    audit_ok: bool,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1e3)
+}
+
+async fn run_cell(
+    backend: &'static str,
+    store: Store,
+    jobs: usize,
+    workers: usize,
+    timeout: Duration,
+) -> Cell {
+    // Submit: `workers` tasks share the N jobs.
+    let deadline = Instant::now() + timeout;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut n = 0;
+                for index in (w..jobs).step_by(workers) {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    store.submit(&request(index), "bench").await.unwrap();
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut submitted = 0;
+    for task in tasks {
+        submitted += task.await.unwrap();
+    }
+    let submit = started.elapsed();
+
+    // Drain: each worker leases and completes until the queue is empty.
+    let deadline = Instant::now() + timeout;
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let store = store.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let worker = format!("bench-w{w}");
+                let (mut total, mut lease, mut complete) = (Vec::new(), Vec::new(), Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    if Instant::now() >= deadline {
+                        stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    let t0 = Instant::now();
+                    let Some(job) = store.lease(&worker, LEASE, AGING).await.unwrap() else {
+                        break; // nothing left to lease
+                    };
+                    let t1 = Instant::now();
+                    assert!(store.complete(job.id, &worker, 0, 0).await.unwrap());
+                    let t2 = Instant::now();
+                    lease.push(t1 - t0);
+                    complete.push(t2 - t1);
+                    total.push(t2 - t0);
+                }
+                (total, lease, complete)
+            })
+        })
+        .collect();
+    let (mut latencies, mut lease, mut complete) = (Vec::new(), Vec::new(), Vec::new());
+    for task in tasks {
+        let (t, l, c) = task.await.unwrap();
+        latencies.extend(t);
+        lease.extend(l);
+        complete.extend(c);
+    }
+    let drain = started.elapsed();
+    let timed_out = stop.load(Ordering::Relaxed) || submitted < jobs;
+    latencies.sort();
+    lease.sort();
+    complete.sort();
+
+    // Sanity (untimed): every job succeeded exactly once and the audit chain is intact.
+    let counts = store.job_counts().await.unwrap();
+    let succeeded = counts
+        .iter()
+        .find(|(state, _)| *state == JobState::Succeeded)
+        .map_or(0, |(_, n)| *n) as usize;
+    assert_eq!(succeeded, latencies.len(), "succeeded jobs vs completions");
+    if !timed_out {
+        assert_eq!(succeeded, jobs, "job counts: {counts:?}");
+    }
+    let audit_ok = store.verify_audit_log().await.unwrap().is_none();
+    Cell {
+        backend,
+        workers,
+        submitted,
+        submit,
+        done: latencies.len(),
+        drain,
+        latencies,
+        lease,
+        complete,
+        timed_out,
+        audit_ok,
+    }
+}
+
+fn main() {
+    let jobs: usize = env_or("FILE_ORBIT_BENCH_QUEUE_JOBS", "5000")
+        .parse()
+        .unwrap();
+    let workers: Vec<usize> = env_or("FILE_ORBIT_BENCH_QUEUE_WORKERS", "1,4")
+        .split(',')
+        .map(|w| w.trim().parse().unwrap())
+        .collect();
+    let backends = env_or("FILE_ORBIT_BENCH_QUEUE_BACKENDS", "sqlite,postgres");
+    let timeout = Duration::from_secs(env_or("FILE_ORBIT_BENCH_TIMEOUT_S", "300").parse().unwrap());
+    let pg_admin = std::env::var("FILE_ORBIT_TEST_POSTGRES_URL").ok();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let cells: Vec<Cell> = runtime.block_on(async {
+        let mut cells = Vec::new();
+        for backend in backends.split(',').map(str::trim) {
+            for &w in &workers {
+                match backend {
+                    "sqlite" => {
+                        let dir = tempfile::tempdir().unwrap();
+                        let url = format!("sqlite://{}", dir.path().join("orbit.db").display());
+                        let store = Store::open(&url).await.unwrap();
+                        cells.push(run_cell("SQLite (file, WAL)", store, jobs, w, timeout).await);
+                        drop(dir); // removes the database
+                    }
+                    "postgres" => {
+                        let Some(admin) = &pg_admin else {
+                            eprintln!(
+                                "PostgreSQL skipped: FILE_ORBIT_TEST_POSTGRES_URL is not set \
+                                 (scripts/test-servers.sh start && source target/test-servers/env)"
+                            );
+                            continue;
+                        };
+                        let db = create_pg_db(admin).await;
+                        // In its own task so that the database is dropped even if it panics.
+                        let url = db.url.clone();
+                        let cell = tokio::spawn(async move {
+                            let store = Store::open(&url).await.unwrap();
+                            run_cell("PostgreSQL", store, jobs, w, timeout).await
+                        })
+                        .await;
+                        drop_db(&db).await;
+                        match cell {
+                            Ok(cell) => cells.push(cell),
+                            Err(err) => std::panic::resume_unwind(err.into_panic()),
+                        }
+                    }
+                    other => panic!("unknown backend {other:?} (sqlite, postgres)"),
+                }
+            }
+        }
+        cells
+    });
+
+    println!(
+        "\n| backend | workers | jobs | submit jobs/s | lease+complete jobs/s | p50 ms | p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for c in &cells {
+        let flag = if c.timed_out { " (timed out)" } else { "" };
+        println!(
+            "| {} | {} | {}{flag} | {:.0} | {:.0} | {} | {} |",
+            c.backend,
+            c.workers,
+            c.done,
+            c.submitted as f64 / c.submit.as_secs_f64(),
+            c.done as f64 / c.drain.as_secs_f64(),
+            ms(percentile(&c.latencies, 0.5)),
+            ms(percentile(&c.latencies, 0.99)),
+        );
+    }
+    println!(
+        "\n| backend | workers | lease p50 ms | lease p99 ms | complete p50 ms | complete p99 ms | audit chain |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for c in &cells {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            c.backend,
+            c.workers,
+            ms(percentile(&c.lease, 0.5)),
+            ms(percentile(&c.lease, 0.99)),
+            ms(percentile(&c.complete, 0.5)),
+            ms(percentile(&c.complete, 0.99)),
+            if c.audit_ok { "intact" } else { "BROKEN" },
+        );
+    }
+    println!("\ngoal: ≥ 2000 lease+complete jobs/s");
+}
