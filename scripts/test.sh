@@ -15,4 +15,4 @@ trap 'scripts/test-servers.sh stop' EXIT
 scripts/test-servers.sh start
 # shellcheck source=/dev/null
 source "${FILE_ORBIT_TEST_SERVERS_DIR:-target/test-servers}/env"
-cargo test --workspace --all-features
+cargo test --workspace --all-features --no-fail-fast
