@@ -204,3 +204,13 @@ fn unc_paths_give_host_share_and_root() {
     };
     endpoint.validate().unwrap();
 }
+
+#[test]
+fn the_same_endpoint_gives_the_same_remote_so_rclone_reuses_connections() {
+    let endpoint: Endpoint = serde_json::from_str(&format!(
+        r#"{{"name":"x","type":"smb","host":"h","user":"u","password":"{PASSWORD}","share":"s"}}"#
+    ))
+    .unwrap();
+    let first = endpoint.to_rclone(rclone(), "a").unwrap();
+    assert_eq!(first, endpoint.to_rclone(rclone(), "a").unwrap());
+}

@@ -9,7 +9,7 @@ pub use diagnosis::{Diagnosis, Problem};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Rclone;
-use crate::rclone::methods::{CoreObscure, Fs};
+use crate::rclone::methods::Fs;
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -306,12 +306,8 @@ impl Endpoint {
         let mut set = |key: &str, value: Value| {
             config.insert(key.to_string(), value);
         };
-        let obscure = |secret: &Secret| -> Result<Value> {
-            let reply = rclone.call(&CoreObscure {
-                clear: secret.expose().to_string(),
-            })?;
-            Ok(reply.obscured.into())
-        };
+        let obscure =
+            |secret: &Secret| -> Result<Value> { Ok(rclone.obscure(secret.expose())?.into()) };
         let root = match &self.config {
             EndpointConfig::Local(local) => {
                 set("type", "local".into());

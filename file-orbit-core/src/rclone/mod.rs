@@ -32,6 +32,10 @@ pub struct Rclone {
     library: &'static librclone_sys::LibRclone,
     library_path: &'static str,
     version: methods::VersionInfo,
+    /// SHA-256 of a secret → its obscured form. rclone's obscuring is randomised; reusing
+    /// one form per secret keeps remotes identical, so rclone's Fs cache (and its SSH
+    /// connection) is reused instead of logging in again for every transfer.
+    obscured: Mutex<std::collections::HashMap<[u8; 32], String>>,
 }
 
 static CLIENT: OnceLock<Rclone> = OnceLock::new();
@@ -69,6 +73,7 @@ impl Rclone {
             library,
             library_path: &loaded.path,
             version: methods::VersionInfo::default(),
+            obscured: Mutex::new(std::collections::HashMap::new()),
         };
         // An empty config path keeps rclone's config in memory: the user's rclone.conf is
         // neither read nor written.
@@ -154,6 +159,26 @@ impl Rclone {
         } else {
             Err(error_from_reply(method, status, &reply))
         }
+    }
+
+    /// rclone's obscured form of `clear`, the same one for the same secret in this process.
+    pub fn obscure(&self, clear: &str) -> Result<String> {
+        use sha2::Digest;
+        let key: [u8; 32] = sha2::Sha256::digest(clear.as_bytes()).into();
+        let mut cache = self
+            .obscured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(obscured) = cache.get(&key) {
+            return Ok(obscured.clone());
+        }
+        let obscured = self
+            .call(&methods::CoreObscure {
+                clear: clear.to_string(),
+            })?
+            .obscured;
+        cache.insert(key, obscured.clone());
+        Ok(obscured)
     }
 
     /// Calls a typed rc method (blocking).
