@@ -1,0 +1,124 @@
+"""File Orbit: managed file transfer with rclone embedded in-process.
+
+One ``pip install`` gives the whole engine: typed endpoints (:class:`Local`, :class:`S3`,
+:class:`Sftp`, :class:`Smb`), transfers with live progress and cancellation, durable jobs
+with retries, chains, templates, events and an audit log, all with rclone running inside
+this process (the wheel carries ``librclone.so``; no Go, no rclone binary).
+
+Blocking API: :class:`Orbit`; asyncio API: :class:`AsyncOrbit`. Handles
+(:class:`Transfer`, :class:`Job`) support ``wait(progress=callback)``, ``cancel()`` and
+``await``. Errors are :class:`FileOrbitError` subclasses (see :mod:`file_orbit.errors`).
+
+librclone is loaded from the package directory, unless ``$FILE_ORBIT_LIBRCLONE`` names
+another ``librclone.so``. It starts a Go runtime in the process: use multiprocessing's
+``spawn`` (or ``forkserver``) start method, never ``fork`` after File Orbit was used::
+
+    multiprocessing.set_start_method("spawn")
+
+Example::
+
+    from file_orbit import Local, Orbit, Sftp
+
+    orbit = Orbit("orbit.db")
+    orbit.add_endpoint(Local("in", root="/data/in"))
+    orbit.add_endpoint(Sftp("partner", host="sftp.example.com", user="acme", password="..."))
+    transfer = orbit.copy("in", "partner", destination_path="inbox/{date:%Y-%m-%d}")
+    transfer.wait(progress=lambda p: print(p.bytes, "of", p.total_bytes))
+"""
+
+from __future__ import annotations
+
+import os as _os
+
+from . import _native
+from ._endpoints import Endpoint, Local, S3, Sftp, Smb
+from ._handles import Job, Service, Transfer
+from ._models import (
+    AuditRecord,
+    Conflict,
+    Diagnosis,
+    EndpointInfo,
+    Event,
+    Filters,
+    JobInfo,
+    JobState,
+    Mode,
+    Progress,
+    RcloneInfo,
+    RetryPolicy,
+    Scope,
+    Template,
+    TransferSpec,
+    WatchStats,
+)
+from ._orbit import AsyncOrbit, Orbit
+from .errors import (
+    AuthenticationError,
+    CancelledError,
+    ConfigError,
+    ConnectionError,
+    FileOrbitError,
+    LibraryError,
+    NotFoundError,
+    PermissionDeniedError,
+    ProtocolError,
+    RemoteError,
+    StoreError,
+    WorkerLostError,
+)
+
+__all__ = [
+    "AsyncOrbit",
+    "AuditRecord",
+    "AuthenticationError",
+    "CancelledError",
+    "ConfigError",
+    "Conflict",
+    "ConnectionError",
+    "Diagnosis",
+    "Endpoint",
+    "EndpointInfo",
+    "Event",
+    "FileOrbitError",
+    "Filters",
+    "Job",
+    "JobInfo",
+    "JobState",
+    "LibraryError",
+    "Local",
+    "Mode",
+    "NotFoundError",
+    "Orbit",
+    "PermissionDeniedError",
+    "Progress",
+    "ProtocolError",
+    "RcloneInfo",
+    "RemoteError",
+    "RetryPolicy",
+    "S3",
+    "Scope",
+    "Service",
+    "Sftp",
+    "Smb",
+    "StoreError",
+    "Template",
+    "Transfer",
+    "TransferSpec",
+    "WatchStats",
+    "WorkerLostError",
+    "PINNED_RCLONE_VERSION",
+    "rclone_info",
+]
+
+PINNED_RCLONE_VERSION: str = _native.PINNED_RCLONE_VERSION
+"""The rclone release this File Orbit was built and tested with."""
+
+# The librclone.so the wheel carries; the native module prefers $FILE_ORBIT_LIBRCLONE.
+_PACKAGED_LIBRCLONE = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "librclone.so")
+_native.set_library_path(_PACKAGED_LIBRCLONE if _os.path.isfile(_PACKAGED_LIBRCLONE) else None)
+
+
+def rclone_info() -> RcloneInfo:
+    """Loads librclone (if not yet) and says which library and rclone version are in use."""
+    path, version = _native.load_rclone()
+    return RcloneInfo(path, version)

@@ -1,0 +1,542 @@
+"""The values File Orbit takes and returns: transfer specs, filters, retry policies,
+templates, progress, jobs, events, diagnoses. Plain frozen dataclasses; each converts to
+or from the core's JSON form and does nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Mapping, Sequence
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, Literal
+
+from ._endpoints import Endpoint
+
+__all__ = [
+    "AuditRecord",
+    "Conflict",
+    "Diagnosis",
+    "EndpointInfo",
+    "Event",
+    "Filters",
+    "JobInfo",
+    "JobState",
+    "Mode",
+    "Progress",
+    "RcloneInfo",
+    "RetryPolicy",
+    "Scope",
+    "Template",
+    "TransferSpec",
+    "WatchStats",
+]
+
+Mode = Literal["copy", "move", "sync"]
+"""copy leaves the source; move deletes each source file once it arrived; sync makes the
+destination tree equal the source (deleting extras)."""
+
+Scope = Literal["tree", "file"]
+"""Whether ``source_path`` names a directory tree or one file."""
+
+Conflict = Literal["overwrite", "skip_existing", "newer_only"]
+"""What happens to a destination file of the same name."""
+
+JobState = Literal["queued", "leased", "succeeded", "dead", "cancelled"]
+"""Where a durable job is: waiting, held by a worker, or finished one of three ways."""
+
+
+def _ms_to_datetime(ms: int | None) -> _dt.datetime | None:
+    if ms is None:
+        return None
+    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc)
+
+
+def _endpoint_name(endpoint: str | Endpoint) -> str:
+    return endpoint.name if isinstance(endpoint, Endpoint) else endpoint
+
+
+def _size(value: int | str | None) -> str | None:
+    # rclone reads a bare number as KiB: an int here means bytes.
+    return f"{value}B" if isinstance(value, int) else value
+
+
+def _age(value: float | _dt.timedelta | str | None) -> str | None:
+    if isinstance(value, _dt.timedelta):
+        value = value.total_seconds()
+    return f"{value}s" if isinstance(value, (int, float)) else value
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which files of a tree transfer take part.
+
+    Globs apply to the path relative to the source (``"*.csv"``, ``"logs/**"``); an
+    exclude beats an include; with includes, everything else is left out.
+
+    Args:
+        include: Globs of files to transfer.
+        exclude: Globs of files to leave out.
+        min_age: Only files older than this (seconds, a ``timedelta``, or rclone's
+            ``"10m"``, ``"2d"``).
+        max_age: Only files younger than this.
+        min_size: Only files at least this big (bytes as ``int``, or rclone's ``"1k"``, ``"20M"``).
+        max_size: Only files at most this big.
+    """
+
+    include: Sequence[str] = ()
+    exclude: Sequence[str] = ()
+    min_age: float | _dt.timedelta | str | None = None
+    max_age: float | _dt.timedelta | str | None = None
+    min_size: int | str | None = None
+    max_size: int | str | None = None
+
+    def _to_core(self) -> dict[str, Any]:
+        return {
+            "include": list(self.include),
+            "exclude": list(self.exclude),
+            "min_age": _age(self.min_age),
+            "max_age": _age(self.max_age),
+            "min_size": _size(self.min_size),
+            "max_size": _size(self.max_size),
+        }
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> Filters:
+        return cls(
+            include=tuple(data.get("include", ())),
+            exclude=tuple(data.get("exclude", ())),
+            min_age=data.get("min_age"),
+            max_age=data.get("max_age"),
+            min_size=data.get("min_size"),
+            max_size=data.get("max_size"),
+        )
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a durable job is retried after retryable failures.
+
+    Args:
+        max_attempts: Attempts in all, the first included.
+        base_delay: Seconds before the second attempt; each later delay doubles (with
+            jitter) up to ``max_delay``.
+        max_delay: The longest delay, in seconds.
+    """
+
+    max_attempts: int = 5
+    base_delay: float = 2.0
+    max_delay: float = 300.0
+
+    def _to_core(self) -> dict[str, Any]:
+        return {
+            "max_attempts": self.max_attempts,
+            "base_delay_ms": round(self.base_delay * 1000),
+            "max_delay_ms": round(self.max_delay * 1000),
+        }
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> RetryPolicy:
+        return cls(data["max_attempts"], data["base_delay_ms"] / 1000, data["max_delay_ms"] / 1000)
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """What to move where, and how.
+
+    Args:
+        source: The source endpoint (its name, or the endpoint itself).
+        destination: The destination endpoint (its name, or the endpoint itself).
+        destination_path: Destination path template: the file's new path (scope
+            ``"file"``) or the directory the tree goes into, e.g.
+            ``"archive/{year}/{month}/{filename}"``. Required: the core refuses an empty
+            template (and so cannot name the endpoint's root itself).
+        source_path: Path inside the source: the file (scope ``"file"``) or directory
+            (default: the endpoint's root).
+        mode: ``"copy"``, ``"move"`` or ``"sync"``.
+        scope: ``"tree"`` (a directory) or ``"file"``.
+        filters: Which files of a tree take part.
+        conflict: ``"overwrite"`` (unless it already matches), ``"skip_existing"`` or
+            ``"newer_only"``.
+        verify: Compare source and destination afterwards (hash, or bytes); a difference
+            fails the transfer.
+        parallelism: Files transferred at once (rclone's default when None).
+    """
+
+    source: str | Endpoint
+    destination: str | Endpoint
+    _: KW_ONLY
+    destination_path: str
+    source_path: str = ""
+    mode: Mode = "copy"
+    scope: Scope = "tree"
+    filters: Filters | None = None
+    conflict: Conflict = "overwrite"
+    verify: bool = False
+    parallelism: int | None = None
+
+    def _to_core(self) -> dict[str, Any]:
+        spec: dict[str, Any] = {
+            "source": _endpoint_name(self.source),
+            "source_path": self.source_path,
+            "destination": _endpoint_name(self.destination),
+            "destination_path": self.destination_path,
+            "mode": self.mode,
+            "scope": self.scope,
+            "conflict": self.conflict,
+            "verify": self.verify,
+            "parallelism": self.parallelism,
+        }
+        if self.filters is not None:
+            spec["filters"] = self.filters._to_core()
+        return spec
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> TransferSpec:
+        return cls(
+            data["source"],
+            data["destination"],
+            source_path=data.get("source_path", ""),
+            destination_path=data["destination_path"],
+            mode=data.get("mode", "copy"),
+            scope=data.get("scope", "tree"),
+            # The core always has filters; empty ones are "no filters".
+            filters=Filters._from_core(data["filters"]) if any((data.get("filters") or {}).values()) else None,
+            conflict=data.get("conflict", "overwrite"),
+            verify=data.get("verify", False),
+            parallelism=data.get("parallelism"),
+        )
+
+
+@dataclass(frozen=True)
+class Template:
+    """A rule that turns file events into durable jobs (and, with a schedule, cron runs).
+
+    A file event on ``spec.source`` whose path matches ``path_glob`` (and the size and age
+    limits) becomes a job running ``spec`` for that one file: the spec's ``source_path``
+    is the event's path and its scope ``"file"``; ``destination_path`` is a template such
+    as ``"archive/{year}/{filename}"``.
+
+    Args:
+        name: The template's name.
+        spec: The transfer; its source is the endpoint whose events are matched.
+        path_glob: Glob on the path relative to the endpoint (``"incoming/**/*.csv"``;
+            ``*`` stays within a directory, ``**`` crosses them).
+        min_size: Only files at least this many bytes.
+        max_size: Only files at most this many bytes.
+        min_age: Only files modified at least this many seconds ago.
+        priority: Higher runs first.
+        retry: Retry policy of the jobs.
+        next_hops: Transfers to run one after another once a job succeeded.
+        enabled: A disabled template matches nothing.
+        schedule: Also run ``spec`` as it is on this cron schedule
+            (``"sec min hour day month weekday"``, seconds optional, UTC).
+        missed_ticks: ``"skip"`` or ``"run_once"``: ticks missed while no engine ran.
+    """
+
+    name: str
+    spec: TransferSpec
+    _: KW_ONLY
+    path_glob: str = "**"
+    min_size: int | None = None
+    max_size: int | None = None
+    min_age: float | None = None
+    priority: int = 0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    next_hops: Sequence[TransferSpec] = ()
+    enabled: bool = True
+    schedule: str | None = None
+    missed_ticks: Literal["skip", "run_once"] = "skip"
+
+    def _to_core(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "matcher": {
+                "source": _endpoint_name(self.spec.source),
+                "path_glob": self.path_glob,
+                "min_size": self.min_size,
+                "max_size": self.max_size,
+                "min_age_seconds": None if self.min_age is None else round(self.min_age),
+            },
+            "spec": self.spec._to_core(),
+            "priority": self.priority,
+            "retry": self.retry._to_core(),
+            "next_hops": [hop._to_core() for hop in self.next_hops],
+            "enabled": self.enabled,
+            "schedule": None
+            if self.schedule is None
+            else {"cron": self.schedule, "missed": self.missed_ticks},
+        }
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> Template:
+        matcher = data["matcher"]
+        schedule = data.get("schedule")
+        return cls(
+            data["name"],
+            TransferSpec._from_core(data["spec"]),
+            path_glob=matcher["path_glob"],
+            min_size=matcher.get("min_size"),
+            max_size=matcher.get("max_size"),
+            min_age=matcher.get("min_age_seconds"),
+            priority=data.get("priority", 0),
+            retry=RetryPolicy._from_core(data["retry"]),
+            next_hops=tuple(TransferSpec._from_core(hop) for hop in data.get("next_hops", ())),
+            enabled=data.get("enabled", True),
+            schedule=schedule["cron"] if schedule else None,
+            missed_ticks=schedule["missed"] if schedule else "skip",
+        )
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A snapshot of a running transfer.
+
+    Attributes:
+        bytes: Bytes transferred so far.
+        total_bytes: Bytes to transfer, as far as known yet.
+        files: Files transferred so far.
+        total_files: Files to transfer, as far as known yet.
+        checks: Files compared (and found equal or not needing a transfer).
+        errors: Errors so far (rclone retries some of them).
+        speed: Bytes per second.
+        eta: Seconds left, when rclone can tell.
+        elapsed: Seconds since the transfer started.
+    """
+
+    bytes: int = 0
+    total_bytes: int = 0
+    files: int = 0
+    total_files: int = 0
+    checks: int = 0
+    errors: int = 0
+    speed: float = 0.0
+    eta: float | None = None
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A durable job as stored.
+
+    Attributes:
+        id: The job's id.
+        state: ``"queued"``, ``"leased"``, ``"succeeded"``, ``"dead"`` or ``"cancelled"``.
+        spec: The transfer.
+        priority: Higher runs first (waiting jobs gain a point per aging interval).
+        attempts: Attempts started so far.
+        max_attempts: Attempts allowed.
+        last_error: Why the last attempt failed (secrets redacted).
+        last_error_kind: The error's kind, e.g. ``"Authentication"``.
+        bytes: Bytes transferred (once succeeded).
+        files: Files transferred (once succeeded).
+        template: The template that made the job, if any.
+        chain_id: The first job of the chain this job belongs to.
+        parent_id: The job before this one in its chain.
+        next_hops: Transfers still to run after this one.
+        idempotency_key: The key that makes submitting twice harmless.
+        cancel_requested: Cancellation was asked for and the worker is stopping.
+        lease_owner: The worker holding the job.
+        created_at: When it was submitted.
+        updated_at: When it last changed.
+        run_after: Not before this time (backoff after a failure).
+        finished_at: When it succeeded, died or was cancelled.
+    """
+
+    id: int
+    state: JobState
+    spec: TransferSpec
+    priority: int
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    last_error_kind: str | None
+    bytes: int
+    files: int
+    template: str | None
+    chain_id: int
+    parent_id: int | None
+    next_hops: tuple[TransferSpec, ...]
+    idempotency_key: str | None
+    cancel_requested: bool
+    lease_owner: str | None
+    created_at: _dt.datetime
+    updated_at: _dt.datetime
+    run_after: _dt.datetime
+    finished_at: _dt.datetime | None
+
+    @property
+    def done(self) -> bool:
+        """Whether the job finished (succeeded, dead or cancelled)."""
+        return self.state in ("succeeded", "dead", "cancelled")
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> JobInfo:
+        return cls(
+            id=data["id"],
+            state=data["state"],
+            spec=TransferSpec._from_core(data["spec"]),
+            priority=data["priority"],
+            attempts=data["attempts"],
+            max_attempts=data["max_attempts"],
+            last_error=data["last_error"],
+            last_error_kind=data["last_error_kind"],
+            bytes=data["bytes"],
+            files=data["files"],
+            template=data["template"],
+            chain_id=data["chain_id"],
+            parent_id=data["parent_id"],
+            next_hops=tuple(TransferSpec._from_core(hop) for hop in data["next_hops"]),
+            idempotency_key=data["idempotency_key"],
+            cancel_requested=data["cancel_requested"],
+            lease_owner=data["lease_owner"],
+            created_at=_ms_to_datetime(data["created_at"]),  # type: ignore[arg-type]
+            updated_at=_ms_to_datetime(data["updated_at"]),  # type: ignore[arg-type]
+            run_after=_ms_to_datetime(data["run_after"]),  # type: ignore[arg-type]
+            finished_at=_ms_to_datetime(data["finished_at"]),
+        )
+
+
+@dataclass(frozen=True)
+class Event:
+    """A stored event and what it became.
+
+    Attributes:
+        id: The event's id.
+        source: Which kind of source saw it: ``"manual"``, ``"local-watch"``, ``"poll"``...
+        dedup_key: Events with the same key are one event.
+        payload: What the source said (never secrets), with the file and template.
+        matched_templates: Templates the event matched.
+        job_ids: The jobs it made.
+        state: ``"received"``, ``"processed"`` or ``"dead"``.
+        error: Why a dead event could not be used.
+        created_at: When it was stored.
+        duplicate: True when ``ingest`` found it stored already (nothing new was submitted).
+    """
+
+    id: int
+    source: str
+    dedup_key: str | None
+    payload: Any
+    matched_templates: tuple[str, ...]
+    job_ids: tuple[int, ...]
+    state: Literal["received", "processed", "dead"]
+    error: str | None
+    created_at: _dt.datetime
+    duplicate: bool = False
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any], duplicate: bool = False) -> Event:
+        return cls(
+            id=data["id"],
+            source=data["source"],
+            dedup_key=data["dedup_key"],
+            payload=data["payload"],
+            matched_templates=tuple(data["matched_templates"]),
+            job_ids=tuple(data["job_ids"]),
+            state=data["state"],
+            error=data["error"],
+            created_at=_ms_to_datetime(data["created_at"]),  # type: ignore[arg-type]
+            duplicate=duplicate,
+        )
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """The outcome of :meth:`Orbit.test_endpoint`.
+
+    Attributes:
+        endpoint: The endpoint's name.
+        problem: None when it works, else ``"dns"``, ``"connection_refused"``,
+            ``"timeout"``, ``"tls"``, ``"authentication"``, ``"host_key_mismatch"``,
+            ``"permission_denied"``, ``"not_found"``, ``"invalid_config"`` or ``"other"``.
+        message: A sentence for a person: what is wrong, where, and what to check.
+    """
+
+    endpoint: str
+    problem: str | None
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the endpoint was reached and its root listed."""
+        return self.problem is None
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    """A stored endpoint as listed: its configuration with secrets shown as ``***``.
+
+    Attributes:
+        name: The endpoint's name.
+        kind: ``"local"``, ``"s3"``, ``"sftp"`` or ``"smb"``.
+        config: The configuration in the core's form, secrets as ``"***"``.
+        max_concurrent: Transfers at once involving this endpoint.
+        key_id: The id of the master key that sealed its credentials.
+    """
+
+    name: str
+    kind: str
+    config: Mapping[str, Any]
+    max_concurrent: int
+    key_id: str
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One record of the tamper-evident audit log.
+
+    Attributes:
+        id: The record's id.
+        at: When it happened.
+        actor: Who did it.
+        action: What was done, e.g. ``"job.submitted"``.
+        subject: What it was done to, e.g. ``"job/12"``.
+        outcome: ``"ok"`` or ``"failed"``.
+        detail: More about it (never secrets).
+        prev_hash: The hash of the record before.
+        hash: This record's hash.
+    """
+
+    id: int
+    at: _dt.datetime
+    actor: str
+    action: str
+    subject: str
+    outcome: str
+    detail: Any
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class WatchStats:
+    """Counters of a running local watch.
+
+    Attributes:
+        stored: Files handed over as new events.
+        duplicates: Hand-overs the store already had (restarts, rescans).
+        failed: Hand-overs that failed (they are retried).
+        scans: Scans of the tree.
+        watching: Whether the directory is being watched now.
+        last_error: The last problem, if any.
+    """
+
+    stored: int
+    duplicates: int
+    failed: int
+    scans: int
+    watching: bool
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class RcloneInfo:
+    """The librclone File Orbit loaded.
+
+    Attributes:
+        library_path: The librclone.so in use.
+        version: Its rclone version, e.g. ``"v1.75.1"``.
+    """
+
+    library_path: str
+    version: str

@@ -1,0 +1,113 @@
+"""Type stubs of the native module ``file_orbit._native`` (PyO3 glue over file-orbit-core).
+
+Private: use the ``file_orbit`` package. Requests and replies are JSON text in the core's
+own serde forms.
+"""
+
+from typing import Any, final
+
+__all__ = [
+    "NativeOrbit",
+    "NativeService",
+    "NativeTransfer",
+    "PINNED_RCLONE_VERSION",
+    "load_rclone",
+    "parse_unc",
+    "set_library_path",
+    "validate_endpoint",
+]
+
+PINNED_RCLONE_VERSION: str
+
+def set_library_path(path: str | None) -> None:
+    """Remembers the librclone.so to load (None: the loader's defaults); the env var wins."""
+
+def load_rclone() -> tuple[str, str]:
+    """Loads librclone now (if not yet); returns (library path, rclone version)."""
+
+def validate_endpoint(config: str) -> None:
+    """Checks an endpoint config (JSON); raises ConfigError naming the field."""
+
+def parse_unc(unc: str) -> tuple[str, str, str]:
+    """Splits ``//host/share/path`` into (host, share, root)."""
+
+@final
+class NativeOrbit:
+    """One engine on one store."""
+
+    @staticmethod
+    def open(options: str) -> NativeOrbit:
+        """Opens the store (options JSON), GIL released."""
+
+    @staticmethod
+    def open_async(options: str) -> Any:
+        """``open`` as an awaitable of NativeOrbit."""
+
+    def call(self, request: str) -> str:
+        """Runs one ``{"op": ...}`` request, GIL released; returns the JSON reply."""
+
+    def call_async(self, request: str) -> Any:
+        """``call`` as an awaitable of the JSON reply."""
+
+    def start_transfer(self, spec: str, source: str, destination: str) -> NativeTransfer:
+        """Starts a transfer now (spec JSON; endpoints as JSON names or configs)."""
+
+    def start_transfer_async(self, spec: str, source: str, destination: str) -> Any:
+        """``start_transfer`` as an awaitable of NativeTransfer."""
+
+    def start_workers(self, count: int) -> NativeService:
+        """Starts ``count`` workers."""
+
+    def watch_local(self, options: str) -> NativeService:
+        """Starts a local folder watch (options JSON)."""
+
+    def watch_local_async(self, options: str) -> Any:
+        """``watch_local`` as an awaitable of NativeService."""
+
+    def poll_remote(
+        self, endpoint: str, path: str, interval_ms: int, ignore: list[str] | None = None
+    ) -> NativeService:
+        """Starts polling an endpoint."""
+
+    def start_scheduler(self, interval_ms: int) -> NativeService:
+        """Starts firing cron schedules."""
+
+@final
+class NativeTransfer:
+    """A transfer running in this process."""
+
+    @property
+    def destination_path(self) -> str:
+        """Where the files go, relative to the destination endpoint."""
+
+    def next_update(self, seen: int, timeout: float) -> tuple[int, str, bool]:
+        """(seq, progress JSON, finished) once seq > seen or finished, at most ``timeout`` s."""
+
+    def next_update_async(self, seen: int, timeout: float) -> Any:
+        """``next_update`` as an awaitable."""
+
+    def result(self) -> str | None:
+        """Final progress JSON, or raises the transfer's error; None while running."""
+
+    def cancel(self) -> None:
+        """Asks rclone to stop the transfer."""
+
+    def cancel_async(self) -> Any:
+        """``cancel`` as an awaitable."""
+
+@final
+class NativeService:
+    """A background service (workers, watch, poll, scheduler)."""
+
+    @property
+    def running(self) -> bool:
+        """Whether ``stop`` has not been called yet."""
+
+    def stop(self) -> None:
+        """Stops it and waits for work under way."""
+
+    def stop_async(self) -> Any:
+        """``stop`` as an awaitable."""
+
+    def watch_stats(self) -> tuple[int, int, int, int, bool, str | None] | None:
+        """A local watch's counters; None for other services."""

@@ -1,0 +1,718 @@
+"""`Orbit` (blocking) and `AsyncOrbit` (asyncio): File Orbit's engine on one store.
+
+Both are thin: each method builds the core's request, hands it to the native module
+(which releases the GIL, or returns an awaitable) and wraps the reply. Blocking methods
+are safe to call from many threads at once.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import _native
+from ._endpoints import Endpoint
+from ._handles import Job, Service, Transfer
+from ._models import (
+    AuditRecord,
+    Conflict,
+    Diagnosis,
+    EndpointInfo,
+    Event,
+    Filters,
+    JobInfo,
+    JobState,
+    Mode,
+    RetryPolicy,
+    Scope,
+    Template,
+    TransferSpec,
+    _ms_to_datetime,
+)
+
+__all__ = ["AsyncOrbit", "Orbit"]
+
+
+def _open_options(
+    store: str | os.PathLike[str],
+    master_key: str | None,
+    previous_keys: Sequence[str],
+    lease: float | None,
+    aging: float | None,
+    poll_interval: float | None,
+    actor: str | None,
+) -> str:
+    url = os.fspath(store)
+    if "://" not in url:
+        url = "sqlite://" + os.path.abspath(url)
+
+    def ms(seconds: float | None) -> int | None:
+        return None if seconds is None else round(seconds * 1000)
+
+    return json.dumps(
+        {
+            "store_url": url,
+            "master_key": master_key,
+            "previous_keys": list(previous_keys),
+            "lease_ms": ms(lease),
+            "aging_ms": ms(aging),
+            "poll_interval_ms": ms(poll_interval),
+            "actor": actor,
+        }
+    )
+
+
+def _endpoint_ref(endpoint: str | Endpoint) -> str:
+    return json.dumps(endpoint._to_core() if isinstance(endpoint, Endpoint) else endpoint)
+
+
+def _spec(
+    mode: Mode,
+    source: str | Endpoint,
+    destination: str | Endpoint,
+    source_path: str,
+    destination_path: str,
+    scope: Scope,
+    filters: Filters | None,
+    conflict: Conflict,
+    verify: bool,
+    parallelism: int | None,
+) -> TransferSpec:
+    return TransferSpec(
+        source,
+        destination,
+        source_path=source_path,
+        destination_path=destination_path,
+        mode=mode,
+        scope=scope,
+        filters=filters,
+        conflict=conflict,
+        verify=verify,
+        parallelism=parallelism,
+    )
+
+
+def _submit_request(
+    spec: TransferSpec,
+    priority: int,
+    idempotency_key: str | None,
+    retry: RetryPolicy | None,
+    next_hops: Sequence[TransferSpec],
+) -> dict[str, Any]:
+    return {
+        "spec": spec._to_core(),
+        "priority": priority,
+        "idempotency_key": idempotency_key,
+        "retry": (retry or RetryPolicy())._to_core(),
+        "next_hops": [hop._to_core() for hop in next_hops],
+    }
+
+
+def _ingest_event(
+    endpoint: str | Endpoint | None,
+    path: str | None,
+    size: int | None,
+    modified: _dt.datetime | None,
+    template: str | None,
+    source: str,
+    dedup_key: str | None,
+    payload: Any,
+) -> dict[str, Any]:
+    file = None
+    if path is not None:
+        if endpoint is None:
+            raise TypeError("ingest: a path needs its endpoint")
+        file = {
+            "endpoint": endpoint.name if isinstance(endpoint, Endpoint) else endpoint,
+            "path": path,
+            "size": size,
+            "modified": None if modified is None else modified.astimezone(_dt.timezone.utc).isoformat(),
+        }
+    return {"source": source, "dedup_key": dedup_key, "file": file, "template": template, "payload": payload}
+
+
+def _watch_options(
+    endpoint: str | Endpoint,
+    sub_path: str | None,
+    stable_for: float | None,
+    marker_suffix: str | None,
+    ignore: Sequence[str] | None,
+    rescan_interval: float | None,
+) -> str:
+    return json.dumps(
+        {
+            "endpoint": endpoint.name if isinstance(endpoint, Endpoint) else endpoint,
+            "sub_path": sub_path,
+            "stable_for_ms": None if stable_for is None else round(stable_for * 1000),
+            "marker_suffix": marker_suffix,
+            "ignore": None if ignore is None else list(ignore),
+            "rescan_interval_ms": None if rescan_interval is None else round(rescan_interval * 1000),
+        }
+    )
+
+
+def _endpoint_info(data: Mapping[str, Any]) -> EndpointInfo:
+    return EndpointInfo(data["name"], data["kind"], data["config"], data["max_concurrent"], data["key_id"])
+
+
+def _audit_record(data: Mapping[str, Any]) -> AuditRecord:
+    return AuditRecord(**{**data, "at": _ms_to_datetime(data["at"])})
+
+
+def _event(reply: Mapping[str, Any]) -> Event:
+    return Event._from_core(reply["event"], duplicate=reply["duplicate"])
+
+
+class Orbit:
+    """File Orbit's engine on one store, blocking API.
+
+    Opens (creating and migrating) the store and loads rclone in-process. Blocking calls
+    release the GIL, so threads run in parallel; for asyncio use :class:`AsyncOrbit`.
+
+    Args:
+        store: ``"sqlite:///path/orbit.db"``, ``"postgres://user:pass@host/db"``, or a file
+            path (a SQLite database).
+        master_key: Base64 key (32 bytes) sealing endpoint credentials. Default:
+            ``$FILE_ORBIT_MASTER_KEY``, else (SQLite) a key file ``<db>.key`` beside the
+            database, created with mode 0600.
+        previous_keys: Older keys still opening credentials sealed before a rotation.
+        lease: Seconds a worker's lease on a job lasts without a heartbeat.
+        aging: Seconds a waiting job takes to gain one priority point.
+        poll_interval: Seconds idle workers wait before looking for work again.
+        actor: Who this process is in the audit log.
+
+    Example::
+
+        orbit = Orbit("orbit.db")
+        orbit.add_endpoint(Local("in", root="/data/in"))
+        orbit.add_endpoint(Sftp("partner", host="sftp.example.com", user="acme", password="..."))
+        orbit.copy("in", "partner", destination_path="inbox").wait(progress=print)
+    """
+
+    _native: _native.NativeOrbit
+
+    def __init__(
+        self,
+        store: str | os.PathLike[str] = "file-orbit.db",
+        *,
+        master_key: str | None = None,
+        previous_keys: Sequence[str] = (),
+        lease: float | None = None,
+        aging: float | None = None,
+        poll_interval: float | None = None,
+        actor: str | None = None,
+    ) -> None:
+        options = _open_options(store, master_key, previous_keys, lease, aging, poll_interval, actor)
+        self._native = _native.NativeOrbit.open(options)
+
+    def _call(self, op: str, **args: Any) -> Any:
+        return json.loads(self._native.call(json.dumps({"op": op, **args})))
+
+    @property
+    def aio(self) -> AsyncOrbit:
+        """The same engine with the asyncio API."""
+        return AsyncOrbit(self._native)
+
+    # Endpoints
+
+    def add_endpoint(self, endpoint: Endpoint, *, max_concurrent: int = 4) -> None:
+        """Stores an endpoint (or replaces the one of the same name), credentials sealed.
+
+        Args:
+            endpoint: A :class:`Local`, :class:`S3`, :class:`Sftp` or :class:`Smb`.
+            max_concurrent: Durable jobs running at once that involve this endpoint.
+        """
+        self._call("put_endpoint", endpoint=endpoint._to_core(), max_concurrent=max_concurrent)
+
+    def endpoints(self) -> list[EndpointInfo]:
+        """Every stored endpoint, by name, secrets shown as ``***``."""
+        return [_endpoint_info(data) for data in self._call("endpoints")]
+
+    def test_endpoint(self, endpoint: str | Endpoint) -> Diagnosis:
+        """Checks an endpoint end to end (config, DNS, TCP, login, listing its root).
+
+        Args:
+            endpoint: A stored endpoint's name, or an endpoint (need not be stored).
+
+        Returns:
+            A :class:`Diagnosis`; ``diagnosis.ok`` when it works, else what is wrong.
+        """
+        ref = endpoint._to_core() if isinstance(endpoint, Endpoint) else endpoint
+        return Diagnosis(**self._call("test_endpoint", endpoint=ref))
+
+    # Templates
+
+    def add_template(self, template: Template) -> None:
+        """Stores a template (or replaces the one of the same name)."""
+        self._call("put_template", template=template._to_core())
+
+    def templates(self) -> list[Template]:
+        """Every stored template, by name."""
+        return [Template._from_core(data) for data in self._call("templates")]
+
+    # Transfers now
+
+    def run(self, spec: TransferSpec) -> Transfer:
+        """Starts ``spec`` now, in this process; endpoints given as names must be stored.
+
+        Returns:
+            A :class:`Transfer`: ``wait(progress=...)``, ``cancel()``, or ``await`` it.
+        """
+        native = self._native.start_transfer(
+            json.dumps(spec._to_core()), _endpoint_ref(spec.source), _endpoint_ref(spec.destination)
+        )
+        return Transfer(native)
+
+    def copy(
+        self,
+        source: str | Endpoint,
+        destination: str | Endpoint,
+        *,
+        destination_path: str,
+        source_path: str = "",
+        scope: Scope = "tree",
+        filters: Filters | None = None,
+        conflict: Conflict = "overwrite",
+        verify: bool = False,
+        parallelism: int | None = None,
+    ) -> Transfer:
+        """Starts copying now; the arguments are those of :class:`TransferSpec`.
+
+        Example::
+
+            orbit.copy("in", "s3", source_path="reports", destination_path="{year}/reports",
+                       filters=Filters(include=["*.csv"])).wait(progress=print)
+        """
+        return self.run(
+            _spec("copy", source, destination, source_path, destination_path, scope, filters, conflict, verify, parallelism)
+        )
+
+    def move(
+        self,
+        source: str | Endpoint,
+        destination: str | Endpoint,
+        *,
+        destination_path: str,
+        source_path: str = "",
+        scope: Scope = "tree",
+        filters: Filters | None = None,
+        conflict: Conflict = "overwrite",
+        verify: bool = False,
+        parallelism: int | None = None,
+    ) -> Transfer:
+        """Starts moving now (each source file is deleted once it arrived); see :meth:`copy`."""
+        return self.run(
+            _spec("move", source, destination, source_path, destination_path, scope, filters, conflict, verify, parallelism)
+        )
+
+    def sync(
+        self,
+        source: str | Endpoint,
+        destination: str | Endpoint,
+        *,
+        destination_path: str,
+        source_path: str = "",
+        filters: Filters | None = None,
+        conflict: Conflict = "overwrite",
+        verify: bool = False,
+        parallelism: int | None = None,
+    ) -> Transfer:
+        """Starts making the destination tree equal the source now (deleting extras)."""
+        return self.run(
+            _spec("sync", source, destination, source_path, destination_path, "tree", filters, conflict, verify, parallelism)
+        )
+
+    # Durable jobs
+
+    def submit(
+        self,
+        spec: TransferSpec,
+        *,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        retry: RetryPolicy | None = None,
+        next_hops: Sequence[TransferSpec] = (),
+    ) -> Job:
+        """Stores a durable job for workers to run (see :meth:`start_workers`).
+
+        Args:
+            spec: The transfer; its endpoints must be stored.
+            priority: Higher runs first.
+            idempotency_key: Submitting the same key again returns the first job.
+            retry: Retry policy (default :class:`RetryPolicy`).
+            next_hops: Transfers to run one after another once this one succeeded (a chain).
+        """
+        request = _submit_request(spec, priority, idempotency_key, retry, next_hops)
+        return Job(self, self._call("submit", request=request))
+
+    def job(self, id: int) -> JobInfo:
+        """The stored job ``id``."""
+        return JobInfo._from_core(self._call("job", id=id))
+
+    def jobs(self, state: JobState | None = None, *, limit: int = 100, offset: int = 0) -> list[JobInfo]:
+        """Jobs, newest first, optionally only those in ``state``."""
+        return [JobInfo._from_core(data) for data in self._call("jobs", state=state, limit=limit, offset=offset)]
+
+    def chain(self, id: int) -> list[JobInfo]:
+        """Every job of the chain job ``id`` belongs to, in order."""
+        return [JobInfo._from_core(data) for data in self._call("chain", id=id)]
+
+    def cancel(self, id: int) -> str:
+        """Cancels job ``id``; see :meth:`Job.cancel`."""
+        state: str = self._call("cancel", id=id)
+        return state
+
+    def retry(self, id: int) -> None:
+        """Runs a dead or cancelled job again from its first attempt."""
+        self._call("retry", id=id)
+
+    def start_workers(self, count: int = 4) -> Service:
+        """Starts ``count`` workers in this process that run the queued jobs.
+
+        Returns:
+            A :class:`Service`; ``stop()`` (or leaving its ``with`` block) stops leasing
+            and waits for running transfers.
+        """
+        return Service(self._native.start_workers(count), f"{count} workers")
+
+    # Events
+
+    def ingest(
+        self,
+        *,
+        endpoint: str | Endpoint | None = None,
+        path: str | None = None,
+        size: int | None = None,
+        modified: _dt.datetime | None = None,
+        template: str | None = None,
+        source: str = "manual",
+        dedup_key: str | None = None,
+        payload: Any = None,
+    ) -> Event:
+        """Stores an event and submits a job for each template it matches.
+
+        Give ``endpoint`` and ``path`` for a file event (matched against every template),
+        or ``template`` to run that template's transfer as it is.
+
+        Args:
+            endpoint: The endpoint the file is on.
+            path: The file's path relative to the endpoint.
+            size: The file's size in bytes (needed by templates with size limits).
+            modified: When the file was modified (needed by templates with ``min_age``).
+            template: Run this template instead of matching.
+            source: What saw the event (``"manual"``, ``"api"``...).
+            dedup_key: Events with the same key are one event: the second is a duplicate.
+            payload: What the source said (JSON-able, never secrets), kept for audit.
+
+        Returns:
+            The stored :class:`Event` with its ``job_ids``; ``duplicate`` when already seen.
+        """
+        event = _ingest_event(endpoint, path, size, modified, template, source, dedup_key, payload)
+        return _event(self._call("ingest", event=event))
+
+    def event(self, id: int) -> Event:
+        """The stored event ``id``."""
+        return Event._from_core(self._call("event", id=id))
+
+    def events(self, limit: int = 100) -> list[Event]:
+        """The newest ``limit`` events, newest first."""
+        return [Event._from_core(data) for data in self._call("events", limit=limit)]
+
+    def replay_event(self, id: int) -> list[Job]:
+        """Creates the jobs of event ``id`` again from today's templates."""
+        return [Job(self, job_id) for job_id in self._call("replay_event", id=id)]
+
+    def watch_local(
+        self,
+        endpoint: str | Endpoint,
+        *,
+        sub_path: str | None = None,
+        stable_for: float | None = None,
+        marker_suffix: str | None = None,
+        ignore: Sequence[str] | None = None,
+        rescan_interval: float | None = None,
+    ) -> Service:
+        """Watches a stored local endpoint's directory; each complete file becomes an event.
+
+        A file is complete when closed after writing and unmodified for ``stable_for``
+        seconds (default 1), renamed into place, or (found by a scan) unchanged for a
+        second; with ``marker_suffix`` (e.g. ``".done"``) only once ``name.done`` exists.
+
+        Args:
+            endpoint: A stored local endpoint.
+            sub_path: A directory below its root to watch instead.
+            stable_for: Seconds a closed file must stay unmodified (0: at once).
+            marker_suffix: Hand a file over only once ``<name><suffix>`` exists.
+            ignore: Globs of names to ignore (default ``*.partial``, ``*.tmp``, ``.*``).
+            rescan_interval: Seconds between full rescans (default 60).
+
+        Returns:
+            A :class:`Service`; :meth:`Service.stats` gives its counters.
+        """
+        options = _watch_options(endpoint, sub_path, stable_for, marker_suffix, ignore, rescan_interval)
+        return Service(self._native.watch_local(options), f"local watch of {endpoint!r}")
+
+    def poll_remote(
+        self, endpoint: str | Endpoint, path: str = "", *, interval: float = 60.0, ignore: Sequence[str] | None = None
+    ) -> Service:
+        """Lists ``path`` on a stored endpoint every ``interval`` seconds; a new or changed
+        file becomes an event once it looked the same on two polls."""
+        name = endpoint.name if isinstance(endpoint, Endpoint) else endpoint
+        ignore_list = None if ignore is None else list(ignore)
+        native = self._native.poll_remote(name, path, round(interval * 1000), ignore_list)
+        return Service(native, f"poll of {name!r}")
+
+    def start_scheduler(self, interval: float = 1.0) -> Service:
+        """Fires the templates' cron schedules (once per tick across engines sharing the
+        store), checking every ``interval`` seconds."""
+        return Service(self._native.start_scheduler(round(interval * 1000)), "scheduler")
+
+    def fire_due_schedules(self) -> list[Event]:
+        """Fires the schedules that are due now, once; returns their events."""
+        return [Event._from_core(data) for data in self._call("fire_due_schedules")]
+
+    # Audit and keys
+
+    def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        """The newest ``limit`` audit records."""
+        return [_audit_record(data) for data in self._call("audit_log", limit=limit)]
+
+    def verify_audit_log(self) -> int | None:
+        """None when the audit chain is intact, else the id of the first bad record."""
+        bad: int | None = self._call("verify_audit_log")
+        return bad
+
+    def rotate_keys(self) -> int:
+        """Re-seals every endpoint with the current master key; returns how many changed."""
+        changed: int = self._call("rotate_keys")
+        return changed
+
+
+class AsyncOrbit:
+    """File Orbit's engine on one store, asyncio API: every method is a coroutine.
+
+    Open it with ``await AsyncOrbit.open(...)`` (same arguments as :class:`Orbit`), or take
+    ``orbit.aio`` of an :class:`Orbit` (``aorbit.blocking`` is the way back). The work runs on File Orbit's own threads, never
+    blocking the event loop. Handles (:class:`Transfer`, :class:`Job`) are awaitable.
+    """
+
+    def __init__(self, native: _native.NativeOrbit) -> None:
+        self._native = native
+
+    @classmethod
+    async def open(
+        cls,
+        store: str | os.PathLike[str] = "file-orbit.db",
+        *,
+        master_key: str | None = None,
+        previous_keys: Sequence[str] = (),
+        lease: float | None = None,
+        aging: float | None = None,
+        poll_interval: float | None = None,
+        actor: str | None = None,
+    ) -> AsyncOrbit:
+        """Opens the store; the arguments are those of :class:`Orbit`."""
+        options = _open_options(store, master_key, previous_keys, lease, aging, poll_interval, actor)
+        return cls(await _native.NativeOrbit.open_async(options))
+
+    async def _call(self, op: str, **args: Any) -> Any:
+        return json.loads(await self._native.call_async(json.dumps({"op": op, **args})))
+
+    @property
+    def blocking(self) -> Orbit:
+        """The same engine with the blocking API."""
+        orbit = Orbit.__new__(Orbit)
+        orbit._native = self._native
+        return orbit
+
+    async def add_endpoint(self, endpoint: Endpoint, *, max_concurrent: int = 4) -> None:
+        """See :meth:`Orbit.add_endpoint`."""
+        await self._call("put_endpoint", endpoint=endpoint._to_core(), max_concurrent=max_concurrent)
+
+    async def endpoints(self) -> list[EndpointInfo]:
+        """See :meth:`Orbit.endpoints`."""
+        return [_endpoint_info(data) for data in await self._call("endpoints")]
+
+    async def test_endpoint(self, endpoint: str | Endpoint) -> Diagnosis:
+        """See :meth:`Orbit.test_endpoint`."""
+        ref = endpoint._to_core() if isinstance(endpoint, Endpoint) else endpoint
+        return Diagnosis(**await self._call("test_endpoint", endpoint=ref))
+
+    async def add_template(self, template: Template) -> None:
+        """See :meth:`Orbit.add_template`."""
+        await self._call("put_template", template=template._to_core())
+
+    async def templates(self) -> list[Template]:
+        """See :meth:`Orbit.templates`."""
+        return [Template._from_core(data) for data in await self._call("templates")]
+
+    async def run(self, spec: TransferSpec) -> Transfer:
+        """See :meth:`Orbit.run`; ``await`` the returned :class:`Transfer` for its result."""
+        native = await self._native.start_transfer_async(
+            json.dumps(spec._to_core()), _endpoint_ref(spec.source), _endpoint_ref(spec.destination)
+        )
+        return Transfer(native)
+
+    async def copy(
+        self,
+        source: str | Endpoint,
+        destination: str | Endpoint,
+        *,
+        destination_path: str,
+        source_path: str = "",
+        scope: Scope = "tree",
+        filters: Filters | None = None,
+        conflict: Conflict = "overwrite",
+        verify: bool = False,
+        parallelism: int | None = None,
+    ) -> Transfer:
+        """See :meth:`Orbit.copy`."""
+        return await self.run(
+            _spec("copy", source, destination, source_path, destination_path, scope, filters, conflict, verify, parallelism)
+        )
+
+    async def move(
+        self,
+        source: str | Endpoint,
+        destination: str | Endpoint,
+        *,
+        destination_path: str,
+        source_path: str = "",
+        scope: Scope = "tree",
+        filters: Filters | None = None,
+        conflict: Conflict = "overwrite",
+        verify: bool = False,
+        parallelism: int | None = None,
+    ) -> Transfer:
+        """See :meth:`Orbit.move`."""
+        return await self.run(
+            _spec("move", source, destination, source_path, destination_path, scope, filters, conflict, verify, parallelism)
+        )
+
+    async def sync(
+        self,
+        source: str | Endpoint,
+        destination: str | Endpoint,
+        *,
+        destination_path: str,
+        source_path: str = "",
+        filters: Filters | None = None,
+        conflict: Conflict = "overwrite",
+        verify: bool = False,
+        parallelism: int | None = None,
+    ) -> Transfer:
+        """See :meth:`Orbit.sync`."""
+        return await self.run(
+            _spec("sync", source, destination, source_path, destination_path, "tree", filters, conflict, verify, parallelism)
+        )
+
+    async def submit(
+        self,
+        spec: TransferSpec,
+        *,
+        priority: int = 0,
+        idempotency_key: str | None = None,
+        retry: RetryPolicy | None = None,
+        next_hops: Sequence[TransferSpec] = (),
+    ) -> Job:
+        """See :meth:`Orbit.submit`; ``await`` the returned :class:`Job` for its outcome."""
+        request = _submit_request(spec, priority, idempotency_key, retry, next_hops)
+        return Job(self, await self._call("submit", request=request))
+
+    async def job(self, id: int) -> JobInfo:
+        """See :meth:`Orbit.job`."""
+        return JobInfo._from_core(await self._call("job", id=id))
+
+    async def jobs(self, state: JobState | None = None, *, limit: int = 100, offset: int = 0) -> list[JobInfo]:
+        """See :meth:`Orbit.jobs`."""
+        return [JobInfo._from_core(data) for data in await self._call("jobs", state=state, limit=limit, offset=offset)]
+
+    async def chain(self, id: int) -> list[JobInfo]:
+        """See :meth:`Orbit.chain`."""
+        return [JobInfo._from_core(data) for data in await self._call("chain", id=id)]
+
+    async def cancel(self, id: int) -> str:
+        """See :meth:`Orbit.cancel`."""
+        state: str = await self._call("cancel", id=id)
+        return state
+
+    async def retry(self, id: int) -> None:
+        """See :meth:`Orbit.retry`."""
+        await self._call("retry", id=id)
+
+    def start_workers(self, count: int = 4) -> Service:
+        """See :meth:`Orbit.start_workers` (starting them does not wait; ``stop_async()`` does)."""
+        return Service(self._native.start_workers(count), f"{count} workers")
+
+    async def ingest(
+        self,
+        *,
+        endpoint: str | Endpoint | None = None,
+        path: str | None = None,
+        size: int | None = None,
+        modified: _dt.datetime | None = None,
+        template: str | None = None,
+        source: str = "manual",
+        dedup_key: str | None = None,
+        payload: Any = None,
+    ) -> Event:
+        """See :meth:`Orbit.ingest`."""
+        event = _ingest_event(endpoint, path, size, modified, template, source, dedup_key, payload)
+        return _event(await self._call("ingest", event=event))
+
+    async def event(self, id: int) -> Event:
+        """See :meth:`Orbit.event`."""
+        return Event._from_core(await self._call("event", id=id))
+
+    async def events(self, limit: int = 100) -> list[Event]:
+        """See :meth:`Orbit.events`."""
+        return [Event._from_core(data) for data in await self._call("events", limit=limit)]
+
+    async def replay_event(self, id: int) -> list[Job]:
+        """See :meth:`Orbit.replay_event`."""
+        return [Job(self, job_id) for job_id in await self._call("replay_event", id=id)]
+
+    async def watch_local(
+        self,
+        endpoint: str | Endpoint,
+        *,
+        sub_path: str | None = None,
+        stable_for: float | None = None,
+        marker_suffix: str | None = None,
+        ignore: Sequence[str] | None = None,
+        rescan_interval: float | None = None,
+    ) -> Service:
+        """See :meth:`Orbit.watch_local`."""
+        options = _watch_options(endpoint, sub_path, stable_for, marker_suffix, ignore, rescan_interval)
+        return Service(await self._native.watch_local_async(options), f"local watch of {endpoint!r}")
+
+    def poll_remote(
+        self, endpoint: str | Endpoint, path: str = "", *, interval: float = 60.0, ignore: Sequence[str] | None = None
+    ) -> Service:
+        """See :meth:`Orbit.poll_remote`."""
+        return self.blocking.poll_remote(endpoint, path, interval=interval, ignore=ignore)
+
+    def start_scheduler(self, interval: float = 1.0) -> Service:
+        """See :meth:`Orbit.start_scheduler`."""
+        return self.blocking.start_scheduler(interval)
+
+    async def fire_due_schedules(self) -> list[Event]:
+        """See :meth:`Orbit.fire_due_schedules`."""
+        return [Event._from_core(data) for data in await self._call("fire_due_schedules")]
+
+    async def audit_log(self, limit: int = 100) -> list[AuditRecord]:
+        """See :meth:`Orbit.audit_log`."""
+        return [_audit_record(data) for data in await self._call("audit_log", limit=limit)]
+
+    async def verify_audit_log(self) -> int | None:
+        """See :meth:`Orbit.verify_audit_log`."""
+        bad: int | None = await self._call("verify_audit_log")
+        return bad
+
+    async def rotate_keys(self) -> int:
+        """See :meth:`Orbit.rotate_keys`."""
+        changed: int = await self._call("rotate_keys")
+        return changed

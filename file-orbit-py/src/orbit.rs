@@ -1,0 +1,403 @@
+//! `NativeOrbit`: one `file_orbit_core::engine::Orbit`. Its plain operations are one table
+//! (`Call` → `run`), each a single core call, reachable blocking (`call`, GIL released)
+//! or from asyncio (`call_async`); operations that return a handle (a running transfer, a
+//! background service) have their own methods.
+
+use crate::service::{NativeService, Service};
+use crate::transfer::NativeTransfer;
+use crate::{awaitable, block, from_json, rclone, runtime, to_json, to_py_err};
+use file_orbit_core::Result as CoreResult;
+use file_orbit_core::Secret;
+use file_orbit_core::endpoint::Endpoint;
+use file_orbit_core::engine::{
+    JobFilter, JobRequest, JobState, Orbit, OrbitOptions, TransferTemplate,
+};
+use file_orbit_core::error::{Error, ErrorKind};
+use file_orbit_core::events::local::LocalWatch;
+use file_orbit_core::events::poll::RemotePoll;
+use file_orbit_core::events::{IncomingEvent, Ingested};
+use file_orbit_core::transfer::{TransferJob, TransferSpec};
+use pyo3::prelude::*;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How to open the store: `OrbitOptions` with durations in milliseconds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenOptions {
+    store_url: String,
+    master_key: Option<String>,
+    #[serde(default)]
+    previous_keys: Vec<String>,
+    lease_ms: Option<u64>,
+    aging_ms: Option<u64>,
+    poll_interval_ms: Option<u64>,
+    actor: Option<String>,
+}
+
+impl OpenOptions {
+    fn into_core(self) -> OrbitOptions {
+        let defaults = OrbitOptions::default();
+        let ms =
+            |value: Option<u64>, default: Duration| value.map_or(default, Duration::from_millis);
+        OrbitOptions {
+            store_url: self.store_url,
+            master_key: self.master_key.map(Secret::new),
+            previous_keys: self.previous_keys.into_iter().map(Secret::new).collect(),
+            lease: ms(self.lease_ms, defaults.lease),
+            aging: ms(self.aging_ms, defaults.aging),
+            poll_interval: ms(self.poll_interval_ms, defaults.poll_interval),
+            actor: self.actor.unwrap_or(defaults.actor),
+        }
+    }
+}
+
+/// An endpoint named in the store, or given whole (not stored).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum EndpointRef {
+    Name(String),
+    Config(Box<Endpoint>),
+}
+
+impl EndpointRef {
+    async fn resolve(self, orbit: &Orbit) -> CoreResult<Endpoint> {
+        match self {
+            EndpointRef::Name(name) => orbit.endpoint(&name).await,
+            EndpointRef::Config(endpoint) => {
+                endpoint.validate()?;
+                Ok(*endpoint)
+            }
+        }
+    }
+}
+
+/// Every plain operation: `{"op": "<name>", ...its arguments}`.
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Call {
+    PutEndpoint {
+        endpoint: Endpoint,
+        max_concurrent: u32,
+    },
+    Endpoints,
+    TestEndpoint {
+        endpoint: EndpointRef,
+    },
+    PutTemplate {
+        template: TransferTemplate,
+    },
+    Templates,
+    Submit {
+        request: JobRequest,
+    },
+    Job {
+        id: i64,
+    },
+    Jobs {
+        state: Option<JobState>,
+        limit: i64,
+        offset: i64,
+    },
+    Chain {
+        id: i64,
+    },
+    /// The job once it differs from what the caller saw (`updated_at`), is finished, or
+    /// `timeout_ms` passed.
+    WaitJob {
+        id: i64,
+        seen_updated_at: i64,
+        timeout_ms: u64,
+    },
+    Cancel {
+        id: i64,
+    },
+    Retry {
+        id: i64,
+    },
+    Ingest {
+        event: IncomingEvent,
+    },
+    Event {
+        id: i64,
+    },
+    Events {
+        limit: i64,
+    },
+    ReplayEvent {
+        id: i64,
+    },
+    FireDueSchedules,
+    AuditLog {
+        limit: i64,
+    },
+    VerifyAuditLog,
+    RotateKeys,
+}
+
+/// How often `WaitJob` reads the job (the core's `Orbit::wait` uses the same period).
+const JOB_POLL: Duration = Duration::from_millis(50);
+
+/// Runs one operation on the core; the reply is JSON.
+async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
+    Ok(match call {
+        Call::PutEndpoint {
+            endpoint,
+            max_concurrent,
+        } => {
+            orbit.put_endpoint(&endpoint, max_concurrent).await?;
+            Value::Null
+        }
+        Call::Endpoints => value(&orbit.endpoints().await?)?,
+        Call::TestEndpoint { endpoint } => {
+            let endpoint = endpoint.resolve(&orbit).await?;
+            value(&endpoint.test(orbit.rclone()).await)?
+        }
+        Call::PutTemplate { template } => {
+            orbit.put_template(&template).await?;
+            Value::Null
+        }
+        Call::Templates => value(&orbit.templates().await?)?,
+        Call::Submit { request } => json!(orbit.submit(&request).await?),
+        Call::Job { id } => value(&orbit.job(id).await?)?,
+        Call::Jobs {
+            state,
+            limit,
+            offset,
+        } => value(
+            &orbit
+                .jobs(&JobFilter {
+                    state,
+                    limit,
+                    offset,
+                })
+                .await?,
+        )?,
+        Call::Chain { id } => value(&orbit.chain_of(id).await?)?,
+        Call::WaitJob {
+            id,
+            seen_updated_at,
+            timeout_ms,
+        } => {
+            let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+            loop {
+                let job = orbit.job(id).await?;
+                if job.updated_at != seen_updated_at
+                    || job.state.is_terminal()
+                    || tokio::time::Instant::now() >= deadline
+                {
+                    break value(&job)?;
+                }
+                tokio::time::sleep(JOB_POLL).await;
+            }
+        }
+        Call::Cancel { id } => value(&orbit.cancel(id).await?)?,
+        Call::Retry { id } => {
+            orbit.retry(id).await?;
+            Value::Null
+        }
+        Call::Ingest { event } => match orbit.ingest(&event).await? {
+            Ingested::New(record) => json!({"duplicate": false, "event": value(&record)?}),
+            Ingested::Duplicate(record) => json!({"duplicate": true, "event": value(&record)?}),
+        },
+        Call::Event { id } => value(&orbit.event(id).await?)?,
+        Call::Events { limit } => value(&orbit.events(limit).await?)?,
+        Call::ReplayEvent { id } => json!(orbit.replay_event(id).await?),
+        Call::FireDueSchedules => {
+            let fired = orbit.fire_due_schedules().await?;
+            let records: Vec<_> = fired.iter().map(Ingested::record).collect();
+            value(&records)?
+        }
+        Call::AuditLog { limit } => value(&orbit.audit_log(limit).await?)?,
+        Call::VerifyAuditLog => json!(orbit.verify_audit_log().await?),
+        Call::RotateKeys => json!(orbit.rotate_keys().await?),
+    })
+}
+
+/// A core value as JSON.
+fn value<T: serde::Serialize>(value: &T) -> CoreResult<Value> {
+    serde_json::to_value(value)
+        .map_err(|err| Error::new(ErrorKind::Protocol, "encoding a reply", err.to_string()))
+}
+
+/// What `start_transfer` needs: the spec and its two endpoints (names or configs).
+async fn start_transfer(
+    orbit: Orbit,
+    spec: String,
+    source: String,
+    destination: String,
+) -> CoreResult<NativeTransfer> {
+    let spec: TransferSpec = from_json("transfer spec", &spec)?;
+    let source: EndpointRef = from_json("source endpoint", &source)?;
+    let destination: EndpointRef = from_json("destination endpoint", &destination)?;
+    let source = source.resolve(&orbit).await?;
+    let destination = destination.resolve(&orbit).await?;
+    let job = TransferJob::start(
+        orbit.rclone(),
+        &spec,
+        &source,
+        &destination,
+        chrono::Utc::now(),
+    )
+    .await?;
+    Ok(NativeTransfer::follow(job))
+}
+
+/// What `watch_local` takes: `LocalWatch` with durations in milliseconds.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WatchOptions {
+    endpoint: String,
+    sub_path: Option<String>,
+    stable_for_ms: Option<u64>,
+    marker_suffix: Option<String>,
+    ignore: Option<Vec<String>>,
+    rescan_interval_ms: Option<u64>,
+}
+
+impl WatchOptions {
+    fn into_core(self) -> LocalWatch {
+        let mut spec = LocalWatch::new(self.endpoint);
+        spec.sub_path = self.sub_path;
+        spec.marker_suffix = self.marker_suffix;
+        if let Some(ms) = self.stable_for_ms {
+            spec.stable_for = Duration::from_millis(ms);
+        }
+        if let Some(ignore) = self.ignore {
+            spec.ignore = ignore;
+        }
+        if let Some(ms) = self.rescan_interval_ms {
+            spec.rescan_interval = Duration::from_millis(ms);
+        }
+        spec
+    }
+}
+
+async fn watch_local(orbit: Orbit, options: String) -> CoreResult<NativeService> {
+    let options: WatchOptions = from_json("local watch", &options)?;
+    let watcher = orbit.start_local_watch(options.into_core()).await?;
+    Ok(NativeService::new(Service::LocalWatch(watcher)))
+}
+
+/// File Orbit's engine on one store (see the Python class `file_orbit.Orbit`).
+#[pyclass(frozen, module = "file_orbit._native")]
+pub struct NativeOrbit {
+    orbit: Orbit,
+}
+
+#[pymethods]
+impl NativeOrbit {
+    /// Opens (creating and migrating) the store; loads librclone on first use.
+    #[staticmethod]
+    fn open(py: Python<'_>, options: &str) -> PyResult<NativeOrbit> {
+        let options: OpenOptions = from_json("orbit options", options).map_err(to_py_err)?;
+        block(py, open(options))
+    }
+
+    /// `open` as an awaitable.
+    #[staticmethod]
+    fn open_async<'py>(py: Python<'py>, options: &str) -> PyResult<Bound<'py, PyAny>> {
+        let options: OpenOptions = from_json("orbit options", options).map_err(to_py_err)?;
+        awaitable(py, open(options))
+    }
+
+    /// Runs one operation (`{"op": ...}` JSON) and returns its JSON reply, GIL released.
+    fn call(&self, py: Python<'_>, request: &str) -> PyResult<String> {
+        let call: Call = from_json("request", request).map_err(to_py_err)?;
+        let orbit = self.orbit.clone();
+        block(py, async move { to_json(&run(orbit, call).await?) })
+    }
+
+    /// `call` as an awaitable.
+    fn call_async<'py>(&self, py: Python<'py>, request: &str) -> PyResult<Bound<'py, PyAny>> {
+        let call: Call = from_json("request", request).map_err(to_py_err)?;
+        let orbit = self.orbit.clone();
+        awaitable(py, async move { to_json(&run(orbit, call).await?) })
+    }
+
+    /// Starts a transfer now, in this process: spec JSON, source and destination as a
+    /// JSON name or endpoint config.
+    fn start_transfer(
+        &self,
+        py: Python<'_>,
+        spec: String,
+        source: String,
+        destination: String,
+    ) -> PyResult<NativeTransfer> {
+        block(
+            py,
+            start_transfer(self.orbit.clone(), spec, source, destination),
+        )
+    }
+
+    /// `start_transfer` as an awaitable.
+    fn start_transfer_async<'py>(
+        &self,
+        py: Python<'py>,
+        spec: String,
+        source: String,
+        destination: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(
+            py,
+            start_transfer(self.orbit.clone(), spec, source, destination),
+        )
+    }
+
+    /// Starts `count` workers that run the queued jobs.
+    fn start_workers(&self, count: usize) -> NativeService {
+        let _runtime = runtime().enter();
+        NativeService::new(Service::Workers(self.orbit.start_workers(count)))
+    }
+
+    /// Starts a local folder watch (options JSON: endpoint, sub_path, stable_for_ms, ...).
+    fn watch_local(&self, py: Python<'_>, options: String) -> PyResult<NativeService> {
+        block(py, watch_local(self.orbit.clone(), options))
+    }
+
+    /// `watch_local` as an awaitable.
+    fn watch_local_async<'py>(
+        &self,
+        py: Python<'py>,
+        options: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, watch_local(self.orbit.clone(), options))
+    }
+
+    /// Starts polling `path` on endpoint `endpoint` every `interval_ms`.
+    #[pyo3(signature = (endpoint, path, interval_ms, ignore=None))]
+    fn poll_remote(
+        &self,
+        endpoint: String,
+        path: String,
+        interval_ms: u64,
+        ignore: Option<Vec<String>>,
+    ) -> NativeService {
+        let mut poll = RemotePoll::new(endpoint, path, Duration::from_millis(interval_ms));
+        if let Some(ignore) = ignore {
+            poll.ignore = ignore;
+        }
+        let _runtime = runtime().enter();
+        NativeService::new(Service::Poll(self.orbit.start_remote_poll(poll)))
+    }
+
+    /// Starts firing the templates' cron schedules, checking every `interval_ms`.
+    fn start_scheduler(&self, interval_ms: u64) -> NativeService {
+        let _runtime = runtime().enter();
+        let scheduler = self
+            .orbit
+            .start_scheduler(Duration::from_millis(interval_ms));
+        NativeService::new(Service::Scheduler(scheduler))
+    }
+}
+
+async fn open(options: OpenOptions) -> CoreResult<NativeOrbit> {
+    // Load librclone from the package's path before the core's `Rclone::global()` would
+    // load it from the default places.
+    tokio::task::spawn_blocking(rclone)
+        .await
+        .map_err(|err| Error::new(ErrorKind::Library, "loading librclone", err.to_string()))??;
+    let orbit = Orbit::open(options.into_core()).await?;
+    Ok(NativeOrbit { orbit })
+}

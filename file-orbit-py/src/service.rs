@@ -1,0 +1,116 @@
+//! `NativeService`: a background part of the engine running on the runtime — workers, a
+//! local folder watch, a remote poll or the scheduler — until `stop()` (or until the
+//! Python object is dropped, which stops it in the background).
+
+use crate::{awaitable, block, runtime};
+use file_orbit_core::engine::Workers;
+use file_orbit_core::events::local::LocalWatcher;
+use file_orbit_core::events::poll::Poller;
+use file_orbit_core::events::schedule::Scheduler;
+use pyo3::prelude::*;
+use std::sync::Mutex;
+
+/// The core's handle of a running background service.
+pub enum Service {
+    Workers(Workers),
+    LocalWatch(LocalWatcher),
+    Poll(Poller),
+    Scheduler(Scheduler),
+}
+
+impl Service {
+    async fn shutdown(self) {
+        match self {
+            Service::Workers(workers) => workers.shutdown().await,
+            Service::LocalWatch(watcher) => watcher.shutdown().await,
+            Service::Poll(poller) => poller.shutdown().await,
+            Service::Scheduler(scheduler) => scheduler.shutdown().await,
+        }
+    }
+}
+
+/// A running service (see the Python class `file_orbit.Service`).
+#[pyclass(frozen, module = "file_orbit._native")]
+pub struct NativeService {
+    service: Mutex<Option<Service>>,
+}
+
+impl NativeService {
+    pub fn new(service: Service) -> NativeService {
+        NativeService {
+            service: Mutex::new(Some(service)),
+        }
+    }
+
+    fn take(&self) -> Option<Service> {
+        self.service
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+    }
+}
+
+#[pymethods]
+impl NativeService {
+    /// Stops the service and waits for work under way (GIL released); idempotent.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        let service = self.take();
+        block(py, async move {
+            if let Some(service) = service {
+                service.shutdown().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// `stop` as an awaitable.
+    fn stop_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let service = self.take();
+        awaitable(py, async move {
+            if let Some(service) = service {
+                service.shutdown().await;
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether `stop` has not been called yet.
+    #[getter]
+    fn running(&self) -> bool {
+        self.service
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .is_some()
+    }
+
+    /// Counters of a local watch as (stored, duplicates, failed, scans, watching,
+    /// last_error); None for other services.
+    fn watch_stats(&self) -> Option<(u64, u64, u64, u64, bool, Option<String>)> {
+        let guard = self
+            .service
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match guard.as_ref() {
+            Some(Service::LocalWatch(watcher)) => {
+                let stats = watcher.stats();
+                Some((
+                    stats.stored,
+                    stats.duplicates,
+                    stats.failed,
+                    stats.scans,
+                    stats.watching,
+                    stats.last_error,
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+impl Drop for NativeService {
+    fn drop(&mut self) {
+        if let Some(service) = self.take() {
+            runtime().spawn(service.shutdown());
+        }
+    }
+}
