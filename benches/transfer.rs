@@ -372,9 +372,11 @@ impl Bench {
 
     /// Checks (untimed) that the run copied every file and byte. A big file's copy is removed
     /// at once; tree copies stay until the end of the bench (except on moto, which keeps
-    /// them in memory): ext4 skips inode numbers freed in the last 5–35 s when it allocates
-    /// new ones (`recently_deleted`), and 2000 fresh deletions made the next 2000 creates on
-    /// the same file system cost ~1.2 s more for every tool, `cp` included.
+    /// them in memory): ext4 without a journal (as on the bench machine) does not reuse an
+    /// inode number freed in the last 60 s (300 s while its inode-table block is dirty), and
+    /// scans past each one (`recently_deleted()` in fs/ext4/ialloc.c, seen with perf), so
+    /// deleting 2000 files made the next 2000 creates on that file system ~1.2 s slower for
+    /// every tool, `cp` included. The servers' directories are on the same file system.
     fn check_copy(&self, dest: &Destination, work: Work, path: &str) -> Result<(), String> {
         let fs = self.dst_fs(dest, path);
         let size = self
