@@ -8,23 +8,24 @@
 //! exists. `$FILE_ORBIT_LISTEN` and `$FILE_ORBIT_STORE_URL` override `listen` and
 //! `store_url`. The store defaults to `sqlite://<data dir>/file-orbit.db`.
 //!
+//! Logs go to stderr and to `server.<date>.log` in `[log] dir` (default `<data dir>/logs`;
+//! `$FILE_ORBIT_LOG_DIR`, `$FILE_ORBIT_LOG_FORMAT` = text | json override), rotated daily
+//! and kept 14 files; `GET /api/v1/logs` reads them.
+//!
 //! With no API key configured, an admin key is generated, printed once, and its SHA-256
 //! written to the configuration file. SIGTERM / SIGINT stop taking work and let running
 //! transfers finish within `shutdown_grace_secs`.
 
 use file_orbit::engine::{Orbit, OrbitOptions};
-use file_orbit::server::{Server, ServerConfig, shutdown_signal};
+use file_orbit::server::{Server, ServerConfig};
+use file_orbit::service::logs;
+use file_orbit::service::shutdown_signal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 const DEFAULT_CONFIG_NAME: &str = "file-orbit-server.toml";
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -87,6 +88,11 @@ async fn run() -> Result<ExitCode, String> {
     if let Ok(url) = std::env::var("FILE_ORBIT_STORE_URL") {
         config.store_url = Some(url);
     }
+    if config.log.dir.is_none() {
+        config.log.dir = Some(data_dir.join("logs"));
+    }
+    config.log.apply_env().map_err(|err| err.to_string())?;
+    logs::init("server", &config.log).map_err(|err| err.to_string())?;
     let store_url = config
         .store_url
         .clone()
@@ -119,6 +125,7 @@ async fn run() -> Result<ExitCode, String> {
     .await
     .map_err(|err| err.to_string())?;
     let workers = config.workers;
+    let log_dir = config.log.dir.clone();
     let server = Server::start(orbit, config)
         .await
         .map_err(|err| err.to_string())?;
@@ -130,6 +137,12 @@ async fn run() -> Result<ExitCode, String> {
         "  store:   {store_url}   workers: {workers}   config: {}",
         path.display()
     );
+    if let Some(dir) = &log_dir {
+        println!(
+            "  logs:    {}/server.*.log (GET /api/v1/logs)",
+            dir.display()
+        );
+    }
     if let Some(key) = bootstrap {
         println!();
         println!(

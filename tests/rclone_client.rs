@@ -280,3 +280,33 @@ async fn cancelling_a_large_copy_stops_it_within_a_second() {
     let copied = fs::metadata(dst.path().join("big.bin")).map_or(0, |m| m.len());
     assert!(copied < size, "the copy completed despite the cancel");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tree_copy_cancelled_before_its_first_byte_ends_cancelled_not_succeeded() {
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    for i in 0..200 {
+        fs::write(src.path().join(format!("f{i:03}.txt")), b"x").unwrap();
+    }
+    let client = rclone();
+    let request = SyncCopy(TreeTransfer {
+        src_fs: Fs::local(src.path()),
+        dst_fs: Fs::local(dst.path()),
+        create_empty_src_dirs: false,
+    });
+    // Stopped at once: rclone's copy may return without an error, having copied nothing.
+    let job = client
+        .start(&request, job_config(json!({"BwLimitFile": "1k"})))
+        .await
+        .unwrap();
+    job.cancel().await.unwrap();
+    let err = job.wait().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Cancelled, "{err}");
+
+    // Cancelling a job that has already finished changes nothing: its result stands.
+    let job = client.start(&request, job_config(json!({}))).await.unwrap();
+    let canceller = job.canceller();
+    job.wait().await.unwrap();
+    canceller.cancel().await.unwrap();
+    assert_eq!(fs::read_dir(dst.path()).unwrap().count(), 200);
+}

@@ -11,6 +11,7 @@ use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{JobRequest, Orbit, RetryPolicy};
 use file_orbit::events::IncomingEvent;
 use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key, sign_jwt};
+use file_orbit::service::logs::{self, LogConfig};
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{Scope, TransferSpec};
 use serde_json::{Value, json};
@@ -273,7 +274,15 @@ async fn wait_state(api: &Api, key: &str, id: i64, want: &str) -> Value {
 async fn endpoints_transfers_events_and_audit_over_http() {
     let (url, _dir) = sqlite_url();
     let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
-    let (config, keys) = config_with_keys(2);
+    let (mut config, keys) = config_with_keys(2);
+    // This process's logs (every test's) go to a file the server reads.
+    let logs_dir = tempfile::tempdir().unwrap();
+    config.log = LogConfig {
+        dir: Some(logs_dir.path().to_path_buf()),
+        level: "info,file_orbit_core=debug".into(),
+        ..LogConfig::default()
+    };
+    logs::init("server", &config.log).unwrap();
     let server = Server::start(orbit.clone(), config).await.unwrap();
     let api = Api::new(server.local_addr());
 
@@ -602,6 +611,22 @@ async fn endpoints_transfers_events_and_audit_over_http() {
     ] {
         assert!(actions.contains(&action), "{action} in {actions:?}");
     }
+    // Each change names the API caller who made it.
+    let actor_of = |action: &str| -> Vec<&str> {
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["action"] == action)
+            .map(|r| r["actor"].as_str().unwrap())
+            .collect()
+    };
+    let created = actor_of("endpoint.created");
+    assert!(created.contains(&"key:admin"), "{created:?}");
+    let retried = actor_of("job.retried");
+    assert!(retried.iter().all(|a| *a == "key:operator"), "{retried:?}");
+    let submitted = actor_of("job.submitted");
+    assert!(submitted.contains(&"key:operator"), "{submitted:?}");
     let verify = api.get("/api/v1/audit/verify", &keys.viewer).await.json();
     assert_eq!(verify["intact"], true, "{verify}");
 
@@ -654,9 +679,35 @@ async fn endpoints_transfers_events_and_audit_over_http() {
         metrics.body
     );
 
+    // The log viewer: the failed transfer's lines, by job id.
+    let reply = api
+        .get(
+            &format!("/api/v1/logs?job={dead}&level=info"),
+            &keys.operator,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let lines = reply.json();
+    assert!(
+        lines
+            .as_array()
+            .is_some_and(|lines| !lines.is_empty() && lines.iter().all(|line| line["job"] == dead)),
+        "{lines}"
+    );
+    let reply = api.get("/api/v1/logs", &keys.viewer).await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+
     assert!(server.shutdown().await, "clean shutdown");
 
-    // The canary (and the real SFTP password) never came back in any response.
+    // The canary (and the real SFTP password) never came back in any response, nor went
+    // into the log file.
+    let mut logged = String::new();
+    for entry in std::fs::read_dir(logs_dir.path()).unwrap() {
+        logged.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap());
+    }
+    assert!(logged.contains("transfer failed"), "{logged}");
+    assert!(!logged.contains(CANARY), "canary logged");
+    assert!(!logged.contains(&sftp_password), "password logged");
     let bodies = BODIES.lock().unwrap();
     assert!(bodies.len() > 40);
     for body in bodies.iter() {
@@ -716,6 +767,7 @@ async fn every_route_needs_credentials_and_the_right_role() {
         ("GET", "/api/v1/audit", Role::Viewer),
         ("GET", "/api/v1/audit/verify", Role::Viewer),
         ("GET", "/metrics", Role::Viewer),
+        ("GET", "/api/v1/logs", Role::Operator),
     ];
     let jwt = |role: &str| sign_jwt("jwt-test-secret", &json!({"role": role, "sub": "t"}));
     let forged = sign_jwt("wrong-secret", &json!({"role": "admin"}));

@@ -10,8 +10,12 @@ pub mod rclone;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "service")]
+pub mod service;
 pub mod template;
 pub mod transfer;
+#[cfg(feature = "worker")]
+pub mod worker;
 
 pub use error::{Error, ErrorKind, Result};
 pub use secret::Secret;

@@ -81,6 +81,8 @@ pub struct EndpointSummary {
 #[derive(Clone)]
 pub struct Orbit {
     inner: Arc<Inner>,
+    /// Who the audit log names for changes made through this handle.
+    actor: Arc<str>,
 }
 
 struct Inner {
@@ -107,6 +109,7 @@ impl Orbit {
         };
         let keyring = Keyring::new(&master, &options.previous_keys)?;
         Ok(Orbit {
+            actor: options.actor.as_str().into(),
             inner: Arc::new(Inner {
                 store,
                 keyring,
@@ -130,7 +133,16 @@ impl Orbit {
     }
 
     fn actor(&self) -> &str {
-        &self.inner.options.actor
+        &self.actor
+    }
+
+    /// The same Orbit, naming `actor` in the audit log for the changes made through it
+    /// (the server passes each API caller's name).
+    pub fn acting_as(&self, actor: &str) -> Orbit {
+        Orbit {
+            inner: self.inner.clone(),
+            actor: actor.into(),
+        }
     }
 
     /// Creates or replaces an endpoint (validated; credentials sealed).

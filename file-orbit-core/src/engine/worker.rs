@@ -93,10 +93,13 @@ impl Worker {
         let store = self.orbit.store();
         let outcome = self.transfer(&job).await;
         let reported = match outcome {
-            Ok(Some((bytes, files))) => store
-                .complete(job.id, &self.id, bytes, files)
-                .await
-                .map(|_| ()),
+            Ok(Some((bytes, files))) => {
+                tracing::info!(bytes, files, "transfer succeeded");
+                store
+                    .complete(job.id, &self.id, bytes, files)
+                    .await
+                    .map(|_| ())
+            }
             Ok(None) => Ok(()),
             Err(err) if err.kind == ErrorKind::Cancelled => {
                 store.cancelled(job.id, &self.id).await.map(|_| ())

@@ -7,7 +7,8 @@ use crate::error::{Error, ErrorKind, Result};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::WatchStream;
@@ -77,6 +78,7 @@ pub struct RcloneJob<T> {
     group: String,
     progress: watch::Receiver<Progress>,
     outcome: oneshot::Receiver<Result<Value>>,
+    stopped: Arc<AtomicBool>,
     reply: PhantomData<fn() -> T>,
 }
 
@@ -85,14 +87,30 @@ pub struct RcloneJob<T> {
 pub struct JobCanceller {
     client: &'static Rclone,
     jobid: i64,
+    stopped: Arc<AtomicBool>,
 }
 
 impl JobCanceller {
+    /// Stops the job unless it has already finished. A job stopped here ends as
+    /// `ErrorKind::Cancelled` even when rclone reports success: a copy stopped before its
+    /// first file returns no error from rclone, and must not pass for a finished copy.
     pub async fn cancel(&self) -> Result<()> {
+        let not_found = |err: &Error| err.kind == ErrorKind::NotFound;
+        match self
+            .client
+            .call_async(&JobStatus { jobid: self.jobid })
+            .await
+        {
+            Ok(status) if status.finished => return Ok(()),
+            Ok(_) => {}
+            // The job already finished and expired: nothing left to stop.
+            Err(err) if not_found(&err) => return Ok(()),
+            Err(err) => return Err(err),
+        }
+        self.stopped.store(true, Ordering::SeqCst);
         match self.client.call_async(&JobStop { jobid: self.jobid }).await {
             Ok(_) => Ok(()),
-            // The job already finished and expired: nothing left to stop.
-            Err(err) if err.kind == ErrorKind::NotFound => Ok(()),
+            Err(err) if not_found(&err) => Ok(()),
             Err(err) => Err(err),
         }
     }
@@ -127,11 +145,15 @@ impl<T: DeserializeOwned> RcloneJob<T> {
         let AsyncJob { jobid } = from_json(method, reply)?;
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (outcome_tx, outcome) = oneshot::channel();
+        let stopped = Arc::new(AtomicBool::new(false));
         tokio::spawn(follow(
             client,
-            method,
-            jobid,
-            group.clone(),
+            Followed {
+                method,
+                jobid,
+                group: group.clone(),
+                stopped: stopped.clone(),
+            },
             options.poll_interval,
             progress_tx,
             outcome_tx,
@@ -143,6 +165,7 @@ impl<T: DeserializeOwned> RcloneJob<T> {
             group,
             progress,
             outcome,
+            stopped,
             reply: PhantomData,
         })
     }
@@ -183,6 +206,7 @@ impl<T: DeserializeOwned> RcloneJob<T> {
         JobCanceller {
             client: self.client,
             jobid: self.jobid,
+            stopped: self.stopped.clone(),
         }
     }
 
@@ -199,16 +223,29 @@ impl<T: DeserializeOwned> RcloneJob<T> {
     }
 }
 
-/// Polls the job until it ends, publishing progress; then drops its stats group.
-async fn follow(
-    client: &'static Rclone,
+/// The job `follow` polls.
+struct Followed {
     method: &'static str,
     jobid: i64,
     group: String,
+    /// Set by `JobCanceller::cancel` before it stops the job.
+    stopped: Arc<AtomicBool>,
+}
+
+/// Polls the job until it ends, publishing progress; then drops its stats group.
+async fn follow(
+    client: &'static Rclone,
+    job: Followed,
     poll_interval: Duration,
     progress: watch::Sender<Progress>,
     outcome: oneshot::Sender<Result<Value>>,
 ) {
+    let Followed {
+        method,
+        jobid,
+        group,
+        stopped,
+    } = job;
     let mut wait = poll_interval.min(Duration::from_millis(5));
     let result = loop {
         tokio::time::sleep(wait).await;
@@ -229,7 +266,13 @@ async fn follow(
             });
         }
         if status.finished {
-            break if status.success {
+            break if stopped.load(Ordering::SeqCst) {
+                Err(Error::new(
+                    ErrorKind::Cancelled,
+                    format!("rclone {method}"),
+                    "the job was stopped",
+                ))
+            } else if status.success {
                 Ok(status.output.unwrap_or(Value::Object(Map::new())))
             } else {
                 Err(error_from_message(method, 500, &status.error))

@@ -138,6 +138,10 @@ pub fn sign_jwt(secret: &str, claims: &serde_json::Value) -> String {
 /// The role a route needs: reading needs viewer; running work (jobs, replays, endpoint
 /// tests) needs operator; changing configuration (endpoints, templates) needs admin.
 pub fn required_role(method: &Method, route: &str) -> Role {
+    // Logs name paths, hosts and errors: more than a viewer sees elsewhere.
+    if route == "/api/v1/logs" {
+        return Role::Operator;
+    }
     if method == Method::GET || method == Method::HEAD {
         return Role::Viewer;
     }

@@ -3,6 +3,7 @@
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
+use crate::service::logs::LogConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -75,6 +76,9 @@ pub struct ServerConfig {
     pub jwt_secret: Option<Secret>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeyEntry>,
+    /// `[log]`: the log directory (read by `GET /api/v1/logs`), format, rotation.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 fn default_listen() -> String {
@@ -105,6 +109,7 @@ impl Default for ServerConfig {
             rate_limit: RateLimit::default(),
             jwt_secret: None,
             api_keys: Vec::new(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -150,7 +155,7 @@ impl ServerConfig {
         if self.max_body_bytes == 0 {
             return invalid("max_body_bytes: must be positive".into());
         }
-        Ok(())
+        self.log.validate()
     }
 
     /// When no API key is configured, makes an admin key named `bootstrap-admin`, adds

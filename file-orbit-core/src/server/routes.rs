@@ -2,11 +2,14 @@
 //! the live job stream.
 
 use super::AppState;
-use super::auth::required_role;
+use super::auth::{Principal, required_role};
 use super::error::ApiError;
 use crate::endpoint::Endpoint;
 use crate::engine::{JobFilter, JobRequest, JobState, TransferTemplate};
-use axum::extract::{DefaultBodyLimit, FromRequest, MatchedPath, Path, Query, Request, State};
+use crate::service::logs::{self, LogQuery};
+use axum::extract::{
+    DefaultBodyLimit, Extension, FromRequest, MatchedPath, Path, Query, Request, State,
+};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -24,6 +27,11 @@ use tokio_stream::wrappers::ReceiverStream;
 
 type Shared = Arc<AppState>;
 type ApiResult<T = Response> = Result<T, ApiError>;
+
+/// The Orbit that names this request's caller in the audit log (`key:<name>`, `jwt:<sub>`).
+fn caller_orbit(state: &AppState, caller: &Principal) -> crate::engine::Orbit {
+    state.orbit.acting_as(&caller.name)
+}
 
 pub(super) fn router(state: Shared) -> Router {
     let api = Router::new()
@@ -45,6 +53,7 @@ pub(super) fn router(state: Shared) -> Router {
         .route("/api/v1/events/{id}/replay", post(replay_event))
         .route("/api/v1/audit", get(audit_log))
         .route("/api/v1/audit/verify", get(verify_audit))
+        .route("/api/v1/logs", get(read_logs))
         .route("/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
@@ -196,6 +205,7 @@ async fn get_endpoint(State(state): State<Shared>, Path(name): Path<String>) -> 
 /// path) plus `max_concurrent` (default 4). 201 when created, 200 when replaced.
 async fn put_endpoint(
     State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Body(body): Body<Value>,
 ) -> ApiResult {
@@ -247,7 +257,9 @@ async fn put_endpoint(
         .await?
         .iter()
         .any(|summary| summary.name == name);
-    state.orbit.put_endpoint(&endpoint, max_concurrent).await?;
+    caller_orbit(&state, &caller)
+        .put_endpoint(&endpoint, max_concurrent)
+        .await?;
     let status = if existed {
         StatusCode::OK
     } else {
@@ -299,6 +311,7 @@ async fn list_templates(State(state): State<Shared>) -> ApiResult {
 
 async fn put_template(
     State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Body(template): Body<TransferTemplate>,
 ) -> ApiResult {
@@ -308,14 +321,20 @@ async fn put_template(
             "the body's name must match the path",
         ));
     }
-    state.orbit.put_template(&template).await?;
+    caller_orbit(&state, &caller)
+        .put_template(&template)
+        .await?;
     Ok(Json(template).into_response())
 }
 
 // ---- jobs ----
 
-async fn submit_job(State(state): State<Shared>, Body(request): Body<JobRequest>) -> ApiResult {
-    let id = state.orbit.submit(&request).await?;
+async fn submit_job(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Body(request): Body<JobRequest>,
+) -> ApiResult {
+    let id = caller_orbit(&state, &caller).submit(&request).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
 
@@ -345,9 +364,13 @@ async fn get_job(State(state): State<Shared>, Path(id): Path<String>) -> ApiResu
     Ok(Json(state.orbit.job(id_param(&id)?).await?).into_response())
 }
 
-async fn cancel_job(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+async fn cancel_job(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let id = id_param(&id)?;
-    match state.orbit.cancel(id).await? {
+    match caller_orbit(&state, &caller).cancel(id).await? {
         JobState::Succeeded | JobState::Dead => Err(ApiError::conflict(format!(
             "job {id} has already ended; only queued or running jobs can be cancelled"
         ))),
@@ -360,7 +383,11 @@ async fn cancel_job(State(state): State<Shared>, Path(id): Path<String>) -> ApiR
     }
 }
 
-async fn retry_job(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+async fn retry_job(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let id = id_param(&id)?;
     let job = state.orbit.job(id).await?;
     if !matches!(job.state, JobState::Dead | JobState::Cancelled) {
@@ -369,7 +396,7 @@ async fn retry_job(State(state): State<Shared>, Path(id): Path<String>) -> ApiRe
             job.state
         )));
     }
-    state.orbit.retry(id).await?;
+    caller_orbit(&state, &caller).retry(id).await?;
     let job = state.orbit.job(id).await?;
     Ok(Json(json!({"id": id, "state": job.state})).into_response())
 }
@@ -449,9 +476,13 @@ async fn get_event(State(state): State<Shared>, Path(id): Path<String>) -> ApiRe
     Ok(Json(state.orbit.event(id_param(&id)?).await?).into_response())
 }
 
-async fn replay_event(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
+async fn replay_event(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult {
     let id = id_param(&id)?;
-    let job_ids = state.orbit.replay_event(id).await?;
+    let job_ids = caller_orbit(&state, &caller).replay_event(id).await?;
     Ok(Json(json!({"id": id, "job_ids": job_ids})).into_response())
 }
 
@@ -468,6 +499,76 @@ async fn audit_log(
 async fn verify_audit(State(state): State<Shared>) -> ApiResult {
     let first_bad = state.orbit.verify_audit_log().await?;
     Ok(Json(json!({"intact": first_bad.is_none(), "first_bad_id": first_bad})).into_response())
+}
+
+// ---- logs ----
+
+/// Log lines, newest first: `service`, `level` (this and more severe), `job`, `since` and
+/// `until` (RFC 3339), `limit` (default 200).
+async fn read_logs(
+    State(state): State<Shared>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let query = query_params(
+        &query,
+        &["service", "level", "job", "since", "until", "limit"],
+    )?;
+    let Some(dir) = state.config.log.dir.clone() else {
+        return Err(ApiError::not_found(
+            "no log directory is configured (log.dir or FILE_ORBIT_LOG_DIR)",
+        ));
+    };
+    let time = |name: &str| -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+        query
+            .get(name)
+            .map(|text| {
+                chrono::DateTime::parse_from_rfc3339(text)
+                    .map(|time| time.with_timezone(&chrono::Utc))
+                    .map_err(|_| {
+                        ApiError::invalid(
+                            name,
+                            format!("{text:?} is not an RFC 3339 time (2026-11-30T12:00:00Z)"),
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let level = query
+        .get("level")
+        .map(|text| {
+            text.parse::<tracing::Level>().map_err(|_| {
+                ApiError::invalid(
+                    "level",
+                    format!("{text:?} is not a level (error, warn, info, debug, trace)"),
+                )
+            })
+        })
+        .transpose()?;
+    let job = query
+        .get("job")
+        .map(|text| {
+            id_param(text)
+                .map_err(|_| ApiError::invalid("job", format!("{text:?} is not a job id")))
+        })
+        .transpose()?;
+    let log_query = LogQuery {
+        service: query.get("service").cloned(),
+        level,
+        job,
+        since: time("since")?,
+        until: time("until")?,
+        limit: int_param(&query, "limit", 200, 1..=5000)? as usize,
+    };
+    let lines = tokio::task::spawn_blocking(move || logs::read(&dir, &log_query))
+        .await
+        .map_err(|err| {
+            ApiError::from(crate::error::Error::new(
+                crate::error::ErrorKind::Store,
+                "reading logs",
+                err.to_string(),
+            ))
+        })??;
+    Ok(Json(lines).into_response())
 }
 
 // ---- health and metrics ----
