@@ -10,11 +10,14 @@ use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{JobRequest, Orbit, RetryPolicy};
 use file_orbit::events::IncomingEvent;
-use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key, sign_jwt};
+use file_orbit::server::{
+    API_ROUTES, RateLimit, Role, Server, ServerConfig, generate_api_key, sign_jwt,
+};
 use file_orbit::service::logs::{self, LogConfig};
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{Scope, TransferSpec};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -747,28 +750,114 @@ async fn every_route_needs_credentials_and_the_right_role() {
     let events = api.follow(queued, &keys.viewer).await;
     assert_eq!(events.last().unwrap().1["state"], "cancelled");
 
-    let routes: &[(&str, &str, Role)] = &[
-        ("GET", "/api/v1/endpoints", Role::Viewer),
-        ("GET", "/api/v1/endpoints/src", Role::Viewer),
-        ("PUT", "/api/v1/endpoints/src", Role::Admin),
-        ("POST", "/api/v1/endpoints/src/test", Role::Operator),
-        ("GET", "/api/v1/templates", Role::Viewer),
-        ("PUT", "/api/v1/templates/t", Role::Admin),
-        ("GET", "/api/v1/jobs", Role::Viewer),
-        ("POST", "/api/v1/jobs", Role::Operator),
-        ("GET", "/api/v1/jobs/1", Role::Viewer),
+    // Method, route pattern, a concrete path, the role it needs.
+    let table: &[(&str, &str, &str, Role)] = &[
+        ("GET", "/api/v1/endpoints", "", Role::Viewer),
+        (
+            "GET",
+            "/api/v1/endpoints/{name}",
+            "/api/v1/endpoints/src",
+            Role::Viewer,
+        ),
+        (
+            "PUT",
+            "/api/v1/endpoints/{name}",
+            "/api/v1/endpoints/src",
+            Role::Admin,
+        ),
+        (
+            "POST",
+            "/api/v1/endpoints/{name}/test",
+            "/api/v1/endpoints/src/test",
+            Role::Operator,
+        ),
+        ("GET", "/api/v1/templates", "", Role::Viewer),
+        (
+            "PUT",
+            "/api/v1/templates/{name}",
+            "/api/v1/templates/t",
+            Role::Admin,
+        ),
+        ("GET", "/api/v1/jobs", "", Role::Viewer),
+        ("POST", "/api/v1/jobs", "", Role::Operator),
+        ("GET", "/api/v1/jobs/{id}", "/api/v1/jobs/1", Role::Viewer),
         // Job 1 is cancelled: its stream ends at once (before retry queues it again).
-        ("GET", "/api/v1/jobs/1/events", Role::Viewer),
-        ("POST", "/api/v1/jobs/1/cancel", Role::Operator),
-        ("POST", "/api/v1/jobs/1/retry", Role::Operator),
-        ("GET", "/api/v1/events", Role::Viewer),
-        ("GET", "/api/v1/events/1", Role::Viewer),
-        ("POST", "/api/v1/events/1/replay", Role::Operator),
-        ("GET", "/api/v1/audit", Role::Viewer),
-        ("GET", "/api/v1/audit/verify", Role::Viewer),
-        ("GET", "/metrics", Role::Viewer),
-        ("GET", "/api/v1/logs", Role::Operator),
+        (
+            "GET",
+            "/api/v1/jobs/{id}/events",
+            "/api/v1/jobs/1/events",
+            Role::Viewer,
+        ),
+        (
+            "POST",
+            "/api/v1/jobs/{id}/cancel",
+            "/api/v1/jobs/1/cancel",
+            Role::Operator,
+        ),
+        (
+            "POST",
+            "/api/v1/jobs/{id}/retry",
+            "/api/v1/jobs/1/retry",
+            Role::Operator,
+        ),
+        ("GET", "/api/v1/events", "", Role::Viewer),
+        (
+            "GET",
+            "/api/v1/events/{id}",
+            "/api/v1/events/1",
+            Role::Viewer,
+        ),
+        (
+            "POST",
+            "/api/v1/events/{id}/replay",
+            "/api/v1/events/1/replay",
+            Role::Operator,
+        ),
+        ("GET", "/api/v1/audit", "", Role::Viewer),
+        ("GET", "/api/v1/audit/verify", "", Role::Viewer),
+        ("GET", "/metrics", "", Role::Viewer),
+        ("GET", "/api/v1/logs", "", Role::Operator),
     ];
+    // The server's route table is exactly this one, and so is its OpenAPI document.
+    let declared: BTreeSet<(String, String)> = API_ROUTES
+        .iter()
+        .map(|route| (route.method.to_string(), route.path.to_string()))
+        .collect();
+    let tested: BTreeSet<(String, String)> = table
+        .iter()
+        .map(|(method, pattern, _, _)| (method.to_string(), pattern.to_string()))
+        .collect();
+    assert_eq!(declared, tested, "API_ROUTES and this test's table differ");
+    let doc = api.call("GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(doc.status, 200, "{}", doc.body);
+    let doc = doc.json();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut documented = BTreeSet::new();
+    for (path, operations) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in operations.as_object().unwrap() {
+            let method = method.to_ascii_uppercase();
+            if let Some((_, _, _, role)) =
+                table.iter().find(|(m, p, _, _)| *m == method && p == path)
+            {
+                assert_eq!(operation["x-required-role"], json!(role), "{method} {path}");
+            }
+            documented.insert((method, path.clone()));
+        }
+    }
+    let mut expected = declared.clone();
+    expected.insert(("GET".into(), "/health".into()));
+    expected.insert(("GET".into(), "/api/v1/openapi.json".into()));
+    assert_eq!(documented, expected, "the OpenAPI document's operations");
+    let routes: Vec<(&str, &str, Role)> = table
+        .iter()
+        .map(|(method, pattern, path, role)| {
+            (
+                *method,
+                if path.is_empty() { *pattern } else { *path },
+                *role,
+            )
+        })
+        .collect();
     let jwt = |role: &str| sign_jwt("jwt-test-secret", &json!({"role": role, "sub": "t"}));
     let forged = sign_jwt("wrong-secret", &json!({"role": "admin"}));
     let expired = sign_jwt("jwt-test-secret", &json!({"role": "admin", "exp": 1000}));
@@ -777,7 +866,7 @@ async fn every_route_needs_credentials_and_the_right_role() {
         (Role::Operator, keys.operator.clone(), jwt("operator")),
         (Role::Admin, keys.admin.clone(), jwt("admin")),
     ];
-    for (method, path, needed) in routes {
+    for (method, path, needed) in &routes {
         // A body only where the route reads one (an unread body ends keep-alive).
         let body = (*method == "PUT" || *path == "/api/v1/jobs").then_some("{}");
         for bad in [

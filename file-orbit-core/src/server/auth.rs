@@ -2,6 +2,7 @@
 //! (`fo_...`, compared by SHA-256) or an HS256 JWT (claim `role`); the role each route
 //! needs; a token bucket per caller.
 
+use super::api_doc::api_route;
 use super::config::{ApiKeyEntry, RateLimit, Role, ServerConfig, hash_api_key};
 use super::error::ApiError;
 use crate::secret::Secret;
@@ -135,28 +136,15 @@ pub fn sign_jwt(secret: &str, claims: &serde_json::Value) -> String {
     format!("{signing_input}.{signature}")
 }
 
-/// The role a route needs: reading needs viewer; running work (jobs, replays, endpoint
-/// tests) needs operator; changing configuration (endpoints, templates) needs admin.
-pub fn required_role(method: &Method, route: &str) -> Role {
-    // Logs name paths, hosts and errors: more than a viewer sees elsewhere.
-    if route == "/api/v1/logs" {
-        return Role::Operator;
-    }
-    if method == Method::GET || method == Method::HEAD {
-        return Role::Viewer;
-    }
-    let operator_routes = [
-        "/api/v1/jobs",
-        "/api/v1/jobs/{id}/cancel",
-        "/api/v1/jobs/{id}/retry",
-        "/api/v1/events/{id}/replay",
-        "/api/v1/endpoints/{name}/test",
-    ];
-    if method == Method::POST && operator_routes.contains(&route) {
-        Role::Operator
+/// The role a route needs (from `API_ROUTES`: reading needs viewer, except logs; running
+/// work needs operator; changing configuration needs admin); None for a route not there.
+pub fn required_role(method: &Method, route: &str) -> Option<Role> {
+    let method = if method == Method::HEAD {
+        "GET"
     } else {
-        Role::Admin
-    }
+        method.as_str()
+    };
+    api_route(method, route).map(|route| route.role)
 }
 
 /// A token bucket per caller name.

@@ -4,11 +4,13 @@
 //! key or JWT with a role (`viewer` < `operator` < `admin`) and is rate limited per
 //! caller. Secrets are never returned: endpoints are listed from their public config.
 
+mod api_doc;
 mod auth;
 mod config;
 mod error;
 mod routes;
 
+pub use api_doc::{API_ROUTES, ApiRoute, openapi};
 pub use auth::{Principal, required_role, sign_jwt};
 pub use config::{ApiKeyEntry, RateLimit, Role, ServerConfig, generate_api_key, hash_api_key};
 pub use error::ApiError;

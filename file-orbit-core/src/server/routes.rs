@@ -2,6 +2,7 @@
 //! the live job stream.
 
 use super::AppState;
+use super::api_doc;
 use super::auth::{Principal, required_role};
 use super::error::ApiError;
 use crate::endpoint::Endpoint;
@@ -14,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{MethodRouter, get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -34,30 +35,55 @@ fn caller_orbit(state: &AppState, caller: &Principal) -> crate::engine::Orbit {
 }
 
 pub(super) fn router(state: Shared) -> Router {
-    let api = Router::new()
-        .route("/api/v1/endpoints", get(list_endpoints))
-        .route(
+    let handlers: Vec<(&str, &[&str], MethodRouter<Shared>)> = vec![
+        ("/api/v1/endpoints", &["GET"], get(list_endpoints)),
+        (
             "/api/v1/endpoints/{name}",
+            &["GET", "PUT"],
             get(get_endpoint).put(put_endpoint),
-        )
-        .route("/api/v1/endpoints/{name}/test", post(test_endpoint))
-        .route("/api/v1/templates", get(list_templates))
-        .route("/api/v1/templates/{name}", put(put_template))
-        .route("/api/v1/jobs", get(list_jobs).post(submit_job))
-        .route("/api/v1/jobs/{id}", get(get_job))
-        .route("/api/v1/jobs/{id}/cancel", post(cancel_job))
-        .route("/api/v1/jobs/{id}/retry", post(retry_job))
-        .route("/api/v1/jobs/{id}/events", get(job_events))
-        .route("/api/v1/events", get(list_events))
-        .route("/api/v1/events/{id}", get(get_event))
-        .route("/api/v1/events/{id}/replay", post(replay_event))
-        .route("/api/v1/audit", get(audit_log))
-        .route("/api/v1/audit/verify", get(verify_audit))
-        .route("/api/v1/logs", get(read_logs))
-        .route("/metrics", get(metrics))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+        ),
+        (
+            "/api/v1/endpoints/{name}/test",
+            &["POST"],
+            post(test_endpoint),
+        ),
+        ("/api/v1/templates", &["GET"], get(list_templates)),
+        ("/api/v1/templates/{name}", &["PUT"], put(put_template)),
+        (
+            "/api/v1/jobs",
+            &["GET", "POST"],
+            get(list_jobs).post(submit_job),
+        ),
+        ("/api/v1/jobs/{id}", &["GET"], get(get_job)),
+        ("/api/v1/jobs/{id}/cancel", &["POST"], post(cancel_job)),
+        ("/api/v1/jobs/{id}/retry", &["POST"], post(retry_job)),
+        ("/api/v1/jobs/{id}/events", &["GET"], get(job_events)),
+        ("/api/v1/events", &["GET"], get(list_events)),
+        ("/api/v1/events/{id}", &["GET"], get(get_event)),
+        ("/api/v1/events/{id}/replay", &["POST"], post(replay_event)),
+        ("/api/v1/audit", &["GET"], get(audit_log)),
+        ("/api/v1/audit/verify", &["GET"], get(verify_audit)),
+        ("/api/v1/logs", &["GET"], get(read_logs)),
+        ("/metrics", &["GET"], get(metrics)),
+    ];
+    let mut api = Router::new();
+    for (path, methods, handler) in handlers {
+        // The role checks and the OpenAPI document come from the table: a route must be there.
+        for method in methods {
+            assert!(
+                api_doc::api_route(method, path).is_some(),
+                "{method} {path} is missing from API_ROUTES"
+            );
+        }
+        api = api.route(path, handler);
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), authorize));
     Router::new()
         .route("/health", get(health))
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { Json(api_doc::openapi()) }),
+        )
         .merge(api)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
@@ -93,7 +119,14 @@ async fn authorize(
             return response;
         }
     };
-    let needed = required_role(request.method(), route.as_str());
+    let Some(needed) = required_role(request.method(), route.as_str()) else {
+        return ApiError::forbidden(format!(
+            "{} {} is not an API route",
+            request.method(),
+            route.as_str()
+        ))
+        .into_response();
+    };
     if principal.role < needed {
         return ApiError::forbidden(format!(
             "{} needs the {needed:?} role; this caller is {:?}",
