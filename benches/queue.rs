@@ -27,6 +27,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/pg.rs"]
+mod pg;
+use pg::PgDb;
+
 /// As `OrbitOptions::default()`.
 const LEASE: Duration = Duration::from_secs(30);
 const AGING: Duration = Duration::from_secs(60);
@@ -49,55 +53,6 @@ fn request(index: usize) -> JobRequest {
         verify: false,
         parallelism: None,
     })
-}
-
-/// A database on the PostgreSQL test server, dropped by `drop_db`.
-struct PgDb {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-async fn create_pg_db(admin_url: &str) -> PgDb {
-    use sqlx::Connection;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let name = format!("fo_bench_queue_{}_{nanos}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(admin_url)
-        .await
-        .unwrap_or_else(|err| {
-            panic!("PostgreSQL test server: {err} (scripts/test-servers.sh start)")
-        });
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let _ = conn.close().await;
-    let (prefix, _) = admin_url.rsplit_once('/').unwrap();
-    PgDb {
-        admin_url: admin_url.to_string(),
-        url: format!("{prefix}/{name}"),
-        name,
-    }
-}
-
-async fn drop_db(db: &PgDb) {
-    use sqlx::Connection;
-    match sqlx::PgConnection::connect(&db.admin_url).await {
-        Ok(mut conn) => {
-            if let Err(err) =
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
-                    .execute(&mut conn)
-                    .await
-            {
-                eprintln!("could not drop database {}: {err}", db.name);
-            }
-            let _ = conn.close().await;
-        }
-        Err(err) => eprintln!("could not drop database {}: {err}", db.name),
-    }
 }
 
 struct Cell {
@@ -264,7 +219,7 @@ fn main() {
                             );
                             continue;
                         };
-                        let db = create_pg_db(admin).await;
+                        let db = PgDb::create(admin, "queue").await;
                         // In its own task so that the database is dropped even if it panics.
                         let url = db.url.clone();
                         let cell = tokio::spawn(async move {
@@ -272,7 +227,7 @@ fn main() {
                             run_cell("PostgreSQL", store, jobs, w, timeout).await
                         })
                         .await;
-                        drop_db(&db).await;
+                        db.drop().await;
                         match cell {
                             Ok(cell) => cells.push(cell),
                             Err(err) => std::panic::resume_unwind(err.into_panic()),

@@ -49,7 +49,43 @@ on_both_stores!(
     templates_turn_matching_events_into_jobs,
     permanent_errors_go_straight_to_dead_letter,
     a_job_whose_worker_dies_on_its_last_attempt_goes_dead,
+    job_listings_page_newest_first_by_state,
 );
+
+async fn job_listings_page_newest_first_by_state(options: OrbitOptions) {
+    let orbit = Orbit::open(options).await.unwrap();
+    let mut ids = Vec::new();
+    for index in 0..6 {
+        let spec = file_spec("a", &format!("f{index}"), "b", "{filename}");
+        ids.push(orbit.submit(&JobRequest::new(spec)).await.unwrap());
+    }
+    orbit.cancel(ids[1]).await.unwrap();
+    orbit.cancel(ids[4]).await.unwrap();
+    let list = |state: Option<JobState>, limit: i64, offset: i64, before_id: Option<i64>| {
+        let orbit = orbit.clone();
+        async move {
+            let filter = JobFilter {
+                state,
+                limit,
+                offset,
+                before_id,
+            };
+            let jobs = orbit.jobs(&filter).await.unwrap();
+            jobs.iter().map(|job| job.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(list(None, 2, 0, None).await, vec![ids[5], ids[4]]);
+    assert_eq!(list(None, 2, 0, Some(ids[4])).await, vec![ids[3], ids[2]]);
+    assert_eq!(list(None, 2, 2, None).await, vec![ids[3], ids[2]]);
+    let cancelled = Some(JobState::Cancelled);
+    assert_eq!(list(cancelled, 10, 0, None).await, vec![ids[4], ids[1]]);
+    assert_eq!(list(cancelled, 10, 0, Some(ids[4])).await, vec![ids[1]]);
+    let queued = Some(JobState::Queued);
+    assert_eq!(
+        list(queued, 10, 0, Some(ids[5])).await,
+        vec![ids[3], ids[2], ids[0]]
+    );
+}
 
 fn root_of(endpoint: &Endpoint) -> PathBuf {
     match &endpoint.config {

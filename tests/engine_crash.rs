@@ -226,6 +226,7 @@ async fn kill_workers_until_done(store_url: &str, test_name: &str) {
             state: None,
             limit: 1000,
             offset: 0,
+            before_id: None,
         })
         .await
         .unwrap();
@@ -512,6 +513,7 @@ async fn leased_by(orbit: &Orbit, pid: i32) -> usize {
             state: Some(JobState::Leased),
             limit: 1000,
             offset: 0,
+            before_id: None,
         })
         .await
         .unwrap()

@@ -674,6 +674,21 @@ async fn endpoints_transfers_events_and_audit_over_http() {
         "{}",
         metrics.body
     );
+    for expected in [
+        "file_orbit_endpoint_transfers_total{endpoint=\"dst\",side=\"destination\",outcome=\"succeeded\"}",
+        "file_orbit_endpoint_bytes_total{endpoint=\"src\",side=\"source\"}",
+        "file_orbit_attempts_total{outcome=\"failed\"}",
+        "file_orbit_attempt_duration_seconds_total{outcome=\"succeeded\"}",
+        "file_orbit_dead_letters 1",
+        "file_orbit_retries_total ",
+        "# EOF",
+    ] {
+        assert!(
+            metrics.body.contains(expected),
+            "{expected} in {}",
+            metrics.body
+        );
+    }
     assert!(
         metrics
             .body

@@ -171,6 +171,7 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
                     state,
                     limit,
                     offset,
+                    before_id: None,
                 })
                 .await?,
         )?,

@@ -254,12 +254,6 @@ def test_cancel_stops_a_running_transfer(orbit: fo.Orbit, local_dirs) -> None:
     assert not landed.exists() or landed.stat().st_size < 4 * 1024**3
 
 
-@pytest.mark.xfail(
-    reason="core bug: a tree copy stopped before its first byte ends as a success with nothing "
-    "copied (RcloneJob reports rclone's success after job/stop); remove this mark once fixed",
-    raises=pytest.fail.Exception,
-    strict=False,
-)
 def test_cancel_before_the_first_byte_still_raises_cancelled(orbit: fo.Orbit, local_dirs) -> None:
     source = _sparse_source(local_dirs)
     transfer = orbit.copy(fo.Local("src", root=source), sftp("partner", unique("sftp")), destination_path="big")

@@ -235,6 +235,9 @@ pub struct JobFilter {
     pub state: Option<JobState>,
     pub limit: i64,
     pub offset: i64,
+    /// Only jobs with a smaller id: the next page after one ending at this id (cheaper
+    /// than a large offset).
+    pub before_id: Option<i64>,
 }
 
 impl Store {
@@ -310,17 +313,29 @@ impl Store {
         } else {
             filter.limit.min(1000)
         };
-        let state = filter.state.map_or("", JobState::as_str);
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE ($1 = '' OR state = $1) \
-             ORDER BY id DESC LIMIT $2 OFFSET $3"
-        ))
-        .bind(state)
-        .bind(limit)
-        .bind(filter.offset.max(0))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_error("listing jobs"))?;
+        let before = filter.before_id.unwrap_or(i64::MAX);
+        // Two statements, so that each reads its index (`jobs_by_state_id`, or the primary
+        // key) newest first instead of filtering every row.
+        let sql = match filter.state {
+            Some(_) => format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = $1 AND id < $2 \
+                 ORDER BY state DESC, id DESC LIMIT $3 OFFSET $4"
+            ),
+            None => format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE id < $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
+            ),
+        };
+        let mut query = sqlx::query(&sql);
+        if let Some(state) = filter.state {
+            query = query.bind(state.as_str());
+        }
+        let rows = query
+            .bind(before)
+            .bind(limit)
+            .bind(filter.offset.max(0))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error("listing jobs"))?;
         rows.iter().map(job_from_row).collect()
     }
 

@@ -90,6 +90,10 @@ pub const API_ROUTES: &[ApiRoute] = &[
             ("state", "queued, leased, succeeded, dead or cancelled."),
             LIMIT,
             ("offset", "Skip this many jobs (newest first)."),
+            (
+                "before_id",
+                "Only jobs with a smaller id: the page after one ending at that id.",
+            ),
         ],
         ..route(
             "GET",

@@ -8,6 +8,7 @@ mod api_doc;
 mod auth;
 mod config;
 mod error;
+mod metrics;
 mod routes;
 
 pub use api_doc::{API_ROUTES, ApiRoute, openapi};

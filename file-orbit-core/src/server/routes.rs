@@ -384,11 +384,15 @@ async fn list_jobs(
     State(state): State<Shared>,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
-    let query = query_params(&query, &["state", "limit", "offset"])?;
+    let query = query_params(&query, &["state", "limit", "offset", "before_id"])?;
     let filter = JobFilter {
         state: query.get("state").map(|s| parse_state(s)).transpose()?,
         limit: int_param(&query, "limit", 100, 1..=1000)?,
         offset: int_param(&query, "offset", 0, 0..=i64::MAX)?,
+        before_id: query
+            .contains_key("before_id")
+            .then(|| int_param(&query, "before_id", 0, 1..=i64::MAX))
+            .transpose()?,
     };
     Ok(Json(state.orbit.jobs(&filter).await?).into_response())
 }
@@ -653,66 +657,7 @@ async fn health(State(state): State<Shared>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Counts read from the store on each scrape, so every node reports the same totals.
 async fn metrics(State(state): State<Shared>) -> ApiResult {
-    let counts = state.orbit.store().job_counts().await?;
-    let pool = &state.orbit.store().pool;
-    let event_rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, COUNT(*) AS n FROM events GROUP BY state ORDER BY state")
-            .fetch_all(pool)
-            .await
-            .map_err(|err| {
-                ApiError::from(crate::error::Error::new(
-                    crate::error::ErrorKind::Store,
-                    "counting events",
-                    err.to_string(),
-                ))
-            })?;
-    let count = |state: JobState| {
-        counts
-            .iter()
-            .filter(|(s, _)| *s == state)
-            .map(|(_, n)| *n)
-            .sum::<i64>()
-    };
-    let mut text = String::new();
-    text.push_str("# HELP file_orbit_transfers_total Finished transfers (jobs) by outcome.\n");
-    text.push_str("# TYPE file_orbit_transfers_total counter\n");
-    for (outcome, state) in [
-        ("succeeded", JobState::Succeeded),
-        ("dead", JobState::Dead),
-        ("cancelled", JobState::Cancelled),
-    ] {
-        text.push_str(&format!(
-            "file_orbit_transfers_total{{outcome=\"{outcome}\"}} {}\n",
-            count(state)
-        ));
-    }
-    text.push_str("# HELP file_orbit_queue_depth Jobs waiting or running, by state.\n");
-    text.push_str("# TYPE file_orbit_queue_depth gauge\n");
-    for (name, state) in [("queued", JobState::Queued), ("leased", JobState::Leased)] {
-        text.push_str(&format!(
-            "file_orbit_queue_depth{{state=\"{name}\"}} {}\n",
-            count(state)
-        ));
-    }
-    text.push_str("# HELP file_orbit_events_received_total Stored events by state.\n");
-    text.push_str("# TYPE file_orbit_events_received_total counter\n");
-    for known in ["received", "processed", "dead"] {
-        let n: i64 = event_rows
-            .iter()
-            .filter(|(s, _)| s == known)
-            .map(|(_, n)| *n)
-            .sum();
-        text.push_str(&format!(
-            "file_orbit_events_received_total{{state=\"{known}\"}} {n}\n"
-        ));
-    }
-    text.push_str("# HELP file_orbit_workers In-process workers of this node.\n");
-    text.push_str("# TYPE file_orbit_workers gauge\n");
-    text.push_str(&format!(
-        "file_orbit_workers {}\n",
-        state.workers.count.load(Ordering::Relaxed)
-    ));
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+    let (text, content_type) = super::metrics::render(&state).await?;
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
