@@ -646,6 +646,14 @@ async fn endpoints_transfers_events_and_audit_over_http() {
         "{health}"
     );
     assert_eq!(health["workers"]["count"], 2);
+    let disks = health["disks"].as_array().unwrap();
+    for what in ["log_dir", "endpoint:src", "endpoint:dst"] {
+        let disk = disks.iter().find(|d| d["what"] == what).expect(what);
+        assert!(
+            disk["ok"] == true && disk["free_bytes"].as_u64().unwrap() > 0,
+            "{disk}"
+        );
+    }
     let metrics = api.get("/metrics", &keys.viewer).await;
     assert_eq!(metrics.status, 200);
     let succeeded = api
@@ -1047,4 +1055,107 @@ async fn shutdown_lets_a_running_transfer_finish() {
             .len(),
         big.len() as u64
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_unavailable_when_a_disk_runs_short() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (mut config, _keys) = config_with_keys(0);
+    let logs_dir = tempfile::tempdir().unwrap();
+    config.log.dir = Some(logs_dir.path().to_path_buf());
+    // More free space than any disk has.
+    config.min_free_disk_mb = 1 << 40;
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let health = api.call("GET", "/health", None, None).await;
+    assert_eq!(health.status, 503, "{}", health.body);
+    let health = health.json();
+    assert_eq!(health["status"], "unavailable");
+    assert_eq!(health["disks"][0]["what"], "log_dir");
+    assert_eq!(health["disks"][0]["ok"], false, "{health}");
+    assert_eq!(health["database"]["ok"], true);
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_and_templates_declared_in_the_config_are_stored_when_changed() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let inbox = tempfile::tempdir().unwrap();
+    let text = |limit: u32, glob: &str| {
+        format!(
+            r#"
+            listen = "127.0.0.1:0"
+            workers = 0
+
+            [[endpoints]]
+            name = "inbox"
+            type = "local"
+            root = "{root}"
+            max_concurrent = {limit}
+
+            [[endpoints]]
+            name = "archive"
+            type = "local"
+            root = "{root}/archive"
+
+            [[templates]]
+            name = "csv-to-archive"
+            matcher = {{ source = "inbox", path_glob = "{glob}" }}
+            spec = {{ source = "inbox", source_path = "", destination = "archive", destination_path = "{{year}}/{{filename}}", scope = "file" }}
+            "#,
+            root = inbox.path().display()
+        )
+    };
+    let endpoint_changes = |orbit: Orbit| async move {
+        let audit = orbit.audit_log(1000).await.unwrap();
+        audit
+            .iter()
+            .filter(|r| r.action.starts_with("endpoint.") || r.action.starts_with("template."))
+            .map(|r| (r.action.clone(), r.subject.clone(), r.actor.clone()))
+            .collect::<Vec<_>>()
+    };
+
+    let config = ServerConfig::from_toml(&text(2, "*.csv")).unwrap();
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    assert!(server.shutdown().await);
+    let endpoints = orbit.endpoints().await.unwrap();
+    let limits: Vec<(String, i64)> = endpoints
+        .iter()
+        .map(|e| (e.name.clone(), e.max_concurrent))
+        .collect();
+    assert_eq!(limits, vec![("archive".into(), 4), ("inbox".into(), 2)]);
+    assert_eq!(
+        orbit.templates().await.unwrap()[0].matcher.path_glob,
+        "*.csv"
+    );
+    let first = endpoint_changes(orbit.clone()).await;
+    assert_eq!(first.len(), 3, "{first:?}");
+    assert!(
+        first.iter().all(|(_, _, actor)| actor == "config"),
+        "{first:?}"
+    );
+
+    // The same file again: nothing stored, nothing audited.
+    let config = ServerConfig::from_toml(&text(2, "*.csv")).unwrap();
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    assert!(server.shutdown().await);
+    assert_eq!(endpoint_changes(orbit.clone()).await.len(), 3);
+
+    // A changed limit and glob: those two are stored again.
+    let config = ServerConfig::from_toml(&text(3, "*.txt")).unwrap();
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    assert!(server.shutdown().await);
+    assert_eq!(endpoint_changes(orbit.clone()).await.len(), 5);
+    assert_eq!(
+        orbit.templates().await.unwrap()[0].matcher.path_glob,
+        "*.txt"
+    );
+
+    // Bad declarations are refused with the field named.
+    let err = ServerConfig::from_toml(&text(2, "*.csv").replace("root =", "rooot =")).unwrap_err();
+    assert!(err.message.contains("rooot"), "{err}");
+    let err = ServerConfig::from_toml(&text(0, "*.csv")).unwrap_err();
+    assert!(err.message.contains("max_concurrent"), "{err}");
 }

@@ -1,8 +1,11 @@
 //! The server's TOML configuration: where to listen, the store, workers, API keys
-//! (hashed), the JWT secret and rate limits. Unknown keys are refused by name.
+//! (hashed), the JWT secret, rate limits, logs, and endpoints and templates declared as
+//! code. Unknown keys are refused by name.
 
+use crate::endpoint::Endpoint;
+use crate::engine::{Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
-use crate::secret::Secret;
+use crate::secret::{Secret, with_secrets_revealed};
 use crate::service::logs::LogConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -76,9 +79,52 @@ pub struct ServerConfig {
     pub jwt_secret: Option<Secret>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeyEntry>,
+    /// `/health` reports unhealthy when the log directory or a local endpoint's disk has
+    /// less free space than this.
+    #[serde(default = "default_min_free_disk_mb")]
+    pub min_free_disk_mb: u64,
     /// `[log]`: the log directory (read by `GET /api/v1/logs`), format, rotation.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[[endpoints]]` declared as code: stored at start when new or changed.
+    #[serde(default)]
+    pub endpoints: Vec<DeclaredEndpoint>,
+    /// `[[templates]]` declared as code: stored at start when new or changed.
+    #[serde(default)]
+    pub templates: Vec<TransferTemplate>,
+}
+
+/// An endpoint of the configuration file: the endpoint's own fields (`name`, `type`, ...)
+/// plus `max_concurrent` (default 4).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "toml::Table")]
+pub struct DeclaredEndpoint {
+    #[serde(flatten)]
+    pub endpoint: Endpoint,
+    pub max_concurrent: u32,
+}
+
+impl TryFrom<toml::Table> for DeclaredEndpoint {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> std::result::Result<Self, String> {
+        let max_concurrent = match table.remove("max_concurrent") {
+            None => 4,
+            Some(toml::Value::Integer(n)) if (1..=i64::from(u32::MAX)).contains(&n) => n as u32,
+            Some(_) => return Err("max_concurrent: must be a positive integer".into()),
+        };
+        let name = table
+            .get("name")
+            .and_then(|name| name.as_str())
+            .unwrap_or("?")
+            .to_string();
+        let endpoint = Endpoint::deserialize(toml::Value::Table(table))
+            .map_err(|err| format!("endpoint {name:?}: {}", err.message()))?;
+        Ok(DeclaredEndpoint {
+            endpoint,
+            max_concurrent,
+        })
+    }
 }
 
 fn default_listen() -> String {
@@ -96,6 +142,9 @@ fn default_body_limit() -> usize {
 fn default_stream_secs() -> u64 {
     3600
 }
+fn default_min_free_disk_mb() -> u64 {
+    256
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -109,7 +158,10 @@ impl Default for ServerConfig {
             rate_limit: RateLimit::default(),
             jwt_secret: None,
             api_keys: Vec::new(),
+            min_free_disk_mb: default_min_free_disk_mb(),
             log: LogConfig::default(),
+            endpoints: Vec::new(),
+            templates: Vec::new(),
         }
     }
 }
@@ -155,7 +207,57 @@ impl ServerConfig {
         if self.max_body_bytes == 0 {
             return invalid("max_body_bytes: must be positive".into());
         }
+        for (index, declared) in self.endpoints.iter().enumerate() {
+            declared.endpoint.validate().map_err(|err| {
+                Error::new(
+                    ErrorKind::InvalidInput,
+                    "server configuration",
+                    format!("endpoints[{index}]: {}", err.message),
+                )
+            })?;
+        }
         self.log.validate()
+    }
+
+    /// Stores the declared endpoints and templates that are new or differ from the stored
+    /// ones (so a restart with the same file changes nothing, not even the audit log).
+    pub async fn apply_declarations(&self, orbit: &Orbit) -> Result<()> {
+        let stored_limits: std::collections::HashMap<String, i64> = orbit
+            .endpoints()
+            .await?
+            .into_iter()
+            .map(|summary| (summary.name, summary.max_concurrent))
+            .collect();
+        let revealed =
+            |endpoint: &Endpoint| with_secrets_revealed(|| serde_json::to_value(endpoint).ok());
+        for declared in &self.endpoints {
+            let name = &declared.endpoint.name;
+            let unchanged = match stored_limits.get(name) {
+                Some(limit) if *limit == i64::from(declared.max_concurrent) => {
+                    let stored = orbit.endpoint(name).await?;
+                    revealed(&stored) == revealed(&declared.endpoint)
+                }
+                _ => false,
+            };
+            if !unchanged {
+                orbit
+                    .put_endpoint(&declared.endpoint, declared.max_concurrent)
+                    .await?;
+            }
+        }
+        let stored: Vec<serde_json::Value> = orbit
+            .templates()
+            .await?
+            .iter()
+            .filter_map(|template| serde_json::to_value(template).ok())
+            .collect();
+        for template in &self.templates {
+            let value = serde_json::to_value(template).ok();
+            if !value.as_ref().is_some_and(|value| stored.contains(value)) {
+                orbit.put_template(template).await?;
+            }
+        }
+        Ok(())
     }
 
     /// When no API key is configured, makes an admin key named `bootstrap-admin`, adds

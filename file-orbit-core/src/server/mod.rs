@@ -13,7 +13,9 @@ mod routes;
 
 pub use api_doc::{API_ROUTES, ApiRoute, openapi};
 pub use auth::{Principal, required_role, sign_jwt};
-pub use config::{ApiKeyEntry, RateLimit, Role, ServerConfig, generate_api_key, hash_api_key};
+pub use config::{
+    ApiKeyEntry, DeclaredEndpoint, RateLimit, Role, ServerConfig, generate_api_key, hash_api_key,
+};
 pub use error::ApiError;
 
 use crate::engine::{Orbit, Workers};
@@ -79,6 +81,9 @@ impl Server {
     /// Binds `config.listen`, starts `config.workers` workers and serves the API.
     pub async fn start(orbit: Orbit, config: ServerConfig) -> Result<Server> {
         config.validate()?;
+        config
+            .apply_declarations(&orbit.acting_as("config"))
+            .await?;
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .map_err(|err| {

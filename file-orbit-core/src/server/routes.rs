@@ -641,13 +641,16 @@ async fn health(State(state): State<Shared>) -> Response {
         }
         Err(message) => (json!({"ok": false, "error": message}), Value::Null),
     };
-    let healthy = database.is_ok() && workers_ok;
+    let disks = disk_health(&state).await;
+    let disks_ok = disks.iter().all(|disk| disk["ok"] == true);
+    let healthy = database.is_ok() && workers_ok && disks_ok;
     let body = json!({
         "status": if healthy { "ok" } else { "unavailable" },
         "database": database_json,
         "rclone": {"version": orbit.rclone().version().version},
         "queue": queue,
         "workers": {"ok": workers_ok, "count": workers, "draining": draining},
+        "disks": disks,
     });
     let status = if healthy {
         StatusCode::OK
@@ -655,6 +658,43 @@ async fn health(State(state): State<Shared>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(body)).into_response()
+}
+
+/// Free space where this node writes: the log directory and each local endpoint's root
+/// (the nearest existing directory above it), each `ok` while at least
+/// `min_free_disk_mb` is free.
+async fn disk_health(state: &AppState) -> Vec<Value> {
+    let mut places: Vec<(String, std::path::PathBuf)> = Vec::new();
+    if let Some(dir) = &state.config.log.dir {
+        places.push(("log_dir".into(), dir.clone()));
+    }
+    if let Ok(endpoints) = state.orbit.endpoints().await {
+        for endpoint in endpoints.iter().filter(|e| e.kind == "local") {
+            if let Some(root) = endpoint.config["root"].as_str() {
+                places.push((format!("endpoint:{}", endpoint.name), root.into()));
+            }
+        }
+    }
+    let min_free = state.config.min_free_disk_mb.saturating_mul(1024 * 1024);
+    let checked = tokio::task::spawn_blocking(move || {
+        places
+            .into_iter()
+            .map(|(what, path)| {
+                let free = path
+                    .ancestors()
+                    .find_map(|dir| rustix::fs::statvfs(dir).ok())
+                    .map(|stat| stat.f_bavail.saturating_mul(stat.f_frsize));
+                match free {
+                    Some(free) => json!({"what": what, "path": path, "free_bytes": free,
+                                         "ok": free >= min_free}),
+                    None => json!({"what": what, "path": path, "ok": false,
+                                   "error": "no file system found for this path"}),
+                }
+            })
+            .collect()
+    })
+    .await;
+    checked.unwrap_or_default()
 }
 
 async fn metrics(State(state): State<Shared>) -> ApiResult {
