@@ -8,7 +8,7 @@ mod common;
 use common::{Kind, endpoint, orbit_options, postgres_url, sqlite_url};
 use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
-use file_orbit::engine::{JobRequest, Orbit, RetryPolicy};
+use file_orbit::engine::{JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::events::IncomingEvent;
 use file_orbit::server::{
     API_ROUTES, RateLimit, Role, Server, ServerConfig, generate_api_key, sign_jwt,
@@ -1158,4 +1158,62 @@ async fn endpoints_and_templates_declared_in_the_config_are_stored_when_changed(
     assert!(err.message.contains("rooot"), "{err}");
     let err = ServerConfig::from_toml(&text(0, "*.csv")).unwrap_err();
     assert!(err.message.contains("max_concurrent"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_past_its_grace_releases_the_running_job_to_the_queue() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (mut config, keys) = config_with_keys(1);
+    config.shutdown_grace_secs = 1;
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    // 4 GiB (sparse) to the SFTP server: far longer than the grace period.
+    let src = endpoint(Kind::Local, "src");
+    let sftp = endpoint(Kind::Sftp, "sftp");
+    let big = std::fs::File::create(local_root(&src).join("big.bin")).unwrap();
+    big.set_len(4 << 30).unwrap();
+    orbit.put_endpoint(&src, 1).await.unwrap();
+    orbit.put_endpoint(&sftp, 1).await.unwrap();
+    let reply = api
+        .post(
+            "/api/v1/jobs",
+            &keys.operator,
+            Some(file_request("src", "big.bin", "sftp", 1)),
+        )
+        .await;
+    let id = reply.json()["id"].as_i64().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while orbit.job(id).await.unwrap().state != JobState::Leased {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job never started"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+
+    assert!(
+        !server.shutdown().await,
+        "the transfer cannot finish in 1 s"
+    );
+    let job = orbit.job(id).await.unwrap();
+    assert_eq!(job.state, JobState::Queued, "{job:?}");
+    assert_eq!((job.attempts, job.max_attempts), (1, 2), "{job:?}");
+    let audit = orbit.audit_log(50).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.action == "job.released" && r.subject == format!("job/{id}")),
+        "{audit:?}"
+    );
+    // Another worker takes it at once (no lease to wait out) and finishes it.
+    let worker_orbit = orbit.clone();
+    let workers = worker_orbit.start_workers(1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while orbit.job(id).await.unwrap().attempts < 2 {
+        assert!(std::time::Instant::now() < deadline, "not leased again");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!workers.shutdown_within(Duration::ZERO).await);
+    assert_eq!(orbit.job(id).await.unwrap().state, JobState::Queued);
 }

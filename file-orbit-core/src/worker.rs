@@ -117,7 +117,7 @@ impl WorkerConfig {
 
 /// Runs `config.workers` workers on the store until `shutdown` resolves, then stops
 /// leasing and waits up to the grace period for running transfers. True when they all
-/// finished in time; otherwise their leases expire and other workers run them again.
+/// finished in time; otherwise they are stopped and their jobs go back to the queue.
 pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<bool> {
     config.validate()?;
     let orbit = Orbit::open(config.orbit_options()).await?;
@@ -130,9 +130,7 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> R
     shutdown.await;
     tracing::info!("stopping: no new jobs; waiting for running transfers");
     let grace = Duration::from_secs(config.shutdown_grace_secs);
-    let clean = tokio::time::timeout(grace, workers.shutdown())
-        .await
-        .is_ok();
+    let clean = workers.shutdown_within(grace).await;
     tracing::info!(clean, "worker service stopped");
     Ok(clean)
 }

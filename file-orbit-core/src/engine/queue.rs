@@ -721,6 +721,42 @@ impl Store {
         Ok(Some(state))
     }
 
+    /// Puts job `id`, which `worker` stopped at shutdown, back in the queue at once; the
+    /// interrupted attempt is closed as `released` and does not count against
+    /// `max_attempts`. False (nothing changed) when the lease was lost.
+    pub async fn release(&self, id: i64, worker: &str) -> Result<bool> {
+        let now = now_ms();
+        let mut tx = self.begin("releasing a job").await?;
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
+                 max_attempts = max_attempts + 1, run_after = $1, updated_at = $1 \
+             WHERE id = $2 AND lease_owner = $3 AND state = 'leased' RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_error("releasing a job"))?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let job = job_from_row(&row)?;
+        finish_attempt(&mut tx, &job, "released", None, now).await?;
+        audit::append(
+            &mut tx,
+            self.backend,
+            worker,
+            "job.released",
+            &format!("job/{id}"),
+            "ok",
+            &json!({"attempt": job.attempts}),
+        )
+        .await?;
+        Self::commit(tx, "releasing a job").await?;
+        Ok(true)
+    }
+
     /// Records that `worker` stopped job `id` on request.
     pub async fn cancelled(&self, id: i64, worker: &str) -> Result<bool> {
         let now = now_ms();

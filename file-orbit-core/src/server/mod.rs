@@ -129,16 +129,16 @@ impl Server {
     }
 
     /// Stops taking requests and jobs, lets running transfers finish within the grace
-    /// period; true when everything stopped in time.
+    /// period, then stops the rest and releases their jobs to the queue; true when
+    /// everything finished in time.
     pub async fn shutdown(mut self) -> bool {
         self.status.draining.store(true, Ordering::Relaxed);
         let _ = self.stop.send(true);
         let deadline = tokio::time::Instant::now() + self.grace;
         let mut clean = true;
         if let Some(workers) = self.workers.take() {
-            clean &= tokio::time::timeout_at(deadline, workers.shutdown())
-                .await
-                .is_ok();
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            clean &= workers.shutdown_within(left).await;
         }
         match tokio::time::timeout_at(deadline, &mut self.http).await {
             Ok(Ok(Ok(()))) => {}
