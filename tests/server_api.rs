@@ -82,8 +82,12 @@ impl Api {
         tokio::task::spawn_blocking(move || {
             let auth = key.map(|k| format!("Bearer {k}"));
             let result = match method.as_str() {
-                "GET" => {
-                    let mut req = agent.get(&url);
+                "GET" | "DELETE" => {
+                    let mut req = if method == "GET" {
+                        agent.get(&url)
+                    } else {
+                        agent.delete(&url)
+                    };
                     if let Some(auth) = &auth {
                         req = req.header("Authorization", auth);
                     }
@@ -789,6 +793,12 @@ async fn every_route_needs_credentials_and_the_right_role() {
             Role::Admin,
         ),
         (
+            "DELETE",
+            "/api/v1/endpoints/{name}",
+            "/api/v1/endpoints/gone",
+            Role::Admin,
+        ),
+        (
             "POST",
             "/api/v1/endpoints/{name}/test",
             "/api/v1/endpoints/src/test",
@@ -801,6 +811,13 @@ async fn every_route_needs_credentials_and_the_right_role() {
             "/api/v1/templates/t",
             Role::Admin,
         ),
+        (
+            "DELETE",
+            "/api/v1/templates/{name}",
+            "/api/v1/templates/gone",
+            Role::Admin,
+        ),
+        ("GET", "/api/v1/schedules", "", Role::Viewer),
         ("GET", "/api/v1/jobs", "", Role::Viewer),
         ("POST", "/api/v1/jobs", "", Role::Operator),
         ("GET", "/api/v1/jobs/{id}", "/api/v1/jobs/1", Role::Viewer),
@@ -1216,4 +1233,70 @@ async fn shutdown_past_its_grace_releases_the_running_job_to_the_queue() {
     }
     assert!(!workers.shutdown_within(Duration::ZERO).await);
     assert_eq!(orbit.job(id).await.unwrap().state, JobState::Queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_and_templates_are_deleted_and_schedules_listed() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(0);
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let src = endpoint(Kind::Local, "src");
+    let dst = endpoint(Kind::Local, "dst");
+    orbit.put_endpoint(&src, 1).await.unwrap();
+    orbit.put_endpoint(&dst, 1).await.unwrap();
+    let template = json!({
+        "name": "nightly",
+        "matcher": {"source": "src", "path_glob": "*"},
+        "spec": {"source": "src", "source_path": "", "destination": "dst",
+                 "destination_path": "{filename}", "scope": "tree"},
+        "schedule": {"cron": "0 0 2 * * *"},
+    });
+    let reply = api
+        .put("/api/v1/templates/nightly", &keys.admin, template)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let schedules = api.get("/api/v1/schedules", &keys.viewer).await.json();
+    assert_eq!(schedules[0]["template"], "nightly", "{schedules}");
+    assert_eq!(schedules[0]["cron"], "0 0 2 * * *");
+    let next = schedules[0]["next_fire_at"].as_str().unwrap();
+    assert!(next.contains("T02:00:00"), "{schedules}");
+
+    // An endpoint a template uses, or a queued job, stays.
+    let delete = |path: &'static str| api.call("DELETE", path, Some(&keys.admin), None);
+    let reply = delete("/api/v1/endpoints/dst").await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("nightly"), "{}", reply.body);
+    let reply = delete("/api/v1/templates/nightly").await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let schedules = api.get("/api/v1/schedules", &keys.viewer).await.json();
+    assert_eq!(schedules, json!([]));
+    let request = file_request("src", "a.txt", "dst", 1);
+    let job = api
+        .post("/api/v1/jobs", &keys.operator, Some(request))
+        .await;
+    assert_eq!(job.status, 201, "{}", job.body);
+    let reply = delete("/api/v1/endpoints/dst").await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["field"], "name", "{}", reply.body);
+    let id = job.json()["id"].as_i64().unwrap();
+    let cancel = format!("/api/v1/jobs/{id}/cancel");
+    assert_eq!(api.post(&cancel, &keys.operator, None).await.status, 200);
+    assert_eq!(delete("/api/v1/endpoints/dst").await.status, 204);
+    assert_eq!(delete("/api/v1/endpoints/dst").await.status, 404);
+    let names: Vec<String> = orbit
+        .endpoints()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, vec!["src".to_string()]);
+    let audit = orbit.audit_log(50).await.unwrap();
+    for action in ["endpoint.deleted", "template.deleted"] {
+        let record = audit.iter().find(|r| r.action == action).expect(action);
+        assert_eq!(record.actor, "key:admin");
+    }
+    assert!(server.shutdown().await);
 }

@@ -15,7 +15,7 @@ pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
 pub use queue::{Job, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy};
 pub use store::{Backend, Store};
-pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, TransferTemplate};
+pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, TransferTemplate};
 pub use worker::Workers;
 
 use crate::endpoint::Endpoint;
@@ -230,6 +230,70 @@ impl Orbit {
         tx.commit().await.map_err(db_error("storing an endpoint"))
     }
 
+    /// Deletes an endpoint. Refused while queued or running jobs or a template use it.
+    pub async fn delete_endpoint(&self, name: &str) -> Result<()> {
+        let context = "deleting an endpoint";
+        let store = self.store();
+        let in_use: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'leased') \
+                 AND (source_endpoint = $1 OR destination_endpoint = $1)",
+        )
+        .bind(name)
+        .fetch_one(&store.pool)
+        .await
+        .map_err(db_error(context))?;
+        if in_use > 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                context,
+                format!(
+                    "name: endpoint {name:?} is used by {in_use} queued or running jobs; cancel them first"
+                ),
+            ));
+        }
+        let used_by = self.templates().await?.into_iter().find(|template| {
+            template.matcher.source == name
+                || std::iter::once(&template.spec)
+                    .chain(&template.next_hops)
+                    .any(|spec| spec.source == name || spec.destination == name)
+        });
+        if let Some(template) = used_by {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                context,
+                format!(
+                    "name: endpoint {name:?} is used by template {:?}",
+                    template.name
+                ),
+            ));
+        }
+        let mut tx = store.pool.begin().await.map_err(db_error(context))?;
+        let deleted = sqlx::query("DELETE FROM endpoints WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(context))?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                context,
+                format!("no endpoint named {name:?}"),
+            ));
+        }
+        audit::append(
+            &mut tx,
+            store.backend,
+            self.actor(),
+            "endpoint.deleted",
+            &format!("endpoint/{name}"),
+            "ok",
+            &json!({}),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error(context))
+    }
+
     /// The endpoint named `name`, credentials unsealed.
     pub async fn endpoint(&self, name: &str) -> Result<Endpoint> {
         let row = sqlx::query("SELECT sealed_config, key_id FROM endpoints WHERE name = $1")
@@ -301,6 +365,15 @@ impl Orbit {
 
     pub async fn put_template(&self, template: &TransferTemplate) -> Result<()> {
         self.store().put_template(template, self.actor()).await
+    }
+
+    pub async fn delete_template(&self, name: &str) -> Result<()> {
+        self.store().delete_template(name, self.actor()).await
+    }
+
+    /// Every template's schedule with its next and last tick.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleState>> {
+        self.store().schedules().await
     }
 
     pub async fn templates(&self) -> Result<Vec<TransferTemplate>> {

@@ -42,6 +42,16 @@ pub struct Matcher {
     pub min_age_seconds: Option<u64>,
 }
 
+/// A stored schedule as listed: the template it fires, its cron, the next tick due and the
+/// last tick fired (UTC).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleState {
+    pub template: String,
+    pub cron: String,
+    pub next_fire_at: Option<DateTime<Utc>>,
+    pub last_fired_at: Option<DateTime<Utc>>,
+}
+
 /// A named rule: matching file events become jobs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -288,6 +298,64 @@ impl Store {
         )
         .await?;
         tx.commit().await.map_err(db_error("storing a template"))
+    }
+
+    /// Deletes a template and its schedule.
+    pub async fn delete_template(&self, name: &str, actor: &str) -> Result<()> {
+        let context = "deleting a template";
+        let mut tx = self.pool.begin().await.map_err(db_error(context))?;
+        sqlx::query("DELETE FROM schedules WHERE template = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(context))?;
+        let deleted = sqlx::query("DELETE FROM templates WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(context))?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                context,
+                format!("no template named {name:?}"),
+            ));
+        }
+        audit::append(
+            &mut tx,
+            self.backend,
+            actor,
+            "template.deleted",
+            &format!("template/{name}"),
+            "ok",
+            &json!({}),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error(context))
+    }
+
+    /// Every template's schedule: its cron, next due tick and last fired tick.
+    pub async fn schedules(&self) -> Result<Vec<ScheduleState>> {
+        let rows = sqlx::query(
+            "SELECT template, cron, next_fire_at, last_fired_at FROM schedules ORDER BY template",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_error("reading schedules"))?;
+        rows.iter()
+            .map(|row| {
+                let time = |ms: Option<i64>| ms.and_then(DateTime::from_timestamp_millis);
+                Ok(ScheduleState {
+                    template: row
+                        .try_get("template")
+                        .map_err(db_error("reading schedules"))?,
+                    cron: row.try_get("cron").map_err(db_error("reading schedules"))?,
+                    next_fire_at: time(row.try_get("next_fire_at").ok()),
+                    last_fired_at: time(row.try_get("last_fired_at").ok()),
+                })
+            })
+            .collect()
     }
 
     /// Every stored template, by name.

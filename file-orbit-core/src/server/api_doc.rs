@@ -63,6 +63,12 @@ pub const API_ROUTES: &[ApiRoute] = &[
         )
     },
     route(
+        "DELETE",
+        "/api/v1/endpoints/{name}",
+        Role::Admin,
+        "Delete an endpoint no queued or running job or template uses (204).",
+    ),
+    route(
         "POST",
         "/api/v1/endpoints/{name}/test",
         Role::Operator,
@@ -85,6 +91,18 @@ pub const API_ROUTES: &[ApiRoute] = &[
             "Create or replace a transfer template.",
         )
     },
+    route(
+        "DELETE",
+        "/api/v1/templates/{name}",
+        Role::Admin,
+        "Delete a template and its schedule (204).",
+    ),
+    route(
+        "GET",
+        "/api/v1/schedules",
+        Role::Viewer,
+        "Templates' cron schedules: next tick due, last tick fired.",
+    ),
     ApiRoute {
         query: &[
             ("state", "queued, leased, succeeded, dead or cancelled."),

@@ -20,6 +20,7 @@ pub use error::ApiError;
 
 use crate::engine::{Orbit, Workers};
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::schedule::Scheduler;
 use auth::{Authenticator, RateLimiter};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// How often the server looks for due schedule ticks.
+const SCHEDULE_CHECK: Duration = Duration::from_secs(1);
 
 /// What `/health` knows about this process's workers.
 #[derive(Debug, Default)]
@@ -70,6 +74,7 @@ pub fn router(
 /// A running server: HTTP plus in-process workers.
 pub struct Server {
     addr: SocketAddr,
+    scheduler: Option<Scheduler>,
     stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     workers: Option<Workers>,
@@ -100,8 +105,11 @@ impl Server {
                 err.to_string(),
             )
         })?;
+        tracing::info!(%addr, workers = config.workers, "server started");
         let status = Arc::new(WorkerStatus::default());
         let workers = (config.workers > 0).then(|| orbit.start_workers(config.workers));
+        // Every node checks the schedules; each tick fires once across them all.
+        let scheduler = Some(orbit.start_scheduler(SCHEDULE_CHECK));
         status.count.store(config.workers, Ordering::Relaxed);
         let grace = Duration::from_secs(config.shutdown_grace_secs);
         let (stop, stopping) = watch::channel(false);
@@ -116,6 +124,7 @@ impl Server {
         });
         Ok(Server {
             addr,
+            scheduler,
             stop,
             http,
             workers,
@@ -133,9 +142,13 @@ impl Server {
     /// everything finished in time.
     pub async fn shutdown(mut self) -> bool {
         self.status.draining.store(true, Ordering::Relaxed);
+        tracing::info!("server stopping: no new requests or jobs");
         let _ = self.stop.send(true);
         let deadline = tokio::time::Instant::now() + self.grace;
         let mut clean = true;
+        if let Some(scheduler) = self.scheduler.take() {
+            scheduler.shutdown().await;
+        }
         if let Some(workers) = self.workers.take() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             clean &= workers.shutdown_within(left).await;

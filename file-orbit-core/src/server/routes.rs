@@ -39,8 +39,8 @@ pub(super) fn router(state: Shared) -> Router {
         ("/api/v1/endpoints", &["GET"], get(list_endpoints)),
         (
             "/api/v1/endpoints/{name}",
-            &["GET", "PUT"],
-            get(get_endpoint).put(put_endpoint),
+            &["GET", "PUT", "DELETE"],
+            get(get_endpoint).put(put_endpoint).delete(delete_endpoint),
         ),
         (
             "/api/v1/endpoints/{name}/test",
@@ -48,7 +48,12 @@ pub(super) fn router(state: Shared) -> Router {
             post(test_endpoint),
         ),
         ("/api/v1/templates", &["GET"], get(list_templates)),
-        ("/api/v1/templates/{name}", &["PUT"], put(put_template)),
+        (
+            "/api/v1/templates/{name}",
+            &["PUT", "DELETE"],
+            put(put_template).delete(delete_template),
+        ),
+        ("/api/v1/schedules", &["GET"], get(list_schedules)),
         (
             "/api/v1/jobs",
             &["GET", "POST"],
@@ -324,6 +329,15 @@ fn masked_secret(value: &Value, path: &str) -> Option<String> {
     }
 }
 
+async fn delete_endpoint(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    caller_orbit(&state, &caller).delete_endpoint(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 async fn test_endpoint(State(state): State<Shared>, Path(name): Path<String>) -> ApiResult {
     let endpoint = state.orbit.endpoint(&name).await?;
     let diagnosis = endpoint.test(state.orbit.rclone()).await;
@@ -358,6 +372,19 @@ async fn put_template(
         .put_template(&template)
         .await?;
     Ok(Json(template).into_response())
+}
+
+async fn delete_template(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    caller_orbit(&state, &caller).delete_template(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn list_schedules(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(state.orbit.schedules().await?).into_response())
 }
 
 // ---- jobs ----
