@@ -19,6 +19,7 @@
 //!   FILE_ORBIT_BENCH_LOAD_BACKENDS=sqlite,postgres
 //!   FILE_ORBIT_BENCH_TIMEOUT_S=600         per phase; a phase stops there and says so
 
+use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
 use file_orbit::engine::{JobRequest, JobState, Orbit, OrbitOptions};
 use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key};
 use file_orbit::template::PathTemplate;
@@ -166,6 +167,16 @@ async fn bench_backend(backend: &'static str, store_url: &str, rows: &mut Vec<Ro
     })
     .await
     .unwrap();
+    // The endpoints the jobs name (POST /jobs refuses unknown ones); nothing runs.
+    let roots = tempfile::tempdir().unwrap();
+    for name in ["load-inbox", "load-archive"] {
+        let root = roots.path().join(name);
+        let endpoint = Endpoint {
+            name: name.into(),
+            config: EndpointConfig::Local(LocalConfig { root }),
+        };
+        orbit.put_endpoint(&endpoint, 4).await.unwrap();
+    }
     let (key, entry) = generate_api_key("bench", Role::Operator);
     let config = ServerConfig {
         listen: "127.0.0.1:0".into(),

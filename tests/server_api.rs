@@ -1272,6 +1272,13 @@ async fn endpoints_and_templates_are_deleted_and_schedules_listed() {
     assert_eq!(reply.status, 204, "{}", reply.body);
     let schedules = api.get("/api/v1/schedules", &keys.viewer).await.json();
     assert_eq!(schedules, json!([]));
+    // A job naming an unknown endpoint is refused at once, the field named.
+    let request = file_request("src", "a.txt", "nowhere", 1);
+    let reply = api
+        .post("/api/v1/jobs", &keys.operator, Some(request))
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert_eq!(reply.json()["error"]["field"], "spec.destination");
     let request = file_request("src", "a.txt", "dst", 1);
     let job = api
         .post("/api/v1/jobs", &keys.operator, Some(request))

@@ -394,6 +394,31 @@ async fn submit_job(
     Extension(caller): Extension<Principal>,
     Body(request): Body<JobRequest>,
 ) -> ApiResult {
+    // A job naming an endpoint that does not exist would only fail when it runs.
+    let known: Vec<String> = state
+        .orbit
+        .endpoints()
+        .await?
+        .into_iter()
+        .map(|summary| summary.name)
+        .collect();
+    let specs = std::iter::once(("spec".to_string(), &request.spec)).chain(
+        request
+            .next_hops
+            .iter()
+            .enumerate()
+            .map(|(index, hop)| (format!("next_hops[{index}]"), hop)),
+    );
+    for (at, spec) in specs {
+        for (side, name) in [("source", &spec.source), ("destination", &spec.destination)] {
+            if !known.contains(name) {
+                return Err(ApiError::invalid(
+                    &format!("{at}.{side}"),
+                    format!("no endpoint named {name:?}"),
+                ));
+            }
+        }
+    }
     let id = caller_orbit(&state, &caller).submit(&request).await?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
 }
