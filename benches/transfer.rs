@@ -7,7 +7,9 @@
 //! set explicitly on both sides), `--create-empty-src-dirs` (File Orbit always asks for
 //! it), no config file, and the same remote: the CLI gets the very connection string that
 //! rclone builds in-process from File Orbit's JSON-object remote. File Orbit runs with
-//! `verify: false`; rclone's own post-copy hash comparison stays on in both.
+//! `verify: false`; rclone's own post-copy hash comparison stays on in both for remote
+//! targets, and is off in both local→local (`--ignore-checksum`: File Orbit skips it
+//! between two local endpoints unless the spec asks to verify, as `cp` does).
 //!
 //! Needs the rclone CLI (`FILE_ORBIT_TEST_RCLONE`, `FILE_ORBIT_RCLONE_CLI` or `rclone` on
 //! PATH) and, for the remote targets, the servers and env file of
@@ -517,6 +519,10 @@ impl Bench {
             CHECKERS.to_string(),
             "--create-empty-src-dirs".into(),
         ];
+        // What File Orbit asks for between two local endpoints without `verify`.
+        if dest.local_root.is_some() {
+            args.push("--ignore-checksum".into());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     }
