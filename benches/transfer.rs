@@ -307,7 +307,7 @@ struct Variant {
     /// Extra `_config` options for the in-process rclone, and the matching CLI flags.
     config: Vec<(&'static str, Value, &'static str)>,
     /// Progress poll interval of the in-process job (`JobOptions::poll_interval`, 100 ms
-    /// by default; job status is read from 5 ms, doubling up to it).
+    /// by default; job status is read every tenth of the elapsed time, from 5 ms up to it).
     poll: Option<Duration>,
 }
 

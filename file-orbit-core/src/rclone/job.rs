@@ -20,8 +20,8 @@ pub struct JobOptions {
     pub config: Option<Map<String, Value>>,
     /// `_filter`: rclone filter options, e.g. `{"IncludeRule": ["*.csv"], "MinSize": "1k"}`.
     pub filter: Option<Map<String, Value>>,
-    /// How often progress is read from rclone once the job has run a while (the first
-    /// reads come sooner: 5 ms, doubling up to this), so small jobs end without waiting.
+    /// How often progress is read from rclone once the job has run a while (before that,
+    /// every tenth of the time it has run, from 5 ms), so small jobs end without waiting.
     pub poll_interval: Duration,
 }
 
@@ -223,6 +223,9 @@ impl<T: DeserializeOwned> RcloneJob<T> {
     }
 }
 
+/// The first progress read comes this soon after the start.
+const FIRST_POLL: Duration = Duration::from_millis(5);
+
 /// The job `follow` polls.
 struct Followed {
     method: &'static str,
@@ -246,10 +249,12 @@ async fn follow(
         group,
         stopped,
     } = job;
-    let mut wait = poll_interval.min(Duration::from_millis(5));
+    // Polls at a tenth of the time the job has run (5 ms at first, then up to the
+    // interval), so noticing the end adds at most ~10% to a short job.
+    let started = tokio::time::Instant::now();
     let result = loop {
+        let wait = (started.elapsed() / 10).clamp(FIRST_POLL.min(poll_interval), poll_interval);
         tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(poll_interval);
         let status = match client.call_async(&JobStatus { jobid }).await {
             Ok(status) => status,
             Err(err) => break Err(err),
