@@ -20,40 +20,21 @@
 //!
 //! Prints a markdown table; latency is one lease + its complete, as a worker sees it.
 
-use file_orbit::engine::{JobRequest, JobState, Store};
-use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
+use file_orbit::engine::{JobState, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/jobs.rs"]
+mod jobs;
 #[path = "support/pg.rs"]
 mod pg;
+use jobs::{env_or, ms, noop_request, percentile};
 use pg::PgDb;
 
 /// As `OrbitOptions::default()`.
 const LEASE: Duration = Duration::from_secs(30);
 const AGING: Duration = Duration::from_secs(60);
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-/// A local→local single-file copy; never executed.
-fn request(index: usize) -> JobRequest {
-    JobRequest::new(TransferSpec {
-        source: "bench-inbox".into(),
-        source_path: format!("incoming/file-{index}.csv"),
-        destination: "bench-archive".into(),
-        destination_path: PathTemplate::parse("archive/{filename}").unwrap(),
-        mode: Default::default(),
-        scope: Scope::File,
-        filters: Default::default(),
-        conflict: Default::default(),
-        verify: false,
-        parallelism: None,
-    })
-}
 
 struct Cell {
     backend: &'static str,
@@ -68,17 +49,6 @@ struct Cell {
     complete: Vec<Duration>,
     timed_out: bool,
     audit_ok: bool,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
 async fn run_cell(
@@ -100,7 +70,13 @@ async fn run_cell(
                     if Instant::now() >= deadline {
                         break;
                     }
-                    store.submit(&request(index), "bench").await.unwrap();
+                    store
+                        .submit(
+                            &noop_request(index, "bench-inbox", "bench-archive"),
+                            "bench",
+                        )
+                        .await
+                        .unwrap();
                     n += 1;
                 }
                 n

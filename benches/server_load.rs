@@ -20,54 +20,25 @@
 //!   FILE_ORBIT_BENCH_TIMEOUT_S=600         per phase; a phase stops there and says so
 
 use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
-use file_orbit::engine::{JobRequest, JobState, Orbit, OrbitOptions};
+use file_orbit::engine::{JobState, Orbit, OrbitOptions};
 use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key};
-use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "support/jobs.rs"]
+mod jobs;
 #[path = "support/pg.rs"]
 mod pg;
+use jobs::{env_or, ms, noop_request, percentile};
 use pg::PgDb;
 
 const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-fn env_or(name: &str, default: &str) -> String {
-    std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
 
 fn env_num(name: &str, default: usize) -> usize {
     env_or(name, &default.to_string())
         .parse()
         .unwrap_or_else(|_| panic!("{name} must be a number"))
-}
-
-fn request(index: usize) -> JobRequest {
-    JobRequest::new(TransferSpec {
-        source: "load-inbox".into(),
-        source_path: format!("incoming/file-{index}.csv"),
-        destination: "load-archive".into(),
-        destination_path: PathTemplate::parse("archive/{filename}").unwrap(),
-        mode: Default::default(),
-        scope: Scope::File,
-        filters: Default::default(),
-        conflict: Default::default(),
-        verify: false,
-        parallelism: None,
-    })
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1e3)
 }
 
 fn agent() -> ureq::Agent {
@@ -197,7 +168,9 @@ async fn bench_backend(backend: &'static str, store_url: &str, rows: &mut Vec<Ro
     for &clients in &client_counts {
         let bodies: Arc<Vec<String>> = Arc::new(
             (submitted..submitted + posts)
-                .map(|i| serde_json::to_string(&request(i)).unwrap())
+                .map(|i| {
+                    serde_json::to_string(&noop_request(i, "load-inbox", "load-archive")).unwrap()
+                })
                 .collect(),
         );
         let (url, auth) = (format!("{base}/api/v1/jobs"), auth.clone());
@@ -236,7 +209,10 @@ async fn bench_backend(backend: &'static str, store_url: &str, rows: &mut Vec<Ro
             tokio::spawn(async move {
                 let mut index = submitted + task;
                 while index < stored && Instant::now() < deadline {
-                    let id = orbit.submit(&request(index)).await.unwrap();
+                    let id = orbit
+                        .submit(&noop_request(index, "load-inbox", "load-archive"))
+                        .await
+                        .unwrap();
                     if index % 100 == 0 {
                         orbit.cancel(id).await.unwrap();
                     }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Kind, endpoint, orbit_options, postgres_url, sqlite_url};
+use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url};
 use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{
@@ -87,13 +87,6 @@ async fn job_listings_page_newest_first_by_state(options: OrbitOptions) {
     );
 }
 
-fn root_of(endpoint: &Endpoint) -> PathBuf {
-    match &endpoint.config {
-        EndpointConfig::Local(local) => local.root.clone(),
-        _ => unreachable!("local endpoints only"),
-    }
-}
-
 fn file_spec(source: &str, path: &str, destination: &str, template: &str) -> TransferSpec {
     TransferSpec {
         source: source.into(),
@@ -118,13 +111,13 @@ async fn orbit_with_local_endpoints(
     let src = endpoint(Kind::Local, "src");
     let dst = endpoint(Kind::Local, "dst");
     for file in files {
-        let path = root_of(&src).join(file);
+        let path = local_root(&src).join(file);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, format!("contents of {file}")).unwrap();
     }
     orbit.put_endpoint(&src, 4).await.unwrap();
     orbit.put_endpoint(&dst, 4).await.unwrap();
-    (orbit, root_of(&src), root_of(&dst))
+    (orbit, local_root(&src), local_root(&dst))
 }
 
 async fn jobs_run_end_to_end_with_an_intact_audit_log(options: OrbitOptions) {
@@ -367,7 +360,7 @@ async fn chains_run_hop_after_hop(options: OrbitOptions) {
     assert_eq!(chain[1].parent_id, Some(first));
     assert_eq!(chain[1].chain_id, first);
     let year = chrono::Utc::now().format("%Y").to_string();
-    assert!(root_of(&archive).join(year).join("report.csv").is_file());
+    assert!(local_root(&archive).join(year).join("report.csv").is_file());
 }
 
 async fn credentials_are_sealed_and_keys_rotate(options: OrbitOptions) {

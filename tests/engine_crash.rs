@@ -9,15 +9,14 @@
 
 mod common;
 
-use common::{Kind, endpoint, orbit_options, postgres_url, sqlite_url};
-use file_orbit::endpoint::{Endpoint, EndpointConfig};
+use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url};
 use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, OrbitOptions, RetryPolicy};
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{ConflictPolicy, Filters, Scope, TransferMode, TransferSpec};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -555,13 +554,6 @@ async fn attempt_rows(store_url: &str) -> Vec<Attempt> {
             finished_at,
         })
         .collect()
-}
-
-fn local_root(endpoint: &Endpoint) -> PathBuf {
-    match &endpoint.config {
-        EndpointConfig::Local(local) => local.root.clone(),
-        other => panic!("not a local endpoint: {other:?}"),
-    }
 }
 
 /// Writes `FILES` files of 1 KiB to 2 MiB (log-uniform sizes, so many small and some

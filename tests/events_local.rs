@@ -7,9 +7,8 @@
 
 mod common;
 
-use common::{Kind, endpoint, orbit_options, postgres_url, read_tree, sqlite_url};
+use common::{Kind, endpoint, local_root, orbit_options, postgres_url, read_tree, sqlite_url};
 use file_orbit::ErrorKind;
-use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{
     EventRecord, JobState, Matcher, Orbit, OrbitOptions, RetryPolicy, TransferTemplate, Workers,
 };
@@ -22,13 +21,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn root_of(endpoint: &Endpoint) -> PathBuf {
-    match &endpoint.config {
-        EndpointConfig::Local(local) => local.root.clone(),
-        _ => unreachable!("local endpoints only"),
-    }
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -88,8 +80,8 @@ async fn setup(options: OrbitOptions) -> Setup {
     let workers = orbit.start_workers(4);
     Setup {
         orbit,
-        inbox: root_of(&inbox),
-        archive: root_of(&archive),
+        inbox: local_root(&inbox),
+        archive: local_root(&archive),
         workers,
     }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Kind, endpoint, orbit_options, postgres_url, sqlite_url};
+use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url};
 use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{JobRequest, JobState, Orbit, RetryPolicy};
@@ -18,7 +18,6 @@ use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{Scope, TransferSpec};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -223,13 +222,6 @@ fn config_with_keys(workers: usize) -> (ServerConfig, Keys) {
         viewer: viewer.expose().to_string(),
     };
     (config, keys)
-}
-
-fn local_root(endpoint: &Endpoint) -> PathBuf {
-    match &endpoint.config {
-        EndpointConfig::Local(local) => local.root.clone(),
-        _ => unreachable!(),
-    }
 }
 
 /// The JSON body of `PUT /api/v1/endpoints/{name}`: the endpoint with its real secrets

@@ -10,8 +10,7 @@
 
 mod common;
 
-use common::{Kind, endpoint, orbit_options, postgres_url};
-use file_orbit::endpoint::EndpointConfig;
+use common::{Kind, endpoint, local_root, orbit_options, postgres_url};
 use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key};
 use file_orbit::service::logs::{self, LogConfig, LogFormat};
@@ -21,7 +20,7 @@ use file_orbit::worker::{self, WorkerConfig};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -308,13 +307,6 @@ fn content(index: usize) -> Vec<u8> {
     format!("file {index}\n")
         .repeat(index % 50 + 1)
         .into_bytes()
-}
-
-fn local_root(endpoint: &file_orbit::endpoint::Endpoint) -> PathBuf {
-    match &endpoint.config {
-        EndpointConfig::Local(local) => local.root.clone(),
-        other => panic!("not local: {other:?}"),
-    }
 }
 
 /// One blocking HTTP call (on a blocking thread): status and JSON body.

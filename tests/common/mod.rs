@@ -195,6 +195,14 @@ pub fn write_test_tree(root: &Path) {
     std::fs::write(root.join("nested/big 20MiB.bin"), big).unwrap();
 }
 
+/// The directory of a local endpoint (panics for any other kind).
+pub fn local_root(endpoint: &Endpoint) -> PathBuf {
+    match &endpoint.config {
+        EndpointConfig::Local(local) => local.root.clone(),
+        other => panic!("not a local endpoint: {other:?}"),
+    }
+}
+
 /// A fresh SQLite store URL in its own temp dir (kept alive by the returned guard).
 pub fn sqlite_url() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();

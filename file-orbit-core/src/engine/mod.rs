@@ -267,31 +267,11 @@ impl Orbit {
                 ),
             ));
         }
-        let mut tx = store.pool.begin().await.map_err(db_error(context))?;
-        let deleted = sqlx::query("DELETE FROM endpoints WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
+        let tx = store.pool.begin().await.map_err(db_error(context))?;
+        let delete = "DELETE FROM endpoints WHERE name = $1";
+        store
+            .delete_named(tx, delete, "endpoint", name, self.actor())
             .await
-            .map_err(db_error(context))?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                context,
-                format!("no endpoint named {name:?}"),
-            ));
-        }
-        audit::append(
-            &mut tx,
-            store.backend,
-            self.actor(),
-            "endpoint.deleted",
-            &format!("endpoint/{name}"),
-            "ok",
-            &json!({}),
-        )
-        .await?;
-        tx.commit().await.map_err(db_error(context))
     }
 
     /// The endpoint named `name`, credentials unsealed.

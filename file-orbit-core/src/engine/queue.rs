@@ -725,45 +725,43 @@ impl Store {
     /// interrupted attempt is closed as `released` and does not count against
     /// `max_attempts`. False (nothing changed) when the lease was lost.
     pub async fn release(&self, id: i64, worker: &str) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.begin("releasing a job").await?;
-        let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, \
-                 max_attempts = max_attempts + 1, run_after = $1, updated_at = $1 \
-             WHERE id = $2 AND lease_owner = $3 AND state = 'leased' RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(now)
-        .bind(id)
-        .bind(worker)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error("releasing a job"))?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let job = job_from_row(&row)?;
-        finish_attempt(&mut tx, &job, "released", None, now).await?;
-        audit::append(
-            &mut tx,
-            self.backend,
+        self.end_lease(
+            id,
             worker,
-            "job.released",
-            &format!("job/{id}"),
-            "ok",
-            &json!({"attempt": job.attempts}),
+            "state = 'queued', max_attempts = max_attempts + 1, run_after = $1",
+            ("released", "job.released", "releasing a job"),
+            |job| json!({"attempt": job.attempts}),
         )
-        .await?;
-        Self::commit(tx, "releasing a job").await?;
-        Ok(true)
+        .await
     }
 
     /// Records that `worker` stopped job `id` on request.
     pub async fn cancelled(&self, id: i64, worker: &str) -> Result<bool> {
+        self.end_lease(
+            id,
+            worker,
+            "state = 'cancelled', finished_at = $1",
+            ("cancelled", "job.cancelled", "cancelling a job"),
+            |_| json!({}),
+        )
+        .await
+    }
+
+    /// Ends `worker`'s lease on job `id` in one transaction: `set` (a fixed SET clause;
+    /// `$1` is now) with the lease cleared, the attempt closed as `outcome`, and `action`
+    /// audited with `detail`. False (nothing changed) when the lease was lost.
+    async fn end_lease(
+        &self,
+        id: i64,
+        worker: &str,
+        set: &'static str,
+        (outcome, action, context): (&str, &str, &str),
+        detail: impl FnOnce(&Job) -> serde_json::Value,
+    ) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self.begin("cancelling a job").await?;
+        let mut tx = self.begin(context).await?;
         let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'cancelled', lease_owner = NULL, lease_expires_at = NULL, \
-                 finished_at = $1, updated_at = $1 \
+            "UPDATE jobs SET {set}, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
              WHERE id = $2 AND lease_owner = $3 AND state = 'leased' RETURNING {JOB_COLUMNS}"
         ))
         .bind(now)
@@ -771,23 +769,23 @@ impl Store {
         .bind(worker)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(db_error("cancelling a job"))?;
+        .map_err(db_error(context))?;
         let Some(row) = row else {
             return Ok(false);
         };
         let job = job_from_row(&row)?;
-        finish_attempt(&mut tx, &job, "cancelled", None, now).await?;
+        finish_attempt(&mut tx, &job, outcome, None, now).await?;
         audit::append(
             &mut tx,
             self.backend,
             worker,
-            "job.cancelled",
+            action,
             &format!("job/{id}"),
             "ok",
-            &json!({}),
+            &detail(&job),
         )
         .await?;
-        Self::commit(tx, "cancelling a job").await?;
+        Self::commit(tx, context).await?;
         Ok(true)
     }
 

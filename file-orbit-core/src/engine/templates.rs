@@ -309,30 +309,14 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db_error(context))?;
-        let deleted = sqlx::query("DELETE FROM templates WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error(context))?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                context,
-                format!("no template named {name:?}"),
-            ));
-        }
-        audit::append(
-            &mut tx,
-            self.backend,
+        self.delete_named(
+            tx,
+            "DELETE FROM templates WHERE name = $1",
+            "template",
+            name,
             actor,
-            "template.deleted",
-            &format!("template/{name}"),
-            "ok",
-            &json!({}),
         )
-        .await?;
-        tx.commit().await.map_err(db_error(context))
+        .await
     }
 
     /// Every template's schedule: its cron, next due tick and last fired tick.
