@@ -1,26 +1,32 @@
 //! Jobs per second through the durable queue: `Store::submit` N jobs, then W workers loop
-//! `Store::lease` → `Store::complete(id, worker, 0, 0)` until nothing is left. Transfers are
-//! never run (no-op: the specs are local→local and nobody executes them), so this measures
-//! the store alone — every state change with its hash-chained audit record in the same
-//! transaction (plus the `job_attempts` row), as the engine does it.
+//! `Store::lease_many` → `Store::complete_many` until nothing is left, as the engine's
+//! workers do: a worker process with B slots leases up to B jobs in one transaction and
+//! records the successes that finished meanwhile in one transaction. Batch 1 is one job
+//! per transaction (`lease` → `complete`). Transfers are never run (no-op: the specs are
+//! local→local and nobody executes them), so this measures the store alone — every state
+//! change with its hash-chained audit record in the same transaction (plus the
+//! `job_attempts` row), as the engine does it.
 //!
 //! Backends: SQLite (a file store in a temp dir on disk, the engine's own pragmas: WAL,
 //! synchronous=NORMAL, one connection) and PostgreSQL (a fresh database on the test server
 //! of `scripts/test-servers.sh`, dropped afterwards; skipped when
-//! `FILE_ORBIT_TEST_POSTGRES_URL` is not set). Workers: 1 and 4. Submits run on as many
-//! tasks as there are workers.
+//! `FILE_ORBIT_TEST_POSTGRES_URL` is not set). Workers: 1 and 4 (each its own leaser, as
+//! separate worker processes would be); batch: 1 and 16. Submits run on as many tasks as
+//! there are workers.
 //!
 //!   scripts/test-servers.sh start && source target/test-servers/env && cargo bench --bench queue
 //!
 //! Settings (env):
 //!   FILE_ORBIT_BENCH_QUEUE_JOBS=5000       jobs per cell
 //!   FILE_ORBIT_BENCH_QUEUE_WORKERS=1,4
+//!   FILE_ORBIT_BENCH_QUEUE_BATCH=1,16      slots per worker: jobs per lease_many
 //!   FILE_ORBIT_BENCH_QUEUE_BACKENDS=sqlite,postgres
 //!   FILE_ORBIT_BENCH_TIMEOUT_S=300         per phase (submit, drain); then the cell stops
 //!
-//! Prints a markdown table; latency is one lease + its complete, as a worker sees it.
+//! Prints a markdown table; latency is one lease_many + its complete_many (one batch), as a
+//! worker sees it.
 
-use file_orbit::engine::{JobState, Store};
+use file_orbit::engine::{Completion, JobState, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -39,11 +45,12 @@ const AGING: Duration = Duration::from_secs(60);
 struct Cell {
     backend: &'static str,
     workers: usize,
+    batch: usize,
     submitted: usize,
     submit: Duration,
     done: usize,
     drain: Duration,
-    /// lease + complete, per job.
+    /// lease_many + complete_many, per batch.
     latencies: Vec<Duration>,
     lease: Vec<Duration>,
     complete: Vec<Duration>,
@@ -56,6 +63,7 @@ async fn run_cell(
     store: Store,
     jobs: usize,
     workers: usize,
+    batch: usize,
     timeout: Duration,
 ) -> Cell {
     // Submit: `workers` tasks share the N jobs.
@@ -98,31 +106,46 @@ async fn run_cell(
             let store = store.clone();
             let stop = stop.clone();
             tokio::spawn(async move {
-                let worker = format!("bench-w{w}");
+                let owners: Vec<String> = (0..batch).map(|s| format!("bench-w{w}-s{s}")).collect();
                 let (mut total, mut lease, mut complete) = (Vec::new(), Vec::new(), Vec::new());
+                let mut done = 0;
                 while !stop.load(Ordering::Relaxed) {
                     if Instant::now() >= deadline {
                         stop.store(true, Ordering::Relaxed);
                         break;
                     }
                     let t0 = Instant::now();
-                    let Some(job) = store.lease(&worker, LEASE, AGING).await.unwrap() else {
+                    let leased = store.lease_many(&owners, LEASE, AGING).await.unwrap();
+                    if leased.is_empty() {
                         break; // nothing left to lease
-                    };
+                    }
                     let t1 = Instant::now();
-                    assert!(store.complete(job.id, &worker, 0, 0).await.unwrap());
+                    let successes: Vec<Completion> = leased
+                        .iter()
+                        .map(|job| Completion {
+                            id: job.id,
+                            worker: job.lease_owner.clone().unwrap(),
+                            bytes: 0,
+                            files: 0,
+                        })
+                        .collect();
+                    let recorded = store.complete_many(&successes).await.unwrap();
+                    assert!(recorded.iter().all(|&ok| ok), "a lease was lost");
                     let t2 = Instant::now();
+                    done += leased.len();
                     lease.push(t1 - t0);
                     complete.push(t2 - t1);
                     total.push(t2 - t0);
                 }
-                (total, lease, complete)
+                (done, total, lease, complete)
             })
         })
         .collect();
-    let (mut latencies, mut lease, mut complete) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut done, mut latencies, mut lease, mut complete) =
+        (0, Vec::new(), Vec::new(), Vec::new());
     for task in tasks {
-        let (t, l, c) = task.await.unwrap();
+        let (n, t, l, c) = task.await.unwrap();
+        done += n;
         latencies.extend(t);
         lease.extend(l);
         complete.extend(c);
@@ -139,7 +162,7 @@ async fn run_cell(
         .iter()
         .find(|(state, _)| *state == JobState::Succeeded)
         .map_or(0, |(_, n)| *n) as usize;
-    assert_eq!(succeeded, latencies.len(), "succeeded jobs vs completions");
+    assert_eq!(succeeded, done, "succeeded jobs vs completions");
     if !timed_out {
         assert_eq!(succeeded, jobs, "job counts: {counts:?}");
     }
@@ -147,9 +170,10 @@ async fn run_cell(
     Cell {
         backend,
         workers,
+        batch,
         submitted,
         submit,
-        done: latencies.len(),
+        done,
         drain,
         latencies,
         lease,
@@ -167,6 +191,10 @@ fn main() {
         .split(',')
         .map(|w| w.trim().parse().unwrap())
         .collect();
+    let batches: Vec<usize> = env_or("FILE_ORBIT_BENCH_QUEUE_BATCH", "1,16")
+        .split(',')
+        .map(|b| b.trim().parse().unwrap())
+        .collect();
     let backends = env_or("FILE_ORBIT_BENCH_QUEUE_BACKENDS", "sqlite,postgres");
     let timeout = Duration::from_secs(env_or("FILE_ORBIT_BENCH_TIMEOUT_S", "300").parse().unwrap());
     let pg_admin = std::env::var("FILE_ORBIT_TEST_POSTGRES_URL").ok();
@@ -178,13 +206,17 @@ fn main() {
     let cells: Vec<Cell> = runtime.block_on(async {
         let mut cells = Vec::new();
         for backend in backends.split(',').map(str::trim) {
-            for &w in &workers {
+            for (&w, &b) in workers
+                .iter()
+                .flat_map(|w| batches.iter().map(move |b| (w, b)))
+            {
                 match backend {
                     "sqlite" => {
                         let dir = tempfile::tempdir().unwrap();
                         let url = format!("sqlite://{}", dir.path().join("orbit.db").display());
                         let store = Store::open(&url).await.unwrap();
-                        cells.push(run_cell("SQLite (file, WAL)", store, jobs, w, timeout).await);
+                        cells
+                            .push(run_cell("SQLite (file, WAL)", store, jobs, w, b, timeout).await);
                         drop(dir); // removes the database
                     }
                     "postgres" => {
@@ -200,7 +232,7 @@ fn main() {
                         let url = db.url.clone();
                         let cell = tokio::spawn(async move {
                             let store = Store::open(&url).await.unwrap();
-                            run_cell("PostgreSQL", store, jobs, w, timeout).await
+                            run_cell("PostgreSQL", store, jobs, w, b, timeout).await
                         })
                         .await;
                         db.drop().await;
@@ -217,15 +249,16 @@ fn main() {
     });
 
     println!(
-        "\n| backend | workers | jobs | submit jobs/s | lease+complete jobs/s | p50 ms | p99 ms |"
+        "\n| backend | workers | batch | jobs | submit jobs/s | lease+complete jobs/s | batch p50 ms | batch p99 ms |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for c in &cells {
         let flag = if c.timed_out { " (timed out)" } else { "" };
         println!(
-            "| {} | {} | {}{flag} | {:.0} | {:.0} | {} | {} |",
+            "| {} | {} | {} | {}{flag} | {:.0} | {:.0} | {} | {} |",
             c.backend,
             c.workers,
+            c.batch,
             c.done,
             c.submitted as f64 / c.submit.as_secs_f64(),
             c.done as f64 / c.drain.as_secs_f64(),
@@ -234,14 +267,15 @@ fn main() {
         );
     }
     println!(
-        "\n| backend | workers | lease p50 ms | lease p99 ms | complete p50 ms | complete p99 ms | audit chain |"
+        "\n| backend | workers | batch | lease p50 ms | lease p99 ms | complete p50 ms | complete p99 ms | audit chain |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for c in &cells {
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             c.backend,
             c.workers,
+            c.batch,
             ms(percentile(&c.lease, 0.5)),
             ms(percentile(&c.lease, 0.99)),
             ms(percentile(&c.complete, 0.5)),

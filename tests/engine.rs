@@ -9,8 +9,8 @@ use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url
 use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{
-    FileEvent, JobFilter, JobRequest, JobState, LeaseStatus, Matcher, Orbit, OrbitOptions,
-    RetryPolicy, TransferTemplate,
+    Completion, FileEvent, JobFilter, JobRequest, JobState, LeaseStatus, Matcher, Orbit,
+    OrbitOptions, RetryPolicy, TransferTemplate,
 };
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{Scope, TransferSpec};
@@ -44,6 +44,7 @@ on_both_stores!(
     expired_leases_are_taken_over_and_the_old_holder_cannot_complete,
     cancel_and_retry,
     endpoints_limit_concurrent_transfers,
+    batches_lease_within_limits_and_record_each_success,
     chains_run_hop_after_hop,
     credentials_are_sealed_and_keys_rotate,
     templates_turn_matching_events_into_jobs,
@@ -319,6 +320,94 @@ async fn endpoints_limit_concurrent_transfers(options: OrbitOptions) {
     );
     assert!(store.complete(first, "w1", 0, 0).await.unwrap());
     assert!(store.lease("w2", lease, aging).await.unwrap().is_some());
+}
+
+async fn batches_lease_within_limits_and_record_each_success(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &["a.txt"]).await;
+    let narrow = endpoint(Kind::Local, "narrow");
+    orbit.put_endpoint(&narrow, 2).await.unwrap();
+    let src = orbit.endpoint("src").await.unwrap();
+    orbit.put_endpoint(&src, 10).await.unwrap();
+    let submit = |destination: &str, priority: i64, hop: bool| {
+        let mut request = JobRequest::new(file_spec("src", "a.txt", destination, "{filename}"));
+        request.priority = priority;
+        if hop {
+            request.next_hops = vec![file_spec("dst", "a.txt", "narrow", "hop/{filename}")];
+        }
+        let orbit = orbit.clone();
+        async move { orbit.submit(&request).await.unwrap() }
+    };
+    let urgent = [submit("dst", 5, false).await, submit("dst", 5, false).await];
+    let chained = submit("dst", 1, true).await;
+    let limited = [
+        submit("narrow", 0, false).await,
+        submit("narrow", 0, false).await,
+        submit("narrow", 0, false).await,
+    ];
+    let store = orbit.store();
+    let (lease, aging) = (Duration::from_secs(30), Duration::from_secs(3600));
+    let owners: Vec<String> = (0..8).map(|n| format!("w{n}")).collect();
+    let batch = store.lease_many(&owners, lease, aging).await.unwrap();
+    let leased: Vec<(i64, Option<&str>)> = batch
+        .iter()
+        .map(|job| (job.id, job.lease_owner.as_deref()))
+        .collect();
+    assert_eq!(
+        leased,
+        vec![
+            (urgent[0], Some("w0")),
+            (urgent[1], Some("w1")),
+            (chained, Some("w2")),
+            (limited[0], Some("w3")),
+            (limited[1], Some("w4")),
+        ],
+        "most urgent first, one per owner, and narrow's limit of 2 holds inside the batch"
+    );
+    let success = |id: i64, worker: &str| Completion {
+        id,
+        worker: worker.to_string(),
+        bytes: 7,
+        files: 1,
+    };
+    let recorded = store
+        .complete_many(&[
+            success(urgent[0], "w0"),
+            success(urgent[1], "ghost"),
+            success(chained, "w2"),
+            success(limited[0], "w3"),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        recorded,
+        vec![true, false, true, true],
+        "only the lease holder records a success"
+    );
+    let job = orbit.job(urgent[0]).await.unwrap();
+    assert_eq!(
+        (job.state, job.bytes, job.files),
+        (JobState::Succeeded, 7, 1)
+    );
+    assert_eq!(orbit.job(urgent[1]).await.unwrap().state, JobState::Leased);
+    // The chain's next hop was queued with the success and outranks the last narrow job.
+    let chain = orbit.chain_of(chained).await.unwrap();
+    assert_eq!(chain.len(), 2, "{chain:?}");
+    let next = store.lease_many(&["x", "y"], lease, aging).await.unwrap();
+    let next: Vec<i64> = next.iter().map(|job| job.id).collect();
+    assert_eq!(
+        next,
+        vec![chain[1].id],
+        "narrow has one free slot and the hop takes it"
+    );
+    assert_eq!(orbit.verify_audit_log().await.unwrap(), None);
+    let started = orbit
+        .audit_log(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|record| record.action == "job.started")
+        .count();
+    assert_eq!(started, 6, "one audit record per leased job");
 }
 
 async fn chains_run_hop_after_hop(options: OrbitOptions) {

@@ -3,7 +3,7 @@
 //! cannot fork); `verify` recomputes the chain and finds the first tampered record.
 //! Callers pass details without secrets.
 
-use super::store::{Backend, Store, db_error, now_ms};
+use super::store::{Backend, Store, db_error, now_ms, placeholder_rows};
 use crate::error::Result;
 use serde::Serialize;
 use serde_json::Value;
@@ -55,6 +55,15 @@ fn record_hash(
         .collect()
 }
 
+/// One record for `append_many`.
+pub(crate) struct Entry<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub subject: String,
+    pub outcome: &'a str,
+    pub detail: Value,
+}
+
 /// Appends a record inside the caller's transaction (so it commits with the change it
 /// describes).
 pub(crate) async fn append(
@@ -66,6 +75,26 @@ pub(crate) async fn append(
     outcome: &str,
     detail: &Value,
 ) -> Result<()> {
+    let entry = Entry {
+        actor,
+        action,
+        subject: subject.to_string(),
+        outcome,
+        detail: detail.clone(),
+    };
+    append_many(tx, backend, &[entry]).await
+}
+
+/// Appends `entries` in order inside the caller's transaction: one lock, one read of the
+/// chain's end and one INSERT for the lot.
+pub(crate) async fn append_many(
+    tx: &mut Transaction<'_, Any>,
+    backend: Backend,
+    entries: &[Entry<'_>],
+) -> Result<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
     let conn: &mut AnyConnection = tx;
     if backend == Backend::Postgres {
         // Serialises appends across nodes; released at commit.
@@ -74,7 +103,7 @@ pub(crate) async fn append(
             .await
             .map_err(db_error("locking the audit log"))?;
     }
-    let prev: String = sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+    let mut prev: String = sqlx::query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await
         .map_err(db_error("reading the audit log"))?
@@ -83,23 +112,38 @@ pub(crate) async fn append(
         .map_err(db_error("reading the audit log"))?
         .unwrap_or_else(|| GENESIS.to_string());
     let at = now_ms();
-    let detail = detail.to_string();
-    let hash = record_hash(&prev, at, actor, action, subject, outcome, &detail);
-    sqlx::query(
+    // Rows are inserted (and numbered) in the order of the VALUES list.
+    let sql = format!(
         "INSERT INTO audit_log (at, actor, action, subject, outcome, detail, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(at)
-    .bind(actor)
-    .bind(action)
-    .bind(subject)
-    .bind(outcome)
-    .bind(&detail)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_error("appending to the audit log"))?;
+         VALUES {}",
+        placeholder_rows(1, entries.len(), 8)
+    );
+    let mut query = sqlx::query(&sql);
+    for entry in entries {
+        let detail = entry.detail.to_string();
+        let hash = record_hash(
+            &prev,
+            at,
+            entry.actor,
+            entry.action,
+            &entry.subject,
+            entry.outcome,
+            &detail,
+        );
+        query = query
+            .bind(at)
+            .bind(entry.actor)
+            .bind(entry.action)
+            .bind(entry.subject.as_str())
+            .bind(entry.outcome)
+            .bind(detail)
+            .bind(std::mem::replace(&mut prev, hash.clone()))
+            .bind(hash);
+    }
+    query
+        .execute(&mut *conn)
+        .await
+        .map_err(db_error("appending to the audit log"))?;
     Ok(())
 }
 

@@ -13,7 +13,7 @@ mod worker;
 pub use audit::AuditRecord;
 pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
-pub use queue::{Job, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy};
+pub use queue::{Completion, Job, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy};
 pub use store::{Backend, Store};
 pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, TransferTemplate};
 pub use worker::Workers;

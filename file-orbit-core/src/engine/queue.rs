@@ -4,7 +4,7 @@
 //! Every state change is one transaction with its audit record.
 
 use super::audit;
-use super::store::{Backend, Store, db_error, now_ms};
+use super::store::{Backend, Store, db_error, now_ms, placeholder_rows};
 use crate::error::{Error, ErrorKind, Result};
 use crate::transfer::TransferSpec;
 use backon::{BackoffBuilder, ExponentialBuilder};
@@ -219,6 +219,16 @@ fn retry_policy_of(row: &AnyRow) -> Result<RetryPolicy> {
     read().map_err(db_error("reading a job"))
 }
 
+/// A transfer that succeeded, for `Store::complete_many`.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub id: i64,
+    /// The lease holder that ran it.
+    pub worker: String,
+    pub bytes: u64,
+    pub files: u64,
+}
+
 /// What a lease holder learns on heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeaseStatus {
@@ -378,6 +388,19 @@ impl Store {
         lease: Duration,
         aging: Duration,
     ) -> Result<Option<Job>> {
+        Ok(self.lease_many(&[worker], lease, aging).await?.pop())
+    }
+
+    /// Leases up to one job per entry of `workers` (the first job to `workers[0]`, and so
+    /// on), most urgent first, in one transaction: as `lease` does one by one, with the
+    /// endpoints' concurrency limits counting the jobs leased earlier in the batch. Fewer
+    /// (or none) when fewer are runnable.
+    pub async fn lease_many(
+        &self,
+        workers: &[impl AsRef<str>],
+        lease: Duration,
+        aging: Duration,
+    ) -> Result<Vec<Job>> {
         let now = now_ms();
         // Candidates: the oldest due jobs of each distinct priority (within a priority the
         // oldest job has the highest aged priority), read from the partial index
@@ -450,7 +473,7 @@ impl Store {
                  LIMIT 1 {lock}) \
              RETURNING {JOB_COLUMNS}"
         );
-        let mut tx = self.begin("leasing a job").await?;
+        let mut tx = self.begin("leasing jobs").await?;
         // Housekeeping at most once a second per process: the jobs it reaps are never
         // leasable, so nothing waits on it, and the hot path saves two statements.
         let last = self.last_reap.load(Ordering::Relaxed);
@@ -463,49 +486,69 @@ impl Store {
             self.reap_cancelled(&mut tx, now).await?;
             self.reap_exhausted(&mut tx, now).await?;
         }
-        let row = sqlx::query(&sql)
-            .bind(worker)
-            .bind(now + lease.as_millis() as i64)
+        // One job per statement: each sees the jobs leased before it in this transaction,
+        // so a batch never takes more of an endpoint than its limit allows.
+        let mut jobs = Vec::new();
+        for worker in workers {
+            let row = sqlx::query(&sql)
+                .bind(worker.as_ref())
+                .bind(now + lease.as_millis() as i64)
+                .bind(now)
+                .bind((aging.as_millis() as i64).max(1))
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error("leasing a job"))?;
+            match row {
+                Some(row) => jobs.push(job_from_row(&row)?),
+                None => break,
+            }
+        }
+        if jobs.is_empty() {
+            Self::commit(tx, "leasing jobs").await?;
+            return Ok(jobs);
+        }
+        // An attempt still open belonged to a worker that lost its lease (crashed); only a
+        // job leased before can have one.
+        for job in jobs.iter().filter(|job| job.attempts > 1) {
+            sqlx::query(
+                "UPDATE job_attempts SET finished_at = $1, outcome = 'lost' \
+                 WHERE job_id = $2 AND finished_at IS NULL",
+            )
             .bind(now)
-            .bind((aging.as_millis() as i64).max(1))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_error("leasing a job"))?;
-        let Some(row) = row else {
-            Self::commit(tx, "leasing a job").await?;
-            return Ok(None);
-        };
-        let job = job_from_row(&row)?;
-        // Any attempt still open belonged to a worker that lost its lease (crashed).
-        sqlx::query(
-            "UPDATE job_attempts SET finished_at = $1, outcome = 'lost' WHERE job_id = $2 AND finished_at IS NULL",
-        )
-        .bind(now)
-        .bind(job.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error("closing a lost attempt"))?;
-        sqlx::query("INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES ($1, $2, $3, $4)")
             .bind(job.id)
-            .bind(job.attempts)
-            .bind(worker)
-            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("closing a lost attempt"))?;
+        }
+        let sql = format!(
+            "INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES {}",
+            placeholder_rows(1, jobs.len(), 4)
+        );
+        let mut insert = sqlx::query(&sql);
+        for job in &jobs {
+            insert = insert
+                .bind(job.id)
+                .bind(job.attempts)
+                .bind(job.lease_owner.as_deref())
+                .bind(now);
+        }
+        insert
             .execute(&mut *tx)
             .await
             .map_err(db_error("recording an attempt"))?;
-        let detail = json!({"attempt": job.attempts});
-        audit::append(
-            &mut tx,
-            self.backend,
-            worker,
-            "job.started",
-            &format!("job/{}", job.id),
-            "ok",
-            &detail,
-        )
-        .await?;
-        Self::commit(tx, "leasing a job").await?;
-        Ok(Some(job))
+        let entries: Vec<_> = jobs
+            .iter()
+            .map(|job| audit::Entry {
+                actor: job.lease_owner.as_deref().unwrap_or_default(),
+                action: "job.started",
+                subject: format!("job/{}", job.id),
+                outcome: "ok",
+                detail: json!({"attempt": job.attempts}),
+            })
+            .collect();
+        audit::append_many(&mut tx, self.backend, &entries).await?;
+        Self::commit(tx, "leasing jobs").await?;
+        Ok(jobs)
     }
 
     /// Jobs whose worker died during their last allowed attempt become dead: a job that
@@ -597,63 +640,90 @@ impl Store {
     /// Marks job `id` succeeded if `worker` still holds it, and queues the chain's next hop.
     /// Returns false (and changes nothing) when the lease was lost.
     pub async fn complete(&self, id: i64, worker: &str, bytes: u64, files: u64) -> Result<bool> {
-        let now = now_ms();
-        let mut tx = self.begin("completing a job").await?;
-        let row = sqlx::query(&format!(
-            "UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, \
-                 bytes = $1, files = $2, finished_at = $3, updated_at = $3 \
-             WHERE id = $4 AND lease_owner = $5 AND state = 'leased' RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(bytes as i64)
-        .bind(files as i64)
-        .bind(now)
-        .bind(id)
-        .bind(worker)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_error("completing a job"))?;
-        let Some(row) = row else {
-            return Ok(false);
+        let done = Completion {
+            id,
+            worker: worker.to_string(),
+            bytes,
+            files,
         };
-        let job = job_from_row(&row)?;
-        finish_attempt(&mut tx, &job, "succeeded", None, now).await?;
-        let detail = json!({"bytes": bytes, "files": files, "attempts": job.attempts});
-        audit::append(
-            &mut tx,
-            self.backend,
-            worker,
-            "job.succeeded",
-            &format!("job/{id}"),
-            "ok",
-            &detail,
-        )
-        .await?;
-        if let Some((hop, rest)) = job.next_hops.split_first() {
-            let request = JobRequest {
-                spec: hop.clone(),
-                priority: job.priority,
-                idempotency_key: None,
-                retry: retry_policy_of(&row)?,
-                next_hops: rest.to_vec(),
-                template: job.template.clone(),
-            };
-            let next = insert_job(&mut tx, &request, Some(job.chain_id), Some(job.id))
-                .await?
-                .unwrap_or_default();
-            let detail = json!({"chain": job.chain_id, "after": job.id});
-            audit::append(
-                &mut tx,
-                self.backend,
-                worker,
-                "job.submitted",
-                &format!("job/{next}"),
-                "ok",
-                &detail,
-            )
-            .await?;
+        Ok(self.complete_many(&[done]).await?.first() == Some(&true))
+    }
+
+    /// Records many successes in one transaction, as `complete` does each: for every entry,
+    /// true when it was recorded, false when its worker had lost the lease.
+    pub async fn complete_many(&self, done: &[Completion]) -> Result<Vec<bool>> {
+        let now = now_ms();
+        let mut tx = self.begin("completing jobs").await?;
+        let mut recorded = Vec::with_capacity(done.len());
+        let mut entries = Vec::new();
+        let mut completed = Vec::new();
+        for completion in done {
+            let row = sqlx::query(&format!(
+                "UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, \
+                     bytes = $1, files = $2, finished_at = $3, updated_at = $3 \
+                 WHERE id = $4 AND lease_owner = $5 AND state = 'leased' RETURNING {JOB_COLUMNS}"
+            ))
+            .bind(completion.bytes as i64)
+            .bind(completion.files as i64)
+            .bind(now)
+            .bind(completion.id)
+            .bind(&completion.worker)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_error("completing a job"))?;
+            recorded.push(row.is_some());
+            let Some(row) = row else { continue };
+            let job = job_from_row(&row)?;
+            entries.push(audit::Entry {
+                actor: &completion.worker,
+                action: "job.succeeded",
+                subject: format!("job/{}", job.id),
+                outcome: "ok",
+                detail: json!({"bytes": completion.bytes, "files": completion.files,
+                               "attempts": job.attempts}),
+            });
+            if let Some((hop, rest)) = job.next_hops.split_first() {
+                let request = JobRequest {
+                    spec: hop.clone(),
+                    priority: job.priority,
+                    idempotency_key: None,
+                    retry: retry_policy_of(&row)?,
+                    next_hops: rest.to_vec(),
+                    template: job.template.clone(),
+                };
+                let next = insert_job(&mut tx, &request, Some(job.chain_id), Some(job.id))
+                    .await?
+                    .unwrap_or_default();
+                entries.push(audit::Entry {
+                    actor: &completion.worker,
+                    action: "job.submitted",
+                    subject: format!("job/{next}"),
+                    outcome: "ok",
+                    detail: json!({"chain": job.chain_id, "after": job.id}),
+                });
+            }
+            completed.push(job.id);
         }
-        Self::commit(tx, "completing a job").await?;
-        Ok(true)
+        if !completed.is_empty() {
+            // The open attempt of a job this worker holds is its current one (`lease`
+            // closed any lost one).
+            let sql = format!(
+                "UPDATE job_attempts SET finished_at = $1, outcome = 'succeeded' \
+                 WHERE finished_at IS NULL AND job_id IN {}",
+                placeholder_rows(2, 1, completed.len())
+            );
+            let mut close = sqlx::query(&sql).bind(now);
+            for id in &completed {
+                close = close.bind(*id);
+            }
+            close
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error("recording an attempt"))?;
+            audit::append_many(&mut tx, self.backend, &entries).await?;
+        }
+        Self::commit(tx, "completing jobs").await?;
+        Ok(recorded)
     }
 
     /// Records a failed attempt of job `id`: retried later when `error` is retryable and

@@ -152,3 +152,18 @@ impl Store {
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
+
+/// `rows` groups of `columns` numbered placeholders from `$first`: `($1, $2), ($3, $4)`
+/// for one multi-row statement (sqlx's `QueryBuilder` writes `?` for the Any driver,
+/// which PostgreSQL refuses).
+pub(crate) fn placeholder_rows(first: usize, rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (0..columns)
+                .map(|column| format!("${}", first + row * columns + column))
+                .collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

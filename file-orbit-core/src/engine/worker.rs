@@ -1,55 +1,53 @@
-//! In-process workers: lease a job, run its transfer while heartbeating the lease, report
-//! the outcome. A lost lease or a cancel request stops the transfer; shutdown stops
-//! leasing and lets running transfers finish, or after a grace period stops them and
-//! hands their jobs back to the queue.
+//! In-process workers: one dispatcher leases as many jobs as there are free worker slots
+//! in one store transaction, each job runs its transfer in its slot while heartbeating the
+//! lease, and one reporter records the successes in batches (one transaction for all that
+//! finished meanwhile). A lost lease or a cancel request stops the transfer; shutdown stops
+//! leasing and lets running transfers finish, or after a grace period stops them and hands
+//! their jobs back to the queue.
 
 use super::Orbit;
-use super::queue::{Job, LeaseStatus};
+use super::queue::{Completion, Job, LeaseStatus};
 use crate::error::{ErrorKind, Result};
 use crate::transfer::TransferJob;
 use std::time::Duration;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
 
 /// Running workers; `shutdown` stops them (so does dropping this handle, after their
 /// current jobs).
 pub struct Workers {
     stop: watch::Sender<bool>,
     release: watch::Sender<bool>,
-    handles: Vec<JoinHandle<()>>,
+    dispatcher: JoinHandle<()>,
 }
 
 /// How long released transfers get to stop and record the release.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
 
+/// The most successes recorded in one transaction.
+const REPORT_BATCH: usize = 64;
+
 impl Workers {
     pub(super) fn start(orbit: Orbit, count: usize) -> Workers {
         let (stop, stopped) = watch::channel(false);
         let (release, released) = watch::channel(false);
-        let base = format!("{}-{}", hostname(), std::process::id());
-        let handles = (0..count)
-            .map(|index| {
-                let worker = Worker {
-                    orbit: orbit.clone(),
-                    id: format!("{base}-w{index}"),
-                    released: released.clone(),
-                };
-                tokio::spawn(worker.run(stopped.clone()))
-            })
-            .collect();
+        let dispatcher = Dispatcher {
+            orbit,
+            base: format!("{}-{}", hostname(), std::process::id()),
+            slots: count,
+            released,
+        };
         Workers {
             stop,
             release,
-            handles,
+            dispatcher: tokio::spawn(dispatcher.run(stopped)),
         }
     }
 
     /// Stops leasing new jobs and waits for running transfers to end.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for handle in self.handles {
-            let _ = handle.await;
-        }
+        let _ = self.dispatcher.await;
     }
 
     /// Stops leasing new jobs and gives running transfers `grace` to end; then stops the
@@ -58,23 +56,15 @@ impl Workers {
     /// lease to expire. True when everything finished within the grace period.
     pub async fn shutdown_within(mut self, grace: Duration) -> bool {
         let _ = self.stop.send(true);
-        let all = join_all_handles(&mut self.handles);
-        if tokio::time::timeout(grace, all).await.is_ok() {
+        if tokio::time::timeout(grace, &mut self.dispatcher)
+            .await
+            .is_ok()
+        {
             return true;
         }
         let _ = self.release.send(true);
-        let all = join_all_handles(&mut self.handles);
-        let _ = tokio::time::timeout(RELEASE_WAIT, all).await;
+        let _ = tokio::time::timeout(RELEASE_WAIT, &mut self.dispatcher).await;
         false
-    }
-}
-
-/// Waits for every handle (each is polled to completion once).
-async fn join_all_handles(handles: &mut [JoinHandle<()>]) {
-    for handle in handles.iter_mut() {
-        if !handle.is_finished() {
-            let _ = handle.await;
-        }
     }
 }
 
@@ -84,11 +74,108 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "host".into())
 }
 
+/// Leases work for the free slots and starts it.
+struct Dispatcher {
+    orbit: Orbit,
+    /// Host and process; slot `n` leases as `{base}-w{n}`.
+    base: String,
+    slots: usize,
+    released: watch::Receiver<bool>,
+}
+
+impl Dispatcher {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let options = self.orbit.options().clone();
+        let (report, reports) = mpsc::unbounded_channel();
+        let reporter = tokio::spawn(record_successes(self.orbit.clone(), reports));
+        let mut new_work = self.orbit.new_work();
+        let mut free: Vec<usize> = (0..self.slots).rev().collect();
+        let mut running = JoinSet::new();
+        while !*stopped.borrow() {
+            while let Some(slot) = running.try_join_next() {
+                free.extend(slot);
+            }
+            if free.is_empty() {
+                tokio::select! {
+                    Some(slot) = running.join_next() => free.extend(slot),
+                    _ = stopped.changed() => break,
+                }
+                continue;
+            }
+            // Seen before leasing: work submitted after this makes `changed` return at once.
+            new_work.borrow_and_update();
+            let slots: Vec<usize> = free.drain(..).rev().collect();
+            let owners: Vec<String> = slots
+                .iter()
+                .map(|slot| format!("{}-w{slot}", self.base))
+                .collect();
+            let leased = self
+                .orbit
+                .store()
+                .lease_many(&owners, options.lease, options.aging)
+                .await;
+            let idle = match leased {
+                Ok(jobs) => {
+                    let leased = jobs.len();
+                    for ((job, slot), id) in jobs.into_iter().zip(&slots).zip(owners) {
+                        let worker = Worker {
+                            orbit: self.orbit.clone(),
+                            id,
+                            released: self.released.clone(),
+                            report: report.clone(),
+                        };
+                        let slot = *slot;
+                        running.spawn(async move {
+                            worker.execute(job).await;
+                            slot
+                        });
+                    }
+                    free.extend(slots[leased..].iter().rev());
+                    // Fewer jobs than slots: the queue is empty for now.
+                    (leased < slots.len()).then_some(options.poll_interval)
+                }
+                Err(err) => {
+                    tracing::warn!(%err, "leasing failed");
+                    free.extend(slots.iter().rev());
+                    Some(options.poll_interval * 5)
+                }
+            };
+            if let Some(wait) = idle {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = new_work.changed() => {}
+                    Some(slot) = running.join_next() => free.extend(slot),
+                    _ = stopped.changed() => break,
+                }
+            }
+        }
+        while running.join_next().await.is_some() {}
+        drop(report);
+        let _ = reporter.await;
+    }
+}
+
+/// Records the successes sent by the workers, each batch in one transaction; wakes the
+/// dispatcher afterwards (a chain's next hop may be queued, an endpoint slot freed).
+async fn record_successes(orbit: Orbit, mut reports: mpsc::UnboundedReceiver<Completion>) {
+    let mut batch = Vec::with_capacity(REPORT_BATCH);
+    while reports.recv_many(&mut batch, REPORT_BATCH).await > 0 {
+        match orbit.store().complete_many(&batch).await {
+            Ok(_) => orbit.wake_workers(),
+            // The leases will expire and other workers run the jobs again.
+            Err(err) => tracing::warn!(jobs = batch.len(), %err, "could not record successes"),
+        }
+        batch.clear();
+    }
+}
+
+/// One slot running one leased job.
 struct Worker {
     orbit: Orbit,
     id: String,
     /// Set when shutdown's grace period is over: stop the transfer, release the job.
     released: watch::Receiver<bool>,
+    report: mpsc::UnboundedSender<Completion>,
 }
 
 /// How a transfer ended for its worker.
@@ -104,41 +191,6 @@ enum Ended {
 }
 
 impl Worker {
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
-        let options = self.orbit.options().clone();
-        let mut new_work = self.orbit.new_work();
-        while !*stopped.borrow() {
-            // Seen before leasing: work submitted after this makes `changed` return at once.
-            new_work.borrow_and_update();
-            match self
-                .orbit
-                .store()
-                .lease(&self.id, options.lease, options.aging)
-                .await
-            {
-                Ok(Some(job)) => {
-                    self.execute(job).await;
-                    // A success may have queued a chain's next hop or freed an endpoint slot.
-                    self.orbit.wake_workers();
-                }
-                Ok(None) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(options.poll_interval) => {}
-                        _ = new_work.changed() => {}
-                        _ = stopped.changed() => break,
-                    }
-                }
-                Err(err) => {
-                    tracing::warn!(worker = %self.id, %err, "leasing failed");
-                    tokio::select! {
-                        _ = tokio::time::sleep(options.poll_interval * 5) => {}
-                        _ = stopped.changed() => break,
-                    }
-                }
-            }
-        }
-    }
-
     #[tracing::instrument(skip_all, fields(job = job.id, worker = %self.id))]
     async fn execute(&self, job: Job) {
         let store = self.orbit.store();
@@ -146,10 +198,15 @@ impl Worker {
         let reported = match outcome {
             Ok(Ended::Done { bytes, files }) => {
                 tracing::info!(bytes, files, "transfer succeeded");
-                store
-                    .complete(job.id, &self.id, bytes, files)
-                    .await
-                    .map(|_| ())
+                let success = Completion {
+                    id: job.id,
+                    worker: self.id.clone(),
+                    bytes,
+                    files,
+                };
+                // The reporter outlives every worker: sending cannot fail.
+                let _ = self.report.send(success);
+                Ok(())
             }
             Ok(Ended::LeaseLost) => Ok(()),
             Ok(Ended::Released) => {
@@ -168,6 +225,8 @@ impl Worker {
             // The lease will expire and another worker runs the job again.
             tracing::warn!(%err, "could not record the outcome");
         }
+        // A failure or release may have freed an endpoint slot or queued a retry.
+        self.orbit.wake_workers();
     }
 
     /// Runs the transfer while heartbeating its lease.
