@@ -28,7 +28,7 @@
 
 use file_orbit::engine::{Completion, JobState, Store};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 #[path = "support/jobs.rs"]
@@ -100,11 +100,13 @@ async fn run_cell(
     // Drain: each worker leases and completes until the queue is empty.
     let deadline = Instant::now() + timeout;
     let stop = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..workers)
         .map(|w| {
             let store = store.clone();
             let stop = stop.clone();
+            let finished = finished.clone();
             tokio::spawn(async move {
                 let owners: Vec<String> = (0..batch).map(|s| format!("bench-w{w}-s{s}")).collect();
                 let (mut total, mut lease, mut complete) = (Vec::new(), Vec::new(), Vec::new());
@@ -117,7 +119,12 @@ async fn run_cell(
                     let t0 = Instant::now();
                     let leased = store.lease_many(&owners, LEASE, AGING).await.unwrap();
                     if leased.is_empty() {
-                        break; // nothing left to lease
+                        if finished.load(Ordering::Relaxed) >= submitted {
+                            break; // nothing left
+                        }
+                        // The rest is leased by other workers (or locked by their batch).
+                        tokio::task::yield_now().await;
+                        continue;
                     }
                     let t1 = Instant::now();
                     let successes: Vec<Completion> = leased
@@ -133,6 +140,7 @@ async fn run_cell(
                     assert!(recorded.iter().all(|&ok| ok), "a lease was lost");
                     let t2 = Instant::now();
                     done += leased.len();
+                    finished.fetch_add(leased.len(), Ordering::Relaxed);
                     lease.push(t1 - t0);
                     complete.push(t2 - t1);
                     total.push(t2 - t0);

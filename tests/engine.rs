@@ -389,6 +389,13 @@ async fn batches_lease_within_limits_and_record_each_success(options: OrbitOptio
         (JobState::Succeeded, 7, 1)
     );
     assert_eq!(orbit.job(urgent[1]).await.unwrap().state, JobState::Leased);
+    // The same job reported by a former holder and by its holder: the holder's counts.
+    let recorded = store
+        .complete_many(&[success(urgent[1], "ghost"), success(urgent[1], "w1")])
+        .await
+        .unwrap();
+    assert_eq!(recorded, vec![false, true]);
+    assert_eq!(orbit.job(urgent[1]).await.unwrap().state, JobState::Succeeded);
     // The chain's next hop was queued with the success and outranks the last narrow job.
     let chain = orbit.chain_of(chained).await.unwrap();
     assert_eq!(chain.len(), 2, "{chain:?}");

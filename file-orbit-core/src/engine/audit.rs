@@ -116,7 +116,7 @@ pub(crate) async fn append_many(
     let sql = format!(
         "INSERT INTO audit_log (at, actor, action, subject, outcome, detail, prev_hash, hash) \
          VALUES {}",
-        placeholder_rows(1, entries.len(), 8)
+        placeholder_rows(1, entries.len(), &["$"; 8])
     );
     let mut query = sqlx::query(&sql);
     for entry in entries {

@@ -153,16 +153,21 @@ pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// `rows` groups of `columns` numbered placeholders from `$first`: `($1, $2), ($3, $4)`
-/// for one multi-row statement (sqlx's `QueryBuilder` writes `?` for the Any driver,
-/// which PostgreSQL refuses).
-pub(crate) fn placeholder_rows(first: usize, rows: usize, columns: usize) -> String {
+/// `rows` rows of numbered placeholders from `$first`, one per entry of `cells` (each
+/// cell's `$` becomes its placeholder): `cells = ["$", "CAST($ AS BIGINT)"]` makes
+/// `($1, CAST($2 AS BIGINT)), ($3, CAST($4 AS BIGINT))`. For multi-row statements:
+/// sqlx's `QueryBuilder` writes `?` for the Any driver, which PostgreSQL refuses.
+pub(crate) fn placeholder_rows(first: usize, rows: usize, cells: &[&str]) -> String {
     (0..rows)
         .map(|row| {
-            let cells: Vec<String> = (0..columns)
-                .map(|column| format!("${}", first + row * columns + column))
+            let row: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(column, cell)| {
+                    cell.replace('$', &format!("${}", first + row * cells.len() + column))
+                })
                 .collect();
-            format!("({})", cells.join(", "))
+            format!("({})", row.join(", "))
         })
         .collect::<Vec<_>>()
         .join(", ")
