@@ -10,7 +10,7 @@ use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{
     Completion, FileEvent, JobFilter, JobRequest, JobState, LeaseStatus, Matcher, Orbit,
-    OrbitOptions, RetryPolicy, TransferTemplate,
+    OrbitOptions, RetryPolicy, Store, TransferTemplate,
 };
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{Scope, TransferSpec};
@@ -45,6 +45,7 @@ on_both_stores!(
     cancel_and_retry,
     endpoints_limit_concurrent_transfers,
     batches_lease_within_limits_and_record_each_success,
+    concurrent_leasers_share_an_endpoint_limit,
     chains_run_hop_after_hop,
     credentials_are_sealed_and_keys_rotate,
     templates_turn_matching_events_into_jobs,
@@ -395,7 +396,10 @@ async fn batches_lease_within_limits_and_record_each_success(options: OrbitOptio
         .await
         .unwrap();
     assert_eq!(recorded, vec![false, true]);
-    assert_eq!(orbit.job(urgent[1]).await.unwrap().state, JobState::Succeeded);
+    assert_eq!(
+        orbit.job(urgent[1]).await.unwrap().state,
+        JobState::Succeeded
+    );
     // The chain's next hop was queued with the success and outranks the last narrow job.
     let chain = orbit.chain_of(chained).await.unwrap();
     assert_eq!(chain.len(), 2, "{chain:?}");
@@ -415,6 +419,63 @@ async fn batches_lease_within_limits_and_record_each_success(options: OrbitOptio
         .filter(|record| record.action == "job.started")
         .count();
     assert_eq!(started, 6, "one audit record per leased job");
+}
+
+/// Four stores on one database (as four worker nodes) lease batches at the same moment:
+/// together they never hold more of an endpoint than its limit.
+async fn concurrent_leasers_share_an_endpoint_limit(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options.clone(), &["a.txt"]).await;
+    let narrow = endpoint(Kind::Local, "narrow");
+    orbit.put_endpoint(&narrow, 3).await.unwrap();
+    let src = orbit.endpoint("src").await.unwrap();
+    orbit.put_endpoint(&src, 100).await.unwrap();
+    for _ in 0..16 {
+        let request = JobRequest::new(file_spec("src", "a.txt", "narrow", "{filename}"));
+        orbit.submit(&request).await.unwrap();
+    }
+    let mut nodes = Vec::new();
+    for _ in 0..4 {
+        nodes.push(Store::open(&options.store_url).await.unwrap());
+    }
+    let (lease, aging) = (Duration::from_secs(30), Duration::from_secs(60));
+    for round in 0..4 {
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(nodes.len()));
+        let leasers: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(node, store)| {
+                let (store, start) = (store.clone(), start.clone());
+                tokio::spawn(async move {
+                    let owners: Vec<String> = (0..4)
+                        .map(|slot| format!("n{node}-r{round}-w{slot}"))
+                        .collect();
+                    start.wait().await;
+                    store.lease_many(&owners, lease, aging).await.unwrap()
+                })
+            })
+            .collect();
+        let mut leased = Vec::new();
+        for leaser in leasers {
+            leased.extend(leaser.await.unwrap());
+        }
+        assert_eq!(
+            leased.len(),
+            3,
+            "round {round}: narrow allows 3: {leased:?}"
+        );
+        let done: Vec<Completion> = leased
+            .iter()
+            .map(|job| Completion {
+                id: job.id,
+                worker: job.lease_owner.clone().unwrap(),
+                bytes: 0,
+                files: 0,
+            })
+            .collect();
+        let recorded = nodes[round].complete_many(&done).await.unwrap();
+        assert!(recorded.iter().all(|&ok| ok));
+    }
+    assert_eq!(orbit.verify_audit_log().await.unwrap(), None);
 }
 
 async fn chains_run_hop_after_hop(options: OrbitOptions) {
