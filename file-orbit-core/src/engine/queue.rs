@@ -1,7 +1,8 @@
 //! The job queue on the store: submit (idempotency keys), lease (priorities with aging,
 //! `run_after`, per-endpoint concurrency, expired leases), heartbeat, complete (and the
 //! next hop of a chain), fail (backoff with jitter, or dead letter), cancel and retry.
-//! Every state change is one transaction with its audit record.
+//! Every state change commits with its audit record; leases and completions also come in
+//! batches (`lease_many`, `complete_many`), one transaction each.
 
 use super::audit;
 use super::store::{Backend, Store, db_error, now_ms, placeholder_rows};
