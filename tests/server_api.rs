@@ -642,6 +642,14 @@ async fn endpoints_transfers_events_and_audit_over_http() {
         "{health}"
     );
     assert_eq!(health["workers"]["count"], 2);
+    assert_eq!(health["workers"]["cluster"]["alive"], 1, "{health}");
+    let nodes = api.get("/api/v1/workers", &keys.viewer).await.json();
+    let node = &nodes[0];
+    assert_eq!(
+        (&node["alive"], &node["slots"], &node["pid"]),
+        (&json!(true), &json!(2), &json!(std::process::id())),
+        "{nodes}"
+    );
     let disks = health["disks"].as_array().unwrap();
     for what in ["log_dir", "endpoint:src", "endpoint:dst"] {
         let disk = disks.iter().find(|d| d["what"] == what).expect(what);
@@ -682,7 +690,8 @@ async fn endpoints_transfers_events_and_audit_over_http() {
         "file_orbit_endpoint_transfers_total{endpoint=\"dst\",side=\"destination\",outcome=\"succeeded\"}",
         "file_orbit_endpoint_bytes_total{endpoint=\"src\",side=\"source\"}",
         "file_orbit_attempts_total{outcome=\"failed\"}",
-        "file_orbit_attempt_duration_seconds_total{outcome=\"succeeded\"}",
+        "file_orbit_attempt_duration_seconds_sum{outcome=\"succeeded\"}",
+        "file_orbit_attempt_duration_seconds_bucket{le=\"0.1\",outcome=\"succeeded\"}",
         "file_orbit_dead_letters 1",
         "file_orbit_retries_total ",
         "# EOF",
@@ -693,6 +702,25 @@ async fn endpoints_transfers_events_and_audit_over_http() {
             metrics.body
         );
     }
+    // Every finished attempt falls in the +Inf bucket: as many as the attempts counted.
+    let value_of = |series: &str| -> u64 {
+        let line = metrics
+            .body
+            .lines()
+            .find(|line| line.starts_with(series))
+            .unwrap_or_else(|| panic!("{series} in {}", metrics.body));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let succeeded_attempts = value_of("file_orbit_attempts_total{outcome=\"succeeded\"}");
+    assert!(succeeded_attempts >= 4);
+    assert_eq!(
+        value_of("file_orbit_attempt_duration_seconds_bucket{le=\"+Inf\",outcome=\"succeeded\"}"),
+        succeeded_attempts
+    );
+    assert_eq!(
+        value_of("file_orbit_attempt_duration_seconds_count{outcome=\"succeeded\"}"),
+        succeeded_attempts
+    );
     assert!(
         metrics
             .body
@@ -810,6 +838,7 @@ async fn every_route_needs_credentials_and_the_right_role() {
             Role::Admin,
         ),
         ("GET", "/api/v1/schedules", "", Role::Viewer),
+        ("GET", "/api/v1/workers", "", Role::Viewer),
         ("GET", "/api/v1/jobs", "", Role::Viewer),
         ("POST", "/api/v1/jobs", "", Role::Operator),
         ("GET", "/api/v1/jobs/{id}", "/api/v1/jobs/1", Role::Viewer),

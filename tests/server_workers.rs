@@ -136,6 +136,34 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The worker registry: the survivor is alive; the killed process stops being alive
+    // once its registration expires (a lease's length after its last renewal).
+    let survivor = format!("-{}", second.id());
+    let killed = format!("-{killed_pid}");
+    loop {
+        let (status, nodes) = http("GET", &format!("{base}/api/v1/workers"), &admin, None).await;
+        assert_eq!(status, 200, "{nodes}");
+        let node = |pid: &str| {
+            nodes
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|node| node["id"].as_str().unwrap().ends_with(pid))
+                .cloned()
+                .unwrap_or_else(|| panic!("no worker {pid} in {nodes}"))
+        };
+        let (alive, dead) = (node(&survivor), node(&killed));
+        assert_eq!(alive["alive"], true, "{nodes}");
+        assert!(alive["slots"].as_i64().unwrap() > 0, "{nodes}");
+        if dead["alive"] == false {
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "the killed worker still counts as alive: {nodes}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     drop(second);
 
     // Each job: succeeded once, by one of the two processes; attempts lost to the kill

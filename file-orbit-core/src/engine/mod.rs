@@ -5,6 +5,7 @@
 mod audit;
 mod event_log;
 mod keyring;
+mod nodes;
 mod queue;
 mod store;
 mod templates;
@@ -13,6 +14,7 @@ mod worker;
 pub use audit::AuditRecord;
 pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
+pub use nodes::WorkerNode;
 pub use queue::{Completion, Job, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy};
 pub use store::{Backend, Store};
 pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, TransferTemplate};

@@ -3,12 +3,14 @@
 //! lease, and one reporter records the successes in batches (one transaction for all that
 //! finished meanwhile). A lost lease or a cancel request stops the transfer; shutdown stops
 //! leasing and lets running transfers finish, or after a grace period stops them and hands
-//! their jobs back to the queue.
+//! their jobs back to the queue. The process keeps its entry in the worker registry fresh.
 
-use super::Orbit;
 use super::queue::{Completion, Job, LeaseStatus};
+use super::{Orbit, Store};
 use crate::error::{ErrorKind, Result};
 use crate::transfer::TransferJob;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -31,9 +33,17 @@ impl Workers {
     pub(super) fn start(orbit: Orbit, count: usize) -> Workers {
         let (stop, stopped) = watch::channel(false);
         let (release, released) = watch::channel(false);
+        // Each `Workers` of a process is its own entry in the registry.
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let host = hostname();
+        let base = match STARTED.fetch_add(1, Ordering::Relaxed) {
+            0 => format!("{host}-{}", std::process::id()),
+            n => format!("{host}-{}.{n}", std::process::id()),
+        };
         let dispatcher = Dispatcher {
             orbit,
-            base: format!("{}-{}", hostname(), std::process::id()),
+            base,
+            host,
             slots: count,
             released,
         };
@@ -77,8 +87,10 @@ fn hostname() -> String {
 /// Leases work for the free slots and starts it.
 struct Dispatcher {
     orbit: Orbit,
-    /// Host and process; slot `n` leases as `{base}-w{n}`.
+    /// Host and process: this process in the worker registry; slot `n` leases as
+    /// `{base}-w{n}`.
     base: String,
+    host: String,
     slots: usize,
     released: watch::Receiver<bool>,
 }
@@ -86,6 +98,20 @@ struct Dispatcher {
 impl Dispatcher {
     async fn run(self, mut stopped: watch::Receiver<bool>) {
         let options = self.orbit.options().clone();
+        let store = self.orbit.store().clone();
+        if let Err(err) = store
+            .register_node(&self.base, &self.host, self.slots, options.lease)
+            .await
+        {
+            tracing::warn!(%err, "could not register in the worker registry");
+        }
+        let running_now = Arc::new(AtomicUsize::new(0));
+        let registration = tokio::spawn(renew_registration(
+            store.clone(),
+            self.base.clone(),
+            running_now.clone(),
+            options.lease,
+        ));
         let (report, reports) = mpsc::unbounded_channel();
         let reporter = tokio::spawn(record_successes(self.orbit.clone(), reports));
         let mut new_work = self.orbit.new_work();
@@ -95,6 +121,7 @@ impl Dispatcher {
             while let Some(slot) = running.try_join_next() {
                 free.extend(slot);
             }
+            running_now.store(running.len(), Ordering::Relaxed);
             if free.is_empty() {
                 tokio::select! {
                     Some(slot) = running.join_next() => free.extend(slot),
@@ -130,6 +157,7 @@ impl Dispatcher {
                             slot
                         });
                     }
+                    running_now.store(running.len(), Ordering::Relaxed);
                     free.extend(slots[leased..].iter().rev());
                     // Fewer jobs than slots: the queue is empty for now.
                     (leased < slots.len()).then_some(options.poll_interval)
@@ -152,6 +180,29 @@ impl Dispatcher {
         while running.join_next().await.is_some() {}
         drop(report);
         let _ = reporter.await;
+        registration.abort();
+        if let Err(err) = store.node_stopped(&self.base).await {
+            tracing::warn!(%err, "could not record the stop in the worker registry");
+        }
+    }
+}
+
+/// Renews this process's registration a few times per `fresh_for`, with its running
+/// transfers, until aborted.
+async fn renew_registration(
+    store: Store,
+    id: String,
+    running: Arc<AtomicUsize>,
+    fresh_for: Duration,
+) {
+    let mut every = tokio::time::interval(fresh_for / 3);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let running = running.load(Ordering::Relaxed);
+        if let Err(err) = store.renew_node(&id, running, fresh_for).await {
+            tracing::warn!(%err, "could not renew the worker registration");
+        }
     }
 }
 

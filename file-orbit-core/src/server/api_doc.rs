@@ -103,6 +103,12 @@ pub const API_ROUTES: &[ApiRoute] = &[
         Role::Viewer,
         "Templates' cron schedules: next tick due, last tick fired.",
     ),
+    route(
+        "GET",
+        "/api/v1/workers",
+        Role::Viewer,
+        "Worker processes of the cluster seen in the last day: slots, running transfers, last contact, alive.",
+    ),
     ApiRoute {
         query: &[
             ("state", "queued, leased, succeeded, dead or cancelled."),

@@ -74,8 +74,9 @@ pub struct ServerConfig {
     pub max_stream_secs: u64,
     #[serde(default)]
     pub rate_limit: RateLimit,
-    /// HS256 secret for JWT bearer tokens (claim `role`; `sub` and `exp` optional).
-    #[serde(default)]
+    /// HS256 secret for JWT bearer tokens (claim `role`; `sub` and `exp` optional): a
+    /// string, `{ env = "NAME" }` or `{ file = "/path" }`.
+    #[serde(default, deserialize_with = "secret_or_reference")]
     pub jwt_secret: Option<Secret>,
     #[serde(default)]
     pub api_keys: Vec<ApiKeyEntry>,
@@ -95,7 +96,9 @@ pub struct ServerConfig {
 }
 
 /// An endpoint of the configuration file: the endpoint's own fields (`name`, `type`, ...)
-/// plus `max_concurrent` (default 4).
+/// plus `max_concurrent` (default 4). A secret field (`password`, `secret_access_key`,
+/// `session_token`, `passphrase`, `pem`) may name where the secret is instead of holding
+/// it: `{ env = "NAME" }` or `{ file = "/path" }`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "toml::Table")]
 pub struct DeclaredEndpoint {
@@ -118,12 +121,84 @@ impl TryFrom<toml::Table> for DeclaredEndpoint {
             .and_then(|name| name.as_str())
             .unwrap_or("?")
             .to_string();
+        resolve_secret_references(&mut table, "")
+            .map_err(|err| format!("endpoint {name:?}: {err}"))?;
         let endpoint = Endpoint::deserialize(toml::Value::Table(table))
             .map_err(|err| format!("endpoint {name:?}: {}", err.message()))?;
         Ok(DeclaredEndpoint {
             endpoint,
             max_concurrent,
         })
+    }
+}
+
+/// The secret fields of endpoint configurations.
+const SECRET_FIELDS: [&str; 5] = [
+    "password",
+    "secret_access_key",
+    "session_token",
+    "passphrase",
+    "pem",
+];
+
+/// Replaces each secret field of `table` (and its sub-tables) written as a reference,
+/// `{ env = "NAME" }` or `{ file = "/path" }`, by the value it names, so the file itself
+/// need not hold the secret. `path` names the table in errors.
+fn resolve_secret_references(
+    table: &mut toml::Table,
+    path: &str,
+) -> std::result::Result<(), String> {
+    for (key, value) in table.iter_mut() {
+        let field = format!("{path}{key}");
+        if let toml::Value::Table(inner) = value {
+            if SECRET_FIELDS.contains(&key.as_str()) {
+                let secret =
+                    secret_from_reference(inner).map_err(|err| format!("{field}: {err}"))?;
+                *value = toml::Value::String(secret);
+            } else {
+                resolve_secret_references(inner, &format!("{field}."))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The secret a `{ env = "NAME" }` or `{ file = "/path" }` reference names (a file's
+/// trailing newline dropped). Errors never hold the secret.
+fn secret_from_reference(reference: &toml::Table) -> std::result::Result<String, String> {
+    let expected = "write the secret as a string, { env = \"NAME\" } or { file = \"/path\" }";
+    let mut entries = reference.iter();
+    let (Some((kind, toml::Value::String(target))), None) = (entries.next(), entries.next()) else {
+        return Err(expected.into());
+    };
+    let secret = match kind.as_str() {
+        "env" => std::env::var(target)
+            .map_err(|_| format!("environment variable {target} is not set (or not UTF-8)"))?,
+        "file" => std::fs::read_to_string(target)
+            .map_err(|err| format!("reading {target}: {err}"))?
+            .trim_end_matches(['\r', '\n'])
+            .to_string(),
+        _ => return Err(expected.into()),
+    };
+    if secret.is_empty() {
+        return Err(format!("the {kind} {target} is empty"));
+    }
+    Ok(secret)
+}
+
+/// `jwt_secret`: a string or a reference (see `secret_from_reference`).
+fn secret_or_reference<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Secret>, D::Error> {
+    match Option::<toml::Value>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(toml::Value::String(secret)) => Ok(Some(Secret::new(secret))),
+        Some(toml::Value::Table(reference)) => secret_from_reference(&reference)
+            .map(|secret| Some(Secret::new(secret)))
+            .map_err(serde::de::Error::custom),
+        Some(_) => Err(serde::de::Error::custom(
+            "write the secret as a string, { env = \"NAME\" } or { file = \"/path\" }",
+        )),
     }
 }
 
@@ -306,6 +381,46 @@ mod tests {
         let bad_hash = "[[api_keys]]\nname = \"ci\"\nrole = \"operator\"\nsha256 = \"abc\"\n";
         let err = ServerConfig::from_toml(bad_hash).unwrap_err();
         assert!(err.message.contains("api_keys[0].sha256"), "{err}");
+    }
+
+    #[test]
+    fn secrets_can_be_named_instead_of_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sftp-password");
+        std::fs::write(&file, "from-a-file\n").unwrap();
+        let text = format!(
+            "jwt_secret = {{ file = {file:?} }}\n\
+             [[endpoints]]\nname = \"in\"\ntype = \"sftp\"\nhost = \"127.0.0.1\"\nuser = \"u\"\n\
+             host_key = {{ check = \"insecure_skip\" }}\n\
+             auth = {{ method = \"password\", password = {{ file = {file:?} }} }}\n"
+        );
+        let config = ServerConfig::from_toml(&text).unwrap();
+        assert_eq!(config.jwt_secret.unwrap().expose(), "from-a-file");
+        let stored =
+            with_secrets_revealed(|| serde_json::to_string(&config.endpoints[0].endpoint)).unwrap();
+        assert!(stored.contains("\"password\":\"from-a-file\""), "{stored}");
+
+        let unset = "FILE_ORBIT_TEST_NEVER_SET_7243";
+        let missing = text.replace(
+            &format!("password = {{ file = {file:?} }}"),
+            &format!("password = {{ env = {unset:?} }}"),
+        );
+        let err = ServerConfig::from_toml(&missing).unwrap_err();
+        assert!(
+            err.message
+                .contains("endpoint \"in\": auth.password: environment variable")
+                && err.message.contains(unset),
+            "{err}"
+        );
+        let odd = text.replace(
+            &format!("jwt_secret = {{ file = {file:?} }}"),
+            "jwt_secret = { vault = \"x\" }",
+        );
+        let err = ServerConfig::from_toml(&odd).unwrap_err();
+        assert!(
+            err.message.contains("jwt_secret") && err.message.contains("env"),
+            "{err}"
+        );
     }
 
     #[test]

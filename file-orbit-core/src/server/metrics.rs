@@ -1,19 +1,21 @@
 //! `/metrics`: Prometheus (OpenMetrics text) read from the store on each scrape, so every
 //! node of a cluster reports the same totals — transfers by outcome and endpoint, bytes,
-//! attempts and their durations, retries, dead letters, queue depth, active transfers per
-//! endpoint, events — plus this node's workers.
+//! attempts and a histogram of their durations (counted in SQL), retries, dead letters,
+//! queue depth, active transfers per endpoint, events — plus this node's workers.
 
 use super::AppState;
 use super::error::ApiError;
 use crate::engine::JobState;
 use crate::error::{Error, ErrorKind};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -36,13 +38,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     .fetch_all(pool)
     .await
     .map_err(store_error("reading job totals"))?;
-    let attempts: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT outcome, COUNT(*), CAST(COALESCE(SUM(finished_at - started_at), 0) AS BIGINT) \
-         FROM job_attempts WHERE finished_at IS NOT NULL AND outcome IS NOT NULL GROUP BY outcome",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(store_error("reading attempt totals"))?;
+    let attempts = attempt_durations(pool).await?;
     let events: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, COUNT(*) FROM events GROUP BY state")
             .fetch_all(pool)
@@ -140,14 +136,8 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     );
 
     let attempt_count = Family::<Labels, Counter>::default();
-    let attempt_seconds = Family::<Labels, Counter<f64, AtomicU64>>::default();
-    for (outcome, n, millis) in &attempts {
-        attempt_count
-            .get_or_create(&label("outcome", outcome))
-            .inc_by(*n as u64);
-        attempt_seconds
-            .get_or_create(&label("outcome", outcome))
-            .inc_by(*millis as f64 / 1e3);
+    for (labels, histogram) in &attempts.0 {
+        attempt_count.get_or_create(labels).inc_by(histogram.count);
     }
     registry.register(
         "file_orbit_attempts",
@@ -156,8 +146,8 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     );
     registry.register(
         "file_orbit_attempt_duration_seconds",
-        "Time spent in finished attempts by outcome (divide by attempts for the mean)",
-        attempt_seconds,
+        "Duration of finished attempts by outcome",
+        attempts,
     );
 
     let depth = Family::<Labels, Gauge>::default();
@@ -205,4 +195,108 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
         text,
         "application/openmetrics-text; version=1.0.0; charset=utf-8",
     ))
+}
+
+/// Upper bounds (seconds) of the attempt duration buckets; the last one is `+Inf`.
+const DURATION_BUCKETS: [f64; 10] = [
+    0.1,
+    0.5,
+    1.0,
+    5.0,
+    15.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    f64::MAX,
+];
+
+/// A histogram counted by the store, not observed in this process: per bucket counts (not
+/// cumulative, as the encoder wants them).
+#[derive(Debug, Default)]
+struct StoredHistogram {
+    sum: f64,
+    count: u64,
+    buckets: Vec<(f64, u64)>,
+}
+
+/// Stored histograms by label set: encoded as one histogram family.
+#[derive(Debug, Default)]
+struct StoredHistograms(Vec<(Labels, StoredHistogram)>);
+
+impl TypedMetric for StoredHistograms {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for StoredHistograms {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        for (labels, histogram) in &self.0 {
+            encoder
+                .encode_family(labels)?
+                .encode_histogram::<NoLabelSet>(
+                    histogram.sum,
+                    histogram.count,
+                    &histogram.buckets,
+                    None,
+                )?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+/// Finished attempts by outcome as duration histograms, counted in SQL.
+async fn attempt_durations(pool: &sqlx::AnyPool) -> Result<StoredHistograms, ApiError> {
+    let finite = &DURATION_BUCKETS[..DURATION_BUCKETS.len() - 1];
+    let at_most: Vec<String> = (1..=finite.len())
+        .map(|n| {
+            format!(
+                "CAST(SUM(CASE WHEN finished_at - started_at <= ${n} THEN 1 ELSE 0 END) AS BIGINT)"
+            )
+        })
+        .collect();
+    let sql = format!(
+        "SELECT outcome, COUNT(*), CAST(COALESCE(SUM(finished_at - started_at), 0) AS BIGINT), {} \
+         FROM job_attempts WHERE finished_at IS NOT NULL AND outcome IS NOT NULL GROUP BY outcome",
+        at_most.join(", ")
+    );
+    let mut query = sqlx::query(&sql);
+    for bound in finite {
+        query = query.bind((bound * 1e3) as i64);
+    }
+    let rows = query
+        .fetch_all(pool)
+        .await
+        .map_err(store_error("reading attempt durations"))?;
+    let read = |row: &sqlx::any::AnyRow| -> Result<(Labels, StoredHistogram), sqlx::Error> {
+        use sqlx::Row;
+        let count: i64 = row.try_get(1)?;
+        let millis: i64 = row.try_get(2)?;
+        // Cumulative counts from SQL; the last bucket holds the rest.
+        let mut below = 0;
+        let mut buckets = Vec::with_capacity(DURATION_BUCKETS.len());
+        for (index, bound) in DURATION_BUCKETS.iter().enumerate() {
+            let cumulative = match index {
+                i if i < finite.len() => row.try_get::<i64, _>(3 + i)?,
+                _ => count,
+            };
+            buckets.push((*bound, (cumulative - below).max(0) as u64));
+            below = cumulative;
+        }
+        let labels = vec![("outcome", row.try_get::<String, _>(0)?)];
+        let histogram = StoredHistogram {
+            sum: millis as f64 / 1e3,
+            count: count as u64,
+            buckets,
+        };
+        Ok((labels, histogram))
+    };
+    rows.iter()
+        .map(read)
+        .collect::<Result<_, _>>()
+        .map(StoredHistograms)
+        .map_err(store_error("reading attempt durations"))
 }

@@ -54,6 +54,7 @@ pub(super) fn router(state: Shared) -> Router {
             put(put_template).delete(delete_template),
         ),
         ("/api/v1/schedules", &["GET"], get(list_schedules)),
+        ("/api/v1/workers", &["GET"], get(list_workers)),
         (
             "/api/v1/jobs",
             &["GET", "POST"],
@@ -387,6 +388,10 @@ async fn list_schedules(State(state): State<Shared>) -> ApiResult {
     Ok(Json(state.orbit.schedules().await?).into_response())
 }
 
+async fn list_workers(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(state.orbit.store().worker_nodes().await?).into_response())
+}
+
 // ---- jobs ----
 
 async fn submit_job(
@@ -693,6 +698,19 @@ async fn health(State(state): State<Shared>) -> Response {
         }
         Err(message) => (json!({"ok": false, "error": message}), Value::Null),
     };
+    // The cluster's worker processes, from the registry (informational: a node serving
+    // the API stays healthy when workers elsewhere are down).
+    let cluster = match orbit.store().worker_nodes().await {
+        Ok(nodes) => {
+            let alive: Vec<_> = nodes.iter().filter(|node| node.alive).collect();
+            json!({
+                "alive": alive.len(),
+                "slots": alive.iter().map(|node| node.slots).sum::<i64>(),
+                "running": alive.iter().map(|node| node.running).sum::<i64>(),
+            })
+        }
+        Err(err) => json!({"error": err.to_string()}),
+    };
     let disks = disk_health(&state).await;
     let disks_ok = disks.iter().all(|disk| disk["ok"] == true);
     let healthy = database.is_ok() && workers_ok && disks_ok;
@@ -701,7 +719,7 @@ async fn health(State(state): State<Shared>) -> Response {
         "database": database_json,
         "rclone": {"version": orbit.rclone().version().version},
         "queue": queue,
-        "workers": {"ok": workers_ok, "count": workers, "draining": draining},
+        "workers": {"ok": workers_ok, "count": workers, "draining": draining, "cluster": cluster},
         "disks": disks,
     });
     let status = if healthy {
