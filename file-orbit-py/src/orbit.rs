@@ -99,6 +99,8 @@ enum Call {
         state: Option<JobState>,
         limit: i64,
         offset: i64,
+        #[serde(default)]
+        before_id: Option<i64>,
     },
     Chain {
         id: i64,
@@ -134,6 +136,7 @@ enum Call {
     },
     VerifyAuditLog,
     RotateKeys,
+    Workers,
 }
 
 /// How often `WaitJob` reads the job (the core's `Orbit::wait` uses the same period).
@@ -165,16 +168,18 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
             state,
             limit,
             offset,
+            before_id,
         } => value(
             &orbit
                 .jobs(&JobFilter {
                     state,
                     limit,
                     offset,
-                    before_id: None,
+                    before_id,
                 })
                 .await?,
         )?,
+        Call::Workers => value(&orbit.store().worker_nodes().await?)?,
         Call::Chain { id } => value(&orbit.chain_of(id).await?)?,
         Call::WaitJob {
             id,

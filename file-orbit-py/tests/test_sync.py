@@ -450,3 +450,23 @@ def test_a_cancelled_job_can_be_retried(orbit: fo.Orbit, local_dirs) -> None:
     with orbit.start_workers(1):
         assert job.wait(timeout=30).state == "succeeded"
     assert (out / "again" / "r.txt").read_bytes() == b"r"
+
+
+def test_jobs_page_by_id_and_worker_processes_are_listed(orbit: fo.Orbit, local_dirs) -> None:
+    source, out = local_dirs("source"), local_dirs("out")
+    (source / "p.txt").write_bytes(b"p")
+    orbit.add_endpoint(fo.Local("src", root=source))
+    orbit.add_endpoint(fo.Local("out", root=out))
+    jobs = [orbit.submit(fo.TransferSpec("src", "out", destination_path=f"d{n}")) for n in range(5)]
+    ids = [job.id for job in jobs]
+    first = orbit.jobs(limit=2)
+    assert [j.id for j in first] == [ids[4], ids[3]]
+    assert [j.id for j in orbit.jobs(limit=2, before_id=first[-1].id)] == [ids[2], ids[1]]
+    with orbit.start_workers(3):
+        wait_until(lambda: any(w.alive for w in orbit.workers()), what="the workers' registration")
+        (node,) = [w for w in orbit.workers() if w.alive]
+        assert (node.slots, node.pid, node.stopped_at) == (3, os.getpid(), None)
+        for job in jobs:
+            assert job.wait(timeout=30).state == "succeeded"
+    stopped = [w for w in orbit.workers() if w.id == node.id]
+    assert len(stopped) == 1 and not stopped[0].alive and stopped[0].stopped_at is not None

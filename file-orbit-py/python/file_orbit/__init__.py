@@ -50,6 +50,7 @@ from ._models import (
     Template,
     TransferSpec,
     WatchStats,
+    WorkerInfo,
 )
 from ._orbit import AsyncOrbit, Orbit
 from .errors import (
@@ -105,6 +106,7 @@ __all__ = [
     "Transfer",
     "TransferSpec",
     "WatchStats",
+    "WorkerInfo",
     "WorkerLostError",
     "PINNED_RCLONE_VERSION",
     "rclone_info",

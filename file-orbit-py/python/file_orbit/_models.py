@@ -509,6 +509,33 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
+class WorkerInfo:
+    """A worker process of the cluster, from the worker registry.
+
+    Attributes:
+        id: ``host-pid``; its slots hold leases as ``host-pid-wN``.
+        host: The host it runs on.
+        pid: Its process id.
+        slots: Transfers it runs at once.
+        running: Transfers it ran at its last renewal.
+        started_at: When it started.
+        last_seen: When it last renewed its entry.
+        alive: Renewed in time and not stopped.
+        stopped_at: When it stopped, if it stopped cleanly.
+    """
+
+    id: str
+    host: str
+    pid: int
+    slots: int
+    running: int
+    started_at: _dt.datetime
+    last_seen: _dt.datetime
+    alive: bool
+    stopped_at: _dt.datetime | None
+
+
+@dataclass(frozen=True)
 class WatchStats:
     """Counters of a running local watch.
 

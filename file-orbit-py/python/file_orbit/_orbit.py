@@ -30,6 +30,7 @@ from ._models import (
     Scope,
     Template,
     TransferSpec,
+    WorkerInfo,
     _ms_to_datetime,
 )
 
@@ -160,6 +161,18 @@ def _endpoint_info(data: Mapping[str, Any]) -> EndpointInfo:
 
 def _audit_record(data: Mapping[str, Any]) -> AuditRecord:
     return AuditRecord(**{**data, "at": _ms_to_datetime(data["at"])})
+
+
+def _worker_info(data: Mapping[str, Any]) -> WorkerInfo:
+    stopped = data["stopped_at"]
+    return WorkerInfo(
+        **{
+            **data,
+            "started_at": _ms_to_datetime(data["started_at"]),
+            "last_seen": _ms_to_datetime(data["last_seen"]),
+            "stopped_at": None if stopped is None else _ms_to_datetime(stopped),
+        }
+    )
 
 
 def _event(reply: Mapping[str, Any]) -> Event:
@@ -352,9 +365,25 @@ class Orbit:
         """The stored job ``id``."""
         return JobInfo._from_core(self._call("job", id=id))
 
-    def jobs(self, state: JobState | None = None, *, limit: int = 100, offset: int = 0) -> list[JobInfo]:
-        """Jobs, newest first, optionally only those in ``state``."""
-        return [JobInfo._from_core(data) for data in self._call("jobs", state=state, limit=limit, offset=offset)]
+    def jobs(
+        self,
+        state: JobState | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        before_id: int | None = None,
+    ) -> list[JobInfo]:
+        """Jobs, newest first, optionally only those in ``state``.
+
+        ``before_id`` keeps only jobs with a smaller id: pass the last id of a page to get
+        the next one (cheaper than a large ``offset``).
+        """
+        reply = self._call("jobs", state=state, limit=limit, offset=offset, before_id=before_id)
+        return [JobInfo._from_core(data) for data in reply]
+
+    def workers(self) -> list[WorkerInfo]:
+        """The worker processes of the cluster seen in the last day, alive ones first."""
+        return [_worker_info(data) for data in self._call("workers")]
 
     def chain(self, id: int) -> list[JobInfo]:
         """Every job of the chain job ``id`` belongs to, in order."""
@@ -626,9 +655,21 @@ class AsyncOrbit:
         """See :meth:`Orbit.job`."""
         return JobInfo._from_core(await self._call("job", id=id))
 
-    async def jobs(self, state: JobState | None = None, *, limit: int = 100, offset: int = 0) -> list[JobInfo]:
+    async def jobs(
+        self,
+        state: JobState | None = None,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        before_id: int | None = None,
+    ) -> list[JobInfo]:
         """See :meth:`Orbit.jobs`."""
-        return [JobInfo._from_core(data) for data in await self._call("jobs", state=state, limit=limit, offset=offset)]
+        reply = await self._call("jobs", state=state, limit=limit, offset=offset, before_id=before_id)
+        return [JobInfo._from_core(data) for data in reply]
+
+    async def workers(self) -> list[WorkerInfo]:
+        """See :meth:`Orbit.workers`."""
+        return [_worker_info(data) for data in await self._call("workers")]
 
     async def chain(self, id: int) -> list[JobInfo]:
         """See :meth:`Orbit.chain`."""
