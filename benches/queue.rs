@@ -16,17 +16,25 @@
 //!
 //!   scripts/test-servers.sh start && source target/test-servers/env && cargo bench --bench queue
 //!
+//! Then, per backend, the engine end to end: `Orbit::start_workers(slots)` runs N real
+//! one-file local→local copies (1 KiB each, through rclone) from submitted to all
+//! succeeded — what the dispatcher and reporter deliver when the transfers are not no-ops.
+//!
 //! Settings (env):
 //!   FILE_ORBIT_BENCH_QUEUE_JOBS=5000       jobs per cell
 //!   FILE_ORBIT_BENCH_QUEUE_WORKERS=1,4
 //!   FILE_ORBIT_BENCH_QUEUE_BATCH=1,16      slots per worker: jobs per lease_many
 //!   FILE_ORBIT_BENCH_QUEUE_BACKENDS=sqlite,postgres
+//!   FILE_ORBIT_BENCH_QUEUE_ENGINE_JOBS=2000  copies in the engine cells (0: none)
+//!   FILE_ORBIT_BENCH_QUEUE_ENGINE_SLOTS=16   workers of the engine cells
 //!   FILE_ORBIT_BENCH_TIMEOUT_S=300         per phase (submit, drain); then the cell stops
 //!
 //! Prints a markdown table; latency is one lease_many + its complete_many (one batch), as a
 //! worker sees it.
 
-use file_orbit::engine::{Completion, JobState, Store};
+use file_orbit::Secret;
+use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
+use file_orbit::engine::{Completion, JobState, Orbit, OrbitOptions, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -191,6 +199,124 @@ async fn run_cell(
     }
 }
 
+/// Runs `cell(backend name, store URL)` on a fresh database of `backend` (a SQLite file
+/// in a temp dir, or a new database on the PostgreSQL server at `pg_admin`), removed
+/// afterwards even if the cell panics. None when PostgreSQL is not configured.
+async fn on_fresh_database<T, F, Fut>(backend: &str, pg_admin: Option<&str>, cell: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce(&'static str, String) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    match backend {
+        "sqlite" => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("orbit.db").display());
+            Some(cell("SQLite (file, WAL)", url).await)
+        }
+        "postgres" => {
+            let Some(admin) = pg_admin else {
+                eprintln!(
+                    "PostgreSQL skipped: FILE_ORBIT_TEST_POSTGRES_URL is not set \
+                     (scripts/test-servers.sh start && source target/test-servers/env)"
+                );
+                return None;
+            };
+            let db = PgDb::create(admin, "queue").await;
+            // In its own task so that the database is dropped even if it panics.
+            let result = tokio::spawn(cell("PostgreSQL", db.url.clone())).await;
+            db.drop().await;
+            match result {
+                Ok(value) => Some(value),
+                Err(err) => std::panic::resume_unwind(err.into_panic()),
+            }
+        }
+        other => panic!("unknown backend {other:?} (sqlite, postgres)"),
+    }
+}
+
+struct EngineCell {
+    backend: &'static str,
+    slots: usize,
+    done: usize,
+    elapsed: Duration,
+    copied: usize,
+    timed_out: bool,
+}
+
+/// `jobs` one-file copies of 1 KiB between two local endpoints, run by the engine's own
+/// workers (`slots` of them in this process): from submitted to all succeeded.
+async fn run_engine_cell(
+    backend: &'static str,
+    url: String,
+    jobs: usize,
+    slots: usize,
+    timeout: Duration,
+) -> EngineCell {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, archive) = (dir.path().join("inbox"), dir.path().join("archive"));
+    std::fs::create_dir_all(inbox.join("incoming")).unwrap();
+    std::fs::create_dir_all(&archive).unwrap();
+    for index in 0..jobs {
+        let path = inbox.join(format!("incoming/file-{index}.csv"));
+        std::fs::write(path, vec![b'x'; 1024]).unwrap();
+    }
+    let orbit = Orbit::open(OrbitOptions {
+        store_url: url,
+        master_key: Some(Secret::new("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    for (name, root) in [("bench-inbox", &inbox), ("bench-archive", &archive)] {
+        let endpoint = Endpoint {
+            name: name.into(),
+            config: EndpointConfig::Local(LocalConfig { root: root.clone() }),
+        };
+        orbit.put_endpoint(&endpoint, slots as u32).await.unwrap();
+    }
+    for index in 0..jobs {
+        orbit
+            .submit(&noop_request(index, "bench-inbox", "bench-archive"))
+            .await
+            .unwrap();
+    }
+    let started = Instant::now();
+    let workers = orbit.start_workers(slots);
+    let (done, timed_out) = loop {
+        let counts = orbit.store().job_counts().await.unwrap();
+        let count = |wanted: JobState| {
+            counts
+                .iter()
+                .find(|(state, _)| *state == wanted)
+                .map_or(0, |(_, n)| *n as usize)
+        };
+        assert_eq!(count(JobState::Dead), 0, "a copy failed: {counts:?}");
+        if count(JobState::Succeeded) == jobs || started.elapsed() >= timeout {
+            break (
+                count(JobState::Succeeded),
+                count(JobState::Succeeded) < jobs,
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let elapsed = started.elapsed();
+    workers.shutdown().await;
+    let copied = std::fs::read_dir(archive.join("archive")).map_or(0, |dir| dir.count());
+    assert!(
+        timed_out || copied == jobs,
+        "{copied} of {jobs} files copied"
+    );
+    EngineCell {
+        backend,
+        slots,
+        done,
+        elapsed,
+        copied,
+        timed_out,
+    }
+}
+
 fn main() {
     let jobs: usize = env_or("FILE_ORBIT_BENCH_QUEUE_JOBS", "5000")
         .parse()
@@ -204,6 +330,12 @@ fn main() {
         .map(|b| b.trim().parse().unwrap())
         .collect();
     let backends = env_or("FILE_ORBIT_BENCH_QUEUE_BACKENDS", "sqlite,postgres");
+    let engine_jobs: usize = env_or("FILE_ORBIT_BENCH_QUEUE_ENGINE_JOBS", "2000")
+        .parse()
+        .unwrap();
+    let engine_slots: usize = env_or("FILE_ORBIT_BENCH_QUEUE_ENGINE_SLOTS", "16")
+        .parse()
+        .unwrap();
     let timeout = Duration::from_secs(env_or("FILE_ORBIT_BENCH_TIMEOUT_S", "300").parse().unwrap());
     let pg_admin = std::env::var("FILE_ORBIT_TEST_POSTGRES_URL").ok();
 
@@ -211,49 +343,29 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let cells: Vec<Cell> = runtime.block_on(async {
+    let (cells, engine_cells) = runtime.block_on(async {
         let mut cells = Vec::new();
+        let mut engine_cells = Vec::new();
         for backend in backends.split(',').map(str::trim) {
             for (&w, &b) in workers
                 .iter()
                 .flat_map(|w| batches.iter().map(move |b| (w, b)))
             {
-                match backend {
-                    "sqlite" => {
-                        let dir = tempfile::tempdir().unwrap();
-                        let url = format!("sqlite://{}", dir.path().join("orbit.db").display());
+                let cell =
+                    on_fresh_database(backend, pg_admin.as_deref(), move |name, url| async move {
                         let store = Store::open(&url).await.unwrap();
-                        cells
-                            .push(run_cell("SQLite (file, WAL)", store, jobs, w, b, timeout).await);
-                        drop(dir); // removes the database
-                    }
-                    "postgres" => {
-                        let Some(admin) = &pg_admin else {
-                            eprintln!(
-                                "PostgreSQL skipped: FILE_ORBIT_TEST_POSTGRES_URL is not set \
-                                 (scripts/test-servers.sh start && source target/test-servers/env)"
-                            );
-                            continue;
-                        };
-                        let db = PgDb::create(admin, "queue").await;
-                        // In its own task so that the database is dropped even if it panics.
-                        let url = db.url.clone();
-                        let cell = tokio::spawn(async move {
-                            let store = Store::open(&url).await.unwrap();
-                            run_cell("PostgreSQL", store, jobs, w, b, timeout).await
-                        })
-                        .await;
-                        db.drop().await;
-                        match cell {
-                            Ok(cell) => cells.push(cell),
-                            Err(err) => std::panic::resume_unwind(err.into_panic()),
-                        }
-                    }
-                    other => panic!("unknown backend {other:?} (sqlite, postgres)"),
-                }
+                        run_cell(name, store, jobs, w, b, timeout).await
+                    });
+                cells.extend(cell.await);
+            }
+            if engine_jobs > 0 {
+                let cell = on_fresh_database(backend, pg_admin.as_deref(), move |name, url| {
+                    run_engine_cell(name, url, engine_jobs, engine_slots, timeout)
+                });
+                engine_cells.extend(cell.await);
             }
         }
-        cells
+        (cells, engine_cells)
     });
 
     println!(
@@ -292,4 +404,23 @@ fn main() {
         );
     }
     println!("\ngoal: ≥ 2000 lease+complete jobs/s");
+    if !engine_cells.is_empty() {
+        println!(
+            "\nEngine end to end: `Orbit::start_workers(slots)` running one-file local→local copies \
+             of 1 KiB through rclone"
+        );
+        println!("\n| backend | slots | jobs | jobs/s | files copied |");
+        println!("|---|---|---|---|---|");
+        for c in &engine_cells {
+            let flag = if c.timed_out { " (timed out)" } else { "" };
+            println!(
+                "| {} | {} | {}{flag} | {:.0} | {} |",
+                c.backend,
+                c.slots,
+                c.done,
+                c.done as f64 / c.elapsed.as_secs_f64(),
+                c.copied,
+            );
+        }
+    }
 }

@@ -13,7 +13,7 @@ use file_orbit::engine::{
     OrbitOptions, RetryPolicy, Store, TransferTemplate,
 };
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
+use file_orbit::transfer::{Scope, TransferMode, TransferSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -476,6 +476,57 @@ async fn concurrent_leasers_share_an_endpoint_limit(options: OrbitOptions) {
         assert!(recorded.iter().all(|&ok| ok));
     }
     assert_eq!(orbit.verify_audit_log().await.unwrap(), None);
+}
+
+/// The store refuses the first two attempts to record a move's success (a trigger raising
+/// an error, PostgreSQL only): the worker retries the write while its lease lasts, so the
+/// job succeeds once instead of running again on a source that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_is_recorded_through_passing_store_errors() {
+    let url = postgres_url().await;
+    let (orbit, src, dst) = orbit_with_local_endpoints(orbit_options(&url), &["m.txt"]).await;
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for statement in [
+        "CREATE SEQUENCE refused_completions",
+        "CREATE FUNCTION refuse_first_completions() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN \
+             IF nextval('refused_completions') <= 2 THEN \
+                 RAISE EXCEPTION 'injected: the store refused the write'; \
+             END IF; \
+             RETURN NEW; \
+         END $$",
+        "CREATE TRIGGER refuse_first_completions BEFORE UPDATE ON jobs FOR EACH ROW \
+         WHEN (NEW.state = 'succeeded') EXECUTE FUNCTION refuse_first_completions()",
+    ] {
+        sqlx::query(statement).execute(&pool).await.unwrap();
+    }
+    let mut spec = file_spec("src", "m.txt", "dst", "{filename}");
+    spec.mode = TransferMode::Move;
+    spec.verify = false;
+    let id = orbit.submit(&JobRequest::new(spec)).await.unwrap();
+    let workers = orbit.start_workers(1);
+    let job = orbit.wait(id, WAIT).await.unwrap();
+    workers.shutdown().await;
+    assert_eq!(
+        (job.state, job.attempts),
+        (JobState::Succeeded, 1),
+        "{job:?}"
+    );
+    let refused: i64 = sqlx::query_scalar("SELECT last_value FROM refused_completions")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(
+        refused >= 3,
+        "the trigger refused {} writes",
+        refused.min(2)
+    );
+    pool.close().await;
+    assert!(!src.join("m.txt").exists(), "moved");
+    assert_eq!(
+        std::fs::read(dst.join("m.txt")).unwrap(),
+        b"contents of m.txt"
+    );
 }
 
 async fn chains_run_hop_after_hop(options: OrbitOptions) {

@@ -9,6 +9,7 @@ use super::queue::{Completion, Job, LeaseStatus};
 use super::{Orbit, Store};
 use crate::error::{ErrorKind, Result};
 use crate::transfer::TransferJob;
+use backon::{ExponentialBuilder, Retryable};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -207,11 +208,25 @@ async fn renew_registration(
 }
 
 /// Records the successes sent by the workers, each batch in one transaction; wakes the
-/// dispatcher afterwards (a chain's next hop may be queued, an endpoint slot freed).
+/// dispatcher afterwards (a chain's next hop may be queued, an endpoint slot freed). A
+/// failed write is retried for up to half a lease: a success not recorded would run again
+/// once the lease expires, and a move whose source is gone would then fail.
 async fn record_successes(orbit: Orbit, mut reports: mpsc::UnboundedReceiver<Completion>) {
+    let patience = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times()
+        .with_total_delay(Some(orbit.options().lease / 2));
     let mut batch = Vec::with_capacity(REPORT_BATCH);
     while reports.recv_many(&mut batch, REPORT_BATCH).await > 0 {
-        match orbit.store().complete_many(&batch).await {
+        let recorded = (|| orbit.store().complete_many(&batch))
+            .retry(patience)
+            .notify(|err, after| {
+                tracing::warn!(jobs = batch.len(), %err, ?after, "recording successes failed; retrying");
+            })
+            .await;
+        match recorded {
             Ok(_) => orbit.wake_workers(),
             // The leases will expire and other workers run the jobs again.
             Err(err) => tracing::warn!(jobs = batch.len(), %err, "could not record successes"),
