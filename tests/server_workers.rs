@@ -10,6 +10,7 @@
 
 mod common;
 
+use common::api::Api;
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url};
 use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key};
@@ -17,7 +18,7 @@ use file_orbit::service::logs::{self, LogConfig, LogFormat};
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{ConflictPolicy, Filters, Scope, TransferMode, TransferSpec};
 use file_orbit::worker::{self, WorkerConfig};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -64,7 +65,7 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
     };
     let orbit = Orbit::open(orbit_options(&store_url)).await.unwrap();
     let server = Server::start(orbit.clone(), config).await.unwrap();
-    let base = format!("http://{}", server.local_addr());
+    let api = Api::new(server.local_addr());
     let admin = admin.expose().to_string();
 
     let source = endpoint(Kind::Local, "split-source");
@@ -72,14 +73,14 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
     for endpoint in [&source, &destination] {
         let mut body = serde_json::to_value(endpoint).unwrap();
         body["max_concurrent"] = json!(64);
-        let (status, reply) = http(
-            "PUT",
-            &format!("{base}/api/v1/endpoints/{}", endpoint.name),
-            &admin,
-            Some(body),
-        )
-        .await;
-        assert_eq!(status, 201, "{reply}");
+        let reply = api
+            .put(
+                &format!("/api/v1/endpoints/{}", endpoint.name),
+                &admin,
+                body,
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
     }
     let (source_root, destination_root) = (local_root(&source), local_root(&destination));
     let mut ids = BTreeSet::new();
@@ -105,10 +106,9 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
             max_delay_ms: 500,
         };
         let body = serde_json::to_value(&request).unwrap();
-        let (status, reply) =
-            http("POST", &format!("{base}/api/v1/jobs"), &admin, Some(body)).await;
-        assert_eq!(status, 201, "{reply}");
-        ids.insert(reply["id"].as_i64().unwrap());
+        let reply = api.post("/api/v1/jobs", &admin, Some(body)).await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        ids.insert(reply.json()["id"].as_i64().unwrap());
     }
     assert_eq!(ids.len(), JOBS);
 
@@ -141,8 +141,9 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
     let survivor = format!("-{}", second.id());
     let killed = format!("-{killed_pid}");
     loop {
-        let (status, nodes) = http("GET", &format!("{base}/api/v1/workers"), &admin, None).await;
-        assert_eq!(status, 200, "{nodes}");
+        let reply = api.get("/api/v1/workers", &admin).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        let nodes = reply.json();
         let node = |pid: &str| {
             nodes
                 .as_array()
@@ -221,14 +222,11 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
 
     // The surviving worker's log file, read through the API: its jobs, by job id.
     let job = *ids.iter().last().unwrap();
-    let (status, lines) = http(
-        "GET",
-        &format!("{base}/api/v1/logs?service=worker&job={job}"),
-        &admin,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{lines}");
+    let reply = api
+        .get(&format!("/api/v1/logs?service=worker&job={job}"), &admin)
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let lines = reply.json();
     let lines = lines.as_array().unwrap();
     assert!(!lines.is_empty(), "no log line for job {job}");
     assert!(
@@ -237,17 +235,12 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
             .all(|line| line["job"] == job && line["service"] == "worker"),
         "{lines:?}"
     );
-    let (status, reply) = http(
-        "GET",
-        &format!("{base}/api/v1/logs?level=loud"),
-        &admin,
-        None,
-    )
-    .await;
+    let reply = api.get("/api/v1/logs?level=loud", &admin).await;
     assert_eq!(
-        (status, &reply["error"]["field"]),
+        (reply.status, &reply.json()["error"]["field"]),
         (400, &json!("level")),
-        "{reply}"
+        "{}",
+        reply.body
     );
     assert!(server.shutdown().await);
 }
@@ -335,40 +328,4 @@ fn content(index: usize) -> Vec<u8> {
     format!("file {index}\n")
         .repeat(index % 50 + 1)
         .into_bytes()
-}
-
-/// One blocking HTTP call (on a blocking thread): status and JSON body.
-async fn http(method: &str, url: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let (method, url, auth) = (method.to_string(), url.to_string(), format!("Bearer {key}"));
-    tokio::task::spawn_blocking(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        let json = "application/json";
-        let mut response = match (method.as_str(), body) {
-            ("GET", _) => agent.get(&url).header("Authorization", &auth).call(),
-            ("PUT", Some(body)) => agent
-                .put(&url)
-                .header("Authorization", &auth)
-                .content_type(json)
-                .send(body.to_string()),
-            ("POST", Some(body)) => agent
-                .post(&url)
-                .header("Authorization", &auth)
-                .content_type(json)
-                .send(body.to_string()),
-            other => panic!("{other:?}"),
-        }
-        .unwrap_or_else(|err| panic!("{method} {url}: {err}"));
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    })
-    .await
-    .unwrap()
 }

@@ -3,6 +3,8 @@
 //! unique paths, and tree helpers.
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod api;
+
 use file_orbit::Secret;
 use file_orbit::endpoint::{
     Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, S3Config, SftpAuth, SftpConfig, SmbConfig,

@@ -1,0 +1,183 @@
+//! A small blocking HTTP client for the server tests (run off the runtime's workers):
+//! JSON requests with a bearer key, live progress followed to its end, and every body
+//! kept for the canary check.
+
+use serde_json::Value;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Every response body seen by the tests of this binary (checked for the canary).
+pub static BODIES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The server at one address.
+pub struct Api {
+    base: String,
+    agent: ureq::Agent,
+}
+
+/// A response: status, body, and `Retry-After` if any.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub retry_after: Option<String>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.body))
+    }
+}
+
+impl Api {
+    pub fn new(addr: std::net::SocketAddr) -> Api {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Api {
+            base: format!("http://{addr}"),
+            agent,
+        }
+    }
+
+    /// One request (blocking; run it off the runtime's workers).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        let url = format!("{}{path}", self.base);
+        self.try_call(method, path, key, body)
+            .await
+            .unwrap_or_else(|err| panic!("{method} {url}: {err}"))
+    }
+
+    /// One request; Err when the transport failed.
+    pub async fn try_call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> Result<Reply, String> {
+        let url = format!("{}{path}", self.base);
+        let agent = self.agent.clone();
+        let method = method.to_string();
+        let key = key.map(str::to_string);
+        let body = body.map(str::to_string);
+        tokio::task::spawn_blocking(move || {
+            let auth = key.map(|k| format!("Bearer {k}"));
+            let result = match method.as_str() {
+                "GET" | "DELETE" => {
+                    let mut req = if method == "GET" {
+                        agent.get(&url)
+                    } else {
+                        agent.delete(&url)
+                    };
+                    if let Some(auth) = &auth {
+                        req = req.header("Authorization", auth);
+                    }
+                    req.call()
+                }
+                _ => {
+                    let mut req = match method.as_str() {
+                        "POST" => agent.post(&url),
+                        "PUT" => agent.put(&url),
+                        other => panic!("method {other}"),
+                    };
+                    if let Some(auth) = &auth {
+                        req = req.header("Authorization", auth);
+                    }
+                    match body {
+                        Some(body) => req.content_type("application/json").send(body.as_str()),
+                        None => req.send_empty(),
+                    }
+                }
+            };
+            let mut response = result.map_err(|err| err.to_string())?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            let body = response
+                .body_mut()
+                .with_config()
+                .limit(64 * 1024 * 1024)
+                .read_to_string()
+                .unwrap();
+            BODIES.lock().unwrap().push(body.clone());
+            Ok(Reply {
+                status,
+                body,
+                retry_after,
+            })
+        })
+        .await
+        .unwrap()
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> Reply {
+        self.call("GET", path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: &str, body: Option<Value>) -> Reply {
+        let body = body.map(|b| b.to_string());
+        self.call("POST", path, Some(key), body.as_deref()).await
+    }
+
+    pub async fn put(&self, path: &str, key: &str, body: Value) -> Reply {
+        self.call("PUT", path, Some(key), Some(&body.to_string()))
+            .await
+    }
+
+    /// Follows `GET /api/v1/jobs/{id}/events` to its `end` event; returns every
+    /// (event, data) pair.
+    pub async fn follow(&self, id: i64, key: &str) -> Vec<(String, Value)> {
+        let url = format!("{}/api/v1/jobs/{id}/events", self.base);
+        let agent = self.agent.clone();
+        let auth = format!("Bearer {key}");
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let response = agent
+                .get(&url)
+                .header("Authorization", &auth)
+                .call()
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                content_type.starts_with("text/event-stream"),
+                "{content_type}"
+            );
+            let reader = std::io::BufReader::new(response.into_body().into_reader());
+            let mut events = Vec::new();
+            let mut name = String::new();
+            for line in reader.lines() {
+                let line = line.unwrap();
+                if let Some(event) = line.strip_prefix("event: ") {
+                    name = event.to_string();
+                } else if let Some(data) = line.strip_prefix("data: ") {
+                    BODIES.lock().unwrap().push(data.to_string());
+                    events.push((name.clone(), serde_json::from_str(data).unwrap()));
+                    if name == "end" {
+                        break;
+                    }
+                }
+            }
+            events
+        })
+        .await
+        .unwrap()
+    }
+}
