@@ -525,6 +525,8 @@ async fn endpoints_transfers_events_and_audit_over_http() {
         "file_orbit_attempt_duration_seconds_sum{outcome=\"succeeded\"}",
         "file_orbit_attempt_duration_seconds_bucket{le=\"0.1\",outcome=\"succeeded\"}",
         "file_orbit_dead_letters 1",
+        "file_orbit_worker_processes 1",
+        "file_orbit_worker_slots 2",
         "file_orbit_retries_total ",
         "# EOF",
     ] {

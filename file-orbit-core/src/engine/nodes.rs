@@ -29,8 +29,12 @@ pub struct WorkerNode {
 /// How long a stopped or silent worker stays listed.
 const LISTED_FOR: Duration = Duration::from_secs(24 * 3600);
 
+/// How long a stopped or silent worker's entry is kept at all.
+const KEPT_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
 impl Store {
-    /// Records worker process `id` as started, alive for `fresh_for`.
+    /// Records worker process `id` as started, alive for `fresh_for` (and forgets the
+    /// workers silent for a month).
     pub(crate) async fn register_node(
         &self,
         id: &str,
@@ -39,6 +43,11 @@ impl Store {
         fresh_for: Duration,
     ) -> Result<()> {
         let now = now_ms();
+        sqlx::query("DELETE FROM worker_nodes WHERE last_seen < $1")
+            .bind(now - KEPT_FOR.as_millis() as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("pruning the worker registry"))?;
         sqlx::query(
             "INSERT INTO worker_nodes (id, host, pid, slots, running, started_at, last_seen, \
                  expires_at, stopped_at) VALUES ($1, $2, $3, $4, 0, $5, $5, $6, NULL) \

@@ -1,7 +1,8 @@
 //! `/metrics`: Prometheus (OpenMetrics text) read from the store on each scrape, so every
 //! node of a cluster reports the same totals — transfers by outcome and endpoint, bytes,
 //! attempts and a histogram of their durations (counted in SQL), retries, dead letters,
-//! queue depth, active transfers per endpoint, events — plus this node's workers.
+//! queue depth, active transfers per endpoint, events, the live worker processes — plus
+//! this node's workers.
 
 use super::AppState;
 use super::error::ApiError;
@@ -39,6 +40,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     .await
     .map_err(store_error("reading job totals"))?;
     let attempts = attempt_durations(pool).await?;
+    let nodes = store.worker_nodes().await?;
     let events: Vec<(String, i64)> =
         sqlx::query_as("SELECT state, COUNT(*) FROM events GROUP BY state")
             .fetch_all(pool)
@@ -181,6 +183,30 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
         "file_orbit_workers",
         "In-process workers of this node",
         workers,
+    );
+    let alive: Vec<_> = nodes.iter().filter(|node| node.alive).collect();
+    let (processes, slots, running) = (
+        Gauge::<i64>::default(),
+        Gauge::<i64>::default(),
+        Gauge::<i64>::default(),
+    );
+    processes.set(alive.len() as i64);
+    slots.set(alive.iter().map(|node| node.slots).sum());
+    running.set(alive.iter().map(|node| node.running).sum());
+    registry.register(
+        "file_orbit_worker_processes",
+        "Worker processes of the cluster alive now (worker registry)",
+        processes,
+    );
+    registry.register(
+        "file_orbit_worker_slots",
+        "Transfer slots of the cluster's live worker processes",
+        slots,
+    );
+    registry.register(
+        "file_orbit_worker_running",
+        "Transfers the cluster's live worker processes reported running at their last renewal",
+        running,
     );
 
     let mut text = String::new();
