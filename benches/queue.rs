@@ -174,10 +174,7 @@ async fn run_cell(
 
     // Sanity (untimed): every job succeeded exactly once and the audit chain is intact.
     let counts = store.job_counts().await.unwrap();
-    let succeeded = counts
-        .iter()
-        .find(|(state, _)| *state == JobState::Succeeded)
-        .map_or(0, |(_, n)| *n) as usize;
+    let succeeded = counts.get(JobState::Succeeded) as usize;
     assert_eq!(succeeded, done, "succeeded jobs vs completions");
     if !timed_out {
         assert_eq!(succeeded, jobs, "job counts: {counts:?}");
@@ -285,18 +282,10 @@ async fn run_engine_cell(
     let workers = orbit.start_workers(slots);
     let (done, timed_out) = loop {
         let counts = orbit.store().job_counts().await.unwrap();
-        let count = |wanted: JobState| {
-            counts
-                .iter()
-                .find(|(state, _)| *state == wanted)
-                .map_or(0, |(_, n)| *n as usize)
-        };
-        assert_eq!(count(JobState::Dead), 0, "a copy failed: {counts:?}");
-        if count(JobState::Succeeded) == jobs || started.elapsed() >= timeout {
-            break (
-                count(JobState::Succeeded),
-                count(JobState::Succeeded) < jobs,
-            );
+        assert_eq!(counts.get(JobState::Dead), 0, "a copy failed: {counts:?}");
+        let succeeded = counts.get(JobState::Succeeded) as usize;
+        if succeeded == jobs || started.elapsed() >= timeout {
+            break (succeeded, succeeded < jobs);
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     };

@@ -225,12 +225,7 @@ async fn bench_backend(backend: &'static str, store_url: &str, rows: &mut Vec<Ro
         handle.await.unwrap();
     }
     let counts = orbit.store().job_counts().await.unwrap();
-    let total: i64 = counts.iter().map(|(_, n)| n).sum();
-    let cancelled: i64 = counts
-        .iter()
-        .filter(|(state, _)| *state == JobState::Cancelled)
-        .map(|(_, n)| n)
-        .sum();
+    let (total, cancelled) = (counts.total(), counts.get(JobState::Cancelled));
     println!(
         "{backend}: {total} jobs stored ({cancelled} cancelled), filled in {:.1} s",
         fill_started.elapsed().as_secs_f64()

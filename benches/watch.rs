@@ -257,8 +257,8 @@ async fn latency(poll_ms: u64, files: usize, workers: usize, timeout: Duration) 
                 .job_counts()
                 .await
                 .unwrap()
-                .iter()
-                .any(|(s, n)| *s == JobState::Succeeded && *n as usize > closes.len());
+                .get(JobState::Succeeded) as usize
+                > closes.len();
             if done {
                 break;
             }

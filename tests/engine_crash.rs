@@ -197,11 +197,7 @@ async fn kill_workers_until_done(store_url: &str, test_name: &str) {
     let finish_by = Instant::now() + FINISH;
     loop {
         let counts = orbit.store().job_counts().await.unwrap();
-        let open: i64 = counts
-            .iter()
-            .filter(|(state, _)| !state.is_terminal())
-            .map(|(_, n)| n)
-            .sum();
+        let open = counts.unfinished();
         if open == 0 {
             break;
         }
@@ -496,12 +492,7 @@ impl Drop for WorkerProcess {
 
 /// Jobs not yet succeeded, dead or cancelled.
 async fn unfinished(orbit: &Orbit) -> i64 {
-    let counts = orbit.store().job_counts().await.unwrap();
-    counts
-        .iter()
-        .filter(|(state, _)| !state.is_terminal())
-        .map(|(_, n)| n)
-        .sum()
+    orbit.store().job_counts().await.unwrap().unfinished()
 }
 
 /// Jobs still leased by a worker of process `pid` (worker ids are `host-pid-wN`).

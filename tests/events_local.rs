@@ -124,26 +124,11 @@ fn trigger_of(event: &EventRecord) -> &str {
 }
 
 async fn jobs_in(orbit: &Orbit, state: JobState) -> i64 {
-    orbit
-        .store()
-        .job_counts()
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|(s, _)| *s == state)
-        .map(|(_, n)| n)
-        .sum()
+    orbit.store().job_counts().await.unwrap().get(state)
 }
 
 async fn all_jobs(orbit: &Orbit) -> i64 {
-    orbit
-        .store()
-        .job_counts()
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(_, n)| n)
-        .sum()
+    orbit.store().job_counts().await.unwrap().total()
 }
 
 /// Waits until the events for exactly `paths` are stored and their jobs succeeded.

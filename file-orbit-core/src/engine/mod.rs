@@ -14,8 +14,10 @@ mod worker;
 pub use audit::AuditRecord;
 pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
-pub use nodes::WorkerNode;
-pub use queue::{Completion, Job, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy};
+pub use nodes::{LiveWorkers, WorkerNode};
+pub use queue::{
+    Completion, Job, JobCounts, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy,
+};
 pub use store::{Backend, Store};
 pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, TransferTemplate};
 pub use worker::Workers;

@@ -26,6 +26,28 @@ pub struct WorkerNode {
     pub stopped_at: Option<i64>,
 }
 
+/// The live part of the cluster: the worker processes alive now, their slots and the
+/// transfers they reported running.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LiveWorkers {
+    pub alive: i64,
+    pub slots: i64,
+    pub running: i64,
+}
+
+impl LiveWorkers {
+    pub fn of(nodes: &[WorkerNode]) -> LiveWorkers {
+        nodes
+            .iter()
+            .filter(|node| node.alive)
+            .fold(LiveWorkers::default(), |live, node| LiveWorkers {
+                alive: live.alive + 1,
+                slots: live.slots + node.slots,
+                running: live.running + node.running,
+            })
+    }
+}
+
 /// How long a stopped or silent worker stays listed.
 const LISTED_FOR: Duration = Duration::from_secs(24 * 3600);
 

@@ -220,6 +220,35 @@ fn retry_policy_of(row: &AnyRow) -> Result<RetryPolicy> {
     read().map_err(db_error("reading a job"))
 }
 
+/// Jobs per state, as `Store::job_counts` reads them (states without jobs are absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobCounts(pub Vec<(JobState, i64)>);
+
+impl JobCounts {
+    /// Jobs in `state`.
+    pub fn get(&self, state: JobState) -> i64 {
+        self.0
+            .iter()
+            .filter(|(counted, _)| *counted == state)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Jobs in any state.
+    pub fn total(&self) -> i64 {
+        self.0.iter().map(|(_, n)| n).sum()
+    }
+
+    /// Jobs queued or running (not succeeded, dead or cancelled).
+    pub fn unfinished(&self) -> i64 {
+        self.0
+            .iter()
+            .filter(|(state, _)| !state.is_terminal())
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
 /// A transfer that succeeded, for `Store::complete_many`.
 #[derive(Debug, Clone)]
 pub struct Completion {
@@ -363,7 +392,7 @@ impl Store {
     }
 
     /// Counts of jobs per state.
-    pub async fn job_counts(&self) -> Result<Vec<(JobState, i64)>> {
+    pub async fn job_counts(&self) -> Result<JobCounts> {
         let rows =
             sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
                 .fetch_all(&self.pool)
@@ -377,7 +406,8 @@ impl Store {
                     row.try_get("n").map_err(db_error("counting jobs"))?,
                 ))
             })
-            .collect()
+            .collect::<Result<_>>()
+            .map(JobCounts)
     }
 
     /// Leases the most urgent runnable job for `worker` for `lease`: queued and due, or

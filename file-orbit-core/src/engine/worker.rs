@@ -137,9 +137,7 @@ impl Dispatcher {
                 .iter()
                 .map(|slot| format!("{}-w{slot}", self.base))
                 .collect();
-            let leased = self
-                .orbit
-                .store()
+            let leased = store
                 .lease_many(&owners, options.lease, options.aging)
                 .await;
             let idle = match leased {

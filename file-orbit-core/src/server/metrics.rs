@@ -6,7 +6,7 @@
 
 use super::AppState;
 use super::error::ApiError;
-use crate::engine::JobState;
+use crate::engine::{JobState, LiveWorkers};
 use crate::error::{Error, ErrorKind};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -48,13 +48,6 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
             .map_err(store_error("counting events"))?;
 
     let mut registry = Registry::default();
-    let count = |wanted: JobState| -> i64 {
-        counts
-            .iter()
-            .filter(|(state, _)| *state == wanted)
-            .map(|(_, n)| n)
-            .sum()
-    };
     let label = |name: &'static str, value: &str| -> Labels { vec![(name, value.to_string())] };
 
     let transfers = Family::<Labels, Counter>::default();
@@ -69,7 +62,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     ] {
         transfers
             .get_or_create(&label("outcome", outcome))
-            .inc_by(count(state) as u64);
+            .inc_by(counts.get(state) as u64);
     }
     let mut leased: BTreeMap<String, i64> = BTreeMap::new();
     for (job_state, source, destination, jobs, job_bytes, job_retries) in &jobs {
@@ -130,7 +123,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
         retries,
     );
     let dead = Gauge::<i64>::default();
-    dead.set(count(JobState::Dead));
+    dead.set(counts.get(JobState::Dead));
     registry.register(
         "file_orbit_dead_letters",
         "Jobs in the dead-letter state now",
@@ -154,7 +147,9 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
 
     let depth = Family::<Labels, Gauge>::default();
     for (name, state) in [("queued", JobState::Queued), ("leased", JobState::Leased)] {
-        depth.get_or_create(&label("state", name)).set(count(state));
+        depth
+            .get_or_create(&label("state", name))
+            .set(counts.get(state));
     }
     registry.register(
         "file_orbit_queue_depth",
@@ -184,15 +179,15 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
         "In-process workers of this node",
         workers,
     );
-    let alive: Vec<_> = nodes.iter().filter(|node| node.alive).collect();
+    let live = LiveWorkers::of(&nodes);
     let (processes, slots, running) = (
         Gauge::<i64>::default(),
         Gauge::<i64>::default(),
         Gauge::<i64>::default(),
     );
-    processes.set(alive.len() as i64);
-    slots.set(alive.iter().map(|node| node.slots).sum());
-    running.set(alive.iter().map(|node| node.running).sum());
+    processes.set(live.alive);
+    slots.set(live.slots);
+    running.set(live.running);
     registry.register(
         "file_orbit_worker_processes",
         "Worker processes of the cluster alive now (worker registry)",

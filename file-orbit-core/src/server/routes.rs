@@ -6,7 +6,7 @@ use super::api_doc;
 use super::auth::{Principal, required_role};
 use super::error::ApiError;
 use crate::endpoint::Endpoint;
-use crate::engine::{JobFilter, JobRequest, JobState, TransferTemplate};
+use crate::engine::{JobFilter, JobRequest, JobState, LiveWorkers, TransferTemplate};
 use crate::service::logs::{self, LogQuery};
 use axum::extract::{
     DefaultBodyLimit, Extension, FromRequest, MatchedPath, Path, Query, Request, State,
@@ -681,19 +681,10 @@ async fn health(State(state): State<Shared>) -> Response {
     let workers_ok = !draining;
     let (database_json, queue) = match &database {
         Ok(counts) => {
-            let depth: i64 = counts
-                .iter()
-                .filter(|(s, _)| matches!(s, JobState::Queued | JobState::Leased))
-                .map(|(_, n)| n)
-                .sum();
-            let queued: i64 = counts
-                .iter()
-                .filter(|(s, _)| *s == JobState::Queued)
-                .map(|(_, n)| n)
-                .sum();
+            let (queued, running) = (counts.get(JobState::Queued), counts.get(JobState::Leased));
             (
                 json!({"ok": true, "latency_ms": db_ms, "backend": format!("{:?}", orbit.store().backend()).to_lowercase()}),
-                json!({"depth": depth, "queued": queued, "running": depth - queued}),
+                json!({"depth": queued + running, "queued": queued, "running": running}),
             )
         }
         Err(message) => (json!({"ok": false, "error": message}), Value::Null),
@@ -701,14 +692,7 @@ async fn health(State(state): State<Shared>) -> Response {
     // The cluster's worker processes, from the registry (informational: a node serving
     // the API stays healthy when workers elsewhere are down).
     let cluster = match orbit.store().worker_nodes().await {
-        Ok(nodes) => {
-            let alive: Vec<_> = nodes.iter().filter(|node| node.alive).collect();
-            json!({
-                "alive": alive.len(),
-                "slots": alive.iter().map(|node| node.slots).sum::<i64>(),
-                "running": alive.iter().map(|node| node.running).sum::<i64>(),
-            })
-        }
+        Ok(nodes) => json!(LiveWorkers::of(&nodes)),
         Err(err) => json!({"error": err.to_string()}),
     };
     let disks = disk_health(&state).await;
