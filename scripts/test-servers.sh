@@ -13,7 +13,8 @@
 # one <name>.pid per server, and `env` — a sourceable file of
 # FILE_ORBIT_TEST_* variables describing every server, written after a
 # successful start and removed by stop. It also owns the Unix user `fotest`
-# (created if missing, password and authorized key set on every start).
+# (created if missing, password and authorized key set on every start); stop
+# removes the files tests left in its home.
 #
 # Servers are detached (setsid), recorded by pid and stopped by pid: SIGTERM,
 # a bounded wait, then SIGKILL; PostgreSQL through pg_ctl stop. `start` is
@@ -598,9 +599,19 @@ cmd_start() {
     fo_log "all test servers up; source $ENV_FILE"
 }
 
+# The files tests wrote over SFTP (every test uses its own root in the test user's
+# home) go with the servers, so runs do not pile them up; the home's dot files stay.
+remove_sftp_test_files() {
+    local home
+    home=$(getent passwd "$TEST_USER" | cut -d: -f6) || return 0
+    [[ -n $home && -d $home && $home != / ]] || return 0
+    find "$home" -mindepth 1 -maxdepth 1 ! -name '.*' -exec rm -rf {} +
+}
+
 cmd_stop() {
     local name
     for name in "${SERVERS[@]}"; do stop_one "$name"; done
+    remove_sftp_test_files
     rm -f "$ENV_FILE"
 }
 

@@ -116,8 +116,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "co
 
 
 def cancel_once_moving(transfer: fo.Transfer) -> None:
-    """Cancels ``transfer`` once bytes flow. Cancelled before its first byte, a tree copy
-    ends as a success with nothing copied (a core bug, reported): tests avoid that race."""
+    """Cancels ``transfer`` once bytes flow, so the test stops a transfer that is moving."""
     wait_until(lambda: transfer.progress.bytes > 0, what="the first bytes")
     transfer.cancel()
 

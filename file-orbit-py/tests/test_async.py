@@ -133,21 +133,32 @@ async def test_a_wrong_password_raises_authentication_error_without_the_password
     assert diagnosis.problem == "authentication" and wrong not in diagnosis.message
 
 
+async def _first_bytes(transfer: fo.Transfer, timeout: float = 30.0) -> None:
+    """Returns once ``transfer`` has moved bytes, failing after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while transfer.progress.bytes == 0:
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail("timed out waiting for the first bytes")
+        await asyncio.sleep(0.02)
+
+
 async def test_cancel_stops_a_running_transfer(aorbit: fo.AsyncOrbit, local_dirs) -> None:
     source = local_dirs("source")
     with open(source / "huge.bin", "wb") as huge:
         huge.truncate(4 * 1024**3)
     transfer = await aorbit.copy(fo.Local("src", root=source), sftp("partner", unique("sftp")), destination_path="big")
     waiter = asyncio.ensure_future(transfer.wait_async())
-    while transfer.progress.bytes == 0:
-        await asyncio.sleep(0.02)
+    await _first_bytes(transfer)
     await transfer.cancel_async()
     with pytest.raises(fo.CancelledError):
         await waiter
+    slow = await aorbit.copy(fo.Local("src", root=source), sftp("p2", unique("sftp")), destination_path="big")
     with pytest.raises(TimeoutError):
-        await (await aorbit.copy(fo.Local("src", root=source), sftp("p2", unique("sftp")), destination_path="big")).wait_async(
-            timeout=0.2
-        )
+        await slow.wait_async(timeout=0.2)
+    await _first_bytes(slow)
+    await slow.cancel_async()
+    with pytest.raises(fo.CancelledError):
+        await slow.wait_async(timeout=60)
 
 
 async def test_many_tasks_at_once(aorbit: fo.AsyncOrbit, local_dirs) -> None:

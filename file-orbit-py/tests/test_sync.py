@@ -290,7 +290,7 @@ def test_wait_times_out_and_the_transfer_goes_on(orbit: fo.Orbit, local_dirs) ->
 
 def test_ctrl_c_interrupts_a_wait_and_the_transfer_can_still_be_cancelled(orbit: fo.Orbit, local_dirs) -> None:
     source = _sparse_source(local_dirs)
-    transfer = orbit.copy(fo.Local("src", root=source), fo.Local("dst", root=local_dirs("dst")), destination_path="x")
+    transfer = orbit.copy(fo.Local("src", root=source), sftp("partner", unique("sftp")), destination_path="big")
     threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
     with pytest.raises(KeyboardInterrupt):
         transfer.wait(timeout=60)
