@@ -421,16 +421,13 @@ impl Bench {
     /// File Orbit as a user runs it: `TransferJob::start` + `wait`, `verify: false`.
     fn time_file_orbit(&self, dest: &Destination, work: Work, path: &str) -> RunResult {
         let spec = TransferSpec {
-            source: self.source.name.clone(),
-            source_path: work.source_dir(),
-            destination: dest.endpoint.name.clone(),
-            destination_path: PathTemplate::parse(path).map_err(|e| e.to_string())?,
-            mode: Default::default(),
-            scope: Default::default(),
-            filters: Default::default(),
-            conflict: Default::default(),
-            verify: false,
             parallelism: Some(TRANSFERS),
+            ..TransferSpec::tree(
+                &self.source.name,
+                &work.source_dir(),
+                &dest.endpoint.name,
+                PathTemplate::parse(path).map_err(|e| e.to_string())?,
+            )
         };
         let (rclone, source, timeout) = (self.rclone, &self.source, self.timeout);
         self.before_run();

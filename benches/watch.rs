@@ -31,7 +31,7 @@ use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
 use file_orbit::engine::{JobState, Matcher, Orbit, OrbitOptions, RetryPolicy, TransferTemplate};
 use file_orbit::events::local::LocalWatch;
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
+use file_orbit::transfer::TransferSpec;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -101,18 +101,12 @@ async fn bench_orbit(poll: Duration) -> Bench {
                 max_size: None,
                 min_age_seconds: None,
             },
-            spec: TransferSpec {
-                source: "inbox".into(),
-                source_path: String::new(),
-                destination: "archive".into(),
-                destination_path: PathTemplate::parse("{relpath}").unwrap(),
-                mode: Default::default(),
-                scope: Scope::File,
-                filters: Default::default(),
-                conflict: Default::default(),
-                verify: false,
-                parallelism: None,
-            },
+            spec: TransferSpec::file(
+                "inbox",
+                "",
+                "archive",
+                PathTemplate::parse("{relpath}").unwrap(),
+            ),
             priority: 0,
             retry: RetryPolicy::default(),
             next_hops: Vec::new(),

@@ -13,7 +13,7 @@ use file_orbit::engine::{
     OrbitOptions, RetryPolicy, Store, TransferTemplate,
 };
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferMode, TransferSpec};
+use file_orbit::transfer::{TransferMode, TransferSpec};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -91,16 +91,13 @@ async fn job_listings_page_newest_first_by_state(options: OrbitOptions) {
 
 fn file_spec(source: &str, path: &str, destination: &str, template: &str) -> TransferSpec {
     TransferSpec {
-        source: source.into(),
-        source_path: path.into(),
-        destination: destination.into(),
-        destination_path: PathTemplate::parse(template).unwrap(),
-        mode: Default::default(),
-        scope: Scope::File,
-        filters: Default::default(),
-        conflict: Default::default(),
         verify: true,
-        parallelism: None,
+        ..TransferSpec::file(
+            source,
+            path,
+            destination,
+            PathTemplate::parse(template).unwrap(),
+        )
     }
 }
 

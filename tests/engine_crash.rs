@@ -12,7 +12,7 @@ mod common;
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url};
 use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, OrbitOptions, RetryPolicy};
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{ConflictPolicy, Filters, Scope, TransferMode, TransferSpec};
+use file_orbit::transfer::TransferSpec;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -128,18 +128,12 @@ async fn kill_workers_until_done(store_url: &str, test_name: &str) {
                 base_delay_ms: 50,
                 max_delay_ms: 500,
             },
-            ..JobRequest::new(TransferSpec {
-                source: source.name.clone(),
-                source_path: relpath.clone(),
-                destination: destination.name.clone(),
-                destination_path: PathTemplate::parse("{relpath}").unwrap(),
-                mode: TransferMode::Copy,
-                scope: Scope::File,
-                filters: Filters::default(),
-                conflict: ConflictPolicy::Overwrite,
-                verify: false,
-                parallelism: None,
-            })
+            ..JobRequest::new(TransferSpec::file(
+                &source.name,
+                relpath,
+                &destination.name,
+                PathTemplate::parse("{relpath}").unwrap(),
+            ))
         };
         assert!(ids.insert(orbit.submit(&request).await.unwrap()));
     }

@@ -14,7 +14,7 @@ use file_orbit::endpoint::{
 };
 use file_orbit::engine::{AuditRecord, Job, JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
+use file_orbit::transfer::TransferSpec;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -234,18 +234,12 @@ fn sftp_endpoint(port: u16, password: &str, known_hosts: &Path) -> Endpoint {
 
 /// Copies `src:payload.bin` to `dst:<destination>` with `policy`.
 fn copy_request(destination: &str, policy: RetryPolicy) -> JobRequest {
-    let mut request = JobRequest::new(TransferSpec {
-        source: "src".into(),
-        source_path: "payload.bin".into(),
-        destination: "dst".into(),
-        destination_path: PathTemplate::parse(destination).unwrap(),
-        mode: Default::default(),
-        scope: Scope::File,
-        filters: Default::default(),
-        conflict: Default::default(),
-        verify: false,
-        parallelism: None,
-    });
+    let mut request = JobRequest::new(TransferSpec::file(
+        "src",
+        "payload.bin",
+        "dst",
+        PathTemplate::parse(destination).unwrap(),
+    ));
     request.retry = policy;
     request
 }

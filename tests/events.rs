@@ -11,7 +11,7 @@ use file_orbit::engine::{
 };
 use file_orbit::events::{EventState, IncomingEvent, Ingested};
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
+use file_orbit::transfer::TransferSpec;
 use serde_json::json;
 use std::time::Duration;
 
@@ -38,18 +38,12 @@ async fn orbit_with_template(url: &str, schedule: Option<Schedule>) -> Orbit {
             max_size: None,
             min_age_seconds: None,
         },
-        spec: TransferSpec {
-            source: "src".into(),
-            source_path: "a.txt".into(),
-            destination: "dst".into(),
-            destination_path: PathTemplate::parse("{timestamp}-{filename}").unwrap(),
-            mode: Default::default(),
-            scope: Scope::File,
-            filters: Default::default(),
-            conflict: Default::default(),
-            verify: false,
-            parallelism: None,
-        },
+        spec: TransferSpec::file(
+            "src",
+            "a.txt",
+            "dst",
+            PathTemplate::parse("{timestamp}-{filename}").unwrap(),
+        ),
         priority: 0,
         retry: RetryPolicy::default(),
         next_hops: Vec::new(),

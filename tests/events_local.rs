@@ -14,7 +14,7 @@ use file_orbit::engine::{
 };
 use file_orbit::events::local::LocalWatch;
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
+use file_orbit::transfer::TransferSpec;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -54,16 +54,13 @@ async fn setup(options: OrbitOptions) -> Setup {
                 min_age_seconds: None,
             },
             spec: TransferSpec {
-                source: "inbox".into(),
-                source_path: String::new(),
-                destination: "archive".into(),
-                destination_path: PathTemplate::parse("{relpath}").unwrap(),
-                mode: Default::default(),
-                scope: Scope::File,
-                filters: Default::default(),
-                conflict: Default::default(),
                 verify: true,
-                parallelism: None,
+                ..TransferSpec::file(
+                    "inbox",
+                    "",
+                    "archive",
+                    PathTemplate::parse("{relpath}").unwrap(),
+                )
             },
             priority: 0,
             retry: RetryPolicy {

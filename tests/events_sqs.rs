@@ -16,7 +16,7 @@ use file_orbit::engine::{
 use file_orbit::events::sqs::aws_sdk_sqs::types::{Message, QueueAttributeName};
 use file_orbit::events::sqs::{SqsConsumer, SqsSource, SqsStats, aws_sdk_sqs};
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
+use file_orbit::transfer::TransferSpec;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -80,16 +80,13 @@ impl Fixture {
                     min_age_seconds: None,
                 },
                 spec: TransferSpec {
-                    source: "s3in".into(),
-                    source_path: String::new(),
-                    destination: "dst".into(),
-                    destination_path: PathTemplate::parse("{relpath}").unwrap(),
-                    mode: Default::default(),
-                    scope: Scope::File,
-                    filters: Default::default(),
-                    conflict: Default::default(),
                     verify: true,
-                    parallelism: None,
+                    ..TransferSpec::file(
+                        "s3in",
+                        "",
+                        "dst",
+                        PathTemplate::parse("{relpath}").unwrap(),
+                    )
                 },
                 priority: 0,
                 retry: RetryPolicy::default(),

@@ -16,7 +16,7 @@ use file_orbit::server::{
 };
 use file_orbit::service::logs::{self, LogConfig};
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
+use file_orbit::transfer::TransferSpec;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -69,16 +69,13 @@ fn endpoint_body(endpoint: &Endpoint, secret: Option<&str>) -> Value {
 
 fn file_request(source: &str, path: &str, destination: &str, max_attempts: u32) -> Value {
     let spec = TransferSpec {
-        source: source.into(),
-        source_path: path.into(),
-        destination: destination.into(),
-        destination_path: PathTemplate::parse("out/{filename}").unwrap(),
-        mode: Default::default(),
-        scope: Scope::File,
-        filters: Default::default(),
-        conflict: Default::default(),
         verify: true,
-        parallelism: None,
+        ..TransferSpec::file(
+            source,
+            path,
+            destination,
+            PathTemplate::parse("out/{filename}").unwrap(),
+        )
     };
     let mut request = JobRequest::new(spec);
     request.retry = RetryPolicy {

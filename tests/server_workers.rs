@@ -16,7 +16,7 @@ use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key};
 use file_orbit::service::logs::{self, LogConfig, LogFormat};
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{ConflictPolicy, Filters, Scope, TransferMode, TransferSpec};
+use file_orbit::transfer::TransferSpec;
 use file_orbit::worker::{self, WorkerConfig};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,18 +87,12 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
     for index in 0..JOBS {
         let name = format!("f{index:03}.bin");
         std::fs::write(source_root.join(&name), content(index)).unwrap();
-        let mut request = JobRequest::new(TransferSpec {
-            source: source.name.clone(),
-            source_path: name,
-            destination: destination.name.clone(),
-            destination_path: PathTemplate::parse("{filename}").unwrap(),
-            mode: TransferMode::Copy,
-            scope: Scope::File,
-            filters: Filters::default(),
-            conflict: ConflictPolicy::Overwrite,
-            verify: false,
-            parallelism: None,
-        });
+        let mut request = JobRequest::new(TransferSpec::file(
+            &source.name,
+            &name,
+            &destination.name,
+            PathTemplate::parse("{filename}").unwrap(),
+        ));
         request.idempotency_key = Some(format!("split-{index}"));
         request.retry = RetryPolicy {
             max_attempts: 10,

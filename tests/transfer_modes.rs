@@ -16,18 +16,12 @@ use file_orbit::transfer::{
 use std::collections::BTreeMap;
 
 fn spec(source: &Endpoint, path: &str, destination: &Endpoint, template: &str) -> TransferSpec {
-    TransferSpec {
-        source: source.name.clone(),
-        source_path: path.into(),
-        destination: destination.name.clone(),
-        destination_path: PathTemplate::parse(template).unwrap(),
-        mode: TransferMode::Copy,
-        scope: Scope::Tree,
-        filters: Filters::default(),
-        conflict: ConflictPolicy::Overwrite,
-        verify: false,
-        parallelism: None,
-    }
+    TransferSpec::tree(
+        &source.name,
+        path,
+        &destination.name,
+        PathTemplate::parse(template).unwrap(),
+    )
 }
 
 async fn run(

@@ -44,16 +44,14 @@ async fn download(endpoint: &Endpoint, path: &str) -> tempfile::TempDir {
 
 fn spec(source: &Endpoint, destination: &Endpoint, template: &str) -> TransferSpec {
     TransferSpec {
-        source: source.name.clone(),
-        source_path: "tree".into(),
-        destination: destination.name.clone(),
-        destination_path: PathTemplate::parse(template).unwrap(),
-        mode: Default::default(),
-        scope: Default::default(),
-        filters: Default::default(),
-        conflict: Default::default(),
         verify: true,
         parallelism: Some(4),
+        ..TransferSpec::tree(
+            &source.name,
+            "tree",
+            &destination.name,
+            PathTemplate::parse(template).unwrap(),
+        )
     }
 }
 

@@ -3,7 +3,7 @@
 
 use file_orbit::engine::JobRequest;
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::{Scope, TransferSpec};
+use file_orbit::transfer::TransferSpec;
 use std::time::Duration;
 
 pub fn env_or(name: &str, default: &str) -> String {
@@ -12,18 +12,12 @@ pub fn env_or(name: &str, default: &str) -> String {
 
 /// A local→local single-file copy from `source` to `destination`; never executed.
 pub fn noop_request(index: usize, source: &str, destination: &str) -> JobRequest {
-    JobRequest::new(TransferSpec {
-        source: source.into(),
-        source_path: format!("incoming/file-{index}.csv"),
-        destination: destination.into(),
-        destination_path: PathTemplate::parse("archive/{filename}").unwrap(),
-        mode: Default::default(),
-        scope: Scope::File,
-        filters: Default::default(),
-        conflict: Default::default(),
-        verify: false,
-        parallelism: None,
-    })
+    JobRequest::new(TransferSpec::file(
+        source,
+        &format!("incoming/file-{index}.csv"),
+        destination,
+        PathTemplate::parse("archive/{filename}").unwrap(),
+    ))
 }
 
 /// The `p` quantile (0..=1) of sorted latencies; zero when there are none.

@@ -915,49 +915,35 @@ impl Store {
                 )
             })?;
         let job = job_from_row(&job)?;
-        let state = match job.state {
-            JobState::Queued => {
-                sqlx::query(
-                    "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 WHERE id = $2",
-                )
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error("cancelling a job"))?;
-                audit::append(
-                    &mut tx,
-                    self.backend,
-                    actor,
-                    "job.cancelled",
-                    &format!("job/{id}"),
-                    "ok",
-                    &json!({}),
-                )
-                .await?;
-                JobState::Cancelled
-            }
-            JobState::Leased => {
-                sqlx::query("UPDATE jobs SET cancel_requested = 1, updated_at = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error("cancelling a job"))?;
-                audit::append(
-                    &mut tx,
-                    self.backend,
-                    actor,
-                    "job.cancel_requested",
-                    &format!("job/{id}"),
-                    "ok",
-                    &json!({}),
-                )
-                .await?;
-                JobState::Leased
-            }
-            terminal => terminal,
+        let (update, action, state) = match job.state {
+            JobState::Queued => (
+                "UPDATE jobs SET state = 'cancelled', finished_at = $1, updated_at = $1 WHERE id = $2",
+                "job.cancelled",
+                JobState::Cancelled,
+            ),
+            JobState::Leased => (
+                "UPDATE jobs SET cancel_requested = 1, updated_at = $1 WHERE id = $2",
+                "job.cancel_requested",
+                JobState::Leased,
+            ),
+            terminal => return Ok(terminal),
         };
+        sqlx::query(update)
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error("cancelling a job"))?;
+        audit::append(
+            &mut tx,
+            self.backend,
+            actor,
+            action,
+            &format!("job/{id}"),
+            "ok",
+            &json!({}),
+        )
+        .await?;
         Self::commit(tx, "cancelling a job").await?;
         Ok(state)
     }

@@ -136,6 +136,43 @@ pub struct TransferSpec {
 }
 
 impl TransferSpec {
+    /// A copy of the file `source_path` of endpoint `source` to `destination_path` of
+    /// endpoint `destination`; every other option at its default (overwrite, no filters,
+    /// no verification, rclone's parallelism).
+    pub fn file(
+        source: &str,
+        source_path: &str,
+        destination: &str,
+        destination_path: PathTemplate,
+    ) -> Self {
+        Self {
+            source: source.into(),
+            source_path: source_path.into(),
+            destination: destination.into(),
+            destination_path,
+            mode: TransferMode::default(),
+            scope: Scope::File,
+            filters: Filters::default(),
+            conflict: ConflictPolicy::default(),
+            verify: false,
+            parallelism: None,
+        }
+    }
+
+    /// Like `file`, for the directory tree at `source_path`, which goes into the
+    /// directory `destination_path`.
+    pub fn tree(
+        source: &str,
+        source_path: &str,
+        destination: &str,
+        destination_path: PathTemplate,
+    ) -> Self {
+        Self {
+            scope: Scope::Tree,
+            ..Self::file(source, source_path, destination, destination_path)
+        }
+    }
+
     /// Checks the combination of options; errors name the field.
     pub fn validate(&self) -> Result<()> {
         let err = |field: &str, why: &str| {
