@@ -126,7 +126,7 @@ async fn run() -> Result<ExitCode, String> {
     .map_err(|err| err.to_string())?;
     let workers = config.workers;
     let log_dir = config.log.dir.clone();
-    let server = Server::start(orbit, config)
+    let server = Server::start(orbit.clone(), config)
         .await
         .map_err(|err| err.to_string())?;
     let addr = server.local_addr();
@@ -154,11 +154,12 @@ async fn run() -> Result<ExitCode, String> {
     }
     shutdown_signal().await;
     println!("Stopping: no new work; waiting for running transfers ...");
-    if server.shutdown().await {
+    let clean = server.shutdown().await;
+    orbit.close().await;
+    if clean {
         println!("Stopped.");
-        Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("Stopped after the grace period with transfers still running.");
-        Ok(ExitCode::SUCCESS)
     }
+    Ok(ExitCode::SUCCESS)
 }

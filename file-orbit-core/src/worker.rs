@@ -131,6 +131,7 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> R
     tracing::info!("stopping: no new jobs; waiting for running transfers");
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let clean = workers.shutdown_within(grace).await;
+    orbit.close().await;
     tracing::info!(clean, "worker service stopped");
     Ok(clean)
 }

@@ -1,10 +1,11 @@
 //! `NativeOrbit`: one `file_orbit_core::engine::Orbit`. Its plain operations are one table
 //! (`Call` → `run`), each a single core call, reachable blocking (`call`, GIL released)
 //! or from asyncio (`call_async`); operations that return a handle (a running transfer, a
-//! background service) have their own methods.
+//! background service) have their own methods. The orbit keeps a handle of each
+//! transfer and service it starts, so `close` can stop them before it closes the store.
 
-use crate::service::{NativeService, Service};
-use crate::transfer::NativeTransfer;
+use crate::service::{NativeService, Service, ServiceStopper};
+use crate::transfer::{NativeTransfer, TransferStopper};
 use crate::{awaitable, block, from_json, rclone, runtime, to_json, to_py_err};
 use file_orbit_core::Result as CoreResult;
 use file_orbit_core::Secret;
@@ -20,6 +21,7 @@ use file_orbit_core::transfer::{TransferJob, TransferSpec};
 use pyo3::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How to open the store: `OrbitOptions` with durations in milliseconds.
@@ -286,10 +288,116 @@ async fn watch_local(orbit: Orbit, options: String) -> CoreResult<NativeService>
     Ok(NativeService::new(Service::LocalWatch(watcher)))
 }
 
+/// What an orbit started in this process, for `close` to stop.
+#[derive(Default)]
+struct Started {
+    closed: bool,
+    transfers: Vec<TransferStopper>,
+    services: Vec<ServiceStopper>,
+}
+
+/// The handles of one orbit's transfers and services; shared with the tasks that start
+/// them.
+#[derive(Clone, Default)]
+struct Registry(Arc<Mutex<Started>>);
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Started> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn check_open(&self) -> CoreResult<()> {
+        if self.lock().closed {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "file_orbit.Orbit",
+                "the orbit is closed",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Keeps `transfer`'s handle (forgetting those that ended); a transfer that started
+    /// while the orbit closed is stopped at once.
+    fn add_transfer(&self, transfer: &NativeTransfer) {
+        let mut started = self.lock();
+        if started.closed {
+            runtime().spawn(transfer.stopper().stop());
+            return;
+        }
+        started.transfers.retain(|running| !running.finished());
+        started.transfers.push(transfer.stopper());
+    }
+
+    fn add_service(&self, service: NativeService) -> NativeService {
+        let mut started = self.lock();
+        started.services.retain(ServiceStopper::running);
+        started.services.push(service.stopper());
+        service
+    }
+
+    /// Marks the orbit closed; stops its services (workers put their running jobs back
+    /// in the queue) and cancels its transfers, then closes the store. Idempotent; the
+    /// first failure to stop something is returned after everything was tried.
+    async fn close(self, orbit: Orbit) -> CoreResult<()> {
+        let (transfers, services) = {
+            let mut started = self.lock();
+            if started.closed {
+                return Ok(());
+            }
+            started.closed = true;
+            (
+                std::mem::take(&mut started.transfers),
+                std::mem::take(&mut started.services),
+            )
+        };
+        for service in services {
+            service.stop_now().await;
+        }
+        let mut stopping: tokio::task::JoinSet<_> =
+            transfers.into_iter().map(TransferStopper::stop).collect();
+        let mut first_error = None;
+        while let Some(stopped) = stopping.join_next().await {
+            if let Ok(Err(err)) = stopped {
+                first_error.get_or_insert(err);
+            }
+        }
+        orbit.close().await;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
 /// File Orbit's engine on one store (see the Python class `file_orbit.Orbit`).
 #[pyclass(frozen, module = "file_orbit._native")]
 pub struct NativeOrbit {
     orbit: Orbit,
+    started: Registry,
+}
+
+impl NativeOrbit {
+    /// The core orbit, unless `close` was called.
+    fn live(&self) -> PyResult<Orbit> {
+        self.started.check_open().map_err(to_py_err)?;
+        Ok(self.orbit.clone())
+    }
+
+    /// Starts a transfer and keeps its handle.
+    fn transfer(
+        &self,
+        spec: String,
+        source: String,
+        destination: String,
+    ) -> PyResult<impl Future<Output = CoreResult<NativeTransfer>> + Send + use<>> {
+        let orbit = self.live()?;
+        let started = self.started.clone();
+        Ok(async move {
+            let transfer = start_transfer(orbit, spec, source, destination).await?;
+            started.add_transfer(&transfer);
+            Ok(transfer)
+        })
+    }
 }
 
 #[pymethods]
@@ -311,14 +419,14 @@ impl NativeOrbit {
     /// Runs one operation (`{"op": ...}` JSON) and returns its JSON reply, GIL released.
     fn call(&self, py: Python<'_>, request: &str) -> PyResult<String> {
         let call: Call = from_json("request", request).map_err(to_py_err)?;
-        let orbit = self.orbit.clone();
+        let orbit = self.live()?;
         block(py, async move { to_json(&run(orbit, call).await?) })
     }
 
     /// `call` as an awaitable.
     fn call_async<'py>(&self, py: Python<'py>, request: &str) -> PyResult<Bound<'py, PyAny>> {
         let call: Call = from_json("request", request).map_err(to_py_err)?;
-        let orbit = self.orbit.clone();
+        let orbit = self.live()?;
         awaitable(py, async move { to_json(&run(orbit, call).await?) })
     }
 
@@ -331,10 +439,7 @@ impl NativeOrbit {
         source: String,
         destination: String,
     ) -> PyResult<NativeTransfer> {
-        block(
-            py,
-            start_transfer(self.orbit.clone(), spec, source, destination),
-        )
+        block(py, self.transfer(spec, source, destination)?)
     }
 
     /// `start_transfer` as an awaitable.
@@ -345,21 +450,21 @@ impl NativeOrbit {
         source: String,
         destination: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(
-            py,
-            start_transfer(self.orbit.clone(), spec, source, destination),
-        )
+        awaitable(py, self.transfer(spec, source, destination)?)
     }
 
     /// Starts `count` workers that run the queued jobs.
-    fn start_workers(&self, count: usize) -> NativeService {
+    fn start_workers(&self, count: usize) -> PyResult<NativeService> {
+        let orbit = self.live()?;
         let _runtime = runtime().enter();
-        NativeService::new(Service::Workers(self.orbit.start_workers(count)))
+        let workers = NativeService::new(Service::Workers(orbit.start_workers(count)));
+        Ok(self.started.add_service(workers))
     }
 
     /// Starts a local folder watch (options JSON: endpoint, sub_path, stable_for_ms, ...).
     fn watch_local(&self, py: Python<'_>, options: String) -> PyResult<NativeService> {
-        block(py, watch_local(self.orbit.clone(), options))
+        let watch = block(py, watch_local(self.live()?, options))?;
+        Ok(self.started.add_service(watch))
     }
 
     /// `watch_local` as an awaitable.
@@ -368,7 +473,12 @@ impl NativeOrbit {
         py: Python<'py>,
         options: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, watch_local(self.orbit.clone(), options))
+        let orbit = self.live()?;
+        let started = self.started.clone();
+        awaitable(py, async move {
+            let watch = watch_local(orbit, options).await?;
+            Ok(started.add_service(watch))
+        })
     }
 
     /// Starts polling `path` on endpoint `endpoint` every `interval_ms`.
@@ -379,22 +489,43 @@ impl NativeOrbit {
         path: String,
         interval_ms: u64,
         ignore: Option<Vec<String>>,
-    ) -> NativeService {
+    ) -> PyResult<NativeService> {
+        let orbit = self.live()?;
         let mut poll = RemotePoll::new(endpoint, path, Duration::from_millis(interval_ms));
         if let Some(ignore) = ignore {
             poll.ignore = ignore;
         }
         let _runtime = runtime().enter();
-        NativeService::new(Service::Poll(self.orbit.start_remote_poll(poll)))
+        let poller = NativeService::new(Service::Poll(orbit.start_remote_poll(poll)));
+        Ok(self.started.add_service(poller))
     }
 
     /// Starts firing the templates' cron schedules, checking every `interval_ms`.
-    fn start_scheduler(&self, interval_ms: u64) -> NativeService {
+    fn start_scheduler(&self, interval_ms: u64) -> PyResult<NativeService> {
+        let orbit = self.live()?;
         let _runtime = runtime().enter();
-        let scheduler = self
-            .orbit
-            .start_scheduler(Duration::from_millis(interval_ms));
-        NativeService::new(Service::Scheduler(scheduler))
+        let scheduler = orbit.start_scheduler(Duration::from_millis(interval_ms));
+        Ok(self
+            .started
+            .add_service(NativeService::new(Service::Scheduler(scheduler))))
+    }
+
+    /// Stops what this orbit started — its services (workers put running jobs back in
+    /// the queue) and its transfers (cancelled) — and closes the store; later calls
+    /// raise. Idempotent. GIL released.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        block(py, self.started.clone().close(self.orbit.clone()))
+    }
+
+    /// `close` as an awaitable.
+    fn close_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.started.clone().close(self.orbit.clone()))
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.started.lock().closed
     }
 }
 
@@ -405,5 +536,8 @@ async fn open(options: OpenOptions) -> CoreResult<NativeOrbit> {
         .await
         .map_err(|err| Error::new(ErrorKind::Library, "loading librclone", err.to_string()))??;
     let orbit = Orbit::open(options.into_core()).await?;
-    Ok(NativeOrbit { orbit })
+    Ok(NativeOrbit {
+        orbit,
+        started: Registry::default(),
+    })
 }

@@ -1,6 +1,6 @@
 //! `NativeService`: a background part of the engine running on the runtime — workers, a
 //! local folder watch, a remote poll or the scheduler — until `stop()` (or until the
-//! Python object is dropped, which stops it in the background).
+//! Python object is dropped, which stops it in the background, or its orbit is closed).
 
 use crate::{awaitable, block, runtime};
 use file_orbit_core::engine::Workers;
@@ -8,7 +8,8 @@ use file_orbit_core::events::local::LocalWatcher;
 use file_orbit_core::events::poll::Poller;
 use file_orbit_core::events::schedule::Scheduler;
 use pyo3::prelude::*;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 /// The core's handle of a running background service.
 pub enum Service {
@@ -27,26 +28,69 @@ impl Service {
             Service::Scheduler(scheduler) => scheduler.shutdown().await,
         }
     }
+
+    /// Like `shutdown`, but workers do not wait for their running transfers: those stop
+    /// and their jobs go back to the queue.
+    async fn shutdown_now(self) {
+        match self {
+            Service::Workers(workers) => {
+                workers.shutdown_within(Duration::ZERO).await;
+            }
+            other => other.shutdown().await,
+        }
+    }
+}
+
+/// Where a running service lives; empty once stopped.
+type Slot = Mutex<Option<Service>>;
+
+fn take(slot: &Slot) -> Option<Service> {
+    slot.lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .take()
+}
+
+/// What the orbit keeps of a service it started, to stop it when it closes.
+pub struct ServiceStopper(Weak<Slot>);
+
+impl ServiceStopper {
+    /// Whether the service still runs (it was neither stopped nor dropped).
+    pub fn running(&self) -> bool {
+        self.0.upgrade().is_some_and(|slot| {
+            slot.lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .is_some()
+        })
+    }
+
+    /// Stops the service unless it has stopped already (see `Service::shutdown_now`).
+    pub async fn stop_now(self) {
+        if let Some(service) = self.0.upgrade().and_then(|slot| take(&slot)) {
+            service.shutdown_now().await;
+        }
+    }
 }
 
 /// A running service (see the Python class `file_orbit.Service`).
 #[pyclass(frozen, module = "file_orbit._native")]
 pub struct NativeService {
-    service: Mutex<Option<Service>>,
+    service: Arc<Slot>,
 }
 
 impl NativeService {
     pub fn new(service: Service) -> NativeService {
         NativeService {
-            service: Mutex::new(Some(service)),
+            service: Arc::new(Mutex::new(Some(service))),
         }
     }
 
+    /// A handle that stops this service without keeping it alive.
+    pub fn stopper(&self) -> ServiceStopper {
+        ServiceStopper(Arc::downgrade(&self.service))
+    }
+
     fn take(&self) -> Option<Service> {
-        self.service
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .take()
+        take(&self.service)
     }
 }
 

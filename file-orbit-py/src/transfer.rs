@@ -6,6 +6,7 @@
 use crate::errors::ErrorInfo;
 use crate::{awaitable, block, runtime};
 use file_orbit_core::Result as CoreResult;
+use file_orbit_core::error::{Error, ErrorKind};
 use file_orbit_core::rclone::{JobCanceller, Progress};
 use file_orbit_core::transfer::TransferJob;
 use pyo3::prelude::*;
@@ -71,6 +72,14 @@ impl NativeTransfer {
         }
     }
 
+    /// A handle that stops this transfer without keeping the Python object alive.
+    pub fn stopper(&self) -> TransferStopper {
+        TransferStopper {
+            state: self.state.clone(),
+            canceller: self.canceller.clone(),
+        }
+    }
+
     /// The first snapshot after `seen` (or the outcome), waiting at most `timeout`.
     fn next(
         &self,
@@ -86,6 +95,42 @@ impl NativeTransfer {
             .await;
             let snapshot = state.borrow().clone();
             Ok(update(&snapshot))
+        }
+    }
+}
+
+/// What the orbit keeps of a transfer it started, to stop it when it closes.
+pub struct TransferStopper {
+    state: watch::Receiver<Snapshot>,
+    canceller: JobCanceller,
+}
+
+/// How long stopping a transfer waits for rclone to report it ended.
+const STOP_WAIT: Duration = Duration::from_secs(30);
+
+impl TransferStopper {
+    pub fn finished(&self) -> bool {
+        self.state.borrow().outcome.is_some()
+    }
+
+    /// Cancels the transfer unless it has ended, and waits (at most `STOP_WAIT`) for it
+    /// to end.
+    pub async fn stop(mut self) -> CoreResult<()> {
+        if self.finished() {
+            return Ok(());
+        }
+        self.canceller.cancel().await?;
+        let ended = self.state.wait_for(|snapshot| snapshot.outcome.is_some());
+        match tokio::time::timeout(STOP_WAIT, ended).await {
+            Ok(_) => Ok(()),
+            Err(_) => Err(Error::new(
+                ErrorKind::Remote,
+                "stopping a transfer",
+                format!(
+                    "it had not ended {} s after its cancel",
+                    STOP_WAIT.as_secs()
+                ),
+            )),
         }
     }
 }

@@ -126,8 +126,8 @@ def bucket(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The moto test bucket, created once (rclone makes it on the first upload)."""
     folder = tmp_path_factory.mktemp("bucket")
     (folder / "created.txt").write_bytes(b"bucket created\n")
-    orbit = fo.Orbit(folder / "orbit.db", master_key=MASTER_KEY)
-    orbit.copy(fo.Local("here", root=folder), moto("moto", "created"), destination_path="by-conftest", filters=fo.Filters(include=["*.txt"])).wait()
+    with fo.Orbit(folder / "orbit.db", master_key=MASTER_KEY) as orbit:
+        orbit.copy(fo.Local("here", root=folder), moto("moto", "created"), destination_path="by-conftest", filters=fo.Filters(include=["*.txt"])).wait()
     return BUCKET
 
 
@@ -138,9 +138,11 @@ def store(tmp_path: pathlib.Path) -> str:
 
 
 @pytest.fixture
-def orbit(store: str) -> fo.Orbit:
-    """A blocking Orbit on a fresh store with short timings."""
-    return fo.Orbit(store, master_key=MASTER_KEY, lease=3.0, poll_interval=0.02)
+def orbit(store: str) -> Iterator[fo.Orbit]:
+    """A blocking Orbit on a fresh store with short timings, closed after the test (so no
+    transfer it started outlives the test)."""
+    with fo.Orbit(store, master_key=MASTER_KEY, lease=3.0, poll_interval=0.02) as orbit:
+        yield orbit
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -19,9 +20,10 @@ pytestmark = pytest.mark.asyncio
 
 
 @pytest_asyncio.fixture
-async def aorbit(store: str) -> fo.AsyncOrbit:
-    """An asyncio Orbit on a fresh store with short timings."""
-    return await fo.AsyncOrbit.open(store, master_key=MASTER_KEY, lease=3.0, poll_interval=0.02)
+async def aorbit(store: str) -> AsyncIterator[fo.AsyncOrbit]:
+    """An asyncio Orbit on a fresh store with short timings, closed after the test."""
+    async with await fo.AsyncOrbit.open(store, master_key=MASTER_KEY, lease=3.0, poll_interval=0.02) as aorbit:
+        yield aorbit
 
 
 async def test_copy_local_to_sftp_to_s3_reports_progress_on_the_loop_thread(aorbit: fo.AsyncOrbit, local_dirs) -> None:
@@ -159,6 +161,20 @@ async def test_cancel_stops_a_running_transfer(aorbit: fo.AsyncOrbit, local_dirs
     await slow.cancel_async()
     with pytest.raises(fo.CancelledError):
         await slow.wait_async(timeout=60)
+
+
+async def test_leaving_async_with_cancels_the_orbits_transfers(store: str, local_dirs) -> None:
+    source = local_dirs("source")
+    with open(source / "huge.bin", "wb") as huge:
+        huge.truncate(4 * 1024**3)
+    async with await fo.AsyncOrbit.open(store, master_key=MASTER_KEY) as aorbit:
+        transfer = await aorbit.copy(fo.Local("src", root=source), sftp("partner", unique("sftp")), destination_path="big")
+        await _first_bytes(transfer)
+    assert aorbit.closed and transfer.done
+    with pytest.raises(fo.CancelledError):
+        await transfer.wait_async(timeout=1)
+    with pytest.raises(fo.ConfigError, match="closed"):
+        await aorbit.jobs()
 
 
 async def test_many_tasks_at_once(aorbit: fo.AsyncOrbit, local_dirs) -> None:

@@ -299,6 +299,37 @@ def test_ctrl_c_interrupts_a_wait_and_the_transfer_can_still_be_cancelled(orbit:
         transfer.wait(timeout=60)
 
 
+def test_close_stops_what_the_orbit_started_and_refuses_later_calls(store: str, local_dirs) -> None:
+    source = _sparse_source(local_dirs)
+    orbit = fo.Orbit(store, master_key=MASTER_KEY, lease=3.0, poll_interval=0.02)
+    direct = orbit.copy(fo.Local("src", root=source), sftp("partner", unique("sftp")), destination_path="big")
+    orbit.add_endpoint(fo.Local("src", root=source))
+    orbit.add_endpoint(sftp("queued", unique("sftp")))
+    job = orbit.submit(fo.TransferSpec("src", "queued", destination_path="big"))
+    workers = orbit.start_workers(1)
+    wait_until(lambda: direct.progress.bytes > 0, what="the direct transfer to move")
+    wait_until(lambda: job.info().state == "leased", what="the worker to take the job")
+
+    orbit.close()
+    assert orbit.closed and direct.done and not workers.running
+    with pytest.raises(fo.CancelledError):
+        direct.wait(timeout=1)
+    with pytest.raises(fo.ConfigError, match="closed") as refused:
+        orbit.jobs()
+    assert isinstance(refused.value, ValueError)
+    with pytest.raises(ValueError, match="closed"):
+        orbit.copy(fo.Local("src", root=source), fo.Local("dst", root=local_dirs("dst")), destination_path="x")
+    with pytest.raises(ValueError, match="closed"):
+        orbit.start_workers(1)
+    orbit.close()  # again: nothing to do
+
+    # The worker's running job went back to the queue for the next worker.
+    with fo.Orbit(store, master_key=MASTER_KEY) as reopened:
+        info = reopened.job(job.id)
+        assert info.state == "queued" and info.lease_owner is None, info
+    assert reopened.closed
+
+
 def test_the_gil_is_released_while_waiting(orbit: fo.Orbit, local_dirs) -> None:
     source = _sparse_source(local_dirs)
     transfer = orbit.copy(fo.Local("src", root=source), sftp("partner", unique("sftp")), destination_path="big")

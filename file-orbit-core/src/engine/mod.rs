@@ -128,6 +128,13 @@ impl Orbit {
         &self.inner.store
     }
 
+    /// Closes the store's connections (waiting for those in use to come back); every
+    /// handle of this orbit then fails its store calls. Stop its workers, watches and
+    /// schedulers first.
+    pub async fn close(&self) {
+        self.inner.store.pool.close().await;
+    }
+
     pub fn options(&self) -> &OrbitOptions {
         &self.inner.options
     }

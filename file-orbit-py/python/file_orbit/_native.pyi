@@ -72,6 +72,16 @@ class NativeOrbit:
     def start_scheduler(self, interval_ms: int) -> NativeService:
         """Starts firing cron schedules."""
 
+    def close(self) -> None:
+        """Stops this orbit's services and transfers, closes the store; GIL released."""
+
+    def close_async(self) -> Any:
+        """``close`` as an awaitable."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``close`` was called."""
+
 @final
 class NativeTransfer:
     """A transfer running in this process."""

@@ -11,6 +11,7 @@ import datetime as _dt
 import json
 import os
 from collections.abc import Mapping, Sequence
+from types import TracebackType
 from typing import Any
 
 from . import _native
@@ -203,6 +204,10 @@ class Orbit:
         orbit.add_endpoint(Local("in", root="/data/in"))
         orbit.add_endpoint(Sftp("partner", host="sftp.example.com", user="acme", password="..."))
         orbit.copy("in", "partner", destination_path="inbox").wait(progress=print)
+
+    ``close()`` (or leaving a ``with Orbit(...) as orbit:`` block) stops what the orbit
+    started: its transfers are cancelled, its workers put their running jobs back in the
+    queue, its watches and schedulers stop, and the store's connections close.
     """
 
     _native: _native.NativeOrbit
@@ -228,6 +233,25 @@ class Orbit:
     def aio(self) -> AsyncOrbit:
         """The same engine with the asyncio API."""
         return AsyncOrbit(self._native)
+
+    def close(self) -> None:
+        """Cancels this orbit's transfers, stops its workers (their running jobs go back to
+        the queue), watches and schedulers, and closes the store. Later calls raise
+        :class:`ConfigError` (a ``ValueError``). Calling it again does nothing."""
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (here or through :attr:`aio`)."""
+        return self._native.closed
+
+    def __enter__(self) -> Orbit:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     # Endpoints
 
@@ -556,6 +580,23 @@ class AsyncOrbit:
         orbit = Orbit.__new__(Orbit)
         orbit._native = self._native
         return orbit
+
+    async def close(self) -> None:
+        """:meth:`Orbit.close` as a coroutine (``async with`` calls it on leaving)."""
+        await self._native.close_async()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.closed
+
+    async def __aenter__(self) -> AsyncOrbit:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
 
     async def add_endpoint(self, endpoint: Endpoint, *, max_concurrent: int = 4) -> None:
         """See :meth:`Orbit.add_endpoint`."""
