@@ -28,7 +28,7 @@
 
 use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
-use file_orbit::engine::{JobState, Matcher, Orbit, OrbitOptions, RetryPolicy, TransferTemplate};
+use file_orbit::engine::{JobState, Matcher, Orbit, OrbitOptions, TransferTemplate};
 use file_orbit::events::local::LocalWatch;
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
@@ -92,27 +92,16 @@ async fn bench_orbit(poll: Duration) -> Bench {
         roots.push(root);
     }
     orbit
-        .put_template(&TransferTemplate {
-            name: "mirror".into(),
-            matcher: Matcher {
-                source: "inbox".into(),
-                path_glob: "**".into(),
-                min_size: None,
-                max_size: None,
-                min_age_seconds: None,
-            },
-            spec: TransferSpec::file(
+        .put_template(&TransferTemplate::new(
+            "mirror",
+            Matcher::new("inbox", "**"),
+            TransferSpec::file(
                 "inbox",
                 "",
                 "archive",
                 PathTemplate::parse("{relpath}").unwrap(),
             ),
-            priority: 0,
-            retry: RetryPolicy::default(),
-            next_hops: Vec::new(),
-            enabled: true,
-            schedule: None,
-        })
+        ))
         .await
         .unwrap();
     let archive = roots.pop().unwrap();

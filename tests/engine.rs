@@ -10,7 +10,7 @@ use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{
     Completion, FileEvent, JobFilter, JobRequest, JobState, LeaseStatus, Matcher, Orbit,
-    OrbitOptions, RetryPolicy, Store, TransferTemplate,
+    OrbitOptions, Store, TransferTemplate,
 };
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{TransferMode, TransferSpec};
@@ -638,20 +638,15 @@ async fn templates_turn_matching_events_into_jobs(options: OrbitOptions) {
         orbit_with_local_endpoints(options, &["incoming/day 1/sales.csv", "incoming/notes.txt"])
             .await;
     let template = TransferTemplate {
-        name: "csv-to-dst".into(),
-        matcher: Matcher {
-            source: "src".into(),
-            path_glob: "incoming/**/*.csv".into(),
-            min_size: Some(1),
-            max_size: None,
-            min_age_seconds: None,
-        },
-        spec: file_spec("src", "", "dst", "csv/{year}/{filename}"),
         priority: 3,
-        retry: RetryPolicy::default(),
-        next_hops: Vec::new(),
-        enabled: true,
-        schedule: None,
+        ..TransferTemplate::new(
+            "csv-to-dst",
+            Matcher {
+                min_size: Some(1),
+                ..Matcher::new("src", "incoming/**/*.csv")
+            },
+            file_spec("src", "", "dst", "csv/{year}/{filename}"),
+        )
     };
     orbit.put_template(&template).await.unwrap();
     assert_eq!(orbit.templates().await.unwrap().len(), 1);

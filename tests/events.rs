@@ -7,7 +7,7 @@ mod common;
 use common::{Kind, endpoint, orbit_options, postgres_url, sqlite_url};
 use file_orbit::endpoint::EndpointConfig;
 use file_orbit::engine::{
-    FileEvent, JobState, Matcher, MissedTicks, Orbit, RetryPolicy, Schedule, TransferTemplate,
+    FileEvent, JobState, Matcher, MissedTicks, Orbit, Schedule, TransferTemplate,
 };
 use file_orbit::events::{EventState, IncomingEvent, Ingested};
 use file_orbit::template::PathTemplate;
@@ -30,25 +30,17 @@ async fn orbit_with_template(url: &str, schedule: Option<Schedule>) -> Orbit {
         .await
         .unwrap();
     let template = TransferTemplate {
-        name: "txt".into(),
-        matcher: Matcher {
-            source: "src".into(),
-            path_glob: "*.txt".into(),
-            min_size: None,
-            max_size: None,
-            min_age_seconds: None,
-        },
-        spec: TransferSpec::file(
-            "src",
-            "a.txt",
-            "dst",
-            PathTemplate::parse("{timestamp}-{filename}").unwrap(),
-        ),
-        priority: 0,
-        retry: RetryPolicy::default(),
-        next_hops: Vec::new(),
-        enabled: true,
         schedule,
+        ..TransferTemplate::new(
+            "txt",
+            Matcher::new("src", "*.txt"),
+            TransferSpec::file(
+                "src",
+                "a.txt",
+                "dst",
+                PathTemplate::parse("{timestamp}-{filename}").unwrap(),
+            ),
+        )
     };
     orbit.put_template(&template).await.unwrap();
     orbit

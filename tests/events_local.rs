@@ -45,32 +45,24 @@ async fn setup(options: OrbitOptions) -> Setup {
     orbit.put_endpoint(&archive, 8).await.unwrap();
     orbit
         .put_template(&TransferTemplate {
-            name: "mirror".into(),
-            matcher: Matcher {
-                source: "inbox".into(),
-                path_glob: "**".into(),
-                min_size: None,
-                max_size: None,
-                min_age_seconds: None,
-            },
-            spec: TransferSpec {
-                verify: true,
-                ..TransferSpec::file(
-                    "inbox",
-                    "",
-                    "archive",
-                    PathTemplate::parse("{relpath}").unwrap(),
-                )
-            },
-            priority: 0,
             retry: RetryPolicy {
                 max_attempts: 3,
                 base_delay_ms: 100,
                 max_delay_ms: 1_000,
             },
-            next_hops: Vec::new(),
-            enabled: true,
-            schedule: None,
+            ..TransferTemplate::new(
+                "mirror",
+                Matcher::new("inbox", "**"),
+                TransferSpec {
+                    verify: true,
+                    ..TransferSpec::file(
+                        "inbox",
+                        "",
+                        "archive",
+                        PathTemplate::parse("{relpath}").unwrap(),
+                    )
+                },
+            )
         })
         .await
         .unwrap();

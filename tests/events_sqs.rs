@@ -10,7 +10,7 @@ mod common;
 use common::{Kind, endpoint, ensure_bucket, env, moto_s3, orbit_options, rclone, unique};
 use file_orbit::endpoint::{Endpoint, EndpointConfig, S3Config};
 use file_orbit::engine::{
-    EventRecord, EventState, Job, JobFilter, JobState, Matcher, Orbit, OrbitOptions, RetryPolicy,
+    EventRecord, EventState, Job, JobFilter, JobState, Matcher, Orbit, OrbitOptions,
     TransferTemplate, Workers,
 };
 use file_orbit::events::sqs::aws_sdk_sqs::types::{Message, QueueAttributeName};
@@ -70,16 +70,10 @@ impl Fixture {
             unreachable!()
         };
         orbit
-            .put_template(&TransferTemplate {
-                name: TEMPLATE.into(),
-                matcher: Matcher {
-                    source: "s3in".into(),
-                    path_glob: "**".into(),
-                    min_size: None,
-                    max_size: None,
-                    min_age_seconds: None,
-                },
-                spec: TransferSpec {
+            .put_template(&TransferTemplate::new(
+                TEMPLATE,
+                Matcher::new("s3in", "**"),
+                TransferSpec {
                     verify: true,
                     ..TransferSpec::file(
                         "s3in",
@@ -88,12 +82,7 @@ impl Fixture {
                         PathTemplate::parse("{relpath}").unwrap(),
                     )
                 },
-                priority: 0,
-                retry: RetryPolicy::default(),
-                next_hops: Vec::new(),
-                enabled: true,
-                schedule: None,
-            })
+            ))
             .await
             .unwrap();
 

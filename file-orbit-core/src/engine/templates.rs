@@ -129,7 +129,35 @@ fn enabled() -> bool {
     true
 }
 
+impl Matcher {
+    /// Files of endpoint `source` whose path matches `path_glob`, of any size and age.
+    pub fn new(source: &str, path_glob: &str) -> Self {
+        Self {
+            source: source.into(),
+            path_glob: path_glob.into(),
+            min_size: None,
+            max_size: None,
+            min_age_seconds: None,
+        }
+    }
+}
+
 impl TransferTemplate {
+    /// Template `name`: a file event matching `matcher` becomes a job running `spec`, at
+    /// priority 0 with the default retries, no next hops and no schedule; enabled.
+    pub fn new(name: &str, matcher: Matcher, spec: TransferSpec) -> Self {
+        Self {
+            name: name.into(),
+            matcher,
+            spec,
+            priority: 0,
+            retry: RetryPolicy::default(),
+            next_hops: Vec::new(),
+            enabled: true,
+            schedule: None,
+        }
+    }
+
     fn glob(&self) -> Result<globset::GlobMatcher> {
         globset::GlobBuilder::new(&self.matcher.path_glob)
             .literal_separator(true)
