@@ -12,7 +12,9 @@
 # (a relative value is taken from the repo root): configs, keys, data, logs/,
 # one <name>.pid per server, and `env` — a sourceable file of
 # FILE_ORBIT_TEST_* variables describing every server, written after a
-# successful start and removed by stop. It also owns the Unix user `fotest`
+# successful start and removed by stop. (The SMB share and PostgreSQL's
+# cluster go to /var/tmp/file-orbit-test-servers.<n> instead when the state dir
+# lies below a directory other users cannot traverse.) It also owns the Unix user `fotest`
 # (created if missing, password and authorized key set on every start); stop
 # removes the files tests left in its home.
 #
@@ -64,6 +66,26 @@ READY_TRIES=${FILE_ORBIT_TEST_READY_TRIES:-120}
 STOP_TRIES=40
 
 SERVERS=(sftp smb moto rclone-s3 postgres)
+
+# others_can_reach DIR: every existing parent of DIR is traversable by other users.
+others_can_reach() {
+    local dir
+    dir=$(dirname "$1")
+    while [[ ! -e $dir ]]; do dir=$(dirname "$dir"); done
+    while [[ $dir != / ]]; do
+        (($(stat -c %a "$dir" | sed 's/^/8#/') & 1)) || return 1
+        dir=$(dirname "$dir")
+    done
+}
+# The SMB share (used as the test user) and PostgreSQL's cluster (user postgres) live
+# where those users can reach them: in the state dir, unless it lies below a private
+# directory (mode 0700, e.g. a clone under `mktemp -d`); then in /var/tmp, one dir per
+# state dir.
+if others_can_reach "$STATE"; then
+    SHARED=$STATE
+else
+    SHARED=/var/tmp/file-orbit-test-servers.$(printf '%s' "$STATE" | cksum | cut -d' ' -f1)
+fi
 LOGS=$STATE/logs
 SSHD_DIR=$STATE/sshd
 SSHD_CONF=$SSHD_DIR/sshd_config
@@ -71,9 +93,9 @@ CLIENT_KEY=$STATE/client/id_ed25519
 KNOWN_HOSTS=$STATE/known_hosts
 SMB_DIR=$STATE/smb
 SMB_CONF=$SMB_DIR/smb.conf
-SMB_SHARE_DIR=$STATE/smb-share
+SMB_SHARE_DIR=$SHARED/smb-share
 RS3_DIR=$STATE/rclone-s3
-PG_DIR=$STATE/pg
+PG_DIR=$SHARED/pg
 PG_DATA=$PG_DIR/data
 ENV_FILE=$STATE/env
 
@@ -229,7 +251,7 @@ launch_nosetsid() {
 run_as() {
     local user=$1
     shift
-    (cd "$STATE" && runuser -u "$user" -- "$@")
+    (cd "$SHARED" && runuser -u "$user" -- "$@")
 }
 
 # ------------------------------------------------------------------ test user
@@ -322,7 +344,7 @@ start_smb() {
     chown "$TEST_USER:" "$SMB_SHARE_DIR"
     chmod 755 "$SMB_SHARE_DIR"
     run_as "$TEST_USER" test -w "$SMB_SHARE_DIR" ||
-        fo_die "smb: user $TEST_USER cannot reach $SMB_SHARE_DIR (a parent dir is not traversable); set FILE_ORBIT_TEST_SERVERS_DIR elsewhere"
+        fo_die "smb: user $TEST_USER cannot reach $SMB_SHARE_DIR (a parent dir is not traversable)"
 
     cat >"$SMB_CONF" <<EOF
 # Private smbd for File Orbit integration tests (scripts/test-servers.sh).
@@ -426,7 +448,7 @@ start_postgres() {
     chown postgres: "$PG_DIR"
     chmod 700 "$PG_DIR"
     run_as postgres test -w "$PG_DIR" ||
-        fo_die "postgres: user postgres cannot reach $PG_DIR (a parent dir is not traversable); set FILE_ORBIT_TEST_SERVERS_DIR elsewhere"
+        fo_die "postgres: user postgres cannot reach $PG_DIR (a parent dir is not traversable)"
 
     if [[ ! -s $PG_DATA/PG_VERSION ]]; then
         rm -rf "$PG_DATA"
@@ -572,10 +594,10 @@ elapsed_since() {
 
 # ------------------------------------------------------------------ commands
 cmd_start() {
-    mkdir -p "$STATE" "$LOGS"
+    mkdir -p "$STATE" "$LOGS" "$SHARED"
     # Other users (fotest for the SMB share, postgres for its cluster) must be
-    # able to traverse the state dir.
-    chmod 755 "$STATE"
+    # able to traverse the state dir (or the shared dir that stands in for it).
+    chmod 755 "$STATE" "$SHARED"
     rm -f "$ENV_FILE"
     ensure_test_user
     local name pid
