@@ -6,6 +6,7 @@ mod common;
 use common::{endpoint, env, moto_s3, rclone, sftp_config, smb_config};
 use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig, HostKeyCheck, Problem, SftpAuth};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 const WRONG: &str = "wrong-Pa55-canary-31";
@@ -174,4 +175,53 @@ async fn invalid_config_names_the_field() {
         "{diagnosis}"
     );
     assert!(diagnosis.message.contains("bucket"), "{diagnosis}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_a_timeout() {
+    // Accepts the TCP connection (so the network probe passes) and then stays silent,
+    // as a hung server or a half-open firewall does.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let silent = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut config = sftp_config("");
+    config.port = port;
+    let diagnosis = diagnose(EndpointConfig::Sftp(config)).await;
+    silent.abort();
+    assert_eq!(diagnosis.problem, Some(Problem::Timeout), "{diagnosis}");
+}
+
+#[tokio::test]
+async fn https_to_a_plain_http_server_is_a_tls_problem() {
+    let mut config = moto_s3("fo-tls-check", "");
+    config.endpoint_url = Some(env("MOTO_ENDPOINT").replace("http://", "https://"));
+    let diagnosis = diagnose(EndpointConfig::S3(config)).await;
+    assert_eq!(diagnosis.problem, Some(Problem::Tls), "{diagnosis}");
+}
+
+#[tokio::test]
+async fn a_directory_the_account_may_not_read_is_permission_denied() {
+    // A directory only root (this test) may open, in the SFTP user's home and in the
+    // SMB share.
+    let name = format!("private-{}", std::process::id());
+    for (base, config) in [
+        ("SFTP_HOME", EndpointConfig::Sftp(sftp_config(&name))),
+        ("SMB_SHARE_DIR", EndpointConfig::Smb(smb_config(&name))),
+    ] {
+        let private = PathBuf::from(env(base)).join(&name);
+        std::fs::create_dir_all(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let diagnosis = diagnose(config).await;
+        std::fs::remove_dir(&private).unwrap();
+        assert_eq!(
+            diagnosis.problem,
+            Some(Problem::PermissionDenied),
+            "{diagnosis}"
+        );
+    }
 }

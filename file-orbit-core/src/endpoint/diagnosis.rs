@@ -107,7 +107,10 @@ impl Endpoint {
         let lower = err.message.to_lowercase();
         let at = match &self.config {
             EndpointConfig::Local(local) => format!("{}", local.root.display()),
-            EndpointConfig::S3(s3) => format!("bucket {:?}", s3.bucket),
+            EndpointConfig::S3(s3) => match &s3.endpoint_url {
+                Some(url) => format!("bucket {:?} at {url}", s3.bucket),
+                None => format!("bucket {:?}", s3.bucket),
+            },
             EndpointConfig::Sftp(sftp) => format!("{}@{}:{}", sftp.user, sftp.host, sftp.port),
             EndpointConfig::Smb(smb) => format!("{}@{}:{}", smb.user, smb.host, smb.port),
         };
