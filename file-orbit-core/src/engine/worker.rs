@@ -30,6 +30,22 @@ const RELEASE_WAIT: Duration = Duration::from_secs(10);
 /// The most successes recorded in one transaction.
 const REPORT_BATCH: usize = 64;
 
+/// The longest a dispatcher waits between failed leases (the store unreachable): once the
+/// store is back, work resumes within this.
+const MAX_LEASE_RETRY: Duration = Duration::from_secs(10);
+
+/// Waits between failed leases in a row: five poll intervals, doubling (with jitter) up to
+/// `MAX_LEASE_RETRY`, so an outage of an hour logs a few hundred lines, not thousands.
+fn lease_retries(poll_interval: Duration) -> backon::ExponentialBackoff {
+    use backon::BackoffBuilder;
+    ExponentialBuilder::default()
+        .with_min_delay(poll_interval * 5)
+        .with_max_delay(MAX_LEASE_RETRY)
+        .with_jitter()
+        .without_max_times()
+        .build()
+}
+
 impl Workers {
     pub(super) fn start(orbit: Orbit, count: usize) -> Workers {
         let (stop, stopped) = watch::channel(false);
@@ -118,6 +134,8 @@ impl Dispatcher {
         let mut new_work = self.orbit.new_work();
         let mut free: Vec<usize> = (0..self.slots).rev().collect();
         let mut running = JoinSet::new();
+        let mut retries = lease_retries(options.poll_interval);
+        let mut failures = 0u32;
         while !*stopped.borrow() {
             while let Some(slot) = running.try_join_next() {
                 free.extend(slot);
@@ -142,6 +160,11 @@ impl Dispatcher {
                 .await;
             let idle = match leased {
                 Ok(jobs) => {
+                    if failures > 0 {
+                        tracing::info!(failures, "leasing works again");
+                        failures = 0;
+                        retries = lease_retries(options.poll_interval);
+                    }
                     let leased = jobs.len();
                     for ((job, slot), id) in jobs.into_iter().zip(&slots).zip(owners) {
                         let worker = Worker {
@@ -162,9 +185,11 @@ impl Dispatcher {
                     (leased < slots.len()).then_some(options.poll_interval)
                 }
                 Err(err) => {
-                    tracing::warn!(%err, "leasing failed");
+                    failures += 1;
+                    let wait = retries.next().unwrap_or(MAX_LEASE_RETRY);
+                    tracing::warn!(%err, failures, retry_in = ?wait, "leasing failed");
                     free.extend(slots.iter().rev());
-                    Some(options.poll_interval * 5)
+                    Some(wait)
                 }
             };
             if let Some(wait) = idle {

@@ -1,0 +1,185 @@
+//! The store's network drops while workers run: the engine reaches the real PostgreSQL
+//! test server through a TCP relay on loopback, and the test cuts that relay (every open
+//! connection closed, new ones closed at once) for longer than a lease, then restores it.
+//! The same workers, never restarted, must finish the batch: every job succeeded, every
+//! destination equals its source, nothing left leased or queued, the audit chain intact.
+
+mod common;
+
+use common::{Kind, endpoint, local_root, orbit_options, postgres_url};
+use file_orbit::engine::{JobRequest, JobState, Orbit, RetryPolicy};
+use file_orbit::template::PathTemplate;
+use file_orbit::transfer::TransferSpec;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+const JOBS: usize = 1_000;
+/// The cut comes once this many jobs succeeded, so the batch is in full flow.
+const CUT_AFTER: i64 = 50;
+/// The longest the batch may take once the network is back.
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A TCP relay to `target` that can be cut and restored.
+struct Relay {
+    port: u16,
+    up: watch::Sender<bool>,
+    /// Connections that were open when the relay was cut.
+    severed: Arc<AtomicUsize>,
+    accepting: JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (up, is_up) = watch::channel(true);
+        let severed = Arc::new(AtomicUsize::new(0));
+        let counted = severed.clone();
+        let accepting = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*is_up.borrow() {
+                    continue; // dropped: closed at once
+                }
+                let (target, counted) = (target.clone(), counted.clone());
+                let mut is_up = is_up.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = is_up.wait_for(|up| !up) => {
+                            counted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        Relay {
+            port,
+            up,
+            severed,
+            accepting,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    fn restore(&self) {
+        self.up.send_replace(true);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+async fn counts(orbit: &Orbit) -> (i64, i64) {
+    let counts = orbit.store().job_counts().await.unwrap();
+    (counts.get(JobState::Succeeded), counts.unfinished())
+}
+
+fn content(index: usize) -> Vec<u8> {
+    format!("outage {index}\n")
+        .repeat(index % 40 + 1)
+        .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_finish_the_batch_after_the_store_was_unreachable_for_longer_than_a_lease() {
+    // The engine's warnings (as RUST_LOG asks) show with a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let direct_url = postgres_url().await;
+    let direct = format!(
+        "{}:{}",
+        common::env("POSTGRES_HOST"),
+        common::env("POSTGRES_PORT")
+    );
+    let relay = Relay::start(direct.clone()).await;
+    let relayed_url = direct_url.replace(&direct, &format!("127.0.0.1:{}", relay.port));
+    assert_ne!(relayed_url, direct_url);
+
+    // The engine under test goes through the relay; the test watches on its own line.
+    let options = orbit_options(&relayed_url);
+    let lease = options.lease;
+    let orbit = Orbit::open(options).await.unwrap();
+    let watcher = Orbit::open(orbit_options(&direct_url)).await.unwrap();
+    let source = endpoint(Kind::Local, "src");
+    let destination = endpoint(Kind::Local, "dst");
+    orbit.put_endpoint(&source, 16).await.unwrap();
+    orbit.put_endpoint(&destination, 16).await.unwrap();
+    let (source_root, destination_root) = (local_root(&source), local_root(&destination));
+    for index in 0..JOBS {
+        let name = format!("f{index:04}.txt");
+        std::fs::write(source_root.join(&name), content(index)).unwrap();
+        let mut request = JobRequest::new(TransferSpec::file(
+            "src",
+            &name,
+            "dst",
+            PathTemplate::parse("{filename}").unwrap(),
+        ));
+        request.retry = RetryPolicy {
+            max_attempts: 20,
+            base_delay_ms: 100,
+            max_delay_ms: 1_000,
+        };
+        orbit.submit(&request).await.unwrap();
+    }
+
+    let workers = orbit.start_workers(4);
+    let deadline = Instant::now() + WAIT;
+    while counts(&watcher).await.0 < CUT_AFTER {
+        assert!(Instant::now() < deadline, "the batch did not start");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    relay.cut();
+    let (at_cut, _) = counts(&watcher).await;
+    tokio::time::sleep(lease + Duration::from_secs(1)).await;
+    let (during, _) = counts(&watcher).await;
+    relay.restore();
+    let restored = Instant::now();
+    println!(
+        "cut at {at_cut} of {JOBS} succeeded, {during} when restored; {} connections severed",
+        relay.severed.load(Ordering::Relaxed)
+    );
+    assert!(
+        relay.severed.load(Ordering::Relaxed) > 0,
+        "the cut severed no open connection"
+    );
+    assert!(
+        (during as usize) < JOBS,
+        "the batch was over before the network came back"
+    );
+
+    loop {
+        let (succeeded, unfinished) = counts(&watcher).await;
+        if unfinished == 0 {
+            assert_eq!(succeeded as usize, JOBS, "jobs ended other than succeeded");
+            println!("all done {:?} after the restore", restored.elapsed());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "after the outage: {succeeded} succeeded, {unfinished} unfinished"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    workers.shutdown().await;
+    for index in 0..JOBS {
+        let name = format!("f{index:04}.txt");
+        let copied = std::fs::read(destination_root.join(&name)).unwrap();
+        assert_eq!(copied, content(index), "{name}");
+    }
+    assert_eq!(watcher.verify_audit_log().await.unwrap(), None);
+}
