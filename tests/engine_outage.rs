@@ -7,9 +7,9 @@
 mod common;
 
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url};
-use file_orbit::engine::{JobRequest, JobState, Orbit, RetryPolicy};
+use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::template::PathTemplate;
-use file_orbit::transfer::TransferSpec;
+use file_orbit::transfer::{TransferMode, TransferSpec};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -123,12 +123,18 @@ async fn workers_finish_the_batch_after_the_store_was_unreachable_for_longer_tha
     for index in 0..JOBS {
         let name = format!("f{index:04}.txt");
         std::fs::write(source_root.join(&name), content(index)).unwrap();
-        let mut request = JobRequest::new(TransferSpec::file(
+        // Odd jobs move: a move that ran but whose success was not recorded would run
+        // again and fail on its missing source.
+        let mut spec = TransferSpec::file(
             "src",
             &name,
             "dst",
             PathTemplate::parse("{filename}").unwrap(),
-        ));
+        );
+        if index % 2 == 1 {
+            spec.mode = TransferMode::Move;
+        }
+        let mut request = JobRequest::new(spec);
         request.retry = RetryPolicy {
             max_attempts: 20,
             base_delay_ms: 100,
@@ -165,7 +171,21 @@ async fn workers_finish_the_batch_after_the_store_was_unreachable_for_longer_tha
     loop {
         let (succeeded, unfinished) = counts(&watcher).await;
         if unfinished == 0 {
-            assert_eq!(succeeded as usize, JOBS, "jobs ended other than succeeded");
+            let dead = JobFilter {
+                state: Some(JobState::Dead),
+                limit: 10,
+                offset: 0,
+                before_id: None,
+            };
+            let dead: Vec<_> = watcher
+                .jobs(&dead)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|job| (job.id, job.spec.mode, job.last_error))
+                .collect();
+            assert!(dead.is_empty(), "dead jobs: {dead:?}");
+            assert_eq!(succeeded as usize, JOBS);
             println!("all done {:?} after the restore", restored.elapsed());
             break;
         }
@@ -180,6 +200,7 @@ async fn workers_finish_the_batch_after_the_store_was_unreachable_for_longer_tha
         let name = format!("f{index:04}.txt");
         let copied = std::fs::read(destination_root.join(&name)).unwrap();
         assert_eq!(copied, content(index), "{name}");
+        assert_eq!(source_root.join(&name).exists(), index % 2 == 0, "{name}");
     }
     assert_eq!(watcher.verify_audit_log().await.unwrap(), None);
 }

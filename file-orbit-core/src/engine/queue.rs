@@ -948,6 +948,22 @@ impl Store {
         Ok(state)
     }
 
+    /// How attempt `attempt` of job `id` ended (`succeeded`, `failed`, `lost`, ...); None
+    /// while it runs or when there is no such attempt.
+    pub async fn attempt_outcome(&self, id: i64, attempt: i64) -> Result<Option<String>> {
+        let row =
+            sqlx::query("SELECT outcome FROM job_attempts WHERE job_id = $1 AND attempt = $2")
+                .bind(id)
+                .bind(attempt)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error("reading an attempt"))?;
+        match row {
+            Some(row) => row.try_get(0).map_err(db_error("reading an attempt")),
+            None => Ok(None),
+        }
+    }
+
     /// Runs a dead or cancelled job again from its first attempt.
     pub async fn retry(&self, id: i64, actor: &str) -> Result<()> {
         let now = now_ms();

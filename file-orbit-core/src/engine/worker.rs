@@ -7,8 +7,9 @@
 
 use super::queue::{Completion, Job, LeaseStatus};
 use super::{Orbit, Store};
+use crate::endpoint::Endpoint;
 use crate::error::{ErrorKind, Result};
-use crate::transfer::TransferJob;
+use crate::transfer::{Scope, TransferJob, TransferMode, file_exists};
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -328,6 +329,7 @@ impl Worker {
         let transfer =
             TransferJob::start(orbit.rclone(), &job.spec, &source, &destination, now).await?;
         let canceller = transfer.canceller();
+        let landed = transfer.destination_path.clone();
         let lease = orbit.options().lease;
         let mut heartbeat = tokio::time::interval(lease / 3);
         heartbeat.tick().await;
@@ -344,7 +346,10 @@ impl Worker {
                         _ if lease_lost => Ok(Ended::LeaseLost),
                         Ok(progress) => Ok(Ended::Done { bytes: progress.bytes, files: progress.files }),
                         Err(_) if released => Ok(Ended::Released),
-                        Err(err) => Err(err),
+                        Err(err) => match self.moved_by_a_lost_attempt(job, &destination, &landed, &err).await {
+                            true => Ok(Ended::Done { bytes: 0, files: 0 }),
+                            false => Err(err),
+                        },
                     };
                 }
                 // Only a sent release counts (an error means the handle was dropped).
@@ -371,6 +376,49 @@ impl Worker {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Whether `err` (a missing source) only means that an earlier attempt of this
+    /// one-file move did the work: its outcome was lost (the worker crashed or was cut off
+    /// from the store before recording it), the source is gone and the destination holds
+    /// the file. Such a job is recorded as succeeded instead of dying on its own success.
+    async fn moved_by_a_lost_attempt(
+        &self,
+        job: &Job,
+        destination: &Endpoint,
+        landed: &str,
+        err: &crate::error::Error,
+    ) -> bool {
+        if err.kind != ErrorKind::NotFound
+            || job.spec.mode != TransferMode::Move
+            || job.spec.scope != Scope::File
+            || job.attempts < 2
+        {
+            return false;
+        }
+        let store = self.orbit.store();
+        match store.attempt_outcome(job.id, job.attempts - 1).await {
+            Ok(Some(outcome)) if outcome == "lost" => {}
+            Ok(_) => return false,
+            Err(check) => {
+                tracing::warn!(%check, "could not read the previous attempt");
+                return false;
+            }
+        }
+        match file_exists(self.orbit.rclone(), destination, landed).await {
+            Ok(true) => {
+                tracing::info!(
+                    previous = job.attempts - 1,
+                    "source gone and destination present: the lost attempt moved the file"
+                );
+                true
+            }
+            Ok(false) => false,
+            Err(check) => {
+                tracing::warn!(%check, "could not look for the moved file");
+                false
             }
         }
     }

@@ -5,8 +5,8 @@
 use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::methods::{
-    Check, CopyFile, Empty, FileTransfer, Fs, HashSum, MoveFile, SyncCopy, SyncMove, SyncSync,
-    TreeTransfer,
+    Check, CopyFile, Empty, FileTransfer, Fs, HashSum, ListOptions, MoveFile, Stat, SyncCopy,
+    SyncMove, SyncSync, TreeTransfer,
 };
 use crate::rclone::{JobCanceller, JobOptions, Progress, Rclone, RcloneJob};
 use crate::template::{PathTemplate, TemplateContext};
@@ -228,6 +228,24 @@ pub struct TransferJob {
 enum Verification {
     Tree { src: Fs, dst: Fs },
     File { src: Fs, dst: Fs },
+}
+
+/// Whether `path` names a file on `endpoint` (false when it or its directory is missing).
+pub async fn file_exists(rclone: &'static Rclone, endpoint: &Endpoint, path: &str) -> Result<bool> {
+    let (dir, name) = split_parent(path);
+    let stat = Stat {
+        fs: endpoint.to_rclone(rclone, dir)?,
+        remote: name.to_string(),
+        opt: ListOptions {
+            no_mod_time: true,
+            ..ListOptions::default()
+        },
+    };
+    match rclone.call_async(&stat).await {
+        Ok(reply) => Ok(reply.item.is_some_and(|item| !item.is_dir)),
+        Err(err) if err.kind == ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    }
 }
 
 /// Splits `a/b/c.txt` into (`a/b`, `c.txt`).
