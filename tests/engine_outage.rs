@@ -6,81 +6,19 @@
 
 mod common;
 
+use common::relay::relayed_postgres;
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url};
 use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{TransferMode, TransferSpec};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 const JOBS: usize = 1_000;
 /// The cut comes once this many jobs succeeded, so the batch is in full flow.
 const CUT_AFTER: i64 = 50;
 /// The longest the batch may take once the network is back.
 const WAIT: Duration = Duration::from_secs(90);
-
-/// A TCP relay to `target` that can be cut and restored.
-struct Relay {
-    port: u16,
-    up: watch::Sender<bool>,
-    /// Connections that were open when the relay was cut.
-    severed: Arc<AtomicUsize>,
-    accepting: JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(target: String) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (up, is_up) = watch::channel(true);
-        let severed = Arc::new(AtomicUsize::new(0));
-        let counted = severed.clone();
-        let accepting = tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !*is_up.borrow() {
-                    continue; // dropped: closed at once
-                }
-                let (target, counted) = (target.clone(), counted.clone());
-                let mut is_up = is_up.clone();
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = is_up.wait_for(|up| !up) => {
-                            counted.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                });
-            }
-        });
-        Relay {
-            port,
-            up,
-            severed,
-            accepting,
-        }
-    }
-
-    fn cut(&self) {
-        self.up.send_replace(false);
-    }
-
-    fn restore(&self) {
-        self.up.send_replace(true);
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.accepting.abort();
-    }
-}
 
 async fn counts(orbit: &Orbit) -> (i64, i64) {
     let counts = orbit.store().job_counts().await.unwrap();
@@ -101,14 +39,7 @@ async fn workers_finish_the_batch_after_the_store_was_unreachable_for_longer_tha
         .with_test_writer()
         .try_init();
     let direct_url = postgres_url().await;
-    let direct = format!(
-        "{}:{}",
-        common::env("POSTGRES_HOST"),
-        common::env("POSTGRES_PORT")
-    );
-    let relay = Relay::start(direct.clone()).await;
-    let relayed_url = direct_url.replace(&direct, &format!("127.0.0.1:{}", relay.port));
-    assert_ne!(relayed_url, direct_url);
+    let (relay, relayed_url) = relayed_postgres(&direct_url).await;
 
     // The engine under test goes through the relay; the test watches on its own line.
     let options = orbit_options(&relayed_url);

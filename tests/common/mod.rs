@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod api;
+pub mod relay;
 
 use file_orbit::Secret;
 use file_orbit::endpoint::{
