@@ -1,12 +1,14 @@
 //! The store's network drops while workers run: the engine reaches the real PostgreSQL
-//! test server through a TCP relay on loopback, and the test cuts that relay (every open
-//! connection closed, new ones closed at once) for longer than a lease, then restores it.
-//! The same workers, never restarted, must finish the batch: every job succeeded, every
-//! destination equals its source, nothing left leased or queued, the audit chain intact.
+//! test server through a TCP relay on loopback, and the test takes that line down for
+//! longer than a lease, then restores it — once cut (every connection closed at once, as
+//! when the server goes away) and once silent (connections held without a word, as when a
+//! network drops packets). The same workers, never restarted, must finish the batch: every
+//! job succeeded, every destination equals its source (moved sources gone), nothing left
+//! leased or queued, the audit chain intact.
 
 mod common;
 
-use common::relay::relayed_postgres;
+use common::relay::{Relay, relayed_postgres};
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url};
 use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::template::PathTemplate;
@@ -16,7 +18,7 @@ use std::time::{Duration, Instant};
 
 const JOBS: usize = 1_000;
 /// The cut comes once this many jobs succeeded, so the batch is in full flow.
-const CUT_AFTER: i64 = 50;
+const DOWN_AFTER: i64 = 50;
 /// The longest the batch may take once the network is back.
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -32,7 +34,18 @@ fn content(index: usize) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn workers_finish_the_batch_after_the_store_was_unreachable_for_longer_than_a_lease() {
+async fn workers_finish_the_batch_after_the_store_went_away_for_longer_than_a_lease() {
+    batch_survives(Relay::cut).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_finish_the_batch_after_the_store_went_silent_for_longer_than_a_lease() {
+    batch_survives(Relay::silence).await;
+}
+
+/// Runs the batch, takes the line down with `down` once it flows, restores it after a
+/// lease and a second, and checks the outcome.
+async fn batch_survives(down: fn(&Relay)) {
     // The engine's warnings (as RUST_LOG asks) show with a failing test's output.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -76,23 +89,23 @@ async fn workers_finish_the_batch_after_the_store_was_unreachable_for_longer_tha
 
     let workers = orbit.start_workers(4);
     let deadline = Instant::now() + WAIT;
-    while counts(&watcher).await.0 < CUT_AFTER {
+    while counts(&watcher).await.0 < DOWN_AFTER {
         assert!(Instant::now() < deadline, "the batch did not start");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    relay.cut();
-    let (at_cut, _) = counts(&watcher).await;
+    down(&relay);
+    let (at_down, _) = counts(&watcher).await;
     tokio::time::sleep(lease + Duration::from_secs(1)).await;
     let (during, _) = counts(&watcher).await;
     relay.restore();
     let restored = Instant::now();
     println!(
-        "cut at {at_cut} of {JOBS} succeeded, {during} when restored; {} connections severed",
+        "down at {at_down} of {JOBS} succeeded, {during} when restored; {} connections severed",
         relay.severed.load(Ordering::Relaxed)
     );
     assert!(
         relay.severed.load(Ordering::Relaxed) > 0,
-        "the cut severed no open connection"
+        "taking the line down severed no open connection"
     );
     assert!(
         (during as usize) < JOBS,

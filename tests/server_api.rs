@@ -6,6 +6,7 @@
 mod common;
 
 use common::api::{Api, BODIES};
+use common::relay::relayed_postgres;
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url};
 use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
@@ -877,6 +878,46 @@ async fn postgres_smoke() {
     assert_eq!(events.last().unwrap().1["state"], "succeeded", "{events:?}");
     let health = api.call("GET", "/health", None, None).await.json();
     assert_eq!(health["database"]["backend"], "postgres", "{health}");
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_a_silent_store_within_seconds_and_its_return() {
+    let (relay, url) = relayed_postgres(&postgres_url().await).await;
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, _keys) = config_with_keys(1);
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let health = api.call("GET", "/health", None, None).await;
+    assert_eq!(health.status, 200, "{}", health.body);
+
+    relay.silence();
+    let asked = std::time::Instant::now();
+    let health = api.call("GET", "/health", None, None).await;
+    let waited = asked.elapsed();
+    relay.restore();
+    assert_eq!(health.status, 503, "{}", health.body);
+    let body = health.json();
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert_eq!(body["database"]["ok"], false, "{body}");
+    assert!(body["database"]["error"].is_string(), "{body}");
+    // The pool would hold each of /health's store reads for its 30 s acquire timeout;
+    // /health gives up on the store after 5 s and skips the other reads.
+    assert!(waited < Duration::from_secs(20), "/health took {waited:?}");
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let health = api.call("GET", "/health", None, None).await;
+        if health.status == 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still unhealthy after the store returned: {}",
+            health.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(server.shutdown().await);
 }
 

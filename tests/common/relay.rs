@@ -7,11 +7,22 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// A TCP relay to `target` that can be cut and restored.
+/// What the relay does with traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// Relays both ways.
+    Up,
+    /// Closes every connection at once, open or new: a server that went away.
+    Cut,
+    /// Holds every connection open and relays nothing: a network that drops packets.
+    Silent,
+}
+
+/// A TCP relay to `target` that can be cut, silenced and restored.
 pub struct Relay {
     pub port: u16,
-    up: watch::Sender<bool>,
-    /// Connections that were open when the relay was cut.
+    line: watch::Sender<Line>,
+    /// Connections that were open when the line went down.
     pub severed: Arc<AtomicUsize>,
     accepting: JoinHandle<()>,
 }
@@ -20,32 +31,42 @@ impl Relay {
     pub async fn start(target: String) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (up, is_up) = watch::channel(true);
+        let (line, watching) = watch::channel(Line::Up);
         let severed = Arc::new(AtomicUsize::new(0));
         let counted = severed.clone();
         let accepting = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
-                if !*is_up.borrow() {
-                    continue; // dropped: closed at once
-                }
                 let (target, counted) = (target.clone(), counted.clone());
-                let mut is_up = is_up.clone();
+                let mut line = watching.clone();
+                let now = *line.borrow_and_update();
                 tokio::spawn(async move {
+                    match now {
+                        Line::Cut => return, // dropped: closed at once
+                        Line::Silent => {
+                            // Held without a word until the line changes, then closed.
+                            let _ = line.changed().await;
+                            return;
+                        }
+                        Line::Up => {}
+                    }
                     let Ok(mut server) = TcpStream::connect(&target).await else {
                         return;
                     };
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                        _ = is_up.wait_for(|up| !up) => {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                        _ = line.wait_for(|line| *line != Line::Up) => {
                             counted.fetch_add(1, Ordering::Relaxed);
                         }
+                    }
+                    if *line.borrow_and_update() == Line::Silent {
+                        let _ = line.changed().await;
                     }
                 });
             }
         });
         Relay {
             port,
-            up,
+            line,
             severed,
             accepting,
         }
@@ -53,11 +74,17 @@ impl Relay {
 
     /// Closes every open connection; new ones are closed at once.
     pub fn cut(&self) {
-        self.up.send_replace(false);
+        self.line.send_replace(Line::Cut);
+    }
+
+    /// Stops relaying but holds every connection, open or new, without a word (until the
+    /// line changes; then they are closed).
+    pub fn silence(&self) {
+        self.line.send_replace(Line::Silent);
     }
 
     pub fn restore(&self) {
-        self.up.send_replace(true);
+        self.line.send_replace(Line::Up);
     }
 }
 

@@ -667,13 +667,26 @@ async fn read_logs(
 
 // ---- health and metrics ----
 
+/// How long `/health` waits for each read of the store before it reports the database
+/// down (an unreachable store would otherwise hold it for the pool's 30 s per read).
+const HEALTH_STORE_WAIT: Duration = Duration::from_secs(5);
+
+/// `read` of the store, or why it failed or did not answer within `HEALTH_STORE_WAIT`.
+async fn health_read<T>(read: impl Future<Output = crate::Result<T>>) -> Result<T, String> {
+    match tokio::time::timeout(HEALTH_STORE_WAIT, read).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(err.to_string()),
+        Err(_) => Err(format!(
+            "the store did not answer within {} s",
+            HEALTH_STORE_WAIT.as_secs()
+        )),
+    }
+}
+
 async fn health(State(state): State<Shared>) -> Response {
     let orbit = &state.orbit;
     let started = std::time::Instant::now();
-    let database = match orbit.store().job_counts().await {
-        Ok(counts) => Ok(counts),
-        Err(err) => Err(err.to_string()),
-    };
+    let database = health_read(orbit.store().job_counts()).await;
     let db_ms = started.elapsed().as_millis() as u64;
     let workers = state.workers.count.load(Ordering::Relaxed);
     let draining = state.workers.draining.load(Ordering::Relaxed);
@@ -691,11 +704,15 @@ async fn health(State(state): State<Shared>) -> Response {
     };
     // The cluster's worker processes, from the registry (informational: a node serving
     // the API stays healthy when workers elsewhere are down).
-    let cluster = match orbit.store().worker_nodes().await {
-        Ok(nodes) => json!(LiveWorkers::of(&nodes)),
-        Err(err) => json!({"error": err.to_string()}),
+    let cluster = match &database {
+        Ok(_) => health_read(orbit.store().worker_nodes()).await,
+        Err(_) => Err("the database is unavailable".into()),
     };
-    let disks = disk_health(&state).await;
+    let cluster = match cluster {
+        Ok(nodes) => json!(LiveWorkers::of(&nodes)),
+        Err(err) => json!({"error": err}),
+    };
+    let disks = disk_health(&state, database.is_ok()).await;
     let disks_ok = disks.iter().all(|disk| disk["ok"] == true);
     let healthy = database.is_ok() && workers_ok && disks_ok;
     let body = json!({
@@ -715,14 +732,18 @@ async fn health(State(state): State<Shared>) -> Response {
 }
 
 /// Free space where this node writes: the log directory and each local endpoint's root
-/// (the nearest existing directory above it), each `ok` while at least
-/// `min_free_disk_mb` is free.
-async fn disk_health(state: &AppState) -> Vec<Value> {
+/// (the nearest existing directory above it; read from the store when it answers), each
+/// `ok` while at least `min_free_disk_mb` is free.
+async fn disk_health(state: &AppState, store_answers: bool) -> Vec<Value> {
     let mut places: Vec<(String, std::path::PathBuf)> = Vec::new();
     if let Some(dir) = &state.config.log.dir {
         places.push(("log_dir".into(), dir.clone()));
     }
-    if let Ok(endpoints) = state.orbit.endpoints().await {
+    let endpoints = match store_answers {
+        true => health_read(state.orbit.endpoints()).await,
+        false => Err(String::new()),
+    };
+    if let Ok(endpoints) = endpoints {
         for endpoint in endpoints.iter().filter(|e| e.kind == "local") {
             if let Some(root) = endpoint.config["root"].as_str() {
                 places.push((format!("endpoint:{}", endpoint.name), root.into()));
