@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const JOBS: usize = 1_000;
-/// The cut comes once this many jobs succeeded, so the batch is in full flow.
+/// The line goes down once this many jobs succeeded, so the batch is in full flow.
 const DOWN_AFTER: i64 = 50;
 /// The longest the batch may take once the network is back.
 const WAIT: Duration = Duration::from_secs(90);
