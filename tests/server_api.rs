@@ -882,10 +882,11 @@ async fn postgres_smoke() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_reports_a_silent_store_within_seconds_and_its_return() {
+async fn a_silent_store_gets_answers_within_seconds_and_health_sees_it_return() {
     let (relay, url) = relayed_postgres(&postgres_url().await).await;
     let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
-    let (config, _keys) = config_with_keys(1);
+    let (mut config, keys) = config_with_keys(1);
+    config.request_timeout_secs = 2;
     let server = Server::start(orbit, config).await.unwrap();
     let api = Api::new(server.local_addr());
     let health = api.call("GET", "/health", None, None).await;
@@ -895,7 +896,11 @@ async fn health_reports_a_silent_store_within_seconds_and_its_return() {
     let asked = std::time::Instant::now();
     let health = api.call("GET", "/health", None, None).await;
     let waited = asked.elapsed();
+    // Any other route: 503 once its deadline passed, instead of waiting for the store.
+    let jobs = api.get("/api/v1/jobs", &keys.viewer).await;
     relay.restore();
+    assert_eq!(jobs.status, 503, "{}", jobs.body);
+    assert_eq!(jobs.json()["error"]["kind"], "timeout", "{}", jobs.body);
     assert_eq!(health.status, 503, "{}", health.body);
     let body = health.json();
     assert_eq!(body["status"], "unavailable", "{body}");

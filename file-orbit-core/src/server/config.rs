@@ -72,6 +72,10 @@ pub struct ServerConfig {
     /// How long one live-progress stream may last.
     #[serde(default = "default_stream_secs")]
     pub max_stream_secs: u64,
+    /// An API request not answered within this gets 503 `timeout` (the store silent, a
+    /// remote hanging); a live-progress stream only needs to start within it.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
     #[serde(default)]
     pub rate_limit: RateLimit,
     /// HS256 secret for JWT bearer tokens (claim `role`; `sub` and `exp` optional): a
@@ -220,6 +224,9 @@ fn default_stream_secs() -> u64 {
 fn default_min_free_disk_mb() -> u64 {
     256
 }
+fn default_request_timeout_secs() -> u64 {
+    60
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -230,6 +237,7 @@ impl Default for ServerConfig {
             shutdown_grace_secs: default_grace(),
             max_body_bytes: default_body_limit(),
             max_stream_secs: default_stream_secs(),
+            request_timeout_secs: default_request_timeout_secs(),
             rate_limit: RateLimit::default(),
             jwt_secret: None,
             api_keys: Vec::new(),
@@ -281,6 +289,9 @@ impl ServerConfig {
         }
         if self.max_body_bytes == 0 {
             return invalid("max_body_bytes: must be positive".into());
+        }
+        if self.request_timeout_secs == 0 {
+            return invalid("request_timeout_secs: must be positive".into());
         }
         for (index, declared) in self.endpoints.iter().enumerate() {
             declared.endpoint.validate().map_err(|err| {

@@ -83,7 +83,9 @@ pub(super) fn router(state: Shared) -> Router {
         }
         api = api.route(path, handler);
     }
-    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), authorize));
+    let api = api
+        .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .route_layer(middleware::from_fn_with_state(state.clone(), deadline));
     Router::new()
         .route("/health", get(health))
         .route(
@@ -101,6 +103,25 @@ pub(super) fn router(state: Shared) -> Router {
         })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .with_state(state)
+}
+
+/// Answers 503 `timeout` when a request has not been answered within
+/// `request_timeout_secs`, so no client waits without end on a silent store or a hanging
+/// remote (the work is dropped with the request).
+async fn deadline(State(state): State<Shared>, request: Request, next: Next) -> Response {
+    let limit = Duration::from_secs(state.config.request_timeout_secs);
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!(
+                "no answer within {} s: the store or a remote may be unreachable",
+                limit.as_secs()
+            ),
+        )
+        .into_response(),
+    }
 }
 
 /// Authentication, the route's role, then the caller's rate limit.
