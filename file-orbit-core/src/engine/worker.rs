@@ -8,7 +8,7 @@
 use super::queue::{Completion, Job, LeaseStatus};
 use super::{Orbit, Store};
 use crate::endpoint::Endpoint;
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::transfer::{Scope, TransferJob, TransferMode, file_exists};
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::Arc;
@@ -389,7 +389,7 @@ impl Worker {
         job: &Job,
         destination: &Endpoint,
         landed: &str,
-        err: &crate::error::Error,
+        err: &Error,
     ) -> bool {
         if err.kind != ErrorKind::NotFound
             || job.spec.mode != TransferMode::Move
