@@ -882,7 +882,7 @@ async fn postgres_smoke() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_store_gets_answers_within_seconds_and_health_sees_it_return() {
+async fn a_store_outage_gets_prompt_answers_and_health_sees_the_store_return() {
     let (relay, url) = relayed_postgres(&postgres_url().await).await;
     let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
     let (mut config, keys) = config_with_keys(1);
@@ -923,6 +923,20 @@ async fn a_silent_store_gets_answers_within_seconds_and_health_sees_it_return() 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // A store that refuses (connections closed at once): 503 store_unavailable with a
+    // Retry-After, not the 502 of an unreachable remote endpoint.
+    relay.cut();
+    let jobs = api.get("/api/v1/jobs", &keys.viewer).await;
+    relay.restore();
+    assert_eq!(jobs.status, 503, "{}", jobs.body);
+    assert_eq!(
+        jobs.json()["error"]["kind"],
+        "store_unavailable",
+        "{}",
+        jobs.body
+    );
+    assert_eq!(jobs.retry_after.as_deref(), Some("5"), "{}", jobs.body);
     assert!(server.shutdown().await);
 }
 

@@ -32,17 +32,19 @@ impl std::fmt::Debug for Store {
 }
 
 /// A store error: the operation named, the database's message kept (it never holds
-/// secrets: they are sealed before they reach SQL).
+/// secrets: they are sealed before they reach SQL). Kind `Store`, retryable when the store
+/// did not answer (network, server down), so callers tell a store outage from a remote
+/// endpoint's (`Connection`).
 pub(crate) fn db_error(context: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ {
     move |err| {
         let kind = match &err {
             sqlx::Error::RowNotFound => ErrorKind::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
-                ErrorKind::Connection
-            }
             _ => ErrorKind::Store,
         };
-        Error::new(kind, context, err.to_string())
+        let unreachable = matches!(err, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_));
+        let mut error = Error::new(kind, context, err.to_string());
+        error.retryable = unreachable;
+        error
     }
 }
 

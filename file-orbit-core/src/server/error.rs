@@ -15,7 +15,7 @@ pub struct ApiError {
     pub kind: &'static str,
     pub message: String,
     pub field: Option<String>,
-    /// Seconds, for 429.
+    /// Seconds, for 429 and 503.
     pub retry_after: Option<u64>,
 }
 
@@ -64,9 +64,14 @@ impl ApiError {
     }
 }
 
-/// The status and kind of each core error kind: the only such mapping of the server.
-fn status_of(kind: ErrorKind) -> (StatusCode, &'static str) {
-    match kind {
+/// How long a client is told to wait before trying again while the store is unreachable.
+const STORE_RETRY_AFTER_SECS: u64 = 5;
+
+/// The status and kind of each core error: the only such mapping of the server.
+fn status_of(err: &Error) -> (StatusCode, &'static str) {
+    match err.kind {
+        // The store did not answer: this node cannot serve now, another or a later try may.
+        ErrorKind::Store if err.retryable => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
         ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "invalid_input"),
         ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not_found"),
         ErrorKind::Cancelled => (StatusCode::CONFLICT, "cancelled"),
@@ -94,7 +99,7 @@ fn field_of(message: &str) -> Option<String> {
 
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
-        let (status, kind) = status_of(err.kind);
+        let (status, kind) = status_of(&err);
         let field = if status == StatusCode::BAD_REQUEST {
             field_of(&err.message)
         } else {
@@ -108,7 +113,8 @@ impl From<Error> for ApiError {
             kind,
             message: err.to_string(),
             field,
-            retry_after: None,
+            retry_after: (status == StatusCode::SERVICE_UNAVAILABLE)
+                .then_some(STORE_RETRY_AFTER_SECS),
         }
     }
 }

@@ -88,7 +88,8 @@ class ProtocolError(FileOrbitError):
 
 
 class StoreError(FileOrbitError):
-    """The store (SQLite or PostgreSQL) refused or failed an operation."""
+    """The store (SQLite or PostgreSQL) refused or failed an operation; ``retryable`` when
+    it did not answer (network or database server down)."""
 
 
 class WorkerLostError(FileOrbitError):
