@@ -29,14 +29,15 @@ impl Service {
         }
     }
 
-    /// Like `shutdown`, but workers do not wait for their running transfers: those stop
-    /// and their jobs go back to the queue.
-    async fn shutdown_now(self) {
+    /// Like `shutdown`, but workers give their running transfers only `grace`: then those
+    /// stop and their jobs go back to the queue. True when everything ended in time.
+    async fn shutdown_within(self, grace: Duration) -> bool {
         match self {
-            Service::Workers(workers) => {
-                workers.shutdown_within(Duration::ZERO).await;
+            Service::Workers(workers) => workers.shutdown_within(grace).await,
+            other => {
+                other.shutdown().await;
+                true
             }
-            other => other.shutdown().await,
         }
     }
 }
@@ -63,10 +64,11 @@ impl ServiceStopper {
         })
     }
 
-    /// Stops the service unless it has stopped already (see `Service::shutdown_now`).
+    /// Stops the service unless it has stopped already; running transfers of workers
+    /// stop at once and their jobs go back to the queue.
     pub async fn stop_now(self) {
         if let Some(service) = self.0.upgrade().and_then(|slot| take(&slot)) {
-            service.shutdown_now().await;
+            service.shutdown_within(Duration::ZERO).await;
         }
     }
 }
@@ -96,26 +98,18 @@ impl NativeService {
 
 #[pymethods]
 impl NativeService {
-    /// Stops the service and waits for work under way (GIL released); idempotent.
-    fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        let service = self.take();
-        block(py, async move {
-            if let Some(service) = service {
-                service.shutdown().await;
-            }
-            Ok(())
-        })
+    /// Stops the service and waits for work under way (GIL released); with `grace`
+    /// (seconds), running transfers of workers get only that long, then stop and their
+    /// jobs go back to the queue. True when everything ended in time; idempotent.
+    #[pyo3(signature = (grace=None))]
+    fn stop(&self, py: Python<'_>, grace: Option<f64>) -> PyResult<bool> {
+        block(py, stopped(self.take(), grace))
     }
 
     /// `stop` as an awaitable.
-    fn stop_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let service = self.take();
-        awaitable(py, async move {
-            if let Some(service) = service {
-                service.shutdown().await;
-            }
-            Ok(())
-        })
+    #[pyo3(signature = (grace=None))]
+    fn stop_async<'py>(&self, py: Python<'py>, grace: Option<f64>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, stopped(self.take(), grace))
     }
 
     /// Whether `stop` has not been called yet.
@@ -149,6 +143,21 @@ impl NativeService {
             _ => None,
         }
     }
+}
+
+/// Stops `service` (if not stopped already), within `grace` seconds when given.
+async fn stopped(service: Option<Service>, grace: Option<f64>) -> file_orbit_core::Result<bool> {
+    Ok(match (service, grace) {
+        (None, _) => true,
+        (Some(service), None) => {
+            service.shutdown().await;
+            true
+        }
+        (Some(service), Some(grace)) => {
+            let grace = Duration::from_secs_f64(grace.clamp(0.0, 86_400.0));
+            service.shutdown_within(grace).await
+        }
+    })
 }
 
 impl Drop for NativeService {

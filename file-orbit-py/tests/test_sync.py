@@ -299,6 +299,49 @@ def test_ctrl_c_interrupts_a_wait_and_the_transfer_can_still_be_cancelled(orbit:
         transfer.wait(timeout=60)
 
 
+def test_the_worker_service_runs_queued_jobs_and_stops_on_sigterm(store: str, local_dirs) -> None:
+    source, out = local_dirs("source"), local_dirs("out")
+    write_tree(source, {"a.txt": b"by the worker service\n"})
+    with fo.Orbit(store, master_key=MASTER_KEY) as orbit:
+        orbit.add_endpoint(fo.Local("src", root=source))
+        orbit.add_endpoint(fo.Local("out", root=out))
+        job = orbit.submit(fo.TransferSpec("src", "out", source_path="a.txt", scope="file", destination_path="{filename}"))
+        service = subprocess.Popen(
+            [sys.executable, "-m", "file_orbit", "worker", "--store", store, "--workers", "2", "--grace", "5"],
+            env={**os.environ, "FILE_ORBIT_MASTER_KEY": MASTER_KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert job.wait(timeout=60).state == "succeeded"
+        finally:
+            service.send_signal(signal.SIGTERM)
+            try:
+                printed, errors = service.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                printed, errors = service.communicate()
+    assert service.returncode == 0, errors
+    assert "2 workers on" in printed and "stopped" in printed, printed
+    assert MASTER_KEY not in printed + errors
+    assert read_tree(out) == {"a.txt": b"by the worker service\n"}
+
+
+def test_the_worker_service_refuses_bad_options_by_name_and_hides_the_store_password() -> None:
+    for option, value in (("--workers", "0"), ("--grace", "-1"), ("--workers", "many")):
+        refused = subprocess.run(
+            [sys.executable, "-m", "file_orbit", "worker", option, value],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert refused.returncode == 2 and option in refused.stderr, refused.stderr
+    from file_orbit.__main__ import _shown
+
+    assert _shown("postgres://fo:s3cret@127.0.0.1:5433/db") == "postgres://fo:***@127.0.0.1:5433/db"
+
+
 def test_close_stops_what_the_orbit_started_and_refuses_later_calls(store: str, local_dirs) -> None:
     source = _sparse_source(local_dirs)
     orbit = fo.Orbit(store, master_key=MASTER_KEY, lease=3.0, poll_interval=0.02)

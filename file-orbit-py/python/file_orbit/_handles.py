@@ -255,13 +255,22 @@ class Service:
         """Whether :meth:`stop` has not been called yet."""
         return self._native.running
 
-    def stop(self) -> None:
-        """Stops the service and waits for work under way (e.g. running transfers) to end."""
-        self._native.stop()
+    def stop(self, grace: float | None = None) -> bool:
+        """Stops the service and waits for work under way (e.g. running transfers) to end.
 
-    async def stop_async(self) -> None:
+        Args:
+            grace: For workers: seconds running transfers get to finish; then they stop
+                and their jobs go back to the queue at once (the interrupted attempt does
+                not count). None waits for them to end.
+
+        Returns:
+            True when everything ended within ``grace`` (always without one).
+        """
+        return self._native.stop(grace)
+
+    async def stop_async(self, grace: float | None = None) -> bool:
         """:meth:`stop` for asyncio."""
-        await self._native.stop_async()
+        return bool(await self._native.stop_async(grace))
 
     def stats(self) -> WatchStats | None:
         """A local watch's counters; None for other services or once stopped."""

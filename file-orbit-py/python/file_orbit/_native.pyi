@@ -113,11 +113,11 @@ class NativeService:
     def running(self) -> bool:
         """Whether ``stop`` has not been called yet."""
 
-    def stop(self) -> None:
-        """Stops it and waits for work under way."""
+    def stop(self, grace: float | None = None) -> bool:
+        """Stops it and waits for work under way (workers: at most ``grace`` seconds)."""
 
-    def stop_async(self) -> Any:
-        """``stop`` as an awaitable."""
+    def stop_async(self, grace: float | None = None) -> Any:
+        """``stop`` as an awaitable of bool."""
 
     def watch_stats(self) -> tuple[int, int, int, int, bool, str | None] | None:
         """A local watch's counters; None for other services."""
