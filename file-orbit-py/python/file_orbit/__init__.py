@@ -8,6 +8,8 @@ this process (the wheel carries ``librclone.so``; no Go, no rclone binary).
 Blocking API: :class:`Orbit`; asyncio API: :class:`AsyncOrbit`. Handles
 (:class:`Transfer`, :class:`Job`) support ``wait(progress=callback)``, ``cancel()`` and
 ``await``. Errors are :class:`FileOrbitError` subclasses (see :mod:`file_orbit.errors`).
+``python -m file_orbit worker --store URL`` runs workers as a service (see
+:mod:`file_orbit.__main__`).
 
 librclone is loaded from the package directory, unless ``$FILE_ORBIT_LIBRCLONE`` names
 another ``librclone.so``. It starts a Go runtime in the process: use multiprocessing's
