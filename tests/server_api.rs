@@ -167,13 +167,16 @@ async fn endpoints_transfers_events_and_audit_over_http() {
     let mut bad = endpoint_body(&src, None);
     bad["max_concurrent"] = json!(0);
     let reply = api.put("/api/v1/endpoints/src", &keys.admin, bad).await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
-    assert_eq!(reply.json()["error"]["field"], "max_concurrent");
+    assert_eq!(
+        reply.error(400)["field"],
+        "max_concurrent",
+        "{}",
+        reply.body
+    );
     let mut bad = endpoint_body(&src, None);
     bad["bogus"] = json!(1);
     let reply = api.put("/api/v1/endpoints/src", &keys.admin, bad).await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
-    assert_eq!(reply.json()["error"]["field"], "bogus", "{}", reply.body);
+    assert_eq!(reply.error(400)["field"], "bogus", "{}", reply.body);
     let reply = api
         .put(
             "/api/v1/endpoints/other",
@@ -219,18 +222,16 @@ async fn endpoints_transfers_events_and_audit_over_http() {
             endpoint_body(&canary, None),
         )
         .await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
-    assert_eq!(
-        reply.json()["error"]["field"],
-        "auth.password",
-        "{}",
-        reply.body
-    );
+    assert_eq!(reply.error(400)["field"], "auth.password", "{}", reply.body);
     let reply = api
         .call("POST", "/api/v1/endpoints", Some(&keys.admin), None)
         .await;
-    assert_eq!(reply.status, 405, "{}", reply.body);
-    assert_eq!(reply.json()["error"]["kind"], "method_not_allowed");
+    assert_eq!(
+        reply.error(405)["kind"],
+        "method_not_allowed",
+        "{}",
+        reply.body
+    );
 
     // Listing and reading show secrets as ***.
     let list = api.get("/api/v1/endpoints", &keys.viewer).await.json();
@@ -301,9 +302,8 @@ async fn endpoints_transfers_events_and_audit_over_http() {
     let mut bad = file_request("src", "a.txt", "dst", 3);
     bad["retry"]["max_attempts"] = json!(0);
     let reply = api.post("/api/v1/jobs", &keys.operator, Some(bad)).await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
     assert_eq!(
-        reply.json()["error"]["field"],
+        reply.error(400)["field"],
         "retry.max_attempts",
         "{}",
         reply.body
@@ -311,8 +311,7 @@ async fn endpoints_transfers_events_and_audit_over_http() {
     let mut bad = file_request("src", "a.txt", "dst", 3);
     bad["surprise"] = json!(true);
     let reply = api.post("/api/v1/jobs", &keys.operator, Some(bad)).await;
-    assert_eq!(reply.status, 400);
-    assert_eq!(reply.json()["error"]["field"], "surprise");
+    assert_eq!(reply.error(400)["field"], "surprise", "{}", reply.body);
 
     // A dead job (its source is missing) retried is dead again.
     let reply = api
@@ -800,8 +799,7 @@ async fn every_route_needs_credentials_and_the_right_role() {
     // /health needs nothing; unknown routes are 404 JSON.
     assert_eq!(api.call("GET", "/health", None, None).await.status, 200);
     let reply = api.call("GET", "/api/v1/nope", None, None).await;
-    assert_eq!(reply.status, 404);
-    assert_eq!(reply.json()["error"]["kind"], "not_found");
+    assert_eq!(reply.error(404)["kind"], "not_found", "{}", reply.body);
     assert!(server.shutdown().await);
 }
 
@@ -899,8 +897,7 @@ async fn a_store_outage_gets_prompt_answers_and_health_sees_the_store_return() {
     // Any other route: 503 once its deadline passed, instead of waiting for the store.
     let jobs = api.get("/api/v1/jobs", &keys.viewer).await;
     relay.restore();
-    assert_eq!(jobs.status, 503, "{}", jobs.body);
-    assert_eq!(jobs.json()["error"]["kind"], "timeout", "{}", jobs.body);
+    assert_eq!(jobs.error(503)["kind"], "timeout", "{}", jobs.body);
     assert_eq!(health.status, 503, "{}", health.body);
     let body = health.json();
     assert_eq!(body["status"], "unavailable", "{body}");
@@ -929,9 +926,8 @@ async fn a_store_outage_gets_prompt_answers_and_health_sees_the_store_return() {
     relay.cut();
     let jobs = api.get("/api/v1/jobs", &keys.viewer).await;
     relay.restore();
-    assert_eq!(jobs.status, 503, "{}", jobs.body);
     assert_eq!(
-        jobs.json()["error"]["kind"],
+        jobs.error(503)["kind"],
         "store_unavailable",
         "{}",
         jobs.body
@@ -1189,16 +1185,19 @@ async fn endpoints_and_templates_are_deleted_and_schedules_listed() {
     let reply = api
         .post("/api/v1/jobs", &keys.operator, Some(request))
         .await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
-    assert_eq!(reply.json()["error"]["field"], "spec.destination");
+    assert_eq!(
+        reply.error(400)["field"],
+        "spec.destination",
+        "{}",
+        reply.body
+    );
     let request = file_request("src", "a.txt", "dst", 1);
     let job = api
         .post("/api/v1/jobs", &keys.operator, Some(request))
         .await;
     assert_eq!(job.status, 201, "{}", job.body);
     let reply = delete("/api/v1/endpoints/dst").await;
-    assert_eq!(reply.status, 400, "{}", reply.body);
-    assert_eq!(reply.json()["error"]["field"], "name", "{}", reply.body);
+    assert_eq!(reply.error(400)["field"], "name", "{}", reply.body);
     let id = job.json()["id"].as_i64().unwrap();
     let cancel = format!("/api/v1/jobs/{id}/cancel");
     assert_eq!(api.post(&cancel, &keys.operator, None).await.status, 200);

@@ -27,6 +27,13 @@ impl Reply {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|err| panic!("not JSON ({err}): {}", self.body))
     }
+
+    /// The API error of this reply (`{"kind", "message", "field"?}`), after checking the
+    /// reply has `status`.
+    pub fn error(&self, status: u16) -> Value {
+        assert_eq!(self.status, status, "{}", self.body);
+        self.json()["error"].clone()
+    }
 }
 
 impl Api {
