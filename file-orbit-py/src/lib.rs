@@ -24,7 +24,7 @@ use file_orbit_core::{Result as CoreResult, Secret};
 use pyo3::prelude::*;
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 pub(crate) use errors::to_py_err;
 
@@ -65,12 +65,17 @@ pub(crate) fn rclone() -> CoreResult<&'static Rclone> {
     let library_path = if overridden {
         None // the loader reads the variable itself
     } else {
-        LIBRARY_PATH
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&LIBRARY_PATH).clone()
     };
     Rclone::init(RcloneOptions { library_path })
+}
+
+/// Locks `mutex`, poisoned or not: what the crate keeps behind locks (handles, a path)
+/// stays valid when a thread panicked while holding it.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Serialises a core value to JSON text for the Python side.
@@ -91,9 +96,7 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) 
 #[pyfunction]
 #[pyo3(signature = (path))]
 fn set_library_path(path: Option<PathBuf>) {
-    *LIBRARY_PATH
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner()) = path;
+    *lock(&LIBRARY_PATH) = path;
 }
 
 /// Loads librclone now (if not yet) and returns (path it was loaded from, rclone version).

@@ -6,7 +6,7 @@
 
 use crate::service::{NativeService, Service, ServiceStopper};
 use crate::transfer::{NativeTransfer, TransferStopper};
-use crate::{awaitable, block, from_json, rclone, runtime, to_json, to_py_err};
+use crate::{awaitable, block, from_json, lock, rclone, runtime, to_json, to_py_err};
 use file_orbit_core::Result as CoreResult;
 use file_orbit_core::Secret;
 use file_orbit_core::endpoint::Endpoint;
@@ -303,9 +303,7 @@ struct Registry(Arc<Mutex<Started>>);
 
 impl Registry {
     fn lock(&self) -> std::sync::MutexGuard<'_, Started> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.0)
     }
 
     fn check_open(&self) -> CoreResult<()> {

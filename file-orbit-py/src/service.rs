@@ -2,7 +2,7 @@
 //! local folder watch, a remote poll or the scheduler — until `stop()` (or until the
 //! Python object is dropped, which stops it in the background, or its orbit is closed).
 
-use crate::{awaitable, block, runtime};
+use crate::{awaitable, block, lock, runtime};
 use file_orbit_core::engine::Workers;
 use file_orbit_core::events::local::LocalWatcher;
 use file_orbit_core::events::poll::Poller;
@@ -46,9 +46,7 @@ impl Service {
 type Slot = Mutex<Option<Service>>;
 
 fn take(slot: &Slot) -> Option<Service> {
-    slot.lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .take()
+    lock(slot).take()
 }
 
 /// What the orbit keeps of a service it started, to stop it when it closes.
@@ -57,11 +55,7 @@ pub struct ServiceStopper(Weak<Slot>);
 impl ServiceStopper {
     /// Whether the service still runs (it was neither stopped nor dropped).
     pub fn running(&self) -> bool {
-        self.0.upgrade().is_some_and(|slot| {
-            slot.lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .is_some()
-        })
+        self.0.upgrade().is_some_and(|slot| lock(&slot).is_some())
     }
 
     /// Stops the service unless it has stopped already; running transfers of workers
@@ -115,19 +109,13 @@ impl NativeService {
     /// Whether `stop` has not been called yet.
     #[getter]
     fn running(&self) -> bool {
-        self.service
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .is_some()
+        lock(&self.service).is_some()
     }
 
     /// Counters of a local watch as (stored, duplicates, failed, scans, watching,
     /// last_error); None for other services.
     fn watch_stats(&self) -> Option<(u64, u64, u64, u64, bool, Option<String>)> {
-        let guard = self
-            .service
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let guard = lock(&self.service);
         match guard.as_ref() {
             Some(Service::LocalWatch(watcher)) => {
                 let stats = watcher.stats();

@@ -110,7 +110,6 @@ impl Store {
     }
 }
 
-/// Milliseconds since the Unix epoch: every time in the store.
 impl Store {
     /// Deletes the row of `kind` (`endpoint`, `template`) named `name` with `delete` (a
     /// fixed `DELETE ... WHERE name = $1`) inside `tx`, audits `<kind>.deleted` by `actor`
@@ -151,6 +150,7 @@ impl Store {
     }
 }
 
+/// Milliseconds since the Unix epoch: every time in the store.
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }

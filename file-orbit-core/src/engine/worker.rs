@@ -346,10 +346,13 @@ impl Worker {
                         _ if lease_lost => Ok(Ended::LeaseLost),
                         Ok(progress) => Ok(Ended::Done { bytes: progress.bytes, files: progress.files }),
                         Err(_) if released => Ok(Ended::Released),
-                        Err(err) => match self.moved_by_a_lost_attempt(job, &destination, &landed, &err).await {
-                            true => Ok(Ended::Done { bytes: 0, files: 0 }),
-                            false => Err(err),
-                        },
+                        Err(err) => {
+                            if self.moved_by_a_lost_attempt(job, &destination, &landed, &err).await {
+                                Ok(Ended::Done { bytes: 0, files: 0 })
+                            } else {
+                                Err(err)
+                            }
+                        }
                     };
                 }
                 // Only a sent release counts (an error means the handle was dropped).

@@ -726,12 +726,11 @@ async fn health(State(state): State<Shared>) -> Response {
     // The cluster's worker processes, from the registry (informational: a node serving
     // the API stays healthy when workers elsewhere are down).
     let cluster = match &database {
-        Ok(_) => health_read(orbit.store().worker_nodes()).await,
-        Err(_) => Err("the database is unavailable".into()),
-    };
-    let cluster = match cluster {
-        Ok(nodes) => json!(LiveWorkers::of(&nodes)),
-        Err(err) => json!({"error": err}),
+        Ok(_) => match health_read(orbit.store().worker_nodes()).await {
+            Ok(nodes) => json!(LiveWorkers::of(&nodes)),
+            Err(err) => json!({"error": err}),
+        },
+        Err(_) => json!({"error": "the database is unavailable"}),
     };
     let disks = disk_health(&state, database.is_ok()).await;
     let disks_ok = disks.iter().all(|disk| disk["ok"] == true);
@@ -760,11 +759,12 @@ async fn disk_health(state: &AppState, store_answers: bool) -> Vec<Value> {
     if let Some(dir) = &state.config.log.dir {
         places.push(("log_dir".into(), dir.clone()));
     }
-    let endpoints = match store_answers {
-        true => health_read(state.orbit.endpoints()).await,
-        false => Err(String::new()),
+    let endpoints = if store_answers {
+        health_read(state.orbit.endpoints()).await.ok()
+    } else {
+        None
     };
-    if let Ok(endpoints) = endpoints {
+    if let Some(endpoints) = endpoints {
         for endpoint in endpoints.iter().filter(|e| e.kind == "local") {
             if let Some(root) = endpoint.config["root"].as_str() {
                 places.push((format!("endpoint:{}", endpoint.name), root.into()));
