@@ -120,6 +120,7 @@ async fn run() -> Result<ExitCode, String> {
     let orbit = Orbit::open(OrbitOptions {
         store_url: store_url.clone(),
         actor: "server".into(),
+        limits: config.limits,
         ..Default::default()
     })
     .await

@@ -9,7 +9,7 @@ use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url
 use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{
-    Completion, FileEvent, JobFilter, JobRequest, JobState, LeaseStatus, Matcher, Orbit,
+    Completion, FileEvent, JobFilter, JobRequest, JobState, LeaseStatus, Limits, Matcher, Orbit,
     OrbitOptions, Store, TransferTemplate,
 };
 use file_orbit::template::PathTemplate;
@@ -51,6 +51,8 @@ on_both_stores!(
     templates_turn_matching_events_into_jobs,
     permanent_errors_go_straight_to_dead_letter,
     a_job_whose_worker_dies_on_its_last_attempt_goes_dead,
+    a_job_that_keeps_losing_its_worker_stops_being_leased,
+    huge_priorities_neither_overflow_nor_stall_the_queue,
     job_listings_page_newest_first_by_state,
 );
 
@@ -763,4 +765,108 @@ async fn a_job_whose_worker_dies_on_its_last_attempt_goes_dead(options: OrbitOpt
         .map(|r| r.action)
         .collect();
     assert!(actions.contains(&"job.dead".to_string()), "{actions:?}");
+}
+
+/// Leases the next job as `worker` with `lease`, polling (bounded) until one is runnable.
+async fn lease_when_runnable(
+    store: &Store,
+    worker: &str,
+    lease: Duration,
+) -> file_orbit::engine::Job {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(job) = store
+            .lease(worker, lease, Duration::from_secs(60))
+            .await
+            .unwrap()
+        {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{worker}: nothing leased"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// A job whose workers keep dying (a poison job: it may be what kills them) is dead after
+/// `limits.max_lost_attempts` lost attempts, with the reason, though attempts remain.
+async fn a_job_that_keeps_losing_its_worker_stops_being_leased(options: OrbitOptions) {
+    let (orbit, _, _) = orbit_with_local_endpoints(options, &["a.txt"]).await;
+    let mut request = JobRequest::new(file_spec("src", "a.txt", "dst", "{filename}"));
+    request.retry.max_attempts = 10;
+    let id = orbit.submit(&request).await.unwrap();
+    let store = orbit.store();
+    let short = Duration::from_millis(1);
+    let max_lost = Limits::default().max_lost_attempts as i64;
+    // Each "crashes" holding the lease: the next lease finds it expired.
+    for attempt in 1..=max_lost {
+        let job = lease_when_runnable(store, &format!("crashing-{attempt}"), short).await;
+        assert_eq!((job.id, job.attempts), (id, attempt));
+        assert_eq!(job.lost_attempts, attempt - 1);
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let job = loop {
+        let leased = store
+            .lease("next", short, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(leased.is_none(), "leased again: {leased:?}");
+        let job = orbit.job(id).await.unwrap();
+        if job.state == JobState::Dead {
+            break job;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{job:?}");
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(job.last_error_kind.as_deref(), Some("WorkerLost"));
+    let reason = job.last_error.unwrap_or_default();
+    assert!(
+        reason.contains(&format!("lost {max_lost} times")) && reason.contains("max_lost_attempts"),
+        "{reason}"
+    );
+    assert_eq!(job.lost_attempts, max_lost);
+}
+
+/// Priorities are bounded at submission; and where the limit allows the extremes, the
+/// aged priority (priority + waited / aging) cannot overflow: on PostgreSQL it once made
+/// every lease fail with `bigint out of range`, stalling the whole queue.
+async fn huge_priorities_neither_overflow_nor_stall_the_queue(options: OrbitOptions) {
+    let unbounded = OrbitOptions {
+        limits: Limits {
+            max_priority: i64::MAX,
+            ..Limits::default()
+        },
+        ..options.clone()
+    };
+    let (orbit, _, _) = orbit_with_local_endpoints(unbounded, &["a.txt"]).await;
+    let submit = |priority: i64| {
+        let mut request = JobRequest::new(file_spec("src", "a.txt", "dst", "{filename}"));
+        request.priority = priority;
+        let orbit = orbit.clone();
+        async move { orbit.submit(&request).await }
+    };
+    let top = submit(i64::MAX).await.unwrap();
+    let bottom = submit(-i64::MAX).await.unwrap();
+    let plain = submit(0).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(5)).await; // the waiting that ages them
+    let store = orbit.store();
+    let aging = Duration::from_millis(1);
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let job = store
+            .lease("w", Duration::from_secs(30), aging)
+            .await
+            .unwrap();
+        order.push(job.expect("a runnable job").id);
+    }
+    assert_eq!(order, [top, plain, bottom]);
+
+    // With the default limits such a priority is refused, naming the field.
+    let (bounded, _, _) = orbit_with_local_endpoints(options, &["a.txt"]).await;
+    let mut request = JobRequest::new(file_spec("src", "a.txt", "dst", "{filename}"));
+    request.priority = i64::MAX;
+    let err = bounded.submit(&request).await.unwrap_err();
+    assert!(err.message.starts_with("priority: "), "{err}");
 }

@@ -10,7 +10,9 @@
 mod common;
 
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url};
-use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, OrbitOptions, RetryPolicy};
+use file_orbit::engine::{
+    JobFilter, JobRequest, JobState, Limits, Orbit, OrbitOptions, RetryPolicy,
+};
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,6 +72,12 @@ fn worker_process_store() -> Option<String> {
 fn options(store_url: &str) -> OrbitOptions {
     OrbitOptions {
         lease: LEASE,
+        // This test kills workers on purpose, often the same job's several times: none of
+        // its jobs is a poison job.
+        limits: Limits {
+            max_lost_attempts: 1_000,
+            ..Limits::default()
+        },
         ..orbit_options(store_url)
     }
 }

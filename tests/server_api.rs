@@ -5,16 +5,13 @@
 
 mod common;
 
-use common::api::{Api, BODIES};
+use common::api::{Api, BODIES, config_with_keys};
 use common::relay::relayed_postgres;
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url};
-use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::events::IncomingEvent;
-use file_orbit::server::{
-    API_ROUTES, RateLimit, Role, Server, ServerConfig, generate_api_key, sign_jwt,
-};
+use file_orbit::server::{API_ROUTES, RateLimit, Role, Server, ServerConfig, sign_jwt};
 use file_orbit::service::logs::{self, LogConfig};
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
@@ -23,39 +20,6 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 const CANARY: &str = "canary-pw-7Qx9vLr2Zt";
-
-/// Keys of each role, plus the config holding their hashes.
-struct Keys {
-    admin: String,
-    operator: String,
-    viewer: String,
-}
-
-fn config_with_keys(workers: usize) -> (ServerConfig, Keys) {
-    let (admin, admin_entry) = generate_api_key("admin", Role::Admin);
-    let (operator, operator_entry) = generate_api_key("operator", Role::Operator);
-    let (viewer, viewer_entry) = generate_api_key("viewer", Role::Viewer);
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        workers,
-        shutdown_grace_secs: 30,
-        rate_limit: RateLimit {
-            per_second: 1000.0,
-            burst: 1000,
-        },
-        // Small, so a too-large body fits in the socket buffers and the client reads 413.
-        max_body_bytes: 64 * 1024,
-        jwt_secret: Some(Secret::new("jwt-test-secret")),
-        api_keys: vec![admin_entry, operator_entry, viewer_entry],
-        ..Default::default()
-    };
-    let keys = Keys {
-        admin: admin.expose().to_string(),
-        operator: operator.expose().to_string(),
-        viewer: viewer.expose().to_string(),
-    };
-    (config, keys)
-}
 
 /// The JSON body of `PUT /api/v1/endpoints/{name}`: the endpoint with its real secrets
 /// (which only ever go in) plus `max_concurrent`.

@@ -23,7 +23,8 @@
 //! | `{ext}`       | the last extension of `filename` without the dot, empty if none     |
 //! | `{source}`    | the source endpoint's name                                          |
 //!
-//! `{{` and `}}` stand for literal braces.
+//! `{{` and `}}` stand for literal braces. An empty template, or `.`, is the destination
+//! root itself.
 
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
@@ -129,10 +130,6 @@ impl PathTemplate {
                 message,
             )
         };
-        if text.is_empty() {
-            return Err(fail("the path template is empty".to_string()));
-        }
-
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut pos = 0;
@@ -192,9 +189,10 @@ impl PathTemplate {
     }
 
     /// Renders the template for one file and returns the normalised relative path, joined
-    /// with `/`. Empty and `.` segments are dropped; anything that could leave the destination
-    /// root (a `..` segment, an absolute path, a backslash, a drive prefix, a control
-    /// character) or an empty result is an error.
+    /// with `/`. Empty and `.` segments are dropped, so an empty result (the templates `""`
+    /// and `"."`) means the destination root itself; anything that could leave the root (a
+    /// `..` segment, an absolute path, a backslash, a drive prefix, a control character) is
+    /// an error.
     pub fn render(&self, ctx: &TemplateContext) -> Result<String> {
         let fail = |message: String| {
             Error::new(
@@ -387,9 +385,6 @@ fn normalise(rendered: &str, absolute: bool) -> std::result::Result<String, Stri
                 segments.push(segment);
             }
         }
-    }
-    if segments.is_empty() {
-        return Err(format!("rendered path {rendered:?} is empty"));
     }
     Ok(segments.join("/"))
 }
@@ -628,8 +623,13 @@ mod tests {
             "{}",
             e.message
         );
-        let e = parse_err("");
-        assert!(e.message.contains("empty"), "{}", e.message);
+    }
+
+    #[test]
+    fn empty_and_dot_name_the_root() {
+        for template in ["", ".", "./", "{reldir}"] {
+            assert_eq!(ok(template, "f"), "", "{template:?}");
+        }
     }
 
     #[test]
@@ -656,7 +656,6 @@ mod tests {
             ("a\tb", "U+0009"),
             ("a\x7fb", "U+007F"),
             ("a\x1bb", "U+001B"),
-            ("./", "is empty"),
             ("/", "is absolute"),
         ];
         for (template, expected) in cases {

@@ -2,7 +2,7 @@
 //! that opens the shared store, runs workers until a shutdown signal, then lets running
 //! transfers finish within the grace period. `examples/worker.rs` wires it to a process.
 
-use crate::engine::{Orbit, OrbitOptions};
+use crate::engine::{Limits, Orbit, OrbitOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::service::logs::LogConfig;
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,9 @@ pub struct WorkerConfig {
     pub name: String,
     #[serde(default)]
     pub log: LogConfig,
+    /// `[limits]`: a stored job above them is not run here (it is dead, with the reason).
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 fn default_workers() -> usize {
@@ -63,6 +66,7 @@ impl WorkerConfig {
             shutdown_grace_secs: default_grace(),
             name: default_name(),
             log: LogConfig::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -110,6 +114,7 @@ impl WorkerConfig {
             store_url: self.store_url.clone(),
             lease: Duration::from_secs(self.lease_secs),
             actor: self.name.clone(),
+            limits: self.limits,
             ..OrbitOptions::default()
         }
     }

@@ -11,7 +11,7 @@ use file_orbit_core::Result as CoreResult;
 use file_orbit_core::Secret;
 use file_orbit_core::endpoint::Endpoint;
 use file_orbit_core::engine::{
-    JobFilter, JobRequest, JobState, Orbit, OrbitOptions, TransferTemplate,
+    JobFilter, JobRequest, JobState, Limits, Orbit, OrbitOptions, TransferTemplate,
 };
 use file_orbit_core::error::{Error, ErrorKind};
 use file_orbit_core::events::local::LocalWatch;
@@ -36,6 +36,8 @@ struct OpenOptions {
     aging_ms: Option<u64>,
     poll_interval_ms: Option<u64>,
     actor: Option<String>,
+    #[serde(default)]
+    limits: Limits,
 }
 
 impl OpenOptions {
@@ -51,6 +53,7 @@ impl OpenOptions {
             aging: ms(self.aging_ms, defaults.aging),
             poll_interval: ms(self.poll_interval_ms, defaults.poll_interval),
             actor: self.actor.unwrap_or(defaults.actor),
+            limits: self.limits,
         }
     }
 }

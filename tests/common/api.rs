@@ -2,6 +2,8 @@
 //! JSON requests with a bearer key, live progress followed to its end, and every body
 //! kept for the canary check.
 
+use file_orbit::Secret;
+use file_orbit::server::{RateLimit, Role, ServerConfig, generate_api_key};
 use serde_json::Value;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -187,4 +189,39 @@ impl Api {
         .await
         .unwrap()
     }
+}
+
+/// Keys of each role (`config_with_keys` makes them with the config holding their hashes).
+pub struct Keys {
+    pub admin: String,
+    pub operator: String,
+    pub viewer: String,
+}
+
+/// A server config on a free loopback port with `workers`, generous rate limits, a small
+/// body limit, a JWT secret and one API key per role.
+pub fn config_with_keys(workers: usize) -> (ServerConfig, Keys) {
+    let (admin, admin_entry) = generate_api_key("admin", Role::Admin);
+    let (operator, operator_entry) = generate_api_key("operator", Role::Operator);
+    let (viewer, viewer_entry) = generate_api_key("viewer", Role::Viewer);
+    let config = ServerConfig {
+        listen: "127.0.0.1:0".into(),
+        workers,
+        shutdown_grace_secs: 30,
+        rate_limit: RateLimit {
+            per_second: 1000.0,
+            burst: 1000,
+        },
+        // Small, so a too-large body fits in the socket buffers and the client reads 413.
+        max_body_bytes: 64 * 1024,
+        jwt_secret: Some(Secret::new("jwt-test-secret")),
+        api_keys: vec![admin_entry, operator_entry, viewer_entry],
+        ..Default::default()
+    };
+    let keys = Keys {
+        admin: admin.expose().to_string(),
+        operator: operator.expose().to_string(),
+        viewer: viewer.expose().to_string(),
+    };
+    (config, keys)
 }

@@ -3,6 +3,7 @@
 //! unique paths, and tree helpers.
 #![allow(dead_code)] // each test binary uses a different part
 
+#[cfg(feature = "server")]
 pub mod api;
 pub mod relay;
 

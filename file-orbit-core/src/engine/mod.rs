@@ -5,6 +5,7 @@
 mod audit;
 mod event_log;
 mod keyring;
+mod limits;
 mod nodes;
 mod queue;
 mod store;
@@ -14,6 +15,7 @@ mod worker;
 pub use audit::AuditRecord;
 pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
+pub use limits::Limits;
 pub use nodes::{LiveWorkers, WorkerNode};
 pub use queue::{
     Completion, Job, JobCounts, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy,
@@ -55,6 +57,8 @@ pub struct OrbitOptions {
     pub poll_interval: Duration,
     /// Who this process is in the audit log.
     pub actor: String,
+    /// Bounds on the numbers of jobs and templates (parallelism, priority, retries, hops).
+    pub limits: Limits,
 }
 
 impl Default for OrbitOptions {
@@ -67,6 +71,7 @@ impl Default for OrbitOptions {
             aging: Duration::from_secs(60),
             poll_interval: Duration::from_millis(200),
             actor: "local".into(),
+            limits: Limits::default(),
         }
     }
 }
@@ -103,7 +108,10 @@ impl Orbit {
     /// Opens (creating and migrating) the store and starts rclone.
     pub async fn open(options: OrbitOptions) -> Result<Orbit> {
         let rclone = Rclone::global()?;
-        let store = Store::open(&options.store_url).await?;
+        options.limits.validate()?;
+        let store = Store::open(&options.store_url)
+            .await?
+            .with_limits(options.limits);
         let master = match &options.master_key {
             Some(key) => key.clone(),
             None => match std::env::var(MASTER_KEY_ENV) {

@@ -164,15 +164,48 @@ pub struct Job {
     pub last_error_kind: Option<String>,
     pub bytes: i64,
     pub files: i64,
+    /// The running attempt's progress, as its worker last reported it (about once a
+    /// second); None before the first report and once the attempt has ended.
+    pub progress: Option<JobProgress>,
+    /// How often the job's worker was lost while running it (crashed, killed, cut off).
+    pub lost_attempts: i64,
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
 }
 
+/// A running attempt's progress as stored for every node of the cluster to read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobProgress {
+    pub bytes: u64,
+    pub total_bytes: u64,
+    pub files: u64,
+    pub total_files: u64,
+    /// Bytes per second.
+    pub speed: f64,
+    pub eta_secs: Option<u64>,
+    /// When the worker read it (ms since the epoch).
+    pub updated_at: i64,
+}
+
+impl JobProgress {
+    pub fn of(progress: &crate::rclone::Progress, now: i64) -> JobProgress {
+        JobProgress {
+            bytes: progress.bytes,
+            total_bytes: progress.total_bytes,
+            files: progress.files,
+            total_files: progress.total_files,
+            speed: progress.speed,
+            eta_secs: progress.eta.map(|eta| eta.as_secs()),
+            updated_at: now,
+        }
+    }
+}
+
 const JOB_COLUMNS: &str = "id, idempotency_key, spec, template, chain_id, parent_id, next_hops, \
     priority, state, attempts, max_attempts, backoff_base_ms, backoff_max_ms, run_after, \
     lease_owner, lease_expires_at, cancel_requested, last_error, last_error_kind, bytes, files, \
-    created_at, updated_at, finished_at";
+    progress, lost_attempts, created_at, updated_at, finished_at";
 
 fn job_from_row(row: &AnyRow) -> Result<Job> {
     let read = || -> Result<Job, sqlx::Error> {
@@ -201,6 +234,12 @@ fn job_from_row(row: &AnyRow) -> Result<Job> {
             last_error_kind: row.try_get("last_error_kind")?,
             bytes: row.try_get("bytes")?,
             files: row.try_get("files")?,
+            progress: match row.try_get::<Option<String>, _>("progress")? {
+                // Progress is advisory: an unreadable one is shown as none.
+                Some(text) => serde_json::from_str(&text).ok(),
+                None => None,
+            },
+            lost_attempts: row.try_get("lost_attempts")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,
@@ -291,17 +330,7 @@ impl Store {
 
     /// Stores a job (or finds the one with the same idempotency key) and returns its id.
     pub async fn submit(&self, request: &JobRequest, actor: &str) -> Result<i64> {
-        request.spec.validate()?;
-        if request.retry.max_attempts == 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                "job request",
-                "retry.max_attempts: must be at least 1",
-            ));
-        }
-        for hop in &request.next_hops {
-            hop.validate()?;
-        }
+        self.limits.check_request(request)?;
         let mut tx = self.begin("submitting a job").await?;
         let id = insert_job(&mut tx, request, None, None).await?;
         let id = match id {
@@ -435,7 +464,7 @@ impl Store {
         let now = now_ms();
         let expires = now + lease.as_millis() as i64;
         let aging = (aging.as_millis() as i64).max(1);
-        let sql = lease_statement(self.backend);
+        let sql = lease_statement(self.backend, self.limits.max_lost_attempts);
         let mut tx = self.begin("leasing jobs").await?;
         if self.backend == Backend::Postgres {
             // PostgreSQL would plan the lease statement anew for its parameters each time:
@@ -557,17 +586,25 @@ impl Store {
         Ok(jobs)
     }
 
-    /// Jobs whose worker died during their last allowed attempt become dead: a job that
-    /// kills every worker that runs it must not be leased forever.
+    /// Jobs whose worker died during their last allowed attempt, or whose workers were
+    /// lost `limits.max_lost_attempts` times, become dead: a job that kills every worker
+    /// that runs it must not be leased forever.
     async fn reap_exhausted(&self, tx: &mut Transaction<'_, Any>, now: i64) -> Result<()> {
+        let max_lost = self.limits.max_lost_attempts as i64;
         let rows = sqlx::query(
             "UPDATE jobs SET state = 'dead', lease_owner = NULL, finished_at = $1, updated_at = $1, \
-                 last_error = 'the worker was lost during the last allowed attempt (crashed or cut off from the store)', \
+                 progress = NULL, lost_attempts = lost_attempts + 1, \
+                 last_error = CASE WHEN attempts >= max_attempts \
+                     THEN 'the worker was lost during the last allowed attempt (crashed or cut off from the store)' \
+                     ELSE 'the worker running this job was lost ' || CAST(lost_attempts + 1 AS TEXT) || \
+                         ' times (crashed, killed or cut off from the store); the job may be what kills its \
+                         workers, so it is not run again (limits.max_lost_attempts)' END, \
                  last_error_kind = 'WorkerLost' \
              WHERE state = 'leased' AND cancel_requested = 0 AND lease_expires_at < $1 \
-                 AND attempts >= max_attempts RETURNING id, attempts",
+                 AND (attempts >= max_attempts OR lost_attempts + 1 >= $2) RETURNING id, attempts",
         )
         .bind(now)
+        .bind(max_lost)
         .fetch_all(&mut **tx)
         .await
         .map_err(db_error("reaping lost jobs"))?;
@@ -643,6 +680,46 @@ impl Store {
         })
     }
 
+    /// Stores the live progress of running jobs, all in one statement: each entry is
+    /// (job id, the worker holding it, its progress); entries whose lease was lost change
+    /// nothing.
+    pub async fn record_progress(&self, running: &[(i64, String, JobProgress)]) -> Result<()> {
+        if running.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "WITH p (job_id, holder, p_bytes, p_files, p_json) AS (VALUES {}) \
+             UPDATE jobs SET bytes = p.p_bytes, files = p.p_files, progress = p.p_json \
+             FROM p WHERE jobs.id = p.job_id AND jobs.lease_owner = p.holder \
+                 AND jobs.state = 'leased'",
+            placeholder_rows(
+                1,
+                running.len(),
+                &[
+                    "CAST($ AS BIGINT)",
+                    "$",
+                    "CAST($ AS BIGINT)",
+                    "CAST($ AS BIGINT)",
+                    "$"
+                ]
+            )
+        );
+        let mut update = sqlx::query(&sql);
+        for (id, worker, progress) in running {
+            update = update
+                .bind(*id)
+                .bind(worker)
+                .bind(progress.bytes as i64)
+                .bind(progress.files as i64)
+                .bind(to_json(progress)?);
+        }
+        update
+            .execute(&self.pool)
+            .await
+            .map_err(db_error("recording progress"))?;
+        Ok(())
+    }
+
     /// Marks job `id` succeeded if `worker` still holds it, and queues the chain's next hop.
     /// Returns false (and changes nothing) when the lease was lost.
     pub async fn complete(&self, id: i64, worker: &str, bytes: u64, files: u64) -> Result<bool> {
@@ -674,7 +751,7 @@ impl Store {
             let sql = format!(
                 "WITH done (job_id, holder, done_bytes, done_files) AS (VALUES {}) \
                  UPDATE jobs SET state = 'succeeded', lease_owner = NULL, lease_expires_at = NULL, \
-                     bytes = done.done_bytes, files = done.done_files, finished_at = $1, \
+                     progress = NULL, bytes = done.done_bytes, files = done.done_files, finished_at = $1, \
                      updated_at = $1 \
                  FROM done WHERE jobs.id = done.job_id AND jobs.lease_owner = done.holder \
                      AND jobs.state = 'leased' \
@@ -795,7 +872,8 @@ impl Store {
         let kind = format!("{:?}", error.kind);
         sqlx::query(
             "UPDATE jobs SET state = $1, run_after = $2, finished_at = $3, lease_owner = NULL, \
-                 lease_expires_at = NULL, last_error = $4, last_error_kind = $5, updated_at = $6 \
+                 lease_expires_at = NULL, progress = NULL, last_error = $4, last_error_kind = $5, \
+                 updated_at = $6 \
              WHERE id = $7",
         )
         .bind(state.as_str())
@@ -870,7 +948,8 @@ impl Store {
         let now = now_ms();
         let mut tx = self.begin(context).await?;
         let row = sqlx::query(&format!(
-            "UPDATE jobs SET {set}, lease_owner = NULL, lease_expires_at = NULL, updated_at = $1 \
+            "UPDATE jobs SET {set}, lease_owner = NULL, lease_expires_at = NULL, progress = NULL, \
+                 updated_at = $1 \
              WHERE id = $2 AND lease_owner = $3 AND state = 'leased' RETURNING {JOB_COLUMNS}"
         ))
         .bind(now)
@@ -1017,18 +1096,23 @@ impl Store {
 ///   when each of its endpoints still has a seat counting the candidates before it that
 ///   use that endpoint (admitted or not, so a limit is never exceeded).
 ///
-/// Both: `$2` lease expiry, `$3` now, `$4` aging (ms per priority point).
-fn lease_statement(backend: Backend) -> String {
+/// Both: `$2` lease expiry, `$3` now, `$4` aging (ms per priority point). An expired lease
+/// is a lost attempt: a job is leased again only while its losses stay below `max_lost`.
+/// The aged priority is computed in floating point, so no priority or age overflows it.
+fn lease_statement(backend: Backend, max_lost: u32) -> String {
     let queue_index = match backend {
         Backend::Postgres => "",
         Backend::Sqlite => "INDEXED BY jobs_queue",
     };
     let not_busy = "j.source_endpoint NOT IN (SELECT name FROM busy) \
                     AND j.destination_endpoint NOT IN (SELECT name FROM busy)";
-    let runnable = "((j.state = 'queued' AND j.run_after <= $3) \
-                    OR (j.state = 'leased' AND j.lease_expires_at < $3 AND j.cancel_requested = 0 \
-                        AND j.attempts < j.max_attempts))";
-    let urgency = "j.priority + ($3 - j.created_at) / $4";
+    let relet = format!(
+        "j.state = 'leased' AND j.lease_expires_at < $3 AND j.cancel_requested = 0 \
+         AND j.attempts < j.max_attempts AND j.lost_attempts + 1 < {max_lost}"
+    );
+    let runnable = format!("((j.state = 'queued' AND j.run_after <= $3) OR ({relet}))");
+    let urgency =
+        "CAST(j.priority AS DOUBLE PRECISION) + CAST($3 - j.created_at AS DOUBLE PRECISION) / $4";
     let heads = match backend {
         Backend::Postgres => format!(
             "SELECT c.id FROM prios CROSS JOIN LATERAL (SELECT j.id FROM jobs j \
@@ -1066,14 +1150,14 @@ fn lease_statement(backend: Backend) -> String {
          candidates(id) AS ( \
              {heads} \
              UNION ALL \
-             SELECT j.id FROM jobs j WHERE j.state = 'leased' AND j.lease_expires_at < $3 \
-                 AND j.cancel_requested = 0 AND j.attempts < j.max_attempts AND {not_busy})"
+             SELECT j.id FROM jobs j WHERE {relet} AND {not_busy})"
     );
     match backend {
         Backend::Sqlite => format!(
             "{candidates} \
              UPDATE jobs SET state = 'leased', lease_owner = $1, lease_expires_at = $2, \
-                 attempts = attempts + 1, updated_at = $3 \
+                 attempts = attempts + 1, updated_at = $3, \
+                 lost_attempts = lost_attempts + CASE WHEN state = 'leased' THEN 1 ELSE 0 END \
              WHERE id = (SELECT j.id FROM jobs j NOT INDEXED \
                  WHERE j.id IN (SELECT id FROM candidates) AND {runnable} \
                  ORDER BY {urgency} DESC, j.id LIMIT 1) \
@@ -1106,7 +1190,8 @@ fn lease_statement(backend: Backend) -> String {
                  SELECT value, ordinality \
                  FROM json_array_elements_text(CAST($1 AS json)) WITH ORDINALITY) \
              UPDATE jobs SET state = 'leased', lease_owner = o.owner, lease_expires_at = $2, \
-                 attempts = attempts + 1, updated_at = $3 \
+                 attempts = attempts + 1, updated_at = $3, \
+                 lost_attempts = jobs.lost_attempts + CASE WHEN jobs.state = 'leased' THEN 1 ELSE 0 END \
              FROM admitted a JOIN owners o ON o.n = a.n WHERE jobs.id = a.job_id \
              RETURNING {JOB_COLUMNS}"
         ),

@@ -2,6 +2,7 @@
 //! PostgreSQL (many nodes), migrated on open. Only parameterised SQL; `$N` placeholders
 //! work on both backends.
 
+use super::Limits;
 use crate::error::{Error, ErrorKind, Result};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
@@ -21,6 +22,8 @@ pub struct Store {
     pub(crate) backend: Backend,
     /// When `lease` last reaped lost and cancelled jobs (ms since the epoch), per process.
     pub(crate) last_reap: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// The bounds submissions and templates are checked against.
+    pub(crate) limits: Limits,
 }
 
 impl std::fmt::Debug for Store {
@@ -102,7 +105,14 @@ impl Store {
             pool,
             backend,
             last_reap: Default::default(),
+            limits: Limits::default(),
         })
+    }
+
+    /// The same store, checking submissions and templates against `limits`.
+    pub fn with_limits(mut self, limits: Limits) -> Store {
+        self.limits = limits;
+        self
     }
 
     pub fn backend(&self) -> Backend {

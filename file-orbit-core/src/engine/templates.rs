@@ -261,9 +261,56 @@ impl TransferTemplate {
 }
 
 impl Store {
+    /// Refuses a template naming an endpoint that does not exist (it would fail each job).
+    async fn check_endpoints_exist(&self, template: &TransferTemplate) -> Result<()> {
+        let hops = template
+            .next_hops
+            .iter()
+            .enumerate()
+            .flat_map(|(index, hop)| {
+                [
+                    (format!("next_hops[{index}].source"), &hop.source),
+                    (format!("next_hops[{index}].destination"), &hop.destination),
+                ]
+            });
+        let named = [
+            ("matcher.source".to_string(), &template.matcher.source),
+            ("spec.destination".to_string(), &template.spec.destination),
+        ]
+        .into_iter()
+        .chain(hops);
+        for (field, name) in named {
+            let found = sqlx::query("SELECT 1 FROM endpoints WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_error("storing a template"))?;
+            if found.is_none() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("template {:?}", template.name),
+                    format!("{field}: no endpoint named {name:?}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Creates or replaces a template.
+    /// Its numbers must be within the store's limits and the endpoints it names must exist.
     pub async fn put_template(&self, template: &TransferTemplate, actor: &str) -> Result<()> {
         template.validate()?;
+        let example = template.request_for(&FileEvent {
+            endpoint: template.matcher.source.clone(),
+            path: "example.txt".into(),
+            size: None,
+            modified: None,
+        });
+        self.limits.check_request(&example).map_err(|mut err| {
+            err.context = format!("template {:?}", template.name);
+            err
+        })?;
+        self.check_endpoints_exist(template).await?;
         let definition = serde_json::to_string(template).map_err(|err| {
             Error::new(
                 ErrorKind::InvalidInput,

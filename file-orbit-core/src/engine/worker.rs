@@ -3,16 +3,19 @@
 //! lease, and one reporter records the successes in batches (one transaction for all that
 //! finished meanwhile). A lost lease or a cancel request stops the transfer; shutdown stops
 //! leasing and lets running transfers finish, or after a grace period stops them and hands
-//! their jobs back to the queue. The process keeps its entry in the worker registry fresh.
+//! their jobs back to the queue. The process keeps its entry in the worker registry fresh,
+//! and publishes its running transfers' progress to the store once a second in one write.
 
-use super::queue::{Completion, Job, LeaseStatus};
+use super::queue::{Completion, Job, JobProgress, LeaseStatus};
 use super::{Orbit, Store};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
+use crate::rclone::Progress;
 use crate::transfer::{Scope, TransferJob, TransferMode, file_exists};
 use backon::{ExponentialBuilder, Retryable};
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -27,6 +30,13 @@ pub struct Workers {
 
 /// How long released transfers get to stop and record the release.
 const RELEASE_WAIT: Duration = Duration::from_secs(10);
+
+/// How often running transfers' progress is written to the store (one statement for all).
+const PROGRESS_EVERY: Duration = Duration::from_secs(1);
+
+/// The running transfers of a process: job id → (lease holder, its progress).
+type ProgressBoard = Arc<Mutex<BoardEntries>>;
+type BoardEntries = HashMap<i64, (String, watch::Receiver<Progress>)>;
 
 /// The most successes recorded in one transaction.
 const REPORT_BATCH: usize = 64;
@@ -130,6 +140,8 @@ impl Dispatcher {
             running_now.clone(),
             options.lease,
         ));
+        let board = ProgressBoard::default();
+        let publisher = tokio::spawn(publish_progress(store.clone(), board.clone()));
         let (report, reports) = mpsc::unbounded_channel();
         let reporter = tokio::spawn(record_successes(self.orbit.clone(), reports));
         let mut new_work = self.orbit.new_work();
@@ -173,6 +185,7 @@ impl Dispatcher {
                             id,
                             released: self.released.clone(),
                             report: report.clone(),
+                            board: board.clone(),
                         };
                         let slot = *slot;
                         running.spawn(async move {
@@ -206,6 +219,7 @@ impl Dispatcher {
         drop(report);
         let _ = reporter.await;
         registration.abort();
+        publisher.abort();
         if let Err(err) = store.node_stopped(&self.base).await {
             tracing::warn!(%err, "could not record the stop in the worker registry");
         }
@@ -227,6 +241,31 @@ async fn renew_registration(
         let running = running.load(Ordering::Relaxed);
         if let Err(err) = store.renew_node(&id, running, fresh_for).await {
             tracing::warn!(%err, "could not renew the worker registration");
+        }
+    }
+}
+
+/// Every `PROGRESS_EVERY`, writes the progress of the transfers on `board` that changed
+/// since the last write, in one statement, until aborted. A failed write is only logged:
+/// progress is advisory and the next one replaces it.
+async fn publish_progress(store: Store, board: ProgressBoard) {
+    let mut every = tokio::time::interval(PROGRESS_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let now = super::store::now_ms();
+        let changed: Vec<(i64, String, JobProgress)> = {
+            locked(&board)
+                .iter_mut()
+                .filter(|(_, (_, progress))| progress.has_changed().unwrap_or(false))
+                .map(|(id, (holder, progress))| {
+                    let snapshot = JobProgress::of(&progress.borrow_and_update(), now);
+                    (*id, holder.clone(), snapshot)
+                })
+                .collect()
+        };
+        if let Err(err) = store.record_progress(&changed).await {
+            tracing::debug!(%err, "could not record progress");
         }
     }
 }
@@ -266,6 +305,24 @@ struct Worker {
     /// Set when shutdown's grace period is over: stop the transfer, release the job.
     released: watch::Receiver<bool>,
     report: mpsc::UnboundedSender<Completion>,
+    /// Where this slot's running transfer shows its progress.
+    board: ProgressBoard,
+}
+
+/// The board, even if a worker panicked holding it (its entries stay usable).
+fn locked(board: &ProgressBoard) -> std::sync::MutexGuard<'_, BoardEntries> {
+    board
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Keeps a transfer on the progress board while it runs.
+struct OnBoard<'a>(&'a ProgressBoard, i64);
+
+impl Drop for OnBoard<'_> {
+    fn drop(&mut self) {
+        locked(self.0).remove(&self.1);
+    }
 }
 
 /// How a transfer ended for its worker.
@@ -322,6 +379,9 @@ impl Worker {
     /// Runs the transfer while heartbeating its lease.
     async fn transfer(&self, job: &Job) -> Result<Ended> {
         let orbit = &self.orbit;
+        // A job stored before the limits were lowered (or by a process with higher ones)
+        // must not be able to exhaust this one.
+        orbit.options().limits.check_spec(&job.spec, "spec")?;
         let source = orbit.endpoint(&job.spec.source).await?;
         let destination = orbit.endpoint(&job.spec.destination).await?;
         let now = chrono::DateTime::from_timestamp_millis(job.created_at)
@@ -329,6 +389,8 @@ impl Worker {
         let transfer =
             TransferJob::start(orbit.rclone(), &job.spec, &source, &destination, now).await?;
         let canceller = transfer.canceller();
+        locked(&self.board).insert(job.id, (self.id.clone(), transfer.progress_receiver()));
+        let _on_board = OnBoard(&self.board, job.id);
         let landed = transfer.destination_path.clone();
         let lease = orbit.options().lease;
         let mut heartbeat = tokio::time::interval(lease / 3);

@@ -3,7 +3,7 @@
 //! code. Unknown keys are refused by name.
 
 use crate::endpoint::Endpoint;
-use crate::engine::{Orbit, TransferTemplate};
+use crate::engine::{Limits, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::{Secret, with_secrets_revealed};
 use crate::service::logs::LogConfig;
@@ -91,6 +91,10 @@ pub struct ServerConfig {
     /// `[log]`: the log directory (read by `GET /api/v1/logs`), format, rotation.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[limits]`: bounds on the numbers of jobs and templates (parallelism, priority,
+    /// retries, next hops, lost attempts); see `engine::Limits`.
+    #[serde(default)]
+    pub limits: Limits,
     /// `[[endpoints]]` declared as code: stored at start when new or changed.
     #[serde(default)]
     pub endpoints: Vec<DeclaredEndpoint>,
@@ -243,6 +247,7 @@ impl Default for ServerConfig {
             api_keys: Vec::new(),
             min_free_disk_mb: default_min_free_disk_mb(),
             log: LogConfig::default(),
+            limits: Limits::default(),
             endpoints: Vec::new(),
             templates: Vec::new(),
         }
@@ -293,6 +298,7 @@ impl ServerConfig {
         if self.request_timeout_secs == 0 {
             return invalid("request_timeout_secs: must be positive".into());
         }
+        self.limits.validate()?;
         for (index, declared) in self.endpoints.iter().enumerate() {
             declared.endpoint.validate().map_err(|err| {
                 Error::new(

@@ -46,6 +46,7 @@ def _open_options(
     aging: float | None,
     poll_interval: float | None,
     actor: str | None,
+    limits: Mapping[str, int] | None,
 ) -> str:
     url = os.fspath(store)
     if "://" not in url:
@@ -63,6 +64,7 @@ def _open_options(
             "aging_ms": ms(aging),
             "poll_interval_ms": ms(poll_interval),
             "actor": actor,
+            "limits": dict(limits or {}),
         }
     )
 
@@ -197,6 +199,10 @@ class Orbit:
         aging: Seconds a waiting job takes to gain one priority point.
         poll_interval: Seconds idle workers wait before looking for work again.
         actor: Who this process is in the audit log.
+        limits: Bounds on what jobs and templates may ask for, overriding the defaults:
+            ``max_parallelism`` (64), ``max_priority`` (1,000,000), ``max_attempts`` (100),
+            ``max_retry_delay_ms`` (one day), ``max_next_hops`` (32) and
+            ``max_lost_attempts`` (3: a job whose worker is lost that often is dead).
 
     Example::
 
@@ -222,8 +228,9 @@ class Orbit:
         aging: float | None = None,
         poll_interval: float | None = None,
         actor: str | None = None,
+        limits: Mapping[str, int] | None = None,
     ) -> None:
-        options = _open_options(store, master_key, previous_keys, lease, aging, poll_interval, actor)
+        options = _open_options(store, master_key, previous_keys, lease, aging, poll_interval, actor, limits)
         self._native = _native.NativeOrbit.open(options)
 
     def _call(self, op: str, **args: Any) -> Any:
@@ -566,9 +573,10 @@ class AsyncOrbit:
         aging: float | None = None,
         poll_interval: float | None = None,
         actor: str | None = None,
+        limits: Mapping[str, int] | None = None,
     ) -> AsyncOrbit:
         """Opens the store; the arguments are those of :class:`Orbit`."""
-        options = _open_options(store, master_key, previous_keys, lease, aging, poll_interval, actor)
+        options = _open_options(store, master_key, previous_keys, lease, aging, poll_interval, actor, limits)
         return cls(await _native.NativeOrbit.open_async(options))
 
     async def _call(self, op: str, **args: Any) -> Any:

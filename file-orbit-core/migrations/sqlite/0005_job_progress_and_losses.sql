@@ -1,0 +1,5 @@
+-- How often a job's worker was lost (its lease expired while running): a job that keeps
+-- killing its workers stops being leased. And the running attempt's live progress (JSON:
+-- bytes, files, totals, speed, eta), written about once a second by the worker's process.
+ALTER TABLE jobs ADD COLUMN lost_attempts BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN progress TEXT;
