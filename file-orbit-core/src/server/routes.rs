@@ -516,8 +516,9 @@ async fn retry_job(
     Ok(Json(json!({"id": id, "state": job.state})).into_response())
 }
 
-/// Live progress: an `update` event whenever the job's state, attempts, bytes or files
-/// change (polled every 200 ms), then `end` once it is terminal. Bounded by
+/// Live progress: an `update` event whenever the job's state, attempts, bytes, files or
+/// progress (speed, eta, totals; its worker writes it once a second) change (polled every
+/// 200 ms), then `end` once it is terminal. Bounded by
 /// `max_stream_secs` and by server shutdown.
 async fn job_events(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
     let id = id_param(&id)?;
@@ -534,7 +535,7 @@ async fn job_events(State(state): State<Shared>, Path(id): Path<String>) -> ApiR
         loop {
             let snapshot = json!({
                 "id": job.id, "state": job.state, "attempts": job.attempts,
-                "bytes": job.bytes, "files": job.files,
+                "bytes": job.bytes, "files": job.files, "progress": job.progress,
                 "last_error": job.last_error, "last_error_kind": job.last_error_kind,
             });
             if last.as_ref() != Some(&snapshot) {

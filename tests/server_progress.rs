@@ -1,0 +1,146 @@
+//! Live progress across the cluster (feature `server`, real HTTP, real sshd): while a
+//! transfer runs on one server's worker, another server on the same store (no workers of
+//! its own) shows its bytes, files, speed and totals.
+
+mod common;
+
+use common::api::{Api, config_with_keys};
+use common::relay::Relay;
+use common::{Kind, endpoint, env, local_root, orbit_options, sftp_config, sqlite_url, unique};
+use file_orbit::endpoint::{Endpoint, EndpointConfig, HostKeyCheck};
+use file_orbit::engine::{JobRequest, Orbit};
+use file_orbit::server::Server;
+use file_orbit::template::PathTemplate;
+use file_orbit::transfer::TransferSpec;
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The test sshd's host key as `"<algorithm> <key>"`, for an endpoint that reaches it
+/// through a relay (another port than known_hosts names).
+fn pinned_host_key() -> String {
+    let known = std::fs::read_to_string(env("SFTP_KNOWN_HOSTS")).unwrap();
+    let line = known.lines().find(|line| line.contains("ssh-")).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    format!("{} {}", fields[1], fields[2])
+}
+
+/// Bytes of the files directly in `dir` (0 while it does not exist).
+fn bytes_in(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|entry| entry.ok()?.metadata().ok())
+                .map(|meta| meta.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Polls `GET /api/v1/jobs/{id}` until `done` holds for it (bounded).
+async fn job_until(
+    api: &Api,
+    key: &str,
+    id: i64,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = api.get(&format!("/api/v1/jobs/{id}"), key).await.json();
+        if done(&job) {
+            return job;
+        }
+        assert!(Instant::now() < deadline, "job {id} never {what}: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_transfer_shows_its_progress_on_another_node() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let src = endpoint(Kind::Local, "src");
+    // A sparse 1 GiB file: far more than passes before the line goes silent.
+    let big = std::fs::File::create(local_root(&src).join("big.bin")).unwrap();
+    big.set_len(1 << 30).unwrap();
+    orbit.put_endpoint(&src, 4).await.unwrap();
+    // The SFTP server through a relay, so the transfer can be held mid-way.
+    let relay = Relay::start(format!("{}:{}", env("SFTP_HOST"), env("SFTP_PORT"))).await;
+    let root = unique("progress");
+    let mut sftp = sftp_config(&root);
+    sftp.port = relay.port;
+    sftp.host_key = HostKeyCheck::Pinned {
+        keys: vec![pinned_host_key()],
+    };
+    let dst = Endpoint {
+        name: "partner".into(),
+        config: EndpointConfig::Sftp(sftp),
+    };
+    orbit.put_endpoint(&dst, 4).await.unwrap();
+
+    let (config, keys) = config_with_keys(1);
+    let runner = Server::start(orbit.clone(), config.clone()).await.unwrap();
+    let watcher_orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let watcher = Server::start(
+        watcher_orbit,
+        file_orbit::server::ServerConfig {
+            workers: 0,
+            ..config
+        },
+    )
+    .await
+    .unwrap();
+    let (run_api, watch_api) = (
+        Api::new(runner.local_addr()),
+        Api::new(watcher.local_addr()),
+    );
+
+    let spec = TransferSpec::file(
+        "src",
+        "big.bin",
+        "partner",
+        PathTemplate::parse("{filename}").unwrap(),
+    );
+    let body = serde_json::to_value(JobRequest::new(spec)).unwrap();
+    let reply = run_api
+        .post("/api/v1/jobs", &keys.operator, Some(body))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let id = reply.json()["id"].as_i64().unwrap();
+
+    // Once bytes have arrived at the SFTP server, hold the line: the transfer stays running.
+    let landing = Path::new(&env("SFTP_HOME")).join(&root);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bytes_in(&landing) == 0 {
+        assert!(Instant::now() < deadline, "no bytes arrived in {landing:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    relay.silence();
+
+    let job = job_until(&watch_api, &keys.viewer, id, "showed progress", |job| {
+        job["progress"]["bytes"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+    assert_eq!(job["state"], "leased", "{job}");
+    assert_eq!(job["progress"]["total_bytes"], 1u64 << 30, "{job}");
+    assert!(job["bytes"].as_u64().unwrap() > 0, "{job}");
+    assert!(job["progress"]["updated_at"].as_i64().unwrap() > 0, "{job}");
+
+    let cancel = run_api
+        .post(&format!("/api/v1/jobs/{id}/cancel"), &keys.operator, None)
+        .await;
+    assert_eq!(cancel.status, 202, "{}", cancel.body);
+    relay.restore();
+    let job = job_until(&watch_api, &keys.viewer, id, "ended", |job| {
+        job["state"] == "cancelled"
+    })
+    .await;
+    assert!(
+        job["progress"].is_null(),
+        "an ended attempt shows no live progress: {job}"
+    );
+    runner.shutdown().await;
+    watcher.shutdown().await;
+    let _ = std::fs::remove_dir_all(&landing);
+}
