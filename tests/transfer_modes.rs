@@ -268,3 +268,99 @@ async fn a_cancelled_transfer_stops_and_leaves_no_complete_file() {
     let landed = files(&sftp, "big");
     assert_ne!(landed.get("huge.bin"), Some(&(size as i64)), "{landed:?}");
 }
+
+/// A symbolic link planted inside a local endpoint never redirects a transfer outside its
+/// root: not as a destination directory, not as a destination file, not as a source file
+/// or directory. Each is refused naming the link, and nothing is written outside.
+#[tokio::test]
+async fn symlinks_inside_a_local_root_are_never_followed() {
+    use std::os::unix::fs::symlink;
+    let src = endpoint(Kind::Local, "src");
+    let dst = endpoint(Kind::Local, "dst");
+    let (src_root, dst_root) = (common::local_root(&src), common::local_root(&dst));
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(src_root.join("report.csv"), "data").unwrap();
+    std::fs::write(elsewhere.path().join("secret.txt"), "outside").unwrap();
+    symlink(elsewhere.path(), dst_root.join("linked")).unwrap();
+    symlink(
+        elsewhere.path().join("secret.txt"),
+        dst_root.join("trap.csv"),
+    )
+    .unwrap();
+    symlink(
+        elsewhere.path().join("secret.txt"),
+        src_root.join("leak.csv"),
+    )
+    .unwrap();
+    symlink(elsewhere.path(), src_root.join("leakdir")).unwrap();
+
+    let file = |path: &str, template: &str| TransferSpec {
+        scope: Scope::File,
+        ..spec(&src, path, &dst, template)
+    };
+    let cases = [
+        (
+            file("report.csv", "linked/{filename}"),
+            "destination_path",
+            "linked",
+        ),
+        (
+            spec(&src, "", &dst, "linked/sub"),
+            "destination_path",
+            "linked",
+        ),
+        (
+            file("report.csv", "trap.csv"),
+            "destination_path",
+            "trap.csv",
+        ),
+        (
+            file("leak.csv", "out/{filename}"),
+            "source_path",
+            "leak.csv",
+        ),
+        (spec(&src, "leakdir", &dst, "out"), "source_path", "leakdir"),
+    ];
+    for (spec, field, link) in cases {
+        let err = run(&spec, &src, &dst).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{spec:?}: {err}");
+        let names_the_link = [&src_root, &dst_root].iter().any(|root| {
+            let link = root.join(link);
+            err.message
+                .contains(&format!("symbolic link {}", link.display()))
+        });
+        assert!(
+            err.message.starts_with(&format!("{field}: ")) && names_the_link,
+            "{spec:?}: {err}"
+        );
+    }
+    let outside: Vec<_> = std::fs::read_dir(elsewhere.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name())
+        .collect();
+    assert_eq!(outside, ["secret.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(elsewhere.path().join("secret.txt")).unwrap(),
+        "outside"
+    );
+    assert!(!dst_root.join("out").exists());
+}
+
+/// A missing source names the endpoint and the path, not only rclone's call.
+#[tokio::test]
+async fn a_missing_source_names_its_endpoint_and_path() {
+    let src = endpoint(Kind::Local, "src");
+    let dst = endpoint(Kind::Local, "dst");
+    let missing = TransferSpec {
+        scope: Scope::File,
+        ..spec(&src, "inbox/nothing.csv", &dst, "{filename}")
+    };
+    let err = run(&missing, &src, &dst).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("source file \"inbox/nothing.csv\" not found on endpoint \"src\""),
+        "{text}"
+    );
+    assert!(!text.contains("operations/copyfile"), "{text}");
+}

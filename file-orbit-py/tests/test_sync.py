@@ -544,3 +544,29 @@ def test_jobs_page_by_id_and_worker_processes_are_listed(orbit: fo.Orbit, local_
             assert job.wait(timeout=30).state == "succeeded"
     stopped = [w for w in orbit.workers() if w.id == node.id]
     assert len(stopped) == 1 and not stopped[0].alive and stopped[0].stopped_at is not None
+
+
+def test_a_relative_local_root_is_resolved_against_the_current_directory(
+    orbit: fo.Orbit, local_dirs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = local_dirs("here")
+    (base / "in").mkdir()
+    (base / "in" / "r.txt").write_bytes(b"r")
+    monkeypatch.chdir(base)
+    source, out = fo.Local("src", root="in"), fo.Local("out", root=pathlib.Path("out"))
+    assert source.root == str(base / "in") and out.root == str(base / "out")
+    orbit.copy(source, out, destination_path="").wait()
+    assert (base / "out" / "r.txt").read_bytes() == b"r"
+
+
+def test_limits_bound_what_a_job_may_ask_for(store: str, local_dirs) -> None:
+    source, out = local_dirs("source"), local_dirs("out")
+    with fo.Orbit(store, master_key=MASTER_KEY, limits={"max_parallelism": 8}) as orbit:
+        orbit.add_endpoint(fo.Local("src", root=source))
+        orbit.add_endpoint(fo.Local("out", root=out))
+        with pytest.raises(fo.ConfigError, match=r"spec\.parallelism: 9 is above the maximum of 8"):
+            orbit.submit(fo.TransferSpec("src", "out", destination_path="x", parallelism=9))
+        with pytest.raises(fo.ConfigError, match=r"priority"):
+            orbit.submit(fo.TransferSpec("src", "out", destination_path="x"), priority=2**62)
+    with pytest.raises(fo.ConfigError, match="unknown field"):
+        fo.Orbit(store, master_key=MASTER_KEY, limits={"max_parallelsm": 8})

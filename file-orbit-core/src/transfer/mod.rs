@@ -338,6 +338,38 @@ pub struct TransferJob {
     verification: Option<Verification>,
     /// Where the files went, relative to the destination endpoint.
     pub destination_path: String,
+    /// What its errors are about: the source's endpoint, path and scope, the destination.
+    about: Route,
+}
+
+/// The endpoints and paths of a transfer, for its error messages.
+struct Route {
+    source: String,
+    source_path: String,
+    scope: Scope,
+    destination: String,
+}
+
+impl Route {
+    /// `err` naming the transfer instead of rclone's call, and for a missing source, the
+    /// endpoint and path (rclone says only "object not found").
+    fn explain(&self, mut err: Error) -> Error {
+        err.context = format!(
+            "transfer from endpoint {:?} to {:?}",
+            self.source, self.destination
+        );
+        if err.kind == ErrorKind::NotFound {
+            let what = match self.scope {
+                Scope::File => "file",
+                Scope::Tree => "directory",
+            };
+            err.message = format!(
+                "source {what} {:?} not found on endpoint {:?} ({})",
+                self.source_path, self.source, err.message
+            );
+        }
+        err
+    }
 }
 
 enum Verification {
@@ -361,6 +393,38 @@ pub async fn file_exists(rclone: &'static Rclone, endpoint: &Endpoint, path: &st
         Err(err) if err.kind == ErrorKind::NotFound => Ok(false),
         Err(err) => Err(err),
     }
+}
+
+/// Refuses a path of a local endpoint that passes through a symbolic link: a link planted
+/// in a shared folder must not redirect the service's writes (or reads) outside the
+/// endpoint's root. Components that do not exist yet are fine (rclone creates them).
+fn refuse_local_symlinks(endpoint: &Endpoint, path: &str, field: &str) -> Result<()> {
+    let EndpointConfig::Local(local) = &endpoint.config else {
+        return Ok(());
+    };
+    let mut at = local.root.clone();
+    for segment in path.split('/').filter(|segment| !segment.is_empty()) {
+        at.push(segment);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&at)
+                    .map(|target| format!(" (to {})", target.display()))
+                    .unwrap_or_default();
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("endpoint {:?}", endpoint.name),
+                    format!(
+                        "{field}: {path:?} passes through the symbolic link {}{target}; File \
+                         Orbit never follows links inside a local endpoint",
+                        at.display()
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// Splits `a/b/c.txt` into (`a/b`, `c.txt`).
@@ -402,6 +466,8 @@ impl TransferJob {
             // The destination root: the file keeps its name there.
             destination_path = split_parent(source_path).1.to_string();
         }
+        refuse_local_symlinks(source, source_path, "source_path")?;
+        refuse_local_symlinks(destination, &destination_path, "destination_path")?;
 
         // Retrying is the engine's job (with backoff, across workers): rclone retries only
         // briefly inside one attempt. Its defaults (3 full passes, 10 low-level retries)
@@ -488,6 +554,12 @@ impl TransferJob {
             job,
             verification: spec.verify.then_some(verification),
             destination_path,
+            about: Route {
+                source: source.name.clone(),
+                source_path: source_path.to_string(),
+                scope: spec.scope,
+                destination: destination.name.clone(),
+            },
         })
     }
 
@@ -515,7 +587,8 @@ impl TransferJob {
     pub async fn wait(self) -> Result<Progress> {
         let progress = self.job.progress_receiver();
         let rclone = self.rclone;
-        self.job.wait().await?;
+        let about = self.about;
+        self.job.wait().await.map_err(|err| about.explain(err))?;
         if let Some(verification) = self.verification {
             verification.run(rclone).await?;
         }

@@ -51,7 +51,8 @@ class Local(Endpoint):
 
     Args:
         name: The endpoint's name.
-        root: Absolute directory every path of this endpoint is inside.
+        root: Directory every path of this endpoint is inside; a relative one is resolved
+            against the current directory when the endpoint is made.
     """
 
     _: KW_ONLY
@@ -59,6 +60,9 @@ class Local(Endpoint):
     """Absolute directory every path of this endpoint is inside."""
 
     kind: ClassVar[str] = "local"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", os.path.abspath(os.fspath(self.root)))
 
     def _config(self) -> dict[str, Any]:
         return {"root": os.fspath(self.root)}
