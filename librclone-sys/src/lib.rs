@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn the_build_recorded_a_library_and_the_pinned_version() {
-        assert!(RCLONE_VERSION.starts_with("v1.75."), "{RCLONE_VERSION}");
+        assert!(RCLONE_VERSION.starts_with("v1.76."), "{RCLONE_VERSION}");
         let built = built_library_path().expect("the build script recorded librclone.so");
         assert!(built.is_file(), "{} is not a file", built.display());
     }

@@ -17,8 +17,10 @@ use std::ffi::{CStr, CString, c_char, c_int};
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-/// The oldest rclone File Orbit accepts: v1.75.0 fixed the 2026 security advisories.
-const MIN_RCLONE: [u64; 3] = [1, 75, 0];
+/// The oldest rclone File Orbit accepts: v1.76.0 refuses HTTPS→HTTP redirects, keeps
+/// credentials from following a redirect to another host and local operations inside the
+/// chosen folder, and gives filters the glob syntax File Orbit documents.
+const MIN_RCLONE: [u64; 3] = [1, 76, 0];
 
 /// How to start the process-wide client. Only the first `Rclone::init` uses them.
 #[derive(Debug, Clone, Default)]
@@ -90,7 +92,7 @@ impl Rclone {
                 ErrorKind::Library,
                 "loading librclone",
                 format!(
-                    "{} is rclone {}, File Orbit needs v1.75.0 or newer",
+                    "{} is rclone {}, File Orbit needs v1.76.0 or newer",
                     self.library_path, self.version.version
                 ),
             ));

@@ -562,7 +562,7 @@ class RcloneInfo:
 
     Attributes:
         library_path: The librclone.so in use.
-        version: Its rclone version, e.g. ``"v1.75.1"``.
+        version: Its rclone version, e.g. ``"v1.76.0"``.
     """
 
     library_path: str
