@@ -366,6 +366,23 @@ async fn symlinks_inside_a_local_root_are_never_followed() {
         "outside"
     );
     assert!(!dst_root.join("out").exists());
+
+    // A link deeper in the destination tree than the rendered path (rclone v1.76 writes
+    // through it) is refused too.
+    std::fs::create_dir_all(src_root.join("tree/sub")).unwrap();
+    std::fs::write(src_root.join("tree/sub/planted.txt"), "new").unwrap();
+    std::fs::create_dir_all(dst_root.join("deep")).unwrap();
+    symlink(elsewhere.path(), dst_root.join("deep/sub")).unwrap();
+    let err = run(&spec(&src, "tree", &dst, "deep"), &src, &dst)
+        .await
+        .unwrap_err();
+    let link = dst_root.join("deep/sub");
+    assert!(
+        err.message
+            .contains(&format!("holds the symbolic link {}", link.display())),
+        "{err}"
+    );
+    assert!(!elsewhere.path().join("planted.txt").exists());
 }
 
 /// A missing source names the endpoint and the path, not only rclone's call.

@@ -427,6 +427,46 @@ fn refuse_local_symlinks(endpoint: &Endpoint, path: &str, field: &str) -> Result
     Ok(())
 }
 
+/// Refuses a tree transfer into a local directory that already holds a symbolic link
+/// anywhere below it: rclone (v1.76) writes through a linked directory it finds there.
+/// Walks the existing destination tree (links are not followed); a link planted after
+/// this check and before rclone reaches that directory is not caught.
+async fn refuse_links_below(endpoint: &Endpoint, path: &str) -> Result<()> {
+    let EndpointConfig::Local(local) = &endpoint.config else {
+        return Ok(());
+    };
+    let top = local.root.join(path);
+    let found = tokio::task::spawn_blocking(move || {
+        walkdir::WalkDir::new(&top)
+            .min_depth(1)
+            .into_iter()
+            .filter_map(|entry| entry.ok())
+            .find(|entry| entry.path_is_symlink())
+            .map(|entry| entry.into_path())
+    })
+    .await
+    .map_err(|err| {
+        Error::new(
+            ErrorKind::Library,
+            "checking the destination",
+            err.to_string(),
+        )
+    })?;
+    match found {
+        Some(link) => Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("endpoint {:?}", endpoint.name),
+            format!(
+                "destination_path: {path:?} holds the symbolic link {}; File Orbit never \
+                 writes through links inside a local endpoint (remove it, or choose another \
+                 folder)",
+                link.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Splits `a/b/c.txt` into (`a/b`, `c.txt`).
 fn split_parent(path: &str) -> (&str, &str) {
     let path = path.trim_matches('/');
@@ -468,6 +508,9 @@ impl TransferJob {
         }
         refuse_local_symlinks(source, source_path, "source_path")?;
         refuse_local_symlinks(destination, &destination_path, "destination_path")?;
+        if spec.scope == Scope::Tree {
+            refuse_links_below(destination, &destination_path).await?;
+        }
 
         // Retrying is the engine's job (with backoff, across workers): rclone retries only
         // briefly inside one attempt. Its defaults (3 full passes, 10 low-level retries)
