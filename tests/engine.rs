@@ -870,3 +870,78 @@ async fn huge_priorities_neither_overflow_nor_stall_the_queue(options: OrbitOpti
     let err = bounded.submit(&request).await.unwrap_err();
     assert!(err.message.starts_with("priority: "), "{err}");
 }
+
+/// A tree copy to SMB reports, on the job, the names the share holds under another name (it
+/// used to rename them silently), and those are the names that arrive; SFTP (rclone v1.76)
+/// keeps every name, and its job reports nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renamed_names_are_reported_on_the_job() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let src = endpoint(Kind::Local, "src");
+    let root = local_root(&src);
+    std::fs::create_dir_all(root.join("in")).unwrap();
+    for name in [
+        "in/new\nline.txt",
+        "in/a:b?.txt",
+        "in/plain.txt",
+        "skipped\t.tmp",
+    ] {
+        std::fs::write(root.join(name), "x").unwrap();
+    }
+    orbit.put_endpoint(&src, 4).await.unwrap();
+    let sftp_root = common::unique("renamed");
+    let smb_root = common::unique("renamed");
+    for (name, config) in [
+        (
+            "sftp",
+            EndpointConfig::Sftp(common::sftp_config(&sftp_root)),
+        ),
+        ("smb", EndpointConfig::Smb(common::smb_config(&smb_root))),
+    ] {
+        let endpoint = Endpoint {
+            name: name.into(),
+            config,
+        };
+        orbit.put_endpoint(&endpoint, 4).await.unwrap();
+    }
+    let workers = orbit.start_workers(2);
+    let mut expected = Vec::new();
+    for (destination, warnings) in [
+        ("sftp", vec![]),
+        (
+            "smb",
+            vec![
+                r#""in/a:b?.txt" arrives as "in/a：b？.txt""#,
+                r#""in/new\nline.txt" arrives as "in/new␊line.txt""#,
+            ],
+        ),
+    ] {
+        let mut spec = TransferSpec::tree("src", "", destination, PathTemplate::parse("").unwrap());
+        spec.filters.exclude = vec!["*.tmp".into()];
+        let id = orbit.submit(&JobRequest::new(spec)).await.unwrap();
+        expected.push((id, warnings));
+    }
+    for (id, warnings) in expected {
+        let job = orbit.wait(id, WAIT).await.unwrap();
+        assert_eq!(job.state, JobState::Succeeded, "{job:?}");
+        assert_eq!(job.warnings, warnings, "{job:?}");
+    }
+    workers.shutdown().await;
+    let names = |dir: PathBuf| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let sftp_in = PathBuf::from(common::env("SFTP_HOME"))
+        .join(&sftp_root)
+        .join("in");
+    assert_eq!(names(sftp_in), ["a:b?.txt", "new\nline.txt", "plain.txt"]);
+    let smb_in = PathBuf::from(common::env("SMB_SHARE_DIR"))
+        .join(&smb_root)
+        .join("in");
+    assert_eq!(names(smb_in), ["a：b？.txt", "new␊line.txt", "plain.txt"]);
+}

@@ -169,6 +169,9 @@ pub struct Job {
     pub progress: Option<JobProgress>,
     /// How often the job's worker was lost while running it (crashed, killed, cut off).
     pub lost_attempts: i64,
+    /// What the user should know about the transfer although it succeeded, e.g. files the
+    /// destination renamed (`"new\nline.txt" arrived as "new␊line.txt"`).
+    pub warnings: Vec<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub finished_at: Option<i64>,
@@ -205,7 +208,7 @@ impl JobProgress {
 const JOB_COLUMNS: &str = "id, idempotency_key, spec, template, chain_id, parent_id, next_hops, \
     priority, state, attempts, max_attempts, backoff_base_ms, backoff_max_ms, run_after, \
     lease_owner, lease_expires_at, cancel_requested, last_error, last_error_kind, bytes, files, \
-    progress, lost_attempts, created_at, updated_at, finished_at";
+    progress, lost_attempts, warnings, created_at, updated_at, finished_at";
 
 fn job_from_row(row: &AnyRow) -> Result<Job> {
     let read = || -> Result<Job, sqlx::Error> {
@@ -240,6 +243,10 @@ fn job_from_row(row: &AnyRow) -> Result<Job> {
                 None => None,
             },
             lost_attempts: row.try_get("lost_attempts")?,
+            warnings: match row.try_get::<Option<String>, _>("warnings")? {
+                Some(text) => serde_json::from_str(&text).map_err(decode)?,
+                None => Vec::new(),
+            },
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,
@@ -717,6 +724,20 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db_error("recording progress"))?;
+        Ok(())
+    }
+
+    /// Keeps `warnings` on job `id` (while `worker` holds it), for its outcome to show.
+    pub async fn record_warnings(&self, id: i64, worker: &str, warnings: &[String]) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET warnings = $1 WHERE id = $2 AND lease_owner = $3 AND state = 'leased'",
+        )
+        .bind(to_json(&warnings)?)
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await
+        .map_err(db_error("recording warnings"))?;
         Ok(())
     }
 

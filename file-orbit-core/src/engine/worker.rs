@@ -330,6 +330,7 @@ enum Ended {
     Done {
         bytes: u64,
         files: u64,
+        warnings: Vec<String>,
     },
     /// Another worker holds the job now: nothing to report.
     LeaseLost,
@@ -343,8 +344,18 @@ impl Worker {
         let store = self.orbit.store();
         let outcome = self.transfer(&job).await;
         let reported = match outcome {
-            Ok(Ended::Done { bytes, files }) => {
+            Ok(Ended::Done {
+                bytes,
+                files,
+                warnings,
+            }) => {
                 tracing::info!(bytes, files, "transfer succeeded");
+                if !warnings.is_empty() {
+                    tracing::warn!(?warnings, "transfer succeeded with warnings");
+                    if let Err(err) = store.record_warnings(job.id, &self.id, &warnings).await {
+                        tracing::warn!(%err, "could not record the warnings");
+                    }
+                }
                 let success = Completion {
                     id: job.id,
                     worker: self.id.clone(),
@@ -389,6 +400,7 @@ impl Worker {
         let transfer =
             TransferJob::start(orbit.rclone(), &job.spec, &source, &destination, now).await?;
         let canceller = transfer.canceller();
+        let mut warnings = transfer.warnings().to_vec();
         locked(&self.board).insert(job.id, (self.id.clone(), transfer.progress_receiver()));
         let _on_board = OnBoard(&self.board, job.id);
         let landed = transfer.destination_path.clone();
@@ -406,11 +418,15 @@ impl Worker {
                 result = &mut wait => {
                     return match result {
                         _ if lease_lost => Ok(Ended::LeaseLost),
-                        Ok(progress) => Ok(Ended::Done { bytes: progress.bytes, files: progress.files }),
+                        Ok(progress) => Ok(Ended::Done {
+                            bytes: progress.bytes,
+                            files: progress.files,
+                            warnings: std::mem::take(&mut warnings),
+                        }),
                         Err(_) if released => Ok(Ended::Released),
                         Err(err) => {
                             if self.moved_by_a_lost_attempt(job, &destination, &landed, &err).await {
-                                Ok(Ended::Done { bytes: 0, files: 0 })
+                                Ok(Ended::Done { bytes: 0, files: 0, warnings: Vec::new() })
                             } else {
                                 Err(err)
                             }

@@ -2,6 +2,8 @@
 //! conflict policy, verification, parallelism) and its execution through the rclone client
 //! as one rclone job with progress and cancellation, followed by verification.
 
+mod renames;
+
 use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::methods::{
@@ -340,6 +342,8 @@ pub struct TransferJob {
     pub destination_path: String,
     /// What its errors are about: the source's endpoint, path and scope, the destination.
     about: Route,
+    /// What the user should know although it succeeds (names the destination changes).
+    warnings: Vec<String>,
 }
 
 /// The endpoints and paths of a transfer, for its error messages.
@@ -548,6 +552,7 @@ impl TransferJob {
             ..JobOptions::default()
         };
 
+        let mut warnings = Vec::new();
         let (job, verification) = match spec.scope {
             Scope::File => {
                 let (src_dir, src_name) = split_parent(source_path);
@@ -569,6 +574,14 @@ impl TransferJob {
                 (job, verification)
             }
             Scope::Tree => {
+                warnings = renames::renamed_on_arrival(
+                    rclone,
+                    source,
+                    source_path,
+                    destination,
+                    options.filter.clone(),
+                )
+                .await?;
                 let tree = TreeTransfer {
                     src_fs: source.to_rclone(rclone, source_path)?,
                     dst_fs: destination.to_rclone(rclone, &destination_path)?,
@@ -603,12 +616,19 @@ impl TransferJob {
                 scope: spec.scope,
                 destination: destination.name.clone(),
             },
+            warnings,
         })
     }
 
     /// Progress updates until the transfer (not its verification) ends.
     pub fn progress(&self) -> WatchStream<Progress> {
         self.job.progress()
+    }
+
+    /// What the user should know although the transfer succeeds: the names an SFTP or SMB
+    /// destination holds differently (`"new\nline.txt" arrives as "new␊line.txt"`).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// A receiver of progress snapshots that outlives `wait`.
