@@ -808,6 +808,28 @@ async fn bursts_are_rate_limited_per_key() {
     assert!(server.shutdown().await);
 }
 
+/// The README's first command runs the server in the clone: what it writes there (the store,
+/// its master key file, the generated configuration, the logs) must never be committed.
+#[test]
+fn what_the_server_writes_in_the_clone_is_ignored_by_git() {
+    let written = [
+        "file-orbit.db",
+        "file-orbit.db-wal",
+        "file-orbit.db-shm",
+        "file-orbit.db.key",
+        "file-orbit-server.toml",
+        "logs/server.2026-12-07.log",
+    ];
+    for name in written {
+        let status = std::process::Command::new("git")
+            .args(["check-ignore", "--quiet", "--no-index", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "{name} is not ignored by .gitignore");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_smoke() {
     let url = postgres_url().await;
