@@ -1174,18 +1174,22 @@ async fn many_jobs_go_in_one_request_each_with_its_id_or_its_own_error() {
     keyed["idempotency_key"] = json!("batch-once");
     let mut wrong_type = file_request("src", "w.txt", "dst", 3);
     wrong_type["retry"]["base_delay_ms"] = json!("soon");
+    // Above the store's limits, as a single submission would be.
+    let mut too_urgent = file_request("src", "u.txt", "dst", 3);
+    too_urgent["priority"] = json!(i64::MAX);
     let batch = json!({"jobs": [good, unknown_endpoint, no_attempts, unknown_field, keyed, keyed,
-                                wrong_type, 7]});
+                                wrong_type, 7, too_urgent]});
     let reply = api.post("/api/v1/jobs", &keys.operator, Some(batch)).await;
     assert_eq!(reply.status, 207, "{}", reply.body);
     let answers = reply.json()["jobs"].as_array().unwrap().clone();
-    assert_eq!(answers.len(), 8, "{answers:?}");
+    assert_eq!(answers.len(), 9, "{answers:?}");
     for (index, field) in [
         (1, "jobs[1].spec.destination"),
         (2, "jobs[2].retry.max_attempts"),
         (3, "jobs[3].bogus"),
         (6, "jobs[6].retry.base_delay_ms"),
         (7, "jobs[7]"),
+        (8, "jobs[8].priority"),
     ] {
         let error = &answers[index]["error"];
         assert_eq!(answers[index]["index"], index, "{error}");

@@ -363,8 +363,8 @@ impl Store {
         Ok(id)
     }
 
-    /// Submits many jobs in one transaction. Each request is validated as `submit` does and
-    /// gets its own answer, in order: the id of its job (new, or the one with its
+    /// Submits many jobs in one transaction. Each request is checked against the store's
+    /// limits as `submit` does and gets its own answer, in order: the id of its job (new, or the one with its
     /// idempotency key) or its validation error; the valid ones are stored and audited
     /// together. Err only when the store fails, and then none is stored.
     pub async fn submit_many(
@@ -374,7 +374,7 @@ impl Store {
     ) -> Result<Vec<Result<i64>>> {
         let mut answers: Vec<Result<i64>> = requests
             .iter()
-            .map(|request| validate_request(request).map(|()| 0))
+            .map(|request| self.limits.check_request(request).map(|()| 0))
             .collect();
         if answers.iter().all(Result::is_err) {
             return Ok(answers);
@@ -1241,23 +1241,6 @@ fn lease_statement(backend: Backend, max_lost: u32) -> String {
              RETURNING {JOB_COLUMNS}"
         ),
     }
-}
-
-/// The checks `submit` makes of a request before storing it; `submit_many` makes them
-/// of each of its requests.
-fn validate_request(request: &JobRequest) -> Result<()> {
-    request.spec.validate()?;
-    if request.retry.max_attempts == 0 {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
-            "job request",
-            "retry.max_attempts: must be at least 1",
-        ));
-    }
-    for hop in &request.next_hops {
-        hop.validate()?;
-    }
-    Ok(())
 }
 
 /// The id of the job stored with `request`'s idempotency key.
