@@ -11,7 +11,9 @@ use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::events::IncomingEvent;
-use file_orbit::server::{API_ROUTES, RateLimit, Role, Server, ServerConfig, sign_jwt};
+use file_orbit::server::{
+    API_ROUTES, RateLimit, Role, Server, ServerConfig, hash_api_key, sign_jwt,
+};
 use file_orbit::service::logs::{self, LogConfig};
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
@@ -669,6 +671,14 @@ async fn every_route_needs_credentials_and_the_right_role() {
             "/api/v1/events/1/replay",
             Role::Operator,
         ),
+        ("GET", "/api/v1/keys", "", Role::Admin),
+        ("POST", "/api/v1/keys", "", Role::Admin),
+        (
+            "DELETE",
+            "/api/v1/keys/{name}",
+            "/api/v1/keys/gone",
+            Role::Admin,
+        ),
         ("GET", "/api/v1/audit", "", Role::Viewer),
         ("GET", "/api/v1/audit/verify", "", Role::Viewer),
         ("GET", "/metrics", "", Role::Viewer),
@@ -724,7 +734,9 @@ async fn every_route_needs_credentials_and_the_right_role() {
     ];
     for (method, path, needed) in &routes {
         // A body only where the route reads one (an unread body ends keep-alive).
-        let body = (*method == "PUT" || *path == "/api/v1/jobs").then_some("{}");
+        let body = (*method == "PUT"
+            || (*method == "POST" && ["/api/v1/jobs", "/api/v1/keys"].contains(path)))
+        .then_some("{}");
         for bad in [
             None,
             Some("fo_not-a-key"),
@@ -806,6 +818,575 @@ async fn bursts_are_rate_limited_per_key() {
         assert_eq!(api.call("GET", "/health", None, None).await.status, 200);
     }
     assert!(server.shutdown().await);
+}
+
+/// Log lines written on the thread that installed it (a `current_thread` test runs its
+/// servers there), kept for a leak check.
+#[derive(Clone, Default)]
+struct CapturedLogs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn api_keys_are_minted_used_listed_and_revoked_on_every_node() {
+    // Both nodes run on this thread: every line they log is captured here.
+    let logs = CapturedLogs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+    let (url, _dir) = sqlite_url();
+    let (config, keys) = config_with_keys(0);
+    let node_a = Server::start(
+        Orbit::open(orbit_options(&url)).await.unwrap(),
+        config.clone(),
+    )
+    .await
+    .unwrap();
+    let node_b = Server::start(Orbit::open(orbit_options(&url)).await.unwrap(), config)
+        .await
+        .unwrap();
+    let (a, b) = (Api::new(node_a.local_addr()), Api::new(node_b.local_addr()));
+    let mint = |name: &str, role: &str| json!({"name": name, "role": role});
+    let mut minted = Vec::new();
+
+    // Minted on node A by an admin, shown once; node B takes it, with its role.
+    let reply = a
+        .post(
+            "/api/v1/keys",
+            &keys.admin,
+            Some(json!({"name": "ci", "role": "operator", "expires_in_days": 30})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let created = reply.json();
+    let ci = created["key"].as_str().unwrap().to_string();
+    minted.push(ci.clone());
+    assert!(ci.starts_with("fo_") && ci.len() == 67, "{created}");
+    assert_eq!(created["role"], "operator", "{created}");
+    assert_eq!(created["source"], "store", "{created}");
+    let month = 29 * 86_400_000;
+    assert!(
+        created["expires_at"].as_i64().unwrap() > created["created_at"].as_i64().unwrap() + month,
+        "{created}"
+    );
+    assert_eq!(b.get("/api/v1/jobs", &ci).await.status, 200);
+    let reply = b
+        .put(
+            "/api/v1/endpoints/x",
+            &ci,
+            json!({"type": "local", "root": "/tmp"}),
+        )
+        .await;
+    assert_eq!(reply.error(403)["kind"], "forbidden");
+    // Only admins manage keys; bad requests name their field.
+    for key in [&keys.operator, &ci] {
+        let reply = a.post("/api/v1/keys", key, Some(mint("x", "viewer"))).await;
+        assert_eq!(reply.error(403)["kind"], "forbidden");
+    }
+    assert_eq!(a.get("/api/v1/keys", &keys.viewer).await.status, 403);
+    for (body, field) in [
+        (mint("ci", "viewer"), "name"),
+        (mint("admin", "viewer"), "name"),
+        (mint("a b", "viewer"), "name"),
+        (mint("x", "root"), "role"),
+        (
+            json!({"name": "x", "role": "viewer", "expires_at": "2020-01-01T00:00:00Z"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "expires_at": "tomorrow"}),
+            "expires_at",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "expires_in_days": 0}),
+            "expires_in_days",
+        ),
+        (
+            json!({"name": "x", "role": "viewer", "key": "fo_mine"}),
+            "key",
+        ),
+    ] {
+        let reply = a
+            .post("/api/v1/keys", &keys.admin, Some(body.clone()))
+            .await;
+        assert_eq!(reply.error(400)["field"], field, "{body}: {}", reply.body);
+    }
+
+    // Listed on either node with its last use; never the key or its hash.
+    let reply = b.get("/api/v1/keys", &keys.admin).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let listed = reply.json();
+    let listed = listed.as_array().unwrap();
+    let entry = listed.iter().find(|key| key["name"] == "ci").unwrap();
+    assert_eq!(entry["role"], "operator", "{entry}");
+    assert_eq!(entry["created_by"], "key:admin", "{entry}");
+    assert_eq!(entry["revoked"], false, "{entry}");
+    assert!(entry["last_used_at"].as_i64().is_some(), "{entry}");
+    assert!(
+        listed
+            .iter()
+            .any(|key| key["name"] == "viewer" && key["source"] == "config"),
+        "{listed:?}"
+    );
+    assert!(!reply.body.contains(&ci), "{}", reply.body);
+    assert!(!reply.body.contains(&hash_api_key(&ci)), "{}", reply.body);
+
+    // Revoked on node A: refused at once on node B; its name can be used again.
+    let reply = a
+        .call("DELETE", "/api/v1/keys/ci", Some(&keys.admin), None)
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    let reply = b.get("/api/v1/jobs", &ci).await;
+    assert!(
+        reply.error(401)["message"]
+            .as_str()
+            .unwrap()
+            .contains("revoked"),
+        "{}",
+        reply.body
+    );
+    let reply = a
+        .call("DELETE", "/api/v1/keys/nope", Some(&keys.admin), None)
+        .await;
+    assert_eq!(reply.error(404)["kind"], "not_found");
+    let reply = a
+        .call("DELETE", "/api/v1/keys/viewer", Some(&keys.admin), None)
+        .await;
+    assert_eq!(reply.error(400)["field"], "name", "{}", reply.body);
+    let listed = a.get("/api/v1/keys", &keys.admin).await.json();
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["name"] == "ci")
+        .unwrap()
+        .clone();
+    assert_eq!(entry["revoked"], true, "{entry}");
+    let reply = a
+        .post("/api/v1/keys", &keys.admin, Some(mint("ci", "viewer")))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let ci_again = reply.json()["key"].as_str().unwrap().to_string();
+    minted.push(ci_again.clone());
+    assert_eq!(b.get("/api/v1/jobs", &ci_again).await.status, 200);
+    assert_eq!(b.get("/api/v1/jobs", &ci).await.status, 401);
+
+    // A key minted to expire in two seconds works until then, and is refused after.
+    let expires = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let reply = a
+        .post(
+            "/api/v1/keys",
+            &keys.admin,
+            Some(json!({"name": "short", "role": "viewer", "expires_at": expires.to_rfc3339()})),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let short = reply.json()["key"].as_str().unwrap().to_string();
+    minted.push(short.clone());
+    assert_eq!(b.get("/api/v1/jobs", &short).await.status, 200);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = b.get("/api/v1/jobs", &short).await;
+        if reply.status == 401 {
+            assert!(chrono::Utc::now() >= expires, "refused before it expired");
+            let message = reply.error(401)["message"].as_str().unwrap().to_string();
+            assert!(message.contains("expired"), "{message}");
+            break;
+        }
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert!(std::time::Instant::now() < deadline, "still accepted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let listed = a.get("/api/v1/keys", &keys.admin).await.json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|key| key["name"] == "short" && key["expired"] == true),
+        "{listed}"
+    );
+
+    // Audited under the caller; no key in the audit log or in any log line.
+    let reply = a.get("/api/v1/audit?limit=1000", &keys.viewer).await;
+    let audit = reply.json();
+    let actions: Vec<(String, String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|record| record["subject"] == "api_key/ci")
+        .map(|record| {
+            (
+                record["action"].as_str().unwrap().to_string(),
+                record["actor"].as_str().unwrap().to_string(),
+                record["detail"]["role"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, String)> = [
+        ("api_key.created", "viewer"),
+        ("api_key.revoked", ""),
+        ("api_key.created", "operator"),
+    ]
+    .iter()
+    .map(|(action, role)| {
+        (
+            action.to_string(),
+            "key:admin".to_string(),
+            role.to_string(),
+        )
+    })
+    .collect();
+    assert_eq!(actions, expected, "newest first");
+    let lines = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(lines.contains("/api/v1/keys"), "no log captured: {lines}");
+    for key in &minted {
+        assert!(!reply.body.contains(key.as_str()), "{}", reply.body);
+        assert!(!reply.body.contains(&hash_api_key(key)), "{}", reply.body);
+        assert!(!lines.contains(key.as_str()), "a key was logged");
+    }
+    assert!(node_a.shutdown().await);
+    assert!(node_b.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentication_is_rate_limited_per_address() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (mut config, keys) = config_with_keys(0);
+    config.failed_auth_limit = RateLimit {
+        per_second: 0.5,
+        burst: 5,
+    };
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let forged = sign_jwt("wrong-secret", &json!({"role": "admin"}));
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for attempt in 0..12 {
+        let credential = match attempt % 3 {
+            0 => Some("fo_guessed"),
+            1 => Some(forged.as_str()),
+            _ => None,
+        };
+        let reply = api.call("GET", "/api/v1/jobs", credential, None).await;
+        if reply.status == 429 {
+            retry_after = reply.retry_after.clone();
+            assert_eq!(reply.error(429)["kind"], "rate_limited");
+        }
+        statuses.push(reply.status);
+    }
+    assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+    assert_eq!(statuses[5..], [429; 7], "{statuses:?}");
+    let retry_after: u64 = retry_after.unwrap().parse().unwrap();
+    assert!((1..=2).contains(&retry_after), "{retry_after}");
+    // Callers who authenticate, from the same address, are not affected.
+    for key in [&keys.viewer, &keys.operator, &keys.admin] {
+        assert_eq!(api.get("/api/v1/jobs", key).await.status, 200);
+    }
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_jobs_go_in_one_request_each_with_its_id_or_its_own_error() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (mut config, keys) = config_with_keys(0);
+    // What a client meets by default: 100 requests at once, then 50 a second; 1 MiB bodies.
+    config.rate_limit = RateLimit::default();
+    config.max_body_bytes = ServerConfig::default().max_body_bytes;
+    config.max_batch_jobs = 300;
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    for name in ["src", "dst"] {
+        orbit
+            .put_endpoint(&endpoint(Kind::Local, name), 1)
+            .await
+            .unwrap();
+    }
+
+    // 300 jobs in one request: 201, each its id, in order; all queued.
+    let jobs: Vec<Value> = (0..300)
+        .map(|i| file_request("src", &format!("f{i}.txt"), "dst", 3))
+        .collect();
+    let started = std::time::Instant::now();
+    let reply = api
+        .post(
+            "/api/v1/jobs",
+            &keys.operator,
+            Some(json!({ "jobs": jobs })),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    eprintln!("300 jobs in one request: {:?}", started.elapsed());
+    let answers = reply.json()["jobs"].as_array().unwrap().clone();
+    let ids: BTreeSet<i64> = answers
+        .iter()
+        .enumerate()
+        .map(|(index, answer)| {
+            assert_eq!(answer["index"], index, "{answer}");
+            answer["id"].as_i64().unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), 300);
+    let queued = api
+        .get("/api/v1/jobs?state=queued&limit=1000", &keys.viewer)
+        .await
+        .json();
+    let queued: BTreeSet<i64> = queued
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| job["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(queued, ids);
+
+    // Bad jobs among good ones: each bad one its own error (index and field); the good
+    // ones stored, the same idempotency key twice one job.
+    let good = file_request("src", "good.txt", "dst", 3);
+    let mut unknown_endpoint = file_request("src", "x.txt", "nowhere", 3);
+    unknown_endpoint["next_hops"] = json!([]);
+    let mut no_attempts = file_request("src", "y.txt", "dst", 3);
+    no_attempts["retry"]["max_attempts"] = json!(0);
+    let mut unknown_field = file_request("src", "z.txt", "dst", 3);
+    unknown_field["bogus"] = json!(1);
+    let mut keyed = file_request("src", "k.txt", "dst", 3);
+    keyed["idempotency_key"] = json!("batch-once");
+    let mut wrong_type = file_request("src", "w.txt", "dst", 3);
+    wrong_type["retry"]["base_delay_ms"] = json!("soon");
+    // Above the store's limits, as a single submission would be.
+    let mut too_urgent = file_request("src", "u.txt", "dst", 3);
+    too_urgent["priority"] = json!(i64::MAX);
+    let batch = json!({"jobs": [good, unknown_endpoint, no_attempts, unknown_field, keyed, keyed,
+                                wrong_type, 7, too_urgent]});
+    let reply = api.post("/api/v1/jobs", &keys.operator, Some(batch)).await;
+    assert_eq!(reply.status, 207, "{}", reply.body);
+    let answers = reply.json()["jobs"].as_array().unwrap().clone();
+    assert_eq!(answers.len(), 9, "{answers:?}");
+    for (index, field) in [
+        (1, "jobs[1].spec.destination"),
+        (2, "jobs[2].retry.max_attempts"),
+        (3, "jobs[3].bogus"),
+        (6, "jobs[6].retry.base_delay_ms"),
+        (7, "jobs[7]"),
+        (8, "jobs[8].priority"),
+    ] {
+        let error = &answers[index]["error"];
+        assert_eq!(answers[index]["index"], index, "{error}");
+        assert_eq!(error["kind"], "invalid_input", "{error}");
+        assert_eq!(error["field"], field, "{error}");
+        assert!(answers[index]["id"].is_null(), "{error}");
+    }
+    let stored = answers[0]["id"].as_i64().unwrap();
+    assert_eq!(answers[4]["id"], answers[5]["id"], "{answers:?}");
+    for id in [stored, answers[4]["id"].as_i64().unwrap()] {
+        let job = api.get(&format!("/api/v1/jobs/{id}"), &keys.viewer).await;
+        assert_eq!(job.json()["state"], "queued", "{}", job.body);
+    }
+    let audit = api
+        .get("/api/v1/audit?limit=1000", &keys.viewer)
+        .await
+        .json();
+    let submitted = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|record| record["action"] == "job.submitted" && record["actor"] == "key:operator")
+        .count();
+    assert_eq!(submitted, 302, "one record per stored job");
+
+    // The batch itself: at most max_batch_jobs, at least one, only `jobs`.
+    let one = file_request("src", "a.txt", "dst", 3);
+    for (body, field) in [
+        (json!({"jobs": vec![one.clone(); 301]}), "jobs"),
+        (json!({"jobs": []}), "jobs"),
+        (json!({"jobs": one.clone()}), "jobs"),
+        (json!({"jobs": [one.clone()], "priority": 1}), "priority"),
+    ] {
+        let reply = api.post("/api/v1/jobs", &keys.operator, Some(body)).await;
+        assert_eq!(reply.error(400)["field"], field, "{}", reply.body);
+    }
+    // One job alone is answered as before.
+    let reply = api.post("/api/v1/jobs", &keys.operator, Some(one)).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    assert!(reply.json()["id"].as_i64().is_some(), "{}", reply.body);
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_paths_queries_and_bodies_get_json_errors_naming_the_field() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(0);
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let local = Some(r#"{"type": "local", "root": "/tmp"}"#);
+    for (method, path, body, field) in [
+        ("PUT", "/api/v1/endpoints/%FF%FE", local, "name"),
+        ("GET", "/api/v1/endpoints/%C3%28", None, "name"),
+        ("DELETE", "/api/v1/templates/%FF", None, "name"),
+        ("GET", "/api/v1/jobs/%FF%FE", None, "id"),
+        ("DELETE", "/api/v1/keys/%FE", None, "name"),
+        ("GET", "/api/v1/jobs?limit=%FF", None, "limit"),
+        ("POST", "/api/v1/jobs", Some("{not json"), "body"),
+        (
+            "PUT",
+            "/api/v1/templates/t",
+            Some(r#""a template""#),
+            "body",
+        ),
+        ("PUT", "/api/v1/templates/t", Some(r#"{"name": 5}"#), "name"),
+    ] {
+        let reply = api.call(method, path, Some(&keys.admin), body).await;
+        let error = reply.error(400);
+        assert_eq!(error["kind"], "invalid_input", "{method} {path}: {error}");
+        assert_eq!(error["field"], field, "{method} {path}: {error}");
+    }
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_the_wrong_shape_are_never_echoed() {
+    const WORDS: &str = "canary-shape-Zq81Lw";
+    const DIGITS: i64 = 7_243_987_123_456;
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(0);
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let sftp = |auth: Value| {
+        json!({"type": "sftp", "host": "127.0.0.1", "user": "u",
+               "host_key": {"check": "insecure_skip"}, "auth": auth})
+    };
+    let s3 = |secret: Value| {
+        json!({"type": "s3", "bucket": "b", "access_key_id": "AKID",
+               "secret_access_key": secret})
+    };
+    let password = |secret: Value| json!({"method": "password", "password": secret});
+    let shapes = [
+        json!(WORDS),
+        json!(DIGITS),
+        json!([WORDS]),
+        json!({"x": WORDS}),
+        json!([DIGITS]),
+    ];
+    let mut bodies = Vec::new();
+    for shape in &shapes {
+        bodies.push(sftp(shape.clone()));
+        bodies.push(sftp(password(shape.clone())));
+        bodies.push(s3(shape.clone()));
+    }
+    for body in bodies {
+        if body["auth"]["password"].is_string() || body["secret_access_key"].is_string() {
+            continue; // the right shape
+        }
+        let reply = api
+            .put("/api/v1/endpoints/leak", &keys.admin, body.clone())
+            .await;
+        let error = reply.error(400);
+        assert_eq!(error["kind"], "invalid_input", "{body}: {error}");
+        assert!(
+            !reply.body.contains(WORDS) && !reply.body.contains(&DIGITS.to_string()),
+            "{body}: {}",
+            reply.body
+        );
+    }
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_and_batches_on_postgres() {
+    let url = postgres_url().await;
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(0);
+    let server = Server::start(orbit.clone(), config).await.unwrap();
+    let api = Api::new(server.local_addr());
+    let mint = json!({"name": "pg", "role": "operator", "expires_in_days": 1});
+    let reply = api
+        .post("/api/v1/keys", &keys.admin, Some(mint.clone()))
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let first = reply.json()["key"].as_str().unwrap().to_string();
+    let reply = api
+        .post("/api/v1/keys", &keys.admin, Some(mint.clone()))
+        .await;
+    assert_eq!(reply.error(400)["field"], "name", "{}", reply.body);
+    for name in ["src", "dst"] {
+        orbit
+            .put_endpoint(&endpoint(Kind::Local, name), 1)
+            .await
+            .unwrap();
+    }
+    let mut keyed = file_request("src", "k.txt", "dst", 3);
+    keyed["idempotency_key"] = json!("pg-once");
+    let batch = json!({"jobs": [file_request("src", "a.txt", "dst", 3), keyed, keyed]});
+    let reply = api.post("/api/v1/jobs", &first, Some(batch)).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let answers = reply.json()["jobs"].clone();
+    assert_eq!(answers[1]["id"], answers[2]["id"], "{answers}");
+    assert_ne!(answers[0]["id"], answers[1]["id"], "{answers}");
+    let reply = api
+        .call("DELETE", "/api/v1/keys/pg", Some(&keys.admin), None)
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    assert_eq!(api.get("/api/v1/jobs", &first).await.status, 401);
+    let reply = api.post("/api/v1/keys", &keys.admin, Some(mint)).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let second = reply.json()["key"].as_str().unwrap().to_string();
+    assert_eq!(api.get("/api/v1/jobs", &second).await.status, 200);
+    let listed = api.get("/api/v1/keys", &keys.admin).await.json();
+    let entry = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|key| key["name"] == "pg")
+        .unwrap()
+        .clone();
+    assert_eq!(entry["revoked"], false, "{entry}");
+    assert!(entry["last_used_at"].as_i64().is_some(), "{entry}");
+    assert!(server.shutdown().await);
+}
+
+/// The README's first command runs the server in the clone: what it writes there (the store,
+/// its master key file, the generated configuration, the logs) must never be committed.
+#[test]
+fn what_the_server_writes_in_the_clone_is_ignored_by_git() {
+    let written = [
+        "file-orbit.db",
+        "file-orbit.db-wal",
+        "file-orbit.db-shm",
+        "file-orbit.db.key",
+        "file-orbit-server.toml",
+        "logs/server.2026-12-07.log",
+    ];
+    for name in written {
+        let status = std::process::Command::new("git")
+            .args(["check-ignore", "--quiet", "--no-index", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("git runs");
+        assert!(status.success(), "{name} is not ignored by .gitignore");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

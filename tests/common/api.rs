@@ -212,6 +212,11 @@ pub fn config_with_keys(workers: usize) -> (ServerConfig, Keys) {
             per_second: 1000.0,
             burst: 1000,
         },
+        // Every test client is on loopback: let them fail authentication freely.
+        failed_auth_limit: RateLimit {
+            per_second: 1000.0,
+            burst: 1000,
+        },
         // Small, so a too-large body fits in the socket buffers and the client reads 413.
         max_body_bytes: 64 * 1024,
         jwt_secret: Some(Secret::new("jwt-test-secret")),

@@ -2,6 +2,7 @@
 //! PostgreSQL), endpoints with sealed credentials, transfer templates, the job queue,
 //! chains, the audit log, and in-process workers.
 
+mod api_keys;
 mod audit;
 mod event_log;
 mod keyring;
@@ -12,6 +13,7 @@ mod store;
 mod templates;
 mod worker;
 
+pub use api_keys::StoredApiKey;
 pub use audit::AuditRecord;
 pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
@@ -384,6 +386,16 @@ impl Orbit {
         let id = self.store().submit(request, self.actor()).await?;
         self.wake_workers();
         Ok(id)
+    }
+
+    /// Submits many jobs in one transaction: each answer is its job's id or its own
+    /// validation error (see `Store::submit_many`).
+    pub async fn submit_many(&self, requests: &[JobRequest]) -> Result<Vec<Result<i64>>> {
+        let answers = self.store().submit_many(requests, self.actor()).await?;
+        if answers.iter().any(Result::is_ok) {
+            self.wake_workers();
+        }
+        Ok(answers)
     }
 
     /// Tells idle workers in this process that a job may be runnable.

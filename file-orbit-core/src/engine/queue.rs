@@ -370,6 +370,51 @@ impl Store {
         Ok(id)
     }
 
+    /// Submits many jobs in one transaction. Each request is checked against the store's
+    /// limits as `submit` does and gets its own answer, in order: the id of its job (new, or the one with its
+    /// idempotency key) or its validation error; the valid ones are stored and audited
+    /// together. Err only when the store fails, and then none is stored.
+    pub async fn submit_many(
+        &self,
+        requests: &[JobRequest],
+        actor: &str,
+    ) -> Result<Vec<Result<i64>>> {
+        let mut answers: Vec<Result<i64>> = requests
+            .iter()
+            .map(|request| self.limits.check_request(request).map(|()| 0))
+            .collect();
+        if answers.iter().all(Result::is_err) {
+            return Ok(answers);
+        }
+        let context = "submitting jobs";
+        let mut tx = self.begin(context).await?;
+        let mut submitted = Vec::new();
+        for (request, answer) in requests.iter().zip(answers.iter_mut()) {
+            let Ok(id) = answer else {
+                continue;
+            };
+            *id = match insert_job(&mut tx, request, None, None).await? {
+                Some(id) => {
+                    submitted.push(audit::Entry {
+                        actor,
+                        action: "job.submitted",
+                        subject: format!("job/{id}"),
+                        outcome: "ok",
+                        detail: json!({"source": request.spec.source,
+                                       "destination": request.spec.destination,
+                                       "template": request.template,
+                                       "priority": request.priority}),
+                    });
+                    id
+                }
+                None => job_id_by_key(&mut tx, request).await?,
+            };
+        }
+        audit::append_many(&mut tx, self.backend, &submitted).await?;
+        Self::commit(tx, context).await?;
+        Ok(answers)
+    }
+
     pub async fn job(&self, id: i64) -> Result<Job> {
         let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
             .bind(id)
@@ -1217,6 +1262,17 @@ fn lease_statement(backend: Backend, max_lost: u32) -> String {
              RETURNING {JOB_COLUMNS}"
         ),
     }
+}
+
+/// The id of the job stored with `request`'s idempotency key.
+async fn job_id_by_key(tx: &mut Transaction<'_, Any>, request: &JobRequest) -> Result<i64> {
+    let key = request.idempotency_key.as_deref().unwrap_or_default();
+    sqlx::query("SELECT id FROM jobs WHERE idempotency_key = $1")
+        .bind(key)
+        .fetch_one(&mut **tx)
+        .await
+        .and_then(|row| row.try_get::<i64, _>(0))
+        .map_err(db_error("finding a job by idempotency key"))
 }
 
 /// Inserts a job; None when its idempotency key already exists.

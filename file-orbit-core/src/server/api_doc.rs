@@ -128,13 +128,19 @@ pub const API_ROUTES: &[ApiRoute] = &[
     },
     ApiRoute {
         body: Some(
-            "A job request: spec (the transfer), priority, idempotency_key, retry, next_hops.",
+            "A job request: spec (the transfer), priority, idempotency_key, retry, next_hops; \
+             or a batch, {\"jobs\": [job requests]} (at most max_batch_jobs, default 1000; \
+             more: 400 naming `jobs`). Each job of a batch is checked on its own; the valid \
+             ones are stored in one transaction; the answer lists in order {\"index\", \"id\"} \
+             or {\"index\", \"error\": {kind, message, field: \"jobs[i]....\"}}: 201 when \
+             every job was stored, 207 when some were not.",
         ),
         ..route(
             "POST",
             "/api/v1/jobs",
             Role::Operator,
-            "Submit a job (201 with its id; the same idempotency key gives the same job).",
+            "Submit a job (201 with its id; the same idempotency key gives the same job), \
+             or a batch of jobs in one request (one rate-limit token).",
         )
     },
     route("GET", "/api/v1/jobs/{id}", Role::Viewer, "Get one job."),
@@ -176,6 +182,32 @@ pub const API_ROUTES: &[ApiRoute] = &[
         "/api/v1/events/{id}/replay",
         Role::Operator,
         "Create an event's jobs again.",
+    ),
+    route(
+        "GET",
+        "/api/v1/keys",
+        Role::Admin,
+        "List API keys, the configuration's and the managed ones: name, role, source, \
+         created, expires, last used (to the minute), revoked. Never a key or its hash.",
+    ),
+    ApiRoute {
+        body: Some(
+            "name (1-64 of A-Z a-z 0-9 . _ -), role (viewer, operator, admin), optional \
+             expires_at (RFC 3339) or expires_in_days.",
+        ),
+        ..route(
+            "POST",
+            "/api/v1/keys",
+            Role::Admin,
+            "Mint an API key, stored only as its SHA-256: 201 with the key in `key`, shown \
+             only in this answer.",
+        )
+    },
+    route(
+        "DELETE",
+        "/api/v1/keys/{name}",
+        Role::Admin,
+        "Revoke a managed API key: refused at once on every node (204).",
     ),
     ApiRoute {
         query: &[LIMIT],
@@ -238,7 +270,7 @@ pub fn openapi() -> Value {
                    "schema": {"type": "string"}})
         }));
         let success = match (route.method, route.path) {
-            ("POST", "/api/v1/jobs") => "201",
+            ("POST", "/api/v1/jobs" | "/api/v1/keys") => "201",
             _ => "200",
         };
         let mut operation = json!({
@@ -252,6 +284,12 @@ pub fn openapi() -> Value {
                 "400": error, "401": error, "403": error, "404": error, "429": error,
             },
         });
+        if (route.method, route.path) == ("POST", "/api/v1/jobs") {
+            operation["responses"]["207"] = json!({
+                "description": "A batch in which some jobs were not stored: each has its error",
+                "content": {"application/json": {}},
+            });
+        }
         if let Some(body) = route.body {
             operation["requestBody"] = json!({
                 "required": true, "description": body,

@@ -1,10 +1,13 @@
 //! Who is calling and what they may do: `Authorization: Bearer <key>` with an API key
-//! (`fo_...`, compared by SHA-256) or an HS256 JWT (claim `role`); the role each route
-//! needs; a token bucket per caller.
+//! (`fo_...`, compared by SHA-256: declared in the configuration, or managed in the store
+//! and refused once expired or revoked) or an HS256 JWT (claim `role`); the role each
+//! route needs; token buckets per caller and, for failed authentication, per client address.
 
 use super::api_doc::api_route;
 use super::config::{ApiKeyEntry, RateLimit, Role, ServerConfig, hash_api_key};
 use super::error::ApiError;
+use super::keys::stored_role;
+use crate::engine::Store;
 use crate::secret::Secret;
 use axum::http::Method;
 use base64::Engine;
@@ -25,9 +28,11 @@ pub struct Principal {
 
 /// The credentials the server accepts.
 pub struct Authenticator {
-    /// SHA-256 (hex) → entry.
+    /// SHA-256 (hex) → entry, from the configuration.
     keys: HashMap<String, ApiKeyEntry>,
     jwt_secret: Option<Secret>,
+    /// Where managed keys are (read on each use: a revocation holds at once on every node).
+    store: Store,
 }
 
 #[derive(Deserialize)]
@@ -47,7 +52,7 @@ struct JwtClaims {
 }
 
 impl Authenticator {
-    pub fn new(config: &ServerConfig) -> Authenticator {
+    pub fn new(config: &ServerConfig, store: Store) -> Authenticator {
         Authenticator {
             keys: config
                 .api_keys
@@ -55,11 +60,12 @@ impl Authenticator {
                 .map(|entry| (entry.sha256.to_ascii_lowercase(), entry.clone()))
                 .collect(),
             jwt_secret: config.jwt_secret.clone().filter(|s| !s.is_empty()),
+            store,
         }
     }
 
     /// The caller behind an `Authorization` header value.
-    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
+    pub async fn authenticate(&self, header: Option<&str>) -> Result<Principal, ApiError> {
         let header = header.ok_or_else(|| {
             ApiError::unauthorized("send Authorization: Bearer <API key or token>")
         })?;
@@ -69,17 +75,29 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be Bearer"))?;
-        if token.starts_with("fo_") {
-            return self
-                .keys
-                .get(&hash_api_key(token))
-                .map(|entry| Principal {
-                    name: format!("key:{}", entry.name),
-                    role: entry.role,
-                })
-                .ok_or_else(|| ApiError::unauthorized("unknown API key"));
+        if !token.starts_with("fo_") {
+            return self.verify_jwt(token);
         }
-        self.verify_jwt(token)
+        let hash = hash_api_key(token);
+        if let Some(entry) = self.keys.get(&hash) {
+            return Ok(Principal {
+                name: format!("key:{}", entry.name),
+                role: entry.role,
+            });
+        }
+        let Some(key) = self.store.api_key_by_hash(&hash).await? else {
+            return Err(ApiError::unauthorized("unknown API key"));
+        };
+        if key.revoked_at.is_some() {
+            return Err(ApiError::unauthorized("this API key was revoked"));
+        }
+        if !key.usable_at(chrono::Utc::now().timestamp_millis()) {
+            return Err(ApiError::unauthorized("this API key has expired"));
+        }
+        Ok(Principal {
+            name: format!("key:{}", key.name),
+            role: stored_role(&key)?,
+        })
     }
 
     fn verify_jwt(&self, token: &str) -> Result<Principal, ApiError> {
@@ -147,7 +165,7 @@ pub fn required_role(method: &Method, route: &str) -> Option<Role> {
     api_route(method, route).map(|route| route.role)
 }
 
-/// A token bucket per caller name.
+/// A token bucket per caller name (or, for failed authentication, per client address).
 pub struct RateLimiter {
     limit: RateLimit,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
@@ -192,37 +210,41 @@ mod tests {
     use crate::server::config::generate_api_key;
     use serde_json::json;
 
-    fn authenticator() -> (Authenticator, Secret) {
+    #[tokio::test]
+    async fn api_keys_and_jwts_authenticate() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("auth.db").display());
+        let store = Store::open(&url).await.unwrap();
         let (key, entry) = generate_api_key("ci", Role::Operator);
         let config = ServerConfig {
             api_keys: vec![entry],
             jwt_secret: Some(Secret::new("s3cret")),
             ..Default::default()
         };
-        (Authenticator::new(&config), key)
-    }
-
-    #[test]
-    fn api_keys_and_jwts_authenticate() {
-        let (auth, key) = authenticator();
+        let auth = Authenticator::new(&config, store);
         let bearer = format!("Bearer {}", key.expose());
         assert_eq!(
-            auth.authenticate(Some(&bearer)).unwrap().role,
+            auth.authenticate(Some(&bearer)).await.unwrap().role,
             Role::Operator
         );
-        assert!(auth.authenticate(Some("Bearer fo_nope")).is_err());
-        assert!(auth.authenticate(None).is_err());
+        assert!(auth.authenticate(Some("Bearer fo_nope")).await.is_err());
+        assert!(auth.authenticate(None).await.is_err());
         let token = sign_jwt("s3cret", &json!({"role": "viewer", "sub": "ann"}));
-        let who = auth.authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        let who = auth
+            .authenticate(Some(&format!("Bearer {token}")))
+            .await
+            .unwrap();
         assert_eq!((who.role, who.name.as_str()), (Role::Viewer, "jwt:ann"));
         let forged = sign_jwt("other", &json!({"role": "admin"}));
         assert!(
             auth.authenticate(Some(&format!("Bearer {forged}")))
+                .await
                 .is_err()
         );
         let expired = sign_jwt("s3cret", &json!({"role": "admin", "exp": 1}));
         assert!(
             auth.authenticate(Some(&format!("Bearer {expired}")))
+                .await
                 .is_err()
         );
     }

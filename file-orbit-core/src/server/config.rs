@@ -2,6 +2,7 @@
 //! (hashed), the JWT secret, rate limits, logs, and endpoints and templates declared as
 //! code. Unknown keys are refused by name.
 
+use super::error::without_values;
 use crate::endpoint::Endpoint;
 use crate::engine::{Limits, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
@@ -78,6 +79,13 @@ pub struct ServerConfig {
     pub request_timeout_secs: u64,
     #[serde(default)]
     pub rate_limit: RateLimit,
+    /// A token bucket per client address for requests that fail authentication: once
+    /// empty they get 429 with Retry-After (authenticated callers are not affected).
+    #[serde(default = "default_failed_auth_limit")]
+    pub failed_auth_limit: RateLimit,
+    /// The most jobs one `POST /api/v1/jobs` may submit (`{"jobs": [...]}`).
+    #[serde(default = "default_max_batch_jobs")]
+    pub max_batch_jobs: usize,
     /// HS256 secret for JWT bearer tokens (claim `role`; `sub` and `exp` optional): a
     /// string, `{ env = "NAME" }` or `{ file = "/path" }`.
     #[serde(default, deserialize_with = "secret_or_reference")]
@@ -231,6 +239,15 @@ fn default_min_free_disk_mb() -> u64 {
 fn default_request_timeout_secs() -> u64 {
     60
 }
+fn default_failed_auth_limit() -> RateLimit {
+    RateLimit {
+        per_second: 1.0,
+        burst: 20,
+    }
+}
+fn default_max_batch_jobs() -> usize {
+    1000
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -243,6 +260,8 @@ impl Default for ServerConfig {
             max_stream_secs: default_stream_secs(),
             request_timeout_secs: default_request_timeout_secs(),
             rate_limit: RateLimit::default(),
+            failed_auth_limit: default_failed_auth_limit(),
+            max_batch_jobs: default_max_batch_jobs(),
             jwt_secret: None,
             api_keys: Vec::new(),
             min_free_disk_mb: default_min_free_disk_mb(),
@@ -258,10 +277,35 @@ impl ServerConfig {
     /// Parses a TOML configuration; an unknown key is an error naming it.
     pub fn from_toml(text: &str) -> Result<ServerConfig> {
         let config: ServerConfig = toml::from_str(text).map_err(|err| {
+            // The position, the key and serde's message without the values it quotes:
+            // never the offending line's value, which may be a secret.
+            let at = err
+                .span()
+                .map(|span| {
+                    let before = text.get(..span.start).unwrap_or(text);
+                    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - line_start + 1;
+                    let key = text[line_start..]
+                        .lines()
+                        .next()
+                        .and_then(|line| line.split_once('='))
+                        .map(|(key, _)| key.trim())
+                        .filter(|key| {
+                            !key.is_empty()
+                                && key
+                                    .chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                        })
+                        .map(|key| format!(" ({key})"))
+                        .unwrap_or_default();
+                    format!("line {line}, column {column}{key}: ")
+                })
+                .unwrap_or_default();
             Error::new(
                 ErrorKind::InvalidInput,
                 "reading the server configuration",
-                err.to_string(),
+                format!("{at}{}", without_values(err.message())),
             )
         })?;
         config.validate()?;
@@ -286,11 +330,16 @@ impl ServerConfig {
                 return invalid(format!("api_keys[{index}].name: must not be empty"));
             }
         }
-        if !self.rate_limit.per_second.is_finite()
-            || self.rate_limit.per_second <= 0.0
-            || self.rate_limit.burst == 0
-        {
-            return invalid("rate_limit: per_second and burst must be positive".into());
+        for (name, limit) in [
+            ("rate_limit", self.rate_limit),
+            ("failed_auth_limit", self.failed_auth_limit),
+        ] {
+            if !limit.per_second.is_finite() || limit.per_second <= 0.0 || limit.burst == 0 {
+                return invalid(format!("{name}: per_second and burst must be positive"));
+            }
+        }
+        if self.max_batch_jobs == 0 {
+            return invalid("max_batch_jobs: must be positive".into());
         }
         if self.max_body_bytes == 0 {
             return invalid("max_body_bytes: must be positive".into());
@@ -438,6 +487,33 @@ mod tests {
             err.message.contains("jwt_secret") && err.message.contains("env"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn secrets_in_the_wrong_shape_are_not_echoed() {
+        let endpoint = |auth: &str| {
+            format!(
+                "[[endpoints]]\nname = \"in\"\ntype = \"sftp\"\nhost = \"127.0.0.1\"\n\
+                 user = \"u\"\nhost_key = {{ check = \"insecure_skip\" }}\nauth = {auth}\n"
+            )
+        };
+        for text in [
+            endpoint("\"canary-toml-5Rk\""),
+            endpoint("{ method = \"password\", password = 72439871234 }"),
+            endpoint("{ method = \"password\", password = [\"canary-toml-5Rk\"] }"),
+            endpoint("{ method = \"password\", password = \"canary-toml-5Rk\", x = 1 }"),
+            endpoint("\"canary-toml-5Rk"),
+            "[[endpoints]]\nname = \"s3\"\ntype = \"s3\"\nbucket = \"b\"\n\
+             access_key_id = \"AK\"\nsecret_access_key = 72439871234\n"
+                .to_string(),
+        ] {
+            let err = ServerConfig::from_toml(&text).unwrap_err();
+            assert!(
+                !err.message.contains("canary-toml-5Rk") && !err.message.contains("72439871234"),
+                "{err}"
+            );
+            assert!(err.message.starts_with("line "), "{err}");
+        }
     }
 
     #[test]

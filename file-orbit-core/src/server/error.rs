@@ -1,12 +1,16 @@
 //! The API's one error shape, `{"error": {"kind", "message", "field"?}}`, and the one
-//! place where `ErrorKind` becomes an HTTP status.
+//! place where `ErrorKind` becomes an HTTP status and an unreadable path, query or body
+//! becomes a 400 naming its field (serde's messages without the values they quote).
 
 use crate::error::{Error, ErrorKind};
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::path::ErrorKind as PathErrorKind;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use regex::Regex;
 use serde_json::json;
+use std::sync::LazyLock;
 
 /// An error answered to an API client.
 #[derive(Debug)]
@@ -53,11 +57,12 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    pub fn rate_limited(retry_after: u64) -> Self {
+    /// 429: too many requests from `whom` (`this key`, `this address`).
+    pub fn rate_limited(whom: &str, retry_after: u64) -> Self {
         let mut err = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
-            format!("too many requests for this key; retry after {retry_after} s"),
+            format!("too many requests for {whom}; retry after {retry_after} s"),
         );
         err.retry_after = Some(retry_after);
         err
@@ -132,10 +137,53 @@ fn serde_field(message: &str) -> Option<String> {
     None
 }
 
+/// A value serde quotes in its messages (`string "…"`, ``integer `…` ``, ``unknown variant
+/// `…`, expected``, ...): its type stays, the value goes.
+static SERDE_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r#"\b(string) "(?:[^"\\]|\\.)*""#,
+        r"|\b(integer|floating point|boolean|character) `[^`]*`",
+        // Any text may sit between these backticks: up to the last `, expected`.
+        r"|\b(unknown variant) `.*`(, expected|, there are no variants)",
+    ))
+    .expect("valid regex")
+});
+
+/// A serde (JSON, TOML, query) message without the values it quotes: `invalid type: string
+/// "s3cr3t", expected ...` becomes `invalid type: string, expected ...`, so a secret sent in
+/// the wrong shape (even as an enum's tag) is never echoed. Field names (`unknown field
+/// `x``) stay.
+pub(crate) fn without_values(message: &str) -> String {
+    SERDE_VALUE.replace_all(message, "$1$2$3$4").into_owned()
+}
+
+impl ApiError {
+    /// A 400 `invalid_input` from a serde message (values removed), naming the field serde
+    /// names, else `otherwise` (`body`, `query`).
+    pub fn from_serde(message: &str, otherwise: &str) -> Self {
+        let message = without_values(message);
+        let field = serde_field(&message).unwrap_or_else(|| otherwise.into());
+        ApiError::invalid(&field, message)
+    }
+}
+
+/// `value` read as a `T`: an error names its field (serde's unknown or missing field, else
+/// the path of the value at fault, e.g. `spec.retry.max_attempts`), without the value.
+pub fn from_json<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let path = err.path().to_string();
+        let mut api = ApiError::from_serde(&err.inner().to_string(), "body");
+        if path != "." && api.field.as_deref() == Some("body") {
+            api.message = format!("{path}: {}", api.message);
+            api.field = Some(path);
+        }
+        api
+    })
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         let status = rejection.status();
-        let message = rejection.body_text();
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             return ApiError::new(status, "too_large", "the request body is too large");
         }
@@ -146,27 +194,58 @@ impl From<JsonRejection> for ApiError {
                 "send the body as Content-Type: application/json",
             );
         }
-        let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", message.clone());
-        err.field = serde_field(&message);
-        err
+        ApiError::from_serde(&rejection.body_text(), "body")
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        let message = rejection.body_text();
-        let mut err = ApiError::new(StatusCode::BAD_REQUEST, "invalid_input", message.clone());
-        err.field = serde_field(&message);
-        err
+        ApiError::from_serde(&rejection.body_text(), "query")
+    }
+}
+
+/// A path segment that cannot be read (not UTF-8 once percent-decoded, not the type the
+/// route wants): 400 naming the parameter.
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        let PathRejection::FailedToDeserializePathParams(failed) = &rejection else {
+            return ApiError::invalid("path", without_values(&rejection.body_text()));
+        };
+        let (field, message) = match failed.kind() {
+            PathErrorKind::InvalidUtf8InPathParam { key } => (
+                key.clone(),
+                format!("the path parameter {key} is not UTF-8 once percent-decoded"),
+            ),
+            PathErrorKind::ParseErrorAtKey {
+                key, expected_type, ..
+            } => (
+                key.clone(),
+                format!("the path parameter {key} is not a valid {expected_type}"),
+            ),
+            PathErrorKind::DeserializeError { key, message, .. } => (
+                key.clone(),
+                format!("the path parameter {key}: {}", without_values(message)),
+            ),
+            _ => ("path".to_string(), without_values(&failed.body_text())),
+        };
+        ApiError::invalid(&field, message)
+    }
+}
+
+impl ApiError {
+    /// The error object: `{"kind", "message", "field"?}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut body = json!({"kind": self.kind, "message": self.message});
+        if let Some(field) = &self.field {
+            body["field"] = json!(field);
+        }
+        body
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut body = json!({"kind": self.kind, "message": self.message});
-        if let Some(field) = &self.field {
-            body["field"] = json!(field);
-        }
+        let body = self.to_json();
         let mut response = (self.status, Json(json!({ "error": body }))).into_response();
         // Refused before the body was read: the connection cannot be reused, so say so
         // (a pooling client would otherwise send its next request into a closed socket).
@@ -206,6 +285,30 @@ mod tests {
             serde_field("Failed to deserialize: unknown field `bogus`, expected one of").as_deref(),
             Some("bogus")
         );
+    }
+
+    #[test]
+    fn serde_messages_lose_their_values() {
+        for (message, expected) in [
+            (
+                r#"auth: invalid type: string "s3\"cr`et", expected internally tagged enum"#,
+                "auth: invalid type: string, expected internally tagged enum",
+            ),
+            (
+                "invalid type: integer `72439`, expected a string at line 1 column 9",
+                "invalid type: integer, expected a string at line 1 column 9",
+            ),
+            (
+                "unknown variant `s3`cr, expected`, expected one of `password`, `agent`",
+                "unknown variant, expected one of `password`, `agent`",
+            ),
+            (
+                "unknown field `bogus`, expected one of `name`",
+                "unknown field `bogus`, expected one of `name`",
+            ),
+        ] {
+            assert_eq!(without_values(message), expected);
+        }
     }
 
     #[test]

@@ -2,12 +2,15 @@
 //! templates, jobs (with live progress as Server-Sent Events), events and the audit log;
 //! `/health` (no auth) and `/metrics` (Prometheus text). Every other route needs an API
 //! key or JWT with a role (`viewer` < `operator` < `admin`) and is rate limited per
-//! caller. Secrets are never returned: endpoints are listed from their public config.
+//! caller (failed authentication per client address). API keys are managed in the store
+//! (`/api/v1/keys`). Secrets are never returned: endpoints are listed from their public
+//! config.
 
 mod api_doc;
 mod auth;
 mod config;
 mod error;
+mod keys;
 mod metrics;
 mod routes;
 
@@ -17,6 +20,7 @@ pub use config::{
     ApiKeyEntry, DeclaredEndpoint, RateLimit, Role, ServerConfig, generate_api_key, hash_api_key,
 };
 pub use error::ApiError;
+pub use keys::{ApiKeyInfo, create_api_key, days_from_now, list_api_keys, revoke_api_key};
 
 use crate::engine::{Orbit, Workers};
 use crate::error::{Error, ErrorKind, Result};
@@ -48,6 +52,8 @@ pub struct AppState {
     pub workers: Arc<WorkerStatus>,
     authenticator: Authenticator,
     limiter: RateLimiter,
+    /// Failed authentication, per client address.
+    failed_auth: RateLimiter,
     /// Closed on shutdown: live streams end.
     stopping: watch::Receiver<bool>,
 }
@@ -61,8 +67,9 @@ pub fn router(
     stopping: watch::Receiver<bool>,
 ) -> axum::Router {
     let state = Arc::new(AppState {
-        authenticator: Authenticator::new(&config),
+        authenticator: Authenticator::new(&config, orbit.store().clone()),
         limiter: RateLimiter::new(config.rate_limit),
+        failed_auth: RateLimiter::new(config.failed_auth_limit),
         orbit,
         config,
         workers,
@@ -116,11 +123,15 @@ impl Server {
         let app = router(orbit, config, status.clone(), stopping.clone());
         let mut shutdown = stopping;
         let http = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown.changed().await;
-                })
-                .await
+            // The peer's address keys the failed-authentication buckets.
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await
         });
         Ok(Server {
             addr,

@@ -4,23 +4,29 @@
 use super::AppState;
 use super::api_doc;
 use super::auth::{Principal, required_role};
-use super::error::ApiError;
+use super::config::Role;
+use super::error::{ApiError, from_json};
+use super::keys;
 use crate::endpoint::Endpoint;
 use crate::engine::{JobFilter, JobRequest, JobState, LiveWorkers, TransferTemplate};
 use crate::service::logs::{self, LogQuery};
 use axum::extract::{
-    DefaultBodyLimit, Extension, FromRequest, MatchedPath, Path, Query, Request, State,
+    ConnectInfo, DefaultBodyLimit, Extension, FromRequest, FromRequestParts, MatchedPath, Request,
+    State,
 };
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use axum::{Json, Router};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -67,6 +73,12 @@ pub(super) fn router(state: Shared) -> Router {
         ("/api/v1/events", &["GET"], get(list_events)),
         ("/api/v1/events/{id}", &["GET"], get(get_event)),
         ("/api/v1/events/{id}/replay", &["POST"], post(replay_event)),
+        (
+            "/api/v1/keys",
+            &["GET", "POST"],
+            get(list_keys).post(create_key),
+        ),
+        ("/api/v1/keys/{name}", &["DELETE"], delete(revoke_key)),
         ("/api/v1/audit", &["GET"], get(audit_log)),
         ("/api/v1/audit/verify", &["GET"], get(verify_audit)),
         ("/api/v1/logs", &["GET"], get(read_logs)),
@@ -124,7 +136,8 @@ async fn deadline(State(state): State<Shared>, request: Request, next: Next) -> 
     }
 }
 
-/// Authentication, the route's role, then the caller's rate limit.
+/// Authentication (a failure takes a token from the client address's bucket: 429 once it
+/// is empty), the route's role, then the caller's rate limit.
 async fn authorize(
     State(state): State<Shared>,
     route: MatchedPath,
@@ -135,9 +148,21 @@ async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let principal = match state.authenticator.authenticate(header) {
+    let principal = match state.authenticator.authenticate(header).await {
         Ok(principal) => principal,
         Err(err) => {
+            if err.status == StatusCode::UNAUTHORIZED {
+                // Embedded without connect info, all clients share one bucket.
+                let peer = request
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|ConnectInfo(addr)| addr.ip().to_string())
+                    .unwrap_or_default();
+                if let Err(retry_after) = state.failed_auth.check(&peer) {
+                    tracing::warn!(%peer, "failed authentication rate limited");
+                    return ApiError::rate_limited("this address", retry_after).into_response();
+                }
+            }
             let mut response = err.into_response();
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -163,7 +188,7 @@ async fn authorize(
         .into_response();
     }
     if let Err(retry_after) = state.limiter.check(&principal.name) {
-        return ApiError::rate_limited(retry_after).into_response();
+        return ApiError::rate_limited("this key", retry_after).into_response();
     }
     let method = request.method().clone();
     let caller = principal.name.clone();
@@ -177,15 +202,42 @@ async fn authorize(
     response
 }
 
-/// A JSON body whose errors are API errors (400 naming the field, 413, 415).
+/// A JSON body whose errors are API errors (400 naming the field or its path, 413, 415).
 struct Body<T>(T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(request, state).await?;
-        Ok(Body(value))
+        let Json(value) = Json::<Value>::from_request(request, state).await?;
+        Ok(Body(from_json(value)?))
+    }
+}
+
+/// Path parameters whose errors are API errors (400 naming the parameter, e.g. a segment
+/// that is not UTF-8 once percent-decoded).
+struct Path<T>(T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
+
+/// A query string whose errors are API errors (400 naming the parameter).
+struct Query<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
     }
 }
 
@@ -298,17 +350,9 @@ async fn put_endpoint(
             ));
         }
     }
-    let endpoint: Endpoint = serde_json::from_value(Value::Object(fields)).map_err(|err| {
-        let message = err.to_string();
-        let mut api = ApiError::invalid("body", format!("invalid endpoint: {message}"));
-        if let Some(field) = message
-            .split("unknown field `")
-            .nth(1)
-            .or_else(|| message.split("missing field `").nth(1))
-            .and_then(|rest| rest.split('`').next())
-        {
-            api.field = Some(field.to_string());
-        }
+    // Values leave the message: a secret sent in the wrong shape is never echoed.
+    let endpoint: Endpoint = from_json(Value::Object(fields)).map_err(|mut api| {
+        api.message = format!("invalid endpoint: {}", api.message);
         api
     })?;
     let existed = state
@@ -415,19 +459,9 @@ async fn list_workers(State(state): State<Shared>) -> ApiResult {
 
 // ---- jobs ----
 
-async fn submit_job(
-    State(state): State<Shared>,
-    Extension(caller): Extension<Principal>,
-    Body(request): Body<JobRequest>,
-) -> ApiResult {
-    // A job naming an endpoint that does not exist would only fail when it runs.
-    let known: Vec<String> = state
-        .orbit
-        .endpoints()
-        .await?
-        .into_iter()
-        .map(|summary| summary.name)
-        .collect();
+/// A job naming an endpoint that does not exist would only fail when it runs: the field
+/// of the first unknown endpoint `request` names.
+fn unknown_endpoint(request: &JobRequest, known: &[String]) -> ApiResult<()> {
     let specs = std::iter::once(("spec".to_string(), &request.spec)).chain(
         request
             .next_hops
@@ -445,8 +479,100 @@ async fn submit_job(
             }
         }
     }
-    let id = caller_orbit(&state, &caller).submit(&request).await?;
-    Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response())
+    Ok(())
+}
+
+/// Body: one job request (201 `{"id"}`), or `{"jobs": [request, ...]}` (at most
+/// `max_batch_jobs`): each request is checked on its own, the valid ones are stored in one
+/// transaction, and the answer lists, in order, `{"index", "id"}` or `{"index", "error"}`
+/// (its field prefixed `jobs[i].`): 201 when every job was stored, 207 otherwise.
+async fn submit_job(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let known: Vec<String> = state
+        .orbit
+        .endpoints()
+        .await?
+        .into_iter()
+        .map(|summary| summary.name)
+        .collect();
+    let parse = |value: Value| -> ApiResult<JobRequest> {
+        let request: JobRequest = from_json(value)?;
+        unknown_endpoint(&request, &known)?;
+        Ok(request)
+    };
+    let orbit = caller_orbit(&state, &caller);
+    let Value::Object(mut fields) = body else {
+        return Err(ApiError::invalid(
+            "body",
+            "the body must be a job request or {\"jobs\": [job requests]}",
+        ));
+    };
+    let Some(jobs) = fields.remove("jobs") else {
+        let id = orbit.submit(&parse(Value::Object(fields))?).await?;
+        return Ok((StatusCode::CREATED, Json(json!({ "id": id }))).into_response());
+    };
+    if let Some(other) = fields.keys().next() {
+        return Err(ApiError::invalid(
+            other,
+            format!("unknown field {other:?}: a batch body has only \"jobs\""),
+        ));
+    }
+    let Value::Array(jobs) = jobs else {
+        return Err(ApiError::invalid(
+            "jobs",
+            "must be an array of job requests",
+        ));
+    };
+    let limit = state.config.max_batch_jobs;
+    if jobs.is_empty() || jobs.len() > limit {
+        return Err(ApiError::invalid(
+            "jobs",
+            format!(
+                "a batch holds 1 to {limit} jobs (max_batch_jobs); this one has {}",
+                jobs.len()
+            ),
+        ));
+    }
+    let (mut positions, mut requests) = (Vec::new(), Vec::new());
+    let mut answers: Vec<ApiResult<i64>> = Vec::with_capacity(jobs.len());
+    for (index, job) in jobs.into_iter().enumerate() {
+        match parse(job) {
+            Ok(request) => {
+                positions.push(index);
+                requests.push(request);
+                answers.push(Ok(0));
+            }
+            Err(err) => answers.push(Err(err)),
+        }
+    }
+    let stored = orbit.submit_many(&requests).await?;
+    for (index, answer) in positions.into_iter().zip(stored) {
+        answers[index] = answer.map_err(ApiError::from);
+    }
+    let all_stored = answers.iter().all(Result::is_ok);
+    let answers: Vec<Value> = answers
+        .into_iter()
+        .enumerate()
+        .map(|(index, answer)| match answer {
+            Ok(id) => json!({"index": index, "id": id}),
+            Err(mut err) => {
+                err.field = Some(match err.field.as_deref() {
+                    None | Some("body") => format!("jobs[{index}]"),
+                    Some(field) => format!("jobs[{index}].{field}"),
+                });
+                json!({"index": index, "error": err.to_json()})
+            }
+        })
+        .collect();
+    let status = if all_stored {
+        StatusCode::CREATED
+    } else {
+        StatusCode::MULTI_STATUS
+    };
+    Ok((status, Json(json!({ "jobs": answers }))).into_response())
 }
 
 fn parse_state(text: &str) -> ApiResult<JobState> {
@@ -600,6 +726,88 @@ async fn replay_event(
     let id = id_param(&id)?;
     let job_ids = caller_orbit(&state, &caller).replay_event(id).await?;
     Ok(Json(json!({"id": id, "job_ids": job_ids})).into_response())
+}
+
+// ---- API keys ----
+
+/// Body of `POST /api/v1/keys`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    /// viewer, operator or admin.
+    role: String,
+    /// RFC 3339; or `expires_in_days`; neither: the key does not expire.
+    #[serde(default)]
+    expires_at: Option<String>,
+    #[serde(default)]
+    expires_in_days: Option<u32>,
+}
+
+/// Mints a key: 201 with the key itself (`key`, shown only in this answer) and its listing.
+async fn create_key(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Body(body): Body<NewKey>,
+) -> ApiResult {
+    let role: Role = serde_json::from_value(json!(body.role))
+        .map_err(|_| ApiError::invalid("role", "must be viewer, operator or admin"))?;
+    let expires_at = match (body.expires_at, body.expires_in_days) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "expires_in_days",
+                "give expires_at or expires_in_days, not both",
+            ));
+        }
+        (Some(text), None) => Some(
+            chrono::DateTime::parse_from_rfc3339(&text)
+                .map_err(|_| {
+                    ApiError::invalid(
+                        "expires_at",
+                        format!("{text:?} is not an RFC 3339 time (2026-11-30T12:00:00Z)"),
+                    )
+                })?
+                .timestamp_millis(),
+        ),
+        (None, Some(0)) => {
+            return Err(ApiError::invalid("expires_in_days", "must be at least 1"));
+        }
+        (None, Some(days)) => Some(keys::days_from_now(days)),
+        (None, None) => None,
+    };
+    let (key, info) = keys::create_api_key(
+        state.orbit.store(),
+        &state.config.api_keys,
+        &body.name,
+        role,
+        expires_at,
+        &caller.name,
+    )
+    .await?;
+    let mut answer = json!(info);
+    answer["key"] = json!(key.expose());
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+async fn list_keys(State(state): State<Shared>) -> ApiResult {
+    let keys = keys::list_api_keys(state.orbit.store(), &state.config.api_keys).await?;
+    Ok(Json(keys).into_response())
+}
+
+/// Revokes a managed key: refused at once on every node (204).
+async fn revoke_key(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    keys::revoke_api_key(
+        state.orbit.store(),
+        &state.config.api_keys,
+        &name,
+        &caller.name,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 // ---- audit ----
