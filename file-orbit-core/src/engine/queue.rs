@@ -356,15 +356,7 @@ impl Store {
                 .await?;
                 id
             }
-            None => {
-                let key = request.idempotency_key.as_deref().unwrap_or_default();
-                sqlx::query("SELECT id FROM jobs WHERE idempotency_key = $1")
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .and_then(|row| row.try_get::<i64, _>(0))
-                    .map_err(db_error("finding a job by idempotency key"))?
-            }
+            None => job_id_by_key(&mut tx, request).await?,
         };
         Self::commit(tx, "submitting a job").await?;
         Ok(id)
