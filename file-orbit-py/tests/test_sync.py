@@ -570,3 +570,26 @@ def test_limits_bound_what_a_job_may_ask_for(store: str, local_dirs) -> None:
             orbit.submit(fo.TransferSpec("src", "out", destination_path="x"), priority=2**62)
     with pytest.raises(fo.ConfigError, match="unknown field"):
         fo.Orbit(store, master_key=MASTER_KEY, limits={"max_parallelsm": 8})
+
+
+def test_a_job_says_which_names_an_smb_share_renamed(orbit: fo.Orbit, local_dirs) -> None:
+    source = local_dirs("source")
+    write_tree(source, {"a:b.txt": b"a", "plain.txt": b"p"})
+    root = unique("renamed")
+    share = fo.Smb(
+        "share",
+        host=env("SMB_HOST"),
+        port=int(env("SMB_PORT")),
+        user=env("SMB_USER"),
+        password=env("SMB_PASSWORD"),
+        share=env("SMB_SHARE"),
+        root=root,
+    )
+    orbit.add_endpoint(fo.Local("src", root=source))
+    orbit.add_endpoint(share)
+    job = orbit.submit(fo.TransferSpec("src", "share", destination_path=""))
+    with orbit.start_workers(1):
+        info = job.wait(timeout=60)
+    assert info.state == "succeeded" and info.progress is None and info.lost_attempts == 0
+    assert info.warnings == ('"a:b.txt" arrives as "a：b.txt"',)
+    assert sorted(p.name for p in (pathlib.Path(env("SMB_SHARE_DIR")) / root).iterdir()) == ["a：b.txt", "plain.txt"]

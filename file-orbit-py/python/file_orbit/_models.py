@@ -327,8 +327,8 @@ class JobInfo:
         max_attempts: Attempts allowed.
         last_error: Why the last attempt failed (secrets redacted).
         last_error_kind: The error's kind, e.g. ``"Authentication"``.
-        bytes: Bytes transferred (once succeeded).
-        files: Files transferred (once succeeded).
+        bytes: Bytes transferred (while running, as its worker last reported).
+        files: Files transferred (while running, as its worker last reported).
         template: The template that made the job, if any.
         chain_id: The first job of the chain this job belongs to.
         parent_id: The job before this one in its chain.
@@ -340,6 +340,10 @@ class JobInfo:
         updated_at: When it last changed.
         run_after: Not before this time (backoff after a failure).
         finished_at: When it succeeded, died or was cancelled.
+        progress: The running attempt's progress as its worker last reported it (about once
+            a second, seen from any process sharing the store); None when not running.
+        warnings: What to know although it succeeded, e.g. names an SMB share renamed.
+        lost_attempts: How often the worker running it was lost (crashed, killed, cut off).
     """
 
     id: int
@@ -363,6 +367,9 @@ class JobInfo:
     updated_at: _dt.datetime
     run_after: _dt.datetime
     finished_at: _dt.datetime | None
+    progress: Progress | None = None
+    warnings: tuple[str, ...] = ()
+    lost_attempts: int = 0
 
     @property
     def done(self) -> bool:
@@ -393,7 +400,24 @@ class JobInfo:
             updated_at=_ms_to_datetime(data["updated_at"]),  # type: ignore[arg-type]
             run_after=_ms_to_datetime(data["run_after"]),  # type: ignore[arg-type]
             finished_at=_ms_to_datetime(data["finished_at"]),
+            progress=_stored_progress(data.get("progress")),
+            warnings=tuple(data.get("warnings") or ()),
+            lost_attempts=data.get("lost_attempts", 0),
         )
+
+
+def _stored_progress(data: Mapping[str, Any] | None) -> Progress | None:
+    """A job's stored progress (bytes, files, totals, speed, eta in seconds)."""
+    if data is None:
+        return None
+    return Progress(
+        bytes=data["bytes"],
+        total_bytes=data["total_bytes"],
+        files=data["files"],
+        total_files=data["total_files"],
+        speed=data["speed"],
+        eta=data["eta_secs"],
+    )
 
 
 @dataclass(frozen=True)
