@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::api::{Api, BODIES, config_with_keys};
+use common::api::{Api, BODIES, config_with_keys, wait_state};
 use common::relay::relayed_postgres;
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url};
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
@@ -51,18 +51,6 @@ fn file_request(source: &str, path: &str, destination: &str, max_attempts: u32) 
         max_delay_ms: 200,
     };
     serde_json::to_value(request).unwrap()
-}
-
-async fn wait_state(api: &Api, key: &str, id: i64, want: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = api.get(&format!("/api/v1/jobs/{id}"), key).await.json();
-        if job["state"] == want {
-            return job;
-        }
-        assert!(std::time::Instant::now() < deadline, "job {id}: {job}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

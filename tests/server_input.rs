@@ -6,14 +6,13 @@
 
 mod common;
 
-use common::api::{Api, config_with_keys};
+use common::api::{Api, config_with_keys, wait_state};
 use common::{Kind, endpoint, local_root, orbit_options, sqlite_url};
 use file_orbit::engine::{JobRequest, Limits, Orbit, OrbitOptions};
 use file_orbit::server::Server;
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 fn tree_request(destination_path: &str) -> Value {
     let spec = TransferSpec::tree(
@@ -23,18 +22,6 @@ fn tree_request(destination_path: &str) -> Value {
         PathTemplate::parse(destination_path).unwrap(),
     );
     serde_json::to_value(JobRequest::new(spec)).unwrap()
-}
-
-async fn wait_state(api: &Api, key: &str, id: i64, want: &str) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = api.get(&format!("/api/v1/jobs/{id}"), key).await.json();
-        if job["state"] == want {
-            return job;
-        }
-        assert!(std::time::Instant::now() < deadline, "job {id}: {job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// An orbit on a fresh SQLite store with local endpoints `src` (holding a small tree) and

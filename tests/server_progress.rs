@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::api::{Api, config_with_keys};
+use common::api::{Api, config_with_keys, job_until};
 use common::relay::Relay;
 use common::{Kind, endpoint, env, local_root, orbit_options, sftp_config, sqlite_url, unique};
 use file_orbit::endpoint::{Endpoint, EndpointConfig, HostKeyCheck};
@@ -12,7 +12,6 @@ use file_orbit::engine::{JobRequest, Orbit};
 use file_orbit::server::Server;
 use file_orbit::template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
-use serde_json::Value;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -35,25 +34,6 @@ fn bytes_in(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
-}
-
-/// Polls `GET /api/v1/jobs/{id}` until `done` holds for it (bounded).
-async fn job_until(
-    api: &Api,
-    key: &str,
-    id: i64,
-    what: &str,
-    done: impl Fn(&Value) -> bool,
-) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let job = api.get(&format!("/api/v1/jobs/{id}"), key).await.json();
-        if done(&job) {
-            return job;
-        }
-        assert!(Instant::now() < deadline, "job {id} never {what}: {job}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -230,3 +230,31 @@ pub fn config_with_keys(workers: usize) -> (ServerConfig, Keys) {
     };
     (config, keys)
 }
+
+/// Polls `GET /api/v1/jobs/{id}` (bounded: a minute) until `done` holds for the job;
+/// `what` names the wait in the failure.
+pub async fn job_until(
+    api: &Api,
+    key: &str,
+    id: i64,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = api.get(&format!("/api/v1/jobs/{id}"), key).await.json();
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} never {what}: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Polls job `id` until it is in state `want` (bounded).
+pub async fn wait_state(api: &Api, key: &str, id: i64, want: &str) -> Value {
+    job_until(api, key, id, want, |job| job["state"] == want).await
+}
