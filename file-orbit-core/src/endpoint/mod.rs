@@ -226,6 +226,8 @@ impl Endpoint {
                 if !local.root.is_absolute() {
                     return err("root", format!("{:?} must be an absolute path", local.root));
                 }
+                check_inside("root", &local.root.to_string_lossy())
+                    .or_else(|why| err("root", why))?;
             }
             EndpointConfig::S3(s3) => {
                 if !valid_bucket(&s3.bucket) {
@@ -251,7 +253,7 @@ impl Endpoint {
                     );
                 }
                 check_plain("provider", &s3.provider).or_else(|why| err("provider", why))?;
-                check_relative("prefix", &s3.prefix).or_else(|why| err("prefix", why))?;
+                check_inside("prefix", &s3.prefix).or_else(|why| err("prefix", why))?;
             }
             EndpointConfig::Sftp(sftp) => {
                 check_host(&sftp.host).or_else(|why| err("host", why))?;
@@ -259,6 +261,7 @@ impl Endpoint {
                     return err("port", "0 is not a port".into());
                 }
                 check_plain("user", &sftp.user).or_else(|why| err("user", why))?;
+                check_inside("root", &sftp.root).or_else(|why| err("root", why))?;
                 match &sftp.host_key {
                     HostKeyCheck::KnownHostsFile { path } if path.as_os_str() == "none" => {
                         return err(
@@ -292,7 +295,7 @@ impl Endpoint {
                 if smb.share.is_empty() || smb.share.contains(['/', '\\']) {
                     return err("share", format!("{:?} must be one share name", smb.share));
                 }
-                check_relative("root", &smb.root).or_else(|why| err("root", why))?;
+                check_inside("root", &smb.root).or_else(|why| err("root", why))?;
             }
         }
         Ok(())
@@ -437,11 +440,12 @@ fn check_plain(field: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A relative path inside the endpoint: no `..`, no control characters.
-fn check_relative(field: &str, value: &str) -> Result<(), String> {
+/// The one rule for every root and prefix (local, SFTP and SMB roots, S3 prefixes): no
+/// `..` segment (separated by `/` or `\`), no control characters.
+fn check_inside(field: &str, value: &str) -> Result<(), String> {
     if value.split(['/', '\\']).any(|part| part == "..") || value.chars().any(char::is_control) {
         return Err(format!(
-            "{field} {value:?} must stay inside the endpoint (no .., no control characters)"
+            "{field} {value:?} must not contain a .. segment or control characters"
         ));
     }
     Ok(())
