@@ -768,7 +768,7 @@ fn destination(bench: &Bench, target: Target, root: &str) -> Option<Destination>
                 _ => "fo-bench".to_string(),
             };
             let s3 = |prefix: &str| S3Config {
-                provider: "Other".into(),
+                provider: None,
                 bucket: bucket.clone(),
                 prefix: prefix.into(),
                 region: Some(v[1].clone()),

@@ -185,6 +185,59 @@ fn validation_names_the_field_and_value() {
     }
 }
 
+/// One rule for every kind: a `..` segment in a root or prefix is refused, the error
+/// naming the field and the value (local and SFTP roots took them before).
+#[test]
+fn parent_segments_are_refused_in_every_root_and_prefix() {
+    let cases = [
+        (
+            r#"{"name":"x","type":"local","root":"/a/../b"}"#,
+            "root",
+            "/a/../b",
+        ),
+        (
+            r#"{"name":"x","type":"local","root":"/srv/.."}"#,
+            "root",
+            "/srv/..",
+        ),
+        (
+            r#"{"name":"x","type":"sftp","host":"h","user":"u","auth":{"method":"agent"},"root":"../../etc"}"#,
+            "root",
+            "../../etc",
+        ),
+        (
+            r#"{"name":"x","type":"sftp","host":"h","user":"u","auth":{"method":"agent"},"root":"/home/u/../v"}"#,
+            "root",
+            "/home/u/../v",
+        ),
+        (
+            r#"{"name":"x","type":"smb","host":"h","user":"u","password":"p","share":"s","root":"a\\..\\b"}"#,
+            "root",
+            r"a\\..\\b",
+        ),
+        (
+            r#"{"name":"x","type":"s3","bucket":"ok-bucket","prefix":"../other"}"#,
+            "prefix",
+            "../other",
+        ),
+    ];
+    for (text, field, shown) in cases {
+        let endpoint: Endpoint = serde_json::from_str(text).unwrap();
+        let err = endpoint.validate().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{text}");
+        assert!(
+            err.message.starts_with(&format!("{field}: ")),
+            "{text}: {err}"
+        );
+        assert!(err.message.contains(shown), "{text}: {err}");
+        assert!(err.message.contains(".."), "{text}: {err}");
+    }
+    // Dots inside names are not parent segments.
+    let endpoint: Endpoint =
+        serde_json::from_str(r#"{"name":"x","type":"local","root":"/srv/..data/a..b"}"#).unwrap();
+    endpoint.validate().unwrap();
+}
+
 #[test]
 fn unc_paths_give_host_share_and_root() {
     let smb = SmbConfig::from_unc(r"\\filer\finance\reports\2026", "u", Secret::new("p")).unwrap();

@@ -1,11 +1,19 @@
-//! `Endpoint::test` against the real servers: a healthy endpoint of each kind, and each
-//! kind of mistake a user makes getting its own diagnosis without the secret in it.
+//! `Endpoint::test` against the real servers: a healthy endpoint of each kind (written to
+//! and left as it was), and each kind of mistake a user makes getting its own diagnosis
+//! without the secret in it: S3 over http with the wrong provider, a root that cannot be
+//! written, a root that does not exist yet (a warning when its parent does).
 
 mod common;
 
-use common::{endpoint, env, moto_s3, rclone, sftp_config, smb_config};
-use file_orbit::Secret;
-use file_orbit::endpoint::{Endpoint, EndpointConfig, HostKeyCheck, Problem, SftpAuth};
+use chrono::Utc;
+use common::{Kind, endpoint, env, moto_s3, rclone, sftp_config, smb_config, unique};
+use file_orbit::endpoint::{
+    Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, Problem, S3Config, SftpAuth, TestOptions,
+};
+use file_orbit::template::PathTemplate;
+use file_orbit::transfer::{TransferJob, TransferSpec};
+use file_orbit::{ErrorKind, Secret};
+use serde_json::json;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
@@ -30,6 +38,18 @@ async fn healthy_endpoints_of_every_kind_pass() {
         let endpoint = endpoint(kind, "healthy");
         let diagnosis = endpoint.test(rclone()).await;
         assert!(diagnosis.is_ok(), "{kind:?}: {diagnosis}");
+        assert_eq!(diagnosis.warning, None, "{kind:?}: {diagnosis:?}");
+        assert!(
+            diagnosis
+                .message
+                .contains("probe file was written and removed"),
+            "{kind:?}: {diagnosis}"
+        );
+        assert_eq!(
+            root_names(&endpoint).await,
+            Vec::<String>::new(),
+            "{kind:?}"
+        );
     }
     let key = Endpoint {
         name: "sftp-key".into(),
@@ -224,4 +244,187 @@ async fn a_directory_the_account_may_not_read_is_permission_denied() {
             "{diagnosis}"
         );
     }
+}
+
+/// The two S3 test servers over plain http, as JSON a user writes: no `provider`.
+fn http_s3_endpoints() -> Vec<Endpoint> {
+    let moto = json!({
+        "name": "moto-http", "type": "s3", "bucket": "fo-tests", "prefix": unique("http"),
+        "endpoint_url": env("MOTO_ENDPOINT"), "region": env("MOTO_REGION"),
+        "access_key_id": env("MOTO_ACCESS_KEY_ID"),
+        "secret_access_key": env("MOTO_SECRET_ACCESS_KEY"), "force_path_style": true,
+    });
+    let rclone_s3 = json!({
+        "name": "rclone-s3-http", "type": "s3", "bucket": env("RCLONE_S3_BUCKET"),
+        "prefix": unique("http"), "endpoint_url": env("RCLONE_S3_ENDPOINT"),
+        "region": env("RCLONE_S3_REGION"), "access_key_id": env("RCLONE_S3_ACCESS_KEY_ID"),
+        "secret_access_key": env("RCLONE_S3_SECRET_ACCESS_KEY"), "force_path_style": true,
+    });
+    [moto, rclone_s3]
+        .into_iter()
+        .map(|body| {
+            let endpoint: Endpoint = serde_json::from_value(body).unwrap();
+            // (With provider AWS, creating moto's existing bucket answers 409.)
+            common::ensure_bucket(&with_provider(&endpoint, "Other"));
+            endpoint
+        })
+        .collect()
+}
+
+fn with_provider(endpoint: &Endpoint, provider: &str) -> Endpoint {
+    let EndpointConfig::S3(s3) = &endpoint.config else {
+        panic!("not S3");
+    };
+    Endpoint {
+        name: endpoint.name.clone(),
+        config: EndpointConfig::S3(S3Config {
+            provider: Some(provider.into()),
+            ..s3.clone()
+        }),
+    }
+}
+
+/// Copies a small local file to `upload.txt` on `destination`.
+async fn upload(destination: &Endpoint) -> file_orbit::Result<()> {
+    let source = endpoint(Kind::Local, "local-src");
+    std::fs::write(common::local_root(&source).join("upload.txt"), "payload").unwrap();
+    let spec = TransferSpec::file(
+        &source.name,
+        "upload.txt",
+        &destination.name,
+        PathTemplate::parse("upload.txt").unwrap(),
+    );
+    let job = TransferJob::start(rclone(), &spec, &source, destination, Utc::now()).await?;
+    job.wait().await.map(|_| ())
+}
+
+/// Names at the root of `endpoint` (one level).
+async fn root_names(endpoint: &Endpoint) -> Vec<String> {
+    let fs = endpoint.to_rclone(rclone(), "").unwrap();
+    let reply = rclone()
+        .rpc_async("operations/list", json!({"fs": fs, "remote": ""}))
+        .await
+        .unwrap();
+    reply["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["Path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn s3_over_http_without_a_provider_uploads() {
+    for s3 in http_s3_endpoints() {
+        let EndpointConfig::S3(config) = &s3.config else {
+            unreachable!()
+        };
+        assert_eq!(config.provider, None);
+        let diagnosis = s3.test(rclone()).await;
+        assert!(diagnosis.is_ok(), "{}: {diagnosis}", s3.name);
+        assert!(diagnosis.message.contains("probe"), "{diagnosis}");
+        upload(&s3)
+            .await
+            .unwrap_or_else(|err| panic!("{}: {err}", s3.name));
+        assert_eq!(root_names(&s3).await, ["upload.txt"], "{}", s3.name);
+    }
+}
+
+#[tokio::test]
+async fn provider_aws_over_plain_http_says_what_to_change() {
+    for s3 in http_s3_endpoints() {
+        let aws = with_provider(&s3, "AWS");
+        let diagnosis = aws.test(rclone()).await;
+        assert_eq!(
+            diagnosis.problem,
+            Some(Problem::InvalidConfig),
+            "{}: {diagnosis}",
+            s3.name
+        );
+        for advice in ["not writable", "provider to Other", "https endpoint_url"] {
+            assert!(diagnosis.message.contains(advice), "{diagnosis}");
+        }
+        let err = upload(&aws).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::InvalidInput, "{err}");
+        assert!(!err.retryable, "{err}");
+        assert!(err.message.contains("provider to Other"), "{err}");
+        // The probe left nothing behind.
+        assert_eq!(root_names(&s3).await, Vec::<String>::new(), "{}", s3.name);
+    }
+}
+
+/// A directory the account may list but not write (root's, mode 0755) in the SFTP user's
+/// home and in the SMB share: the test says it is not writable, unless asked not to write.
+#[tokio::test]
+async fn a_root_the_account_may_not_write_is_not_writable() {
+    let name = unique("readonly");
+    for (base, config) in [
+        ("SFTP_HOME", EndpointConfig::Sftp(sftp_config(&name))),
+        ("SMB_SHARE_DIR", EndpointConfig::Smb(smb_config(&name))),
+    ] {
+        let dir = PathBuf::from(env(base)).join(&name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let diagnosis = diagnose(config.clone()).await;
+        let read_only = Endpoint {
+            name: "under-test".into(),
+            config,
+        }
+        .test_with(rclone(), TestOptions { write_probe: false })
+        .await;
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        std::fs::remove_dir(&dir).unwrap();
+        assert_eq!(
+            diagnosis.problem,
+            Some(Problem::PermissionDenied),
+            "{base}: {diagnosis}"
+        );
+        assert!(diagnosis.message.contains("not writable"), "{diagnosis}");
+        assert!(read_only.is_ok(), "{base}: {read_only}");
+        assert!(left.is_empty(), "{base}: {left:?}");
+    }
+}
+
+/// A root that does not exist yet but whose parent does: the first transfer creates it,
+/// so the test passes with a warning, and leaves the root as it was (absent).
+#[tokio::test]
+async fn a_missing_root_the_first_transfer_creates_is_a_warning() {
+    let name = unique("newdir");
+    let local_parent = tempfile::tempdir().unwrap();
+    let local_root = local_parent.path().join(&name);
+    for (created, config) in [
+        (
+            PathBuf::from(env("SFTP_HOME")).join(&name),
+            EndpointConfig::Sftp(sftp_config(&name)),
+        ),
+        (
+            PathBuf::from(env("SMB_SHARE_DIR")).join(&name),
+            EndpointConfig::Smb(smb_config(&name)),
+        ),
+        (
+            local_root.clone(),
+            EndpointConfig::Local(LocalConfig {
+                root: local_root.clone(),
+            }),
+        ),
+    ] {
+        let diagnosis = diagnose(config.clone()).await;
+        assert!(diagnosis.is_ok(), "{diagnosis}");
+        let warning = diagnosis.warning.clone().unwrap_or_default();
+        assert!(warning.contains("does not exist yet"), "{diagnosis:?}");
+        assert!(warning.contains(&name), "{diagnosis:?}");
+        assert!(!created.exists(), "{} was left behind", created.display());
+
+        // Only read from: the root must exist.
+        let read_only = Endpoint {
+            name: "under-test".into(),
+            config,
+        }
+        .test_with(rclone(), TestOptions { write_probe: false })
+        .await;
+        assert_eq!(read_only.problem, Some(Problem::NotFound), "{read_only}");
+    }
+    // Two levels missing stays a failure.
+    let deeper = diagnose(EndpointConfig::Sftp(sftp_config(&format!("{name}/sub")))).await;
+    assert_eq!(deeper.problem, Some(Problem::NotFound), "{deeper}");
 }

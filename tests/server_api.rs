@@ -1751,3 +1751,64 @@ async fn endpoints_and_templates_are_deleted_and_schedules_listed() {
     }
     assert!(server.shutdown().await);
 }
+
+/// `POST /api/v1/endpoints/{name}/test`: a root the first transfer would create is a
+/// warning on an OK diagnosis; `?write_probe=false` (an endpoint only read from) needs the
+/// root to exist; any other value of it is a 400 naming the parameter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_test_warns_of_a_root_the_first_transfer_creates() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (mut config, keys) = config_with_keys(0);
+    let logs_dir = tempfile::tempdir().unwrap();
+    config.log.dir = Some(logs_dir.path().to_path_buf());
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+
+    let root = common::unique("newdir");
+    let outbox = Endpoint {
+        name: "outbox".into(),
+        config: EndpointConfig::Sftp(common::sftp_config(&root)),
+    };
+    let reply = api
+        .put(
+            "/api/v1/endpoints/outbox",
+            &keys.admin,
+            endpoint_body(&outbox, Some(&common::env("SFTP_PASSWORD"))),
+        )
+        .await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+
+    let tested = api
+        .post("/api/v1/endpoints/outbox/test", &keys.operator, None)
+        .await;
+    assert_eq!(tested.status, 200, "{}", tested.body);
+    let diagnosis = tested.json();
+    assert_eq!(diagnosis["ok"], true, "{diagnosis}");
+    assert_eq!(diagnosis["problem"], Value::Null, "{diagnosis}");
+    let warning = diagnosis["warning"].as_str().unwrap_or_default();
+    assert!(warning.contains("does not exist yet"), "{diagnosis}");
+    assert!(warning.contains(&root), "{diagnosis}");
+
+    let read_only = api
+        .post(
+            "/api/v1/endpoints/outbox/test?write_probe=false",
+            &keys.operator,
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(read_only["ok"], false, "{read_only}");
+    assert_eq!(read_only["problem"], "not_found", "{read_only}");
+    assert_eq!(read_only["warning"], Value::Null, "{read_only}");
+
+    let bad = api
+        .post(
+            "/api/v1/endpoints/outbox/test?write_probe=maybe",
+            &keys.operator,
+            None,
+        )
+        .await;
+    assert_eq!(bad.error(400)["field"], "write_probe", "{}", bad.body);
+    assert!(server.shutdown().await);
+}

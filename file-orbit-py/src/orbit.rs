@@ -9,7 +9,7 @@ use crate::transfer::{NativeTransfer, TransferStopper};
 use crate::{awaitable, block, from_json, lock, rclone, runtime, to_json, to_py_err};
 use file_orbit_core::Result as CoreResult;
 use file_orbit_core::Secret;
-use file_orbit_core::endpoint::Endpoint;
+use file_orbit_core::endpoint::{Endpoint, TestOptions};
 use file_orbit_core::engine::{
     JobFilter, JobRequest, JobState, Limits, Orbit, OrbitOptions, TransferTemplate,
 };
@@ -89,6 +89,7 @@ enum Call {
     Endpoints,
     TestEndpoint {
         endpoint: EndpointRef,
+        write_probe: bool,
     },
     PutTemplate {
         template: TransferTemplate,
@@ -158,9 +159,16 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
             Value::Null
         }
         Call::Endpoints => value(&orbit.endpoints().await?)?,
-        Call::TestEndpoint { endpoint } => {
+        Call::TestEndpoint {
+            endpoint,
+            write_probe,
+        } => {
             let endpoint = endpoint.resolve(&orbit).await?;
-            value(&endpoint.test(orbit.rclone()).await)?
+            value(
+                &endpoint
+                    .test_with(orbit.rclone(), TestOptions { write_probe })
+                    .await,
+            )?
         }
         Call::PutTemplate { template } => {
             orbit.put_template(&template).await?;

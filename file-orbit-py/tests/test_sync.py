@@ -465,6 +465,17 @@ def test_endpoints_are_listed_with_secrets_hidden(orbit: fo.Orbit) -> None:
     assert orbit.test_endpoint("archive").ok
 
 
+def test_endpoint_test_warns_of_a_root_the_first_transfer_creates(orbit: fo.Orbit) -> None:
+    root = unique("newdir")
+    diagnosis = orbit.test_endpoint(sftp("outbox", root))
+    assert diagnosis.ok, diagnosis
+    assert diagnosis.warning is not None and "does not exist yet" in diagnosis.warning
+    assert root in diagnosis.warning
+    assert not sftp_dir(root).exists(), "the probe left the root behind"
+    read_only = orbit.test_endpoint(sftp("outbox", root), write_probe=False)
+    assert read_only.problem == "not_found" and read_only.warning is None
+
+
 def test_smb_endpoints_parse_unc_paths() -> None:
     smb = fo.Smb.from_unc("share", "//files.example.com/data/in/2026", user="DOM\\u", password="pw")
     assert (smb.host, smb.share, smb.root) == ("files.example.com", "data", "in/2026")

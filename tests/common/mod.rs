@@ -76,9 +76,10 @@ pub fn endpoint(kind: Kind, name: &str) -> Endpoint {
     endpoint
 }
 
+/// moto's S3 over plain http, with the default provider (`Other`, for an endpoint_url).
 pub fn moto_s3(bucket: &str, prefix: &str) -> S3Config {
     S3Config {
-        provider: "Other".into(),
+        provider: None,
         bucket: bucket.into(),
         prefix: prefix.into(),
         region: Some(env("MOTO_REGION")),

@@ -5,7 +5,7 @@
 
 mod diagnosis;
 
-pub use diagnosis::{Diagnosis, Problem};
+pub use diagnosis::{Diagnosis, Problem, TestOptions};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Rclone;
@@ -44,9 +44,10 @@ pub struct LocalConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
-    /// rclone's S3 provider name (`AWS`, `Minio`, `Ceph`, `Other`, ...).
-    #[serde(default = "default_s3_provider")]
-    pub provider: String,
+    /// rclone's S3 provider name (`AWS`, `Minio`, `Ceph`, `Other`, ...); unset, it is
+    /// `Other` when `endpoint_url` is given and `AWS` otherwise (`S3Config::provider_name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     pub bucket: String,
     /// Key prefix inside the bucket every path of this endpoint is under.
     #[serde(default)]
@@ -71,8 +72,17 @@ pub struct S3Config {
     pub server_side_encryption: Option<String>,
 }
 
-fn default_s3_provider() -> String {
-    "AWS".into()
+impl S3Config {
+    /// The provider rclone is told: the configured one, else `Other` for a server at an
+    /// `endpoint_url` (MinIO, Ceph, rclone serve s3, ...: provider `AWS` cannot upload to
+    /// them over plain http) and `AWS` without one.
+    pub fn provider_name(&self) -> &str {
+        match (&self.provider, &self.endpoint_url) {
+            (Some(provider), _) => provider,
+            (None, Some(_)) => "Other",
+            (None, None) => "AWS",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -226,6 +236,8 @@ impl Endpoint {
                 if !local.root.is_absolute() {
                     return err("root", format!("{:?} must be an absolute path", local.root));
                 }
+                check_inside("root", &local.root.to_string_lossy())
+                    .or_else(|why| err("root", why))?;
             }
             EndpointConfig::S3(s3) => {
                 if !valid_bucket(&s3.bucket) {
@@ -250,8 +262,10 @@ impl Endpoint {
                         "access_key_id and secret_access_key go together".into(),
                     );
                 }
-                check_plain("provider", &s3.provider).or_else(|why| err("provider", why))?;
-                check_relative("prefix", &s3.prefix).or_else(|why| err("prefix", why))?;
+                if let Some(provider) = &s3.provider {
+                    check_plain("provider", provider).or_else(|why| err("provider", why))?;
+                }
+                check_inside("prefix", &s3.prefix).or_else(|why| err("prefix", why))?;
             }
             EndpointConfig::Sftp(sftp) => {
                 check_host(&sftp.host).or_else(|why| err("host", why))?;
@@ -259,6 +273,7 @@ impl Endpoint {
                     return err("port", "0 is not a port".into());
                 }
                 check_plain("user", &sftp.user).or_else(|why| err("user", why))?;
+                check_inside("root", &sftp.root).or_else(|why| err("root", why))?;
                 match &sftp.host_key {
                     HostKeyCheck::KnownHostsFile { path } if path.as_os_str() == "none" => {
                         return err(
@@ -292,7 +307,7 @@ impl Endpoint {
                 if smb.share.is_empty() || smb.share.contains(['/', '\\']) {
                     return err("share", format!("{:?} must be one share name", smb.share));
                 }
-                check_relative("root", &smb.root).or_else(|why| err("root", why))?;
+                check_inside("root", &smb.root).or_else(|why| err("root", why))?;
             }
         }
         Ok(())
@@ -315,7 +330,7 @@ impl Endpoint {
             }
             EndpointConfig::S3(s3) => {
                 set("type", "s3".into());
-                set("provider", s3.provider.clone().into());
+                set("provider", s3.provider_name().into());
                 if let Some(region) = &s3.region {
                     set("region", region.clone().into());
                 }
@@ -437,11 +452,12 @@ fn check_plain(field: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A relative path inside the endpoint: no `..`, no control characters.
-fn check_relative(field: &str, value: &str) -> Result<(), String> {
+/// The one rule for every root and prefix (local, SFTP and SMB roots, S3 prefixes): no
+/// `..` segment (separated by `/` or `\`), no control characters.
+fn check_inside(field: &str, value: &str) -> Result<(), String> {
     if value.split(['/', '\\']).any(|part| part == "..") || value.chars().any(char::is_control) {
         return Err(format!(
-            "{field} {value:?} must stay inside the endpoint (no .., no control characters)"
+            "{field} {value:?} must not contain a .. segment or control characters"
         ));
     }
     Ok(())

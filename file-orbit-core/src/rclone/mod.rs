@@ -249,21 +249,38 @@ fn error_from_reply(method: &str, status: c_int, reply: &Value) -> Error {
 }
 
 /// Our `Error` for rclone's error `message` from `method`, answered with HTTP-like `status`.
+/// A failure whose cause is a setting gets what to change appended (`setting_advice`).
 fn error_from_message(method: &str, status: c_int, message: &str) -> Error {
-    let message = redact(message);
+    let mut message = redact(message);
     let kind = match status {
         400 => ErrorKind::InvalidInput,
         404 => ErrorKind::NotFound,
         _ => classify(&message),
     };
+    if let Some(advice) = setting_advice(&message) {
+        message = format!("{message}: {advice}");
+    }
     Error::new(kind, format!("rclone {method}"), message)
 }
+
+/// What to change when rclone's message shows a setting that cannot work.
+fn setting_advice(message: &str) -> Option<&'static str> {
+    message.to_lowercase().contains(SEEK_ERROR).then_some(
+        "uploads to this S3 server over plain http need a provider other than AWS: \
+         set the endpoint's provider to Other (or Minio, Ceph, ... as the server is), \
+         or use an https endpoint_url",
+    )
+}
+
+/// The AWS SDK's complaint when provider AWS signs an upload's payload over plain http.
+const SEEK_ERROR: &str = "request stream is not seekable";
 
 /// The kind of a failure from rclone's message: the one place that reads rclone's (and
 /// its backends') error texts. Lower-cased substrings, most specific first.
 pub fn classify(message: &str) -> ErrorKind {
     const PATTERNS: &[(&str, ErrorKind)] = &[
         ("context canceled", ErrorKind::Cancelled),
+        (SEEK_ERROR, ErrorKind::InvalidInput),
         ("unable to authenticate", ErrorKind::Authentication),
         ("knownhosts:", ErrorKind::Authentication),
         ("host key mismatch", ErrorKind::Authentication),

@@ -72,7 +72,7 @@ pub const API_ROUTES: &[ApiRoute] = &[
         "POST",
         "/api/v1/endpoints/{name}/test",
         Role::Operator,
-        "Test an endpoint: a diagnosis a person can act on.",
+        "Test an endpoint: a diagnosis a person can act on (ok, problem, message, warning); it writes and removes a hidden probe file unless ?write_probe=false (for endpoints only read from).",
     ),
     route(
         "GET",

@@ -7,7 +7,7 @@ use super::auth::{Principal, required_role};
 use super::config::Role;
 use super::error::{ApiError, from_json};
 use super::keys;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, TestOptions};
 use crate::engine::{JobFilter, JobRequest, JobState, LiveWorkers, TransferTemplate};
 use crate::service::logs::{self, LogQuery};
 use axum::extract::{
@@ -404,14 +404,32 @@ async fn delete_endpoint(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn test_endpoint(State(state): State<Shared>, Path(name): Path<String>) -> ApiResult {
+async fn test_endpoint(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> ApiResult {
+    let query = query_params(&query, &["write_probe"])?;
+    let write_probe = match query.get("write_probe").map(String::as_str) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "write_probe",
+                format!("write_probe {other:?} must be true or false"),
+            ));
+        }
+    };
     let endpoint = state.orbit.endpoint(&name).await?;
-    let diagnosis = endpoint.test(state.orbit.rclone()).await;
+    let diagnosis = endpoint
+        .test_with(state.orbit.rclone(), TestOptions { write_probe })
+        .await;
     Ok(Json(json!({
         "endpoint": diagnosis.endpoint,
         "ok": diagnosis.is_ok(),
         "problem": diagnosis.problem,
         "message": diagnosis.message,
+        "warning": diagnosis.warning,
     }))
     .into_response())
 }

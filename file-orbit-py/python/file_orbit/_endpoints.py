@@ -84,7 +84,8 @@ class S3(Endpoint):
         access_key_id: Static access key id.
         secret_access_key: Static secret key (never shown in ``repr``).
         session_token: Session token for temporary credentials (never shown).
-        provider: rclone's provider name (``"AWS"``, ``"Minio"``, ``"Ceph"``, ``"Other"``...).
+        provider: rclone's provider name (``"AWS"``, ``"Minio"``, ``"Ceph"``, ``"Other"``...);
+            unset, ``"Other"`` when ``endpoint_url`` is given, else ``"AWS"``.
         force_path_style: Use path-style URLs (most non-AWS servers need it).
         storage_class: Storage class of uploaded objects.
         server_side_encryption: Server-side encryption of uploaded objects (e.g. ``"AES256"``).

@@ -474,15 +474,19 @@ class Diagnosis:
             ``"timeout"``, ``"tls"``, ``"authentication"``, ``"host_key_mismatch"``,
             ``"permission_denied"``, ``"not_found"``, ``"invalid_config"`` or ``"other"``.
         message: A sentence for a person: what is wrong, where, and what to check.
+        warning: None, or what to know about an endpoint that works: its root does not
+            exist yet (the first transfer to it creates it), or the probe file could not
+            be removed.
     """
 
     endpoint: str
     problem: str | None
     message: str
+    warning: str | None = None
 
     @property
     def ok(self) -> bool:
-        """True when the endpoint was reached and its root listed."""
+        """True when the endpoint was reached, its root listed and (unless skipped) written."""
         return self.problem is None
 
 

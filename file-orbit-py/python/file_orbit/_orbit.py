@@ -275,17 +275,22 @@ class Orbit:
         """Every stored endpoint, by name, secrets shown as ``***``."""
         return [_endpoint_info(data) for data in self._call("endpoints")]
 
-    def test_endpoint(self, endpoint: str | Endpoint) -> Diagnosis:
-        """Checks an endpoint end to end (config, DNS, TCP, login, listing its root).
+    def test_endpoint(self, endpoint: str | Endpoint, *, write_probe: bool = True) -> Diagnosis:
+        """Checks an endpoint end to end (config, DNS, TCP, login, listing its root, and
+        writing and removing a small hidden probe file there).
 
         Args:
             endpoint: A stored endpoint's name, or an endpoint (need not be stored).
+            write_probe: False for an endpoint that is only read from: no probe file is
+                written, and its root must exist.
 
         Returns:
-            A :class:`Diagnosis`; ``diagnosis.ok`` when it works, else what is wrong.
+            A :class:`Diagnosis`; ``diagnosis.ok`` when it works, else what is wrong;
+            ``diagnosis.warning`` for what to know about one that works (e.g. its root
+            does not exist yet and the first transfer creates it).
         """
         ref = endpoint._to_core() if isinstance(endpoint, Endpoint) else endpoint
-        return Diagnosis(**self._call("test_endpoint", endpoint=ref))
+        return Diagnosis(**self._call("test_endpoint", endpoint=ref, write_probe=write_probe))
 
     # Templates
 
@@ -614,10 +619,10 @@ class AsyncOrbit:
         """See :meth:`Orbit.endpoints`."""
         return [_endpoint_info(data) for data in await self._call("endpoints")]
 
-    async def test_endpoint(self, endpoint: str | Endpoint) -> Diagnosis:
+    async def test_endpoint(self, endpoint: str | Endpoint, *, write_probe: bool = True) -> Diagnosis:
         """See :meth:`Orbit.test_endpoint`."""
         ref = endpoint._to_core() if isinstance(endpoint, Endpoint) else endpoint
-        return Diagnosis(**await self._call("test_endpoint", endpoint=ref))
+        return Diagnosis(**await self._call("test_endpoint", endpoint=ref, write_probe=write_probe))
 
     async def add_template(self, template: Template) -> None:
         """See :meth:`Orbit.add_template`."""
