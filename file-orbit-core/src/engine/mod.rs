@@ -9,6 +9,7 @@ mod nodes;
 mod queue;
 mod store;
 mod templates;
+mod totals;
 mod worker;
 
 pub use audit::AuditRecord;
@@ -20,6 +21,7 @@ pub use queue::{
 };
 pub use store::{Backend, Store};
 pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, TransferTemplate};
+pub use totals::{AttemptTotal, AttemptTotals, JobTotal};
 pub use worker::Workers;
 
 use crate::endpoint::Endpoint;
@@ -132,7 +134,7 @@ impl Orbit {
     /// handle of this orbit then fails its store calls. Stop its workers, watches and
     /// schedulers first.
     pub async fn close(&self) {
-        self.inner.store.pool.close().await;
+        self.inner.store.close().await;
     }
 
     pub fn options(&self) -> &OrbitOptions {
@@ -315,7 +317,7 @@ impl Orbit {
         let rows = sqlx::query(
             "SELECT name, kind, public_config, max_concurrent, key_id FROM endpoints ORDER BY name",
         )
-        .fetch_all(&self.store().pool)
+        .fetch_all(&self.store().reader)
         .await
         .map_err(db_error("listing endpoints"))?;
         rows.iter()
