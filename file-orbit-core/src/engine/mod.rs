@@ -291,7 +291,7 @@ impl Orbit {
     pub async fn endpoint(&self, name: &str) -> Result<Endpoint> {
         let row = sqlx::query("SELECT sealed_config, key_id FROM endpoints WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.store().pool)
+            .fetch_optional(&self.store().reader)
             .await
             .map_err(db_error("reading an endpoint"))?
             .ok_or_else(|| {
