@@ -412,8 +412,8 @@ async fn endpoints_transfers_events_and_audit_over_http() {
     let verify = api.get("/api/v1/audit/verify", &keys.viewer).await.json();
     assert_eq!(verify["intact"], true, "{verify}");
 
-    // Health and metrics.
-    let health = api.call("GET", "/health", None, None).await;
+    // Health (in detail, for a viewer) and metrics.
+    let health = api.get("/health", &keys.viewer).await;
     assert_eq!(health.status, 200, "{}", health.body);
     let health = health.json();
     assert_eq!(health["database"]["ok"], true);
@@ -1407,7 +1407,7 @@ async fn postgres_smoke() {
     let id = reply.json()["id"].as_i64().unwrap();
     let events = api.follow(id, &keys.viewer).await;
     assert_eq!(events.last().unwrap().1["state"], "succeeded", "{events:?}");
-    let health = api.call("GET", "/health", None, None).await.json();
+    let health = api.get("/health", &keys.viewer).await.json();
     assert_eq!(health["database"]["backend"], "postgres", "{health}");
     assert!(server.shutdown().await);
 }
@@ -1434,8 +1434,7 @@ async fn a_store_outage_gets_prompt_answers_and_health_sees_the_store_return() {
     assert_eq!(health.status, 503, "{}", health.body);
     let body = health.json();
     assert_eq!(body["status"], "unavailable", "{body}");
-    assert_eq!(body["database"]["ok"], false, "{body}");
-    assert!(body["database"]["error"].is_string(), "{body}");
+    assert_eq!(body["database"], json!({"ok": false}), "{body}");
     // The pool would hold each of /health's store reads for its 30 s acquire timeout;
     // /health gives up on the store after 5 s and skips the other reads.
     assert!(waited < Duration::from_secs(20), "/health took {waited:?}");
@@ -1466,6 +1465,24 @@ async fn a_store_outage_gets_prompt_answers_and_health_sees_the_store_return() {
         jobs.body
     );
     assert_eq!(jobs.retry_after.as_deref(), Some("5"), "{}", jobs.body);
+    // So does a scrape: /metrics reads through the store's calls like every route.
+    relay.cut();
+    let metrics = api.get("/metrics", &keys.viewer).await;
+    let detailed = api.get("/health", &keys.viewer).await;
+    relay.restore();
+    assert_eq!(
+        metrics.error(503)["kind"],
+        "store_unavailable",
+        "{}",
+        metrics.body
+    );
+    // The reason is for authenticated callers only.
+    assert_eq!(detailed.status, 503, "{}", detailed.body);
+    assert!(
+        detailed.json()["database"]["error"].is_string(),
+        "{}",
+        detailed.body
+    );
     assert!(server.shutdown().await);
 }
 
@@ -1519,7 +1536,7 @@ async fn shutdown_lets_a_running_transfer_finish() {
 async fn health_is_unavailable_when_a_disk_runs_short() {
     let (url, _dir) = sqlite_url();
     let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
-    let (mut config, _keys) = config_with_keys(0);
+    let (mut config, keys) = config_with_keys(0);
     let logs_dir = tempfile::tempdir().unwrap();
     config.log.dir = Some(logs_dir.path().to_path_buf());
     // More free space than any disk has.
@@ -1527,6 +1544,13 @@ async fn health_is_unavailable_when_a_disk_runs_short() {
     let server = Server::start(orbit, config).await.unwrap();
     let api = Api::new(server.local_addr());
     let health = api.call("GET", "/health", None, None).await;
+    assert_eq!(health.status, 503, "{}", health.body);
+    assert_eq!(
+        health.json(),
+        json!({"status": "unavailable", "database": {"ok": true}, "workers": {"ok": true},
+               "disks": {"ok": false}})
+    );
+    let health = api.get("/health", &keys.viewer).await;
     assert_eq!(health.status, 503, "{}", health.body);
     let health = health.json();
     assert_eq!(health["status"], "unavailable");
@@ -1810,5 +1834,222 @@ async fn endpoint_test_warns_of_a_root_the_first_transfer_creates() {
         )
         .await;
     assert_eq!(bad.error(400)["field"], "write_probe", "{}", bad.body);
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_shows_details_only_to_authenticated_callers() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(1);
+    let outbox = endpoint(Kind::Local, "partner-outbox");
+    let root = local_root(&outbox).display().to_string();
+    orbit.put_endpoint(&outbox, 1).await.unwrap();
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+
+    // Anyone: ok or not per component, nothing about what the node holds.
+    let anonymous = api.call("GET", "/health", None, None).await;
+    assert_eq!(anonymous.status, 200, "{}", anonymous.body);
+    assert_eq!(
+        anonymous.json(),
+        json!({"status": "ok", "database": {"ok": true}, "workers": {"ok": true},
+               "disks": {"ok": true}})
+    );
+    for secret in [
+        "partner-outbox",
+        root.as_str(),
+        "free_bytes",
+        "sqlite",
+        "rclone",
+    ] {
+        assert!(
+            !anonymous.body.contains(secret),
+            "{secret} in {}",
+            anonymous.body
+        );
+    }
+
+    // A viewer (or above): the details.
+    for key in [&keys.viewer, &keys.admin] {
+        let detailed = api.get("/health", key).await;
+        assert_eq!(detailed.status, 200, "{}", detailed.body);
+        let body = detailed.json();
+        let disk = body["disks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|disk| disk["what"] == "endpoint:partner-outbox")
+            .unwrap_or_else(|| panic!("{body}"))
+            .clone();
+        assert_eq!(disk["path"], json!(root), "{body}");
+        assert!(disk["free_bytes"].as_u64().unwrap() > 0, "{body}");
+        assert_eq!(body["database"]["backend"], "sqlite", "{body}");
+        assert_eq!(body["workers"]["count"], 1, "{body}");
+        assert!(body["rclone"]["version"].is_string(), "{body}");
+    }
+
+    // Credentials that do not hold are refused, not ignored.
+    let forged = api.call("GET", "/health", Some("fo_not-a-key"), None).await;
+    assert_eq!(forged.error(401)["kind"], "unauthorized", "{}", forged.body);
+    assert!(server.shutdown().await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_stopped_renewing_runs_nothing() {
+    use sqlx::Connection;
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let (config, keys) = config_with_keys(0);
+    // A worker process killed while it ran 4 transfers: its last renewal said 4, and its
+    // registration lapsed a minute ago.
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO worker_nodes (id, host, pid, slots, running, started_at, last_seen, \
+             expires_at, stopped_at) VALUES ('gone-1', 'gone', 1, 4, 4, $1, $2, $3, NULL)",
+    )
+    .bind(now - 600_000)
+    .bind(now - 90_000)
+    .bind(now - 60_000)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = Api::new(server.local_addr());
+
+    let nodes = api.get("/api/v1/workers", &keys.viewer).await.json();
+    let node = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|node| node["id"] == "gone-1")
+        .unwrap_or_else(|| panic!("{nodes}"));
+    assert_eq!(
+        (&node["alive"], &node["running"], &node["slots"]),
+        (&json!(false), &json!(0), &json!(4)),
+        "{nodes}"
+    );
+    let health = api.get("/health", &keys.viewer).await.json();
+    assert_eq!(
+        health["workers"]["cluster"],
+        json!({"alive": 0, "slots": 0, "running": 0}),
+        "{health}"
+    );
+    let metrics = api.get("/metrics", &keys.viewer).await.body;
+    for line in [
+        "file_orbit_worker_running 0",
+        "file_orbit_worker_processes 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+    assert!(server.shutdown().await);
+}
+
+/// With many finished jobs stored in SQLite, reads of the API (scrapes of `/metrics`, a
+/// deep page of `GET /api/v1/jobs`) running back to back do not hold submissions up: the
+/// reads run on connections of their own, and a scrape reads the store's totals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reads_do_not_hold_submissions_up_with_many_jobs_stored() {
+    use sqlx::Connection;
+    const STORED: i64 = 400_000;
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    for name in ["src", "dst"] {
+        orbit
+            .put_endpoint(&endpoint(Kind::Local, name), 4)
+            .await
+            .unwrap();
+    }
+    // The finished jobs (2% dead), with one attempt each, in one statement per table.
+    let spec = serde_json::to_string(&file_request("src", "a.txt", "dst", 1)["spec"]).unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1) \
+         INSERT INTO jobs (spec, source_endpoint, destination_endpoint, next_hops, priority, \
+             state, attempts, max_attempts, backoff_base_ms, backoff_max_ms, run_after, \
+             cancel_requested, bytes, files, created_at, updated_at, finished_at) \
+         SELECT $2, 'src', 'dst', '[]', 0, CASE WHEN i % 50 = 0 THEN 'dead' ELSE 'succeeded' END, \
+             1, 1, 100, 200, $3, 0, 1024, 1, $3 - i, $3, $3 FROM n",
+    )
+    .bind(STORED)
+    .bind(&spec)
+    .bind(now)
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome) \
+         SELECT id, 1, 'w', finished_at - id % 5000, finished_at, \
+             CASE WHEN state = 'dead' THEN 'failed' ELSE 'succeeded' END FROM jobs",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let (config, keys) = config_with_keys(0);
+    let server = Server::start(orbit, config).await.unwrap();
+    let api = std::sync::Arc::new(Api::new(server.local_addr()));
+
+    // The totals are right: every stored job counted.
+    let metrics = api.get("/metrics", &keys.viewer).await.body;
+    for line in [
+        format!(
+            "file_orbit_transfers_total{{outcome=\"succeeded\"}} {}",
+            STORED * 49 / 50
+        ),
+        format!(
+            "file_orbit_transfers_total{{outcome=\"dead\"}} {}",
+            STORED / 50
+        ),
+        format!(
+            "file_orbit_attempts_total{{outcome=\"succeeded\"}} {}",
+            STORED * 49 / 50
+        ),
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
+
+    // Reads back to back: a scrape, then the page before the oldest 100 jobs.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (api, stop, key) = (api.clone(), stop.clone(), keys.viewer.clone());
+        tokio::spawn(async move {
+            let deep = format!("/api/v1/jobs?limit=100&offset={}", STORED - 100);
+            let mut pages = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(api.get("/metrics", &key).await.status, 200);
+                let asked = std::time::Instant::now();
+                assert_eq!(api.get(&deep, &key).await.status, 200);
+                pages.push(asked.elapsed());
+            }
+            pages
+        })
+    };
+    let mut waits = Vec::new();
+    for index in 0..20 {
+        let request = file_request("src", &format!("in/{index}.txt"), "dst", 1);
+        let asked = std::time::Instant::now();
+        let reply = api
+            .post("/api/v1/jobs", &keys.operator, Some(request))
+            .await;
+        waits.push(asked.elapsed());
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut pages = reader.await.unwrap();
+    pages.sort();
+    waits.sort();
+    // A submission that waited for the reads would wait for the rest of a read: one in
+    // ten or more would wait longer than half a deep page (which scans the jobs).
+    let page = pages[pages.len() / 2];
+    let wait = waits[waits.len() * 9 / 10];
+    assert!(
+        wait < page / 2,
+        "submissions waited {waits:?} beside reads of a deep page taking {pages:?}"
+    );
     assert!(server.shutdown().await);
 }

@@ -155,7 +155,7 @@ impl Store {
              FROM audit_log ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(db_error("reading the audit log"))?;
         rows.iter()
@@ -184,7 +184,7 @@ impl Store {
             "SELECT id, at, actor, action, subject, outcome, detail, prev_hash, hash \
              FROM audit_log ORDER BY id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(db_error("reading the audit log"))?;
         let mut expected_prev = GENESIS.to_string();

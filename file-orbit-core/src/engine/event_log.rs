@@ -132,7 +132,7 @@ impl Store {
     pub async fn event(&self, id: i64) -> Result<EventRecord> {
         let row = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(db_error("reading an event"))?
             .ok_or_else(|| {
@@ -151,7 +151,7 @@ impl Store {
             "SELECT {EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT $1"
         ))
         .bind(limit.clamp(1, 10_000))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(db_error("listing events"))?;
         rows.iter().map(event_from_row).collect()

@@ -11,6 +11,7 @@ mod nodes;
 mod queue;
 mod store;
 mod templates;
+mod totals;
 mod worker;
 
 pub use api_keys::StoredApiKey;
@@ -24,6 +25,7 @@ pub use queue::{
 };
 pub use store::{Backend, Store};
 pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, TransferTemplate};
+pub use totals::{AttemptTotal, AttemptTotals, JobTotal};
 pub use worker::Workers;
 
 use crate::endpoint::Endpoint;
@@ -142,7 +144,7 @@ impl Orbit {
     /// handle of this orbit then fails its store calls. Stop its workers, watches and
     /// schedulers first.
     pub async fn close(&self) {
-        self.inner.store.pool.close().await;
+        self.inner.store.close().await;
     }
 
     pub fn options(&self) -> &OrbitOptions {
@@ -299,7 +301,7 @@ impl Orbit {
     pub async fn endpoint(&self, name: &str) -> Result<Endpoint> {
         let row = sqlx::query("SELECT sealed_config, key_id FROM endpoints WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.store().pool)
+            .fetch_optional(&self.store().reader)
             .await
             .map_err(db_error("reading an endpoint"))?
             .ok_or_else(|| {
@@ -325,7 +327,7 @@ impl Orbit {
         let rows = sqlx::query(
             "SELECT name, kind, public_config, max_concurrent, key_id FROM endpoints ORDER BY name",
         )
-        .fetch_all(&self.store().pool)
+        .fetch_all(&self.store().reader)
         .await
         .map_err(db_error("listing endpoints"))?;
         rows.iter()

@@ -17,7 +17,8 @@ pub struct WorkerNode {
     pub pid: i64,
     /// Transfers it runs at once.
     pub slots: i64,
-    /// Transfers it ran at its last renewal.
+    /// Transfers it ran at its last renewal while alive; 0 once it is not (a worker that
+    /// stopped or went silent holds no lease any more).
     pub running: i64,
     pub started_at: i64,
     pub last_seen: i64,
@@ -131,20 +132,21 @@ impl Store {
              FROM worker_nodes WHERE last_seen >= $1 ORDER BY last_seen DESC, id LIMIT 1000",
         )
         .bind(now - LISTED_FOR.as_millis() as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(db_error("listing workers"))?;
         let read = |row: &sqlx::any::AnyRow| -> std::result::Result<WorkerNode, sqlx::Error> {
             let stopped_at: Option<i64> = row.try_get("stopped_at")?;
+            let alive = stopped_at.is_none() && row.try_get::<i64, _>("expires_at")? >= now;
             Ok(WorkerNode {
                 id: row.try_get("id")?,
                 host: row.try_get("host")?,
                 pid: row.try_get("pid")?,
                 slots: row.try_get("slots")?,
-                running: row.try_get("running")?,
+                running: if alive { row.try_get("running")? } else { 0 },
                 started_at: row.try_get("started_at")?,
                 last_seen: row.try_get("last_seen")?,
-                alive: stopped_at.is_none() && row.try_get::<i64, _>("expires_at")? >= now,
+                alive,
                 stopped_at,
             })
         };

@@ -31,7 +31,8 @@ pub enum JobState {
 }
 
 impl JobState {
-    fn as_str(self) -> &'static str {
+    /// The state's name, as stored and as the API spells it.
+    pub fn as_str(self) -> &'static str {
         match self {
             JobState::Queued => "queued",
             JobState::Leased => "leased",
@@ -41,7 +42,7 @@ impl JobState {
         }
     }
 
-    fn parse(text: &str) -> Result<JobState> {
+    pub(super) fn parse(text: &str) -> Result<JobState> {
         Ok(match text {
             "queued" => JobState::Queued,
             "leased" => JobState::Leased,
@@ -410,7 +411,7 @@ impl Store {
     pub async fn job(&self, id: i64) -> Result<Job> {
         let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(db_error("reading a job"))?
             .ok_or_else(|| {
@@ -446,7 +447,7 @@ impl Store {
             .bind(before)
             .bind(limit)
             .bind(filter.offset.max(0))
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(db_error("listing jobs"))?;
         rows.iter().map(job_from_row).collect()
@@ -464,23 +465,9 @@ impl Store {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Counts of jobs per state.
+    /// Counts of jobs per state (from the totals the store keeps, not by counting jobs).
     pub async fn job_counts(&self) -> Result<JobCounts> {
-        let rows =
-            sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_error("counting jobs"))?;
-        rows.iter()
-            .map(|row| {
-                let state: String = row.try_get("state").map_err(db_error("counting jobs"))?;
-                Ok((
-                    JobState::parse(&state)?,
-                    row.try_get("n").map_err(db_error("counting jobs"))?,
-                ))
-            })
-            .collect::<Result<_>>()
-            .map(JobCounts)
+        Ok(JobCounts::of(&self.job_totals().await?))
     }
 
     /// Leases the most urgent runnable job for `worker` for `lease`: queued and due, or

@@ -1,6 +1,7 @@
-//! The `Store`: one sqlx pool over SQLite (embedded default, WAL, one writer) or
-//! PostgreSQL (many nodes), migrated on open. Only parameterised SQL; `$N` placeholders
-//! work on both backends.
+//! The `Store`: sqlx pools over SQLite (embedded default, WAL: one writer connection,
+//! and read-only connections beside it for the API's reads) or PostgreSQL (many nodes,
+//! one pool), migrated on open. Only parameterised SQL; `$N` placeholders work on both
+//! backends.
 
 use super::Limits;
 use crate::error::{Error, ErrorKind, Result};
@@ -18,7 +19,12 @@ pub enum Backend {
 /// The durable store shared by every part of the engine.
 #[derive(Clone)]
 pub struct Store {
+    /// Every write, and reads inside a write's transaction.
     pub(crate) pool: AnyPool,
+    /// Reads on their own (the API's listings, health, metrics): on SQLite, connections
+    /// that only read, so no read waits for the one writer nor holds it (WAL lets them
+    /// read while it writes); on PostgreSQL, `pool`.
+    pub(crate) reader: AnyPool,
     pub(crate) backend: Backend,
     /// When `lease` last reaped lost and cancelled jobs (ms since the epoch), per process.
     pub(crate) last_reap: std::sync::Arc<std::sync::atomic::AtomicI64>,
@@ -51,16 +57,53 @@ pub(crate) fn db_error(context: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ 
     }
 }
 
+/// Read-only SQLite connections beside the writer.
+const READERS: u32 = 4;
+
+/// Connects `options` to `url`; a failure is a Connection error with the url's password
+/// redacted.
+async fn connect(options: AnyPoolOptions, url: &str) -> Result<AnyPool> {
+    options
+        .acquire_timeout(Duration::from_secs(30))
+        .connect(url)
+        .await
+        .map_err(|err| {
+            Error::new(
+                ErrorKind::Connection,
+                "opening the store",
+                crate::rclone::redact(&err.to_string()),
+            )
+        })
+}
+
+/// A pool of up to `connections` SQLite connections to `url` in WAL mode, each set up
+/// with `pragmas` too.
+async fn sqlite_pool(url: &str, connections: u32, pragmas: &'static str) -> Result<AnyPool> {
+    let options = AnyPoolOptions::new()
+        .max_connections(connections)
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                conn.execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                     PRAGMA busy_timeout = 10000;",
+                )
+                .await?;
+                conn.execute(pragmas).await?;
+                Ok(())
+            })
+        });
+    connect(options, url).await
+}
+
 impl Store {
     /// Opens (creating if needed) and migrates the store at `url`:
     /// `sqlite://path/to/file.db` or `postgres://user:pass@host:port/db`.
     pub async fn open(url: &str) -> Result<Store> {
         install_default_drivers();
-        let (backend, url) = if let Some(path) = url.strip_prefix("sqlite://") {
-            let path = path.split('?').next().unwrap_or(path);
-            (Backend::Sqlite, format!("sqlite://{path}?mode=rwc"))
+        let (backend, path) = if let Some(path) = url.strip_prefix("sqlite://") {
+            (Backend::Sqlite, path.split('?').next().unwrap_or(path))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            (Backend::Postgres, url.to_string())
+            (Backend::Postgres, url)
         } else {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
@@ -68,41 +111,39 @@ impl Store {
                 "store url must start with sqlite:// or postgres://",
             ));
         };
-        let options = match backend {
+        let pool = match backend {
             // One connection: SQLite has one writer; queueing here avoids SQLITE_BUSY.
-            Backend::Sqlite => AnyPoolOptions::new()
-                .max_connections(1)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                }),
-            Backend::Postgres => AnyPoolOptions::new().max_connections(16),
-        };
-        let pool = options
-            .acquire_timeout(Duration::from_secs(30))
-            .connect(&url)
-            .await
-            .map_err(|err| {
-                Error::new(
-                    ErrorKind::Connection,
-                    "opening the store",
-                    crate::rclone::redact(&err.to_string()),
+            Backend::Sqlite => {
+                sqlite_pool(
+                    &format!("sqlite://{path}?mode=rwc"),
+                    1,
+                    "PRAGMA foreign_keys = ON;",
                 )
-            })?;
+                .await?
+            }
+            Backend::Postgres => connect(AnyPoolOptions::new().max_connections(16), path).await?,
+        };
         let migrated = match backend {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await,
         };
         migrated
             .map_err(|err| Error::new(ErrorKind::Store, "migrating the store", err.to_string()))?;
+        let reader = match backend {
+            // An in-memory database exists only on the writer's connection.
+            Backend::Sqlite if path != ":memory:" => {
+                sqlite_pool(
+                    &format!("sqlite://{path}?mode=rw"),
+                    READERS,
+                    "PRAGMA query_only = ON;",
+                )
+                .await?
+            }
+            _ => pool.clone(),
+        };
         Ok(Store {
             pool,
+            reader,
             backend,
             last_reap: Default::default(),
             limits: Limits::default(),
@@ -113,6 +154,12 @@ impl Store {
     pub fn with_limits(mut self, limits: Limits) -> Store {
         self.limits = limits;
         self
+    }
+
+    /// Closes every connection (waiting for those in use to come back).
+    pub(crate) async fn close(&self) {
+        self.reader.close().await;
+        self.pool.close().await;
     }
 
     pub fn backend(&self) -> Backend {
@@ -183,4 +230,44 @@ pub(crate) fn placeholder_rows(first: usize, rows: usize, cells: &[&str]) -> Str
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::JobRequest;
+    use crate::template::PathTemplate;
+    use crate::transfer::TransferSpec;
+
+    /// On SQLite a read in progress (a reader connection inside a read transaction) does
+    /// not keep a write waiting: the writer is a connection of its own.
+    #[tokio::test]
+    async fn reads_in_progress_do_not_hold_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let mut reading = store.reader.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reading).await.unwrap();
+        sqlx::query("SELECT COUNT(*) FROM jobs")
+            .fetch_one(&mut *reading)
+            .await
+            .unwrap();
+        let request = JobRequest::new(TransferSpec::file(
+            "a",
+            "in/x.csv",
+            "b",
+            PathTemplate::parse("{filename}").unwrap(),
+        ));
+        let submitted =
+            tokio::time::timeout(Duration::from_secs(10), store.submit(&request, "test"))
+                .await
+                .expect("the write waited for the reads");
+        submitted.unwrap();
+        sqlx::query("ROLLBACK")
+            .execute(&mut *reading)
+            .await
+            .unwrap();
+        drop(reading);
+        assert_eq!(store.job_counts().await.unwrap().total(), 1);
+    }
 }

@@ -399,7 +399,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT template, cron, next_fire_at, last_fired_at FROM schedules ORDER BY template",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(db_error("reading schedules"))?;
         rows.iter()
@@ -420,7 +420,7 @@ impl Store {
     /// Every stored template, by name.
     pub async fn templates(&self) -> Result<Vec<TransferTemplate>> {
         let rows = sqlx::query("SELECT definition FROM templates ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(db_error("reading templates"))?;
         rows.iter()

@@ -302,9 +302,13 @@ pub fn openapi() -> Value {
         "/health",
         "GET",
         json!({
-            "summary": "Database, rclone, queue depth, workers; 503 when unhealthy.",
-            "security": [],
-            "responses": {"200": {"description": "Healthy"}, "503": {"description": "Unhealthy"}},
+            "summary": "Health: 503 when unhealthy. Anyone reads ok or not per component \
+                (database, workers, disks); a viewer or above also reads the details \
+                (store backend and latency, rclone, queue depth, workers, disk paths and free space).",
+            "security": [{}, {"bearer": []}],
+            "responses": {"200": {"description": "Healthy"}, "503": {"description": "Unhealthy"},
+                          "401": {"description": "Credentials sent but not valid"},
+                          "403": {"description": "Credentials of a role below viewer"}},
         }),
     );
     add(

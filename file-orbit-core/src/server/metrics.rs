@@ -1,12 +1,13 @@
 //! `/metrics`: Prometheus (OpenMetrics text) read from the store on each scrape, so every
 //! node of a cluster reports the same totals — transfers by outcome and endpoint, bytes,
-//! attempts and a histogram of their durations (counted in SQL), retries, dead letters,
-//! queue depth, active transfers per endpoint, events, the live worker processes — plus
-//! this node's workers.
+//! attempts and a histogram of their durations, retries, dead letters, queue depth, active
+//! transfers per endpoint, events, the live worker processes — plus this node's workers.
+//! Everything comes from `Store` methods reading the totals the store keeps (a few rows,
+//! however many jobs it holds), never from counting jobs.
 
 use super::AppState;
 use super::error::ApiError;
-use crate::engine::{JobState, LiveWorkers};
+use crate::engine::{AttemptTotals, JobCounts, JobState, LiveWorkers};
 use crate::error::{Error, ErrorKind};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -20,32 +21,14 @@ use std::sync::atomic::Ordering;
 
 type Labels = Vec<(&'static str, String)>;
 
-fn store_error(context: &'static str) -> impl Fn(sqlx::Error) -> ApiError {
-    move |err| ApiError::from(Error::new(ErrorKind::Store, context, err.to_string()))
-}
-
 /// The metrics text and its content type.
 pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), ApiError> {
     let store = state.orbit.store();
-    let pool = &store.pool;
-    let counts = store.job_counts().await?;
-    // Per state and endpoint pair: jobs, bytes, retries (attempts after the first).
-    let jobs: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
-        "SELECT state, source_endpoint, destination_endpoint, COUNT(*), \
-             CAST(COALESCE(SUM(bytes), 0) AS BIGINT), \
-             CAST(COALESCE(SUM(CASE WHEN attempts > 1 THEN attempts - 1 ELSE 0 END), 0) AS BIGINT) \
-         FROM jobs GROUP BY state, source_endpoint, destination_endpoint",
-    )
-    .fetch_all(pool)
-    .await
-    .map_err(store_error("reading job totals"))?;
-    let attempts = attempt_durations(pool).await?;
+    let jobs = store.job_totals().await?;
+    let attempts = StoredHistograms::of(&store.attempt_totals().await?);
+    let events = store.event_totals().await?;
     let nodes = store.worker_nodes().await?;
-    let events: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, COUNT(*) FROM events GROUP BY state")
-            .fetch_all(pool)
-            .await
-            .map_err(store_error("counting events"))?;
+    let counts = JobCounts::of(&jobs);
 
     let mut registry = Registry::default();
     let label = |name: &'static str, value: &str| -> Labels { vec![(name, value.to_string())] };
@@ -65,31 +48,36 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
             .inc_by(counts.get(state) as u64);
     }
     let mut leased: BTreeMap<String, i64> = BTreeMap::new();
-    for (job_state, source, destination, jobs, job_bytes, job_retries) in &jobs {
-        retries.inc_by(*job_retries as u64);
-        let sides = [("source", source), ("destination", destination)];
-        match job_state.as_str() {
-            "succeeded" | "dead" | "cancelled" => {
+    for total in &jobs {
+        retries.inc_by(total.retries as u64);
+        let sides = [
+            ("source", &total.source_endpoint),
+            ("destination", &total.destination_endpoint),
+        ];
+        match total.state {
+            JobState::Succeeded | JobState::Dead | JobState::Cancelled => {
                 for (side, endpoint) in sides {
                     let labels = vec![
                         ("endpoint", endpoint.clone()),
                         ("side", side.to_string()),
-                        ("outcome", job_state.clone()),
+                        ("outcome", total.state.as_str().to_string()),
                     ];
-                    by_endpoint.get_or_create(&labels).inc_by(*jobs as u64);
-                    if job_state == "succeeded" {
+                    by_endpoint.get_or_create(&labels).inc_by(total.jobs as u64);
+                    if total.state == JobState::Succeeded {
                         let labels = vec![("endpoint", endpoint.clone()), ("side", side.into())];
-                        bytes.get_or_create(&labels).inc_by(*job_bytes as u64);
+                        bytes.get_or_create(&labels).inc_by(total.bytes as u64);
                     }
                 }
             }
-            "leased" => {
-                *leased.entry(source.clone()).or_default() += jobs;
-                if destination != source {
-                    *leased.entry(destination.clone()).or_default() += jobs;
+            JobState::Leased => {
+                *leased.entry(total.source_endpoint.clone()).or_default() += total.jobs;
+                if total.destination_endpoint != total.source_endpoint {
+                    *leased
+                        .entry(total.destination_endpoint.clone())
+                        .or_default() += total.jobs;
                 }
             }
-            _ => {}
+            JobState::Queued => {}
         }
     }
     for (endpoint, running) in leased {
@@ -218,20 +206,6 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     ))
 }
 
-/// Upper bounds (seconds) of the attempt duration buckets; the last one is `+Inf`.
-const DURATION_BUCKETS: [f64; 10] = [
-    0.1,
-    0.5,
-    1.0,
-    5.0,
-    15.0,
-    60.0,
-    300.0,
-    900.0,
-    3600.0,
-    f64::MAX,
-];
-
 /// A histogram counted by the store, not observed in this process: per bucket counts (not
 /// cumulative, as the encoder wants them).
 #[derive(Debug, Default)]
@@ -269,55 +243,40 @@ impl EncodeMetric for StoredHistograms {
     }
 }
 
-/// Finished attempts by outcome as duration histograms, counted in SQL.
-async fn attempt_durations(pool: &sqlx::AnyPool) -> Result<StoredHistograms, ApiError> {
-    let finite = &DURATION_BUCKETS[..DURATION_BUCKETS.len() - 1];
-    let at_most: Vec<String> = (1..=finite.len())
-        .map(|n| {
-            format!(
-                "CAST(SUM(CASE WHEN finished_at - started_at <= ${n} THEN 1 ELSE 0 END) AS BIGINT)"
-            )
-        })
-        .collect();
-    let sql = format!(
-        "SELECT outcome, COUNT(*), CAST(COALESCE(SUM(finished_at - started_at), 0) AS BIGINT), {} \
-         FROM job_attempts WHERE finished_at IS NOT NULL AND outcome IS NOT NULL GROUP BY outcome",
-        at_most.join(", ")
-    );
-    let mut query = sqlx::query(&sql);
-    for bound in finite {
-        query = query.bind((bound * 1e3) as i64);
-    }
-    let rows = query
-        .fetch_all(pool)
-        .await
-        .map_err(store_error("reading attempt durations"))?;
-    let read = |row: &sqlx::any::AnyRow| -> Result<(Labels, StoredHistogram), sqlx::Error> {
-        use sqlx::Row;
-        let count: i64 = row.try_get(1)?;
-        let millis: i64 = row.try_get(2)?;
-        // Cumulative counts from SQL; the last bucket holds the rest.
-        let mut below = 0;
-        let mut buckets = Vec::with_capacity(DURATION_BUCKETS.len());
-        for (index, bound) in DURATION_BUCKETS.iter().enumerate() {
-            let cumulative = match index {
-                i if i < finite.len() => row.try_get::<i64, _>(3 + i)?,
-                _ => count,
-            };
-            buckets.push((*bound, (cumulative - below).max(0) as u64));
-            below = cumulative;
-        }
-        let labels = vec![("outcome", row.try_get::<String, _>(0)?)];
-        let histogram = StoredHistogram {
-            sum: millis as f64 / 1e3,
-            count: count as u64,
-            buckets,
+impl StoredHistograms {
+    /// Finished attempts by outcome as duration histograms, from the store's totals per
+    /// outcome and bucket (a bucket bound of `i64::MAX` ms is `+Inf`).
+    fn of(totals: &AttemptTotals) -> StoredHistograms {
+        let bound = |le_ms: i64| match le_ms {
+            i64::MAX => f64::MAX,
+            ms => ms as f64 / 1e3,
         };
-        Ok((labels, histogram))
-    };
-    rows.iter()
-        .map(read)
-        .collect::<Result<_, _>>()
-        .map(StoredHistograms)
-        .map_err(store_error("reading attempt durations"))
+        let mut histograms: Vec<(Labels, StoredHistogram)> = Vec::new();
+        for total in &totals.totals {
+            let labels = vec![("outcome", total.outcome.clone())];
+            let index = match histograms.iter().position(|(known, _)| *known == labels) {
+                Some(index) => index,
+                None => {
+                    let buckets = totals.buckets.iter().map(|le| (bound(*le), 0)).collect();
+                    let empty = StoredHistogram {
+                        buckets,
+                        ..StoredHistogram::default()
+                    };
+                    histograms.push((labels, empty));
+                    histograms.len() - 1
+                }
+            };
+            let histogram = &mut histograms[index].1;
+            histogram.count += total.attempts as u64;
+            histogram.sum += total.millis as f64 / 1e3;
+            if let Some(bucket) = histogram
+                .buckets
+                .iter_mut()
+                .find(|(le, _)| *le == bound(total.le_ms))
+            {
+                bucket.1 += total.attempts as u64;
+            }
+        }
+        StoredHistograms(histograms)
+    }
 }

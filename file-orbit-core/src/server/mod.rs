@@ -1,10 +1,10 @@
 //! The REST server over an `Orbit` (feature `server`): `/api/v1` for endpoints,
 //! templates, jobs (with live progress as Server-Sent Events), events and the audit log;
-//! `/health` (no auth) and `/metrics` (Prometheus text). Every other route needs an API
-//! key or JWT with a role (`viewer` < `operator` < `admin`) and is rate limited per
-//! caller (failed authentication per client address). API keys are managed in the store
-//! (`/api/v1/keys`). Secrets are never returned: endpoints are listed from their public
-//! config.
+//! `/health` (no auth: ok or not per component; details for a viewer) and `/metrics`
+//! (Prometheus text). Every other route needs an API key or JWT with a role (`viewer` <
+//! `operator` < `admin`) and is rate limited per caller (failed authentication per client
+//! address). API keys are managed in the store (`/api/v1/keys`). Secrets are never
+//! returned: endpoints are listed from their public config.
 
 mod api_doc;
 mod auth;

@@ -98,8 +98,12 @@ pub(super) fn router(state: Shared) -> Router {
     let api = api
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
         .route_layer(middleware::from_fn_with_state(state.clone(), deadline));
+    let health_route = get(health).route_layer(middleware::from_fn_with_state(
+        state.clone(),
+        credentials_if_given,
+    ));
     Router::new()
-        .route("/health", get(health))
+        .route("/health", health_route)
         .route(
             "/api/v1/openapi.json",
             get(|| async { Json(api_doc::openapi()) }),
@@ -171,7 +175,11 @@ async fn authorize(
             return response;
         }
     };
-    let Some(needed) = required_role(request.method(), route.as_str()) else {
+    let needed = match route.as_str() {
+        "/health" => Some(HEALTH_DETAIL_ROLE),
+        api => required_role(request.method(), api),
+    };
+    let Some(needed) = needed else {
         return ApiError::forbidden(format!(
             "{} {} is not an API route",
             request.method(),
@@ -200,6 +208,21 @@ async fn authorize(
         "request"
     );
     response
+}
+
+/// `/health` answers anyone; a caller who sends credentials passes `authorize` (as
+/// `HEALTH_DETAIL_ROLE` at least) and is answered the detailed view.
+async fn credentials_if_given(
+    state: State<Shared>,
+    route: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.headers().contains_key(header::AUTHORIZATION) {
+        authorize(state, route, request, next).await
+    } else {
+        next.run(request).await
+    }
 }
 
 /// A JSON body whose errors are API errors (400 naming the field or its path, 413, 415).
@@ -931,7 +954,14 @@ async fn health_read<T>(read: impl Future<Output = crate::Result<T>>) -> Result<
     }
 }
 
-async fn health(State(state): State<Shared>) -> Response {
+/// The role that sees `/health` in detail.
+const HEALTH_DETAIL_ROLE: Role = Role::Viewer;
+
+/// Healthy (200) or not (503), with ok or not per component (database, workers, disks)
+/// for anyone; an authenticated caller also reads the details: the store's backend and
+/// latency or error, rclone's version, queue depth, this node's and the cluster's
+/// workers, and each disk's path and free bytes.
+async fn health(State(state): State<Shared>, caller: Option<Extension<Principal>>) -> Response {
     let orbit = &state.orbit;
     let started = std::time::Instant::now();
     let database = health_read(orbit.store().job_counts()).await;
@@ -940,6 +970,24 @@ async fn health(State(state): State<Shared>) -> Response {
     let draining = state.workers.draining.load(Ordering::Relaxed);
     // A node with no workers (API only) is healthy; a draining one is not.
     let workers_ok = !draining;
+    let disks = disk_health(&state, database.is_ok()).await;
+    let disks_ok = disks.iter().all(|disk| disk["ok"] == true);
+    let healthy = database.is_ok() && workers_ok && disks_ok;
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let summary = if healthy { "ok" } else { "unavailable" };
+    if caller.is_none() {
+        let body = json!({
+            "status": summary,
+            "database": {"ok": database.is_ok()},
+            "workers": {"ok": workers_ok},
+            "disks": {"ok": disks_ok},
+        });
+        return (status, Json(body)).into_response();
+    }
     let (database_json, queue) = match &database {
         Ok(counts) => {
             let (queued, running) = (counts.get(JobState::Queued), counts.get(JobState::Leased));
@@ -959,22 +1007,14 @@ async fn health(State(state): State<Shared>) -> Response {
         },
         Err(_) => json!({"error": "the database is unavailable"}),
     };
-    let disks = disk_health(&state, database.is_ok()).await;
-    let disks_ok = disks.iter().all(|disk| disk["ok"] == true);
-    let healthy = database.is_ok() && workers_ok && disks_ok;
     let body = json!({
-        "status": if healthy { "ok" } else { "unavailable" },
+        "status": summary,
         "database": database_json,
         "rclone": {"version": orbit.rclone().version().version},
         "queue": queue,
         "workers": {"ok": workers_ok, "count": workers, "draining": draining, "cluster": cluster},
         "disks": disks,
     });
-    let status = if healthy {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
     (status, Json(body)).into_response()
 }
 
