@@ -29,24 +29,11 @@ use std::time::{Duration, Instant};
 mod jobs;
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/server.rs"]
+mod server;
 use jobs::{env_or, ms, noop_request, percentile};
 use pg::PgDb;
-
-const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-fn env_num(name: &str, default: usize) -> usize {
-    env_or(name, &default.to_string())
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} must be a number"))
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .into()
-}
+use server::{MASTER_KEY, agent, env_num};
 
 /// `GET url` with `auth`; panics unless 200.
 fn get(agent: &ureq::Agent, url: &str, auth: &str) {

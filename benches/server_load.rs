@@ -30,24 +30,11 @@ use std::time::{Duration, Instant};
 mod jobs;
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/server.rs"]
+mod server;
 use jobs::{env_or, ms, noop_request, percentile};
 use pg::PgDb;
-
-const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-
-fn env_num(name: &str, default: usize) -> usize {
-    env_or(name, &default.to_string())
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} must be a number"))
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
+use server::{MASTER_KEY, agent, env_num};
 
 /// Runs `total` requests from `clients` threads, each with its own connection; returns
 /// the wall time, the latencies and whether the deadline cut the run short.
