@@ -148,7 +148,7 @@ async fn a_stored_job_above_the_limits_is_dead_and_the_server_stays_up() {
         "{job}"
     );
     assert_eq!(job["attempts"], 1, "{job}");
-    assert_eq!(api.get("/health", "").await.status, 200);
+    assert_eq!(api.call("GET", "/health", None, None).await.status, 200);
     server.shutdown().await;
 }
 
