@@ -1,10 +1,10 @@
 //! The append-only audit log: who did what to which subject, when, with what outcome.
 //! Each record carries the hash of the one before it (`prev_hash` is UNIQUE, so the chain
 //! cannot fork); `verify` recomputes the chain and finds the first tampered record.
-//! Callers pass details without secrets.
+//! Callers pass details without secrets. Also the deletion of a named row with its record.
 
 use super::store::{Backend, Store, db_error, now_ms, placeholder_rows};
-use crate::error::Result;
+use crate::error::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -212,5 +212,45 @@ impl Store {
             expected_prev = hash;
         }
         Ok(None)
+    }
+}
+
+impl Store {
+    /// Deletes the row of `kind` (`endpoint`, `template`) named `name` with `delete` (a
+    /// fixed `DELETE ... WHERE name = $1`) inside `tx`, audits `<kind>.deleted` by `actor`
+    /// and commits; NotFound when there is no such row.
+    pub(crate) async fn delete_named(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        delete: &'static str,
+        kind: &str,
+        name: &str,
+        actor: &str,
+    ) -> Result<()> {
+        let context = format!("deleting {kind} {name:?}");
+        let deleted = sqlx::query(delete)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(&context))?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                context,
+                format!("no {kind} named {name:?}"),
+            ));
+        }
+        append(
+            &mut tx,
+            self.backend,
+            actor,
+            &format!("{kind}.deleted"),
+            &format!("{kind}/{name}"),
+            "ok",
+            &serde_json::json!({}),
+        )
+        .await?;
+        tx.commit().await.map_err(db_error(&context))
     }
 }

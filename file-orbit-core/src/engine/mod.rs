@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod audit;
+mod endpoints;
 mod event_log;
 mod keyring;
 mod limits;
@@ -16,6 +17,8 @@ mod worker;
 
 pub use api_keys::StoredApiKey;
 pub use audit::AuditRecord;
+pub use endpoints::EndpointSummary;
+use endpoints::StoredEndpoint;
 pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
 pub use limits::Limits;
@@ -32,13 +35,9 @@ use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Rclone;
 use crate::secret::{Secret, with_secrets_revealed};
-use serde::Serialize;
-use serde_json::{Value, json};
-use sqlx::Row;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{db_error, now_ms};
 
 /// Environment variable holding the base64 master key that seals stored credentials.
 pub const MASTER_KEY_ENV: &str = "FILE_ORBIT_MASTER_KEY";
@@ -78,16 +77,6 @@ impl Default for OrbitOptions {
             limits: Limits::default(),
         }
     }
-}
-
-/// An endpoint as listed: its config with secrets shown as `***`.
-#[derive(Debug, Clone, Serialize)]
-pub struct EndpointSummary {
-    pub name: String,
-    pub kind: String,
-    pub config: Value,
-    pub max_concurrent: i64,
-    pub key_id: String,
 }
 
 /// File Orbit embedded in a program: one store, its workers and its rclone.
@@ -194,129 +183,25 @@ impl Orbit {
                 err.to_string(),
             )
         })?;
-        let kind = public["type"].as_str().unwrap_or_default().to_string();
-        let now = now_ms();
-        let store = self.store();
-        let mut tx = store
-            .pool
-            .begin()
-            .await
-            .map_err(db_error("storing an endpoint"))?;
-        let existed = sqlx::query(
-            "UPDATE endpoints SET kind = $1, public_config = $2, sealed_config = $3, key_id = $4, \
-                 max_concurrent = $5, updated_at = $6 WHERE name = $7",
-        )
-        .bind(&kind)
-        .bind(public.to_string())
-        .bind(&sealed)
-        .bind(&key_id)
-        .bind(max_concurrent as i64)
-        .bind(now)
-        .bind(&endpoint.name)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error("storing an endpoint"))?
-        .rows_affected()
-            > 0;
-        if !existed {
-            sqlx::query(
-                "INSERT INTO endpoints (name, kind, public_config, sealed_config, key_id, max_concurrent, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-            )
-            .bind(&endpoint.name)
-            .bind(&kind)
-            .bind(public.to_string())
-            .bind(&sealed)
-            .bind(&key_id)
-            .bind(max_concurrent as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error("storing an endpoint"))?;
-        }
-        let action = if existed {
-            "endpoint.edited"
-        } else {
-            "endpoint.created"
+        let stored = StoredEndpoint {
+            name: &endpoint.name,
+            kind: public["type"].as_str().unwrap_or_default(),
+            public: &public,
+            sealed: &sealed,
+            key_id: &key_id,
+            max_concurrent,
         };
-        let detail = json!({"kind": kind, "max_concurrent": max_concurrent});
-        audit::append(
-            &mut tx,
-            store.backend,
-            self.actor(),
-            action,
-            &format!("endpoint/{}", endpoint.name),
-            "ok",
-            &detail,
-        )
-        .await?;
-        tx.commit().await.map_err(db_error("storing an endpoint"))
+        self.store().put_endpoint(&stored, self.actor()).await
     }
 
     /// Deletes an endpoint. Refused while queued or running jobs or a template use it.
     pub async fn delete_endpoint(&self, name: &str) -> Result<()> {
-        let context = "deleting an endpoint";
-        let store = self.store();
-        let in_use: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'leased') \
-                 AND (source_endpoint = $1 OR destination_endpoint = $1)",
-        )
-        .bind(name)
-        .fetch_one(&store.pool)
-        .await
-        .map_err(db_error(context))?;
-        if in_use > 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                context,
-                format!(
-                    "name: endpoint {name:?} is used by {in_use} queued or running jobs; cancel them first"
-                ),
-            ));
-        }
-        let used_by = self.templates().await?.into_iter().find(|template| {
-            template.matcher.source == name
-                || std::iter::once(&template.spec)
-                    .chain(&template.next_hops)
-                    .any(|spec| spec.source == name || spec.destination == name)
-        });
-        if let Some(template) = used_by {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
-                context,
-                format!(
-                    "name: endpoint {name:?} is used by template {:?}",
-                    template.name
-                ),
-            ));
-        }
-        let tx = store.pool.begin().await.map_err(db_error(context))?;
-        let delete = "DELETE FROM endpoints WHERE name = $1";
-        store
-            .delete_named(tx, delete, "endpoint", name, self.actor())
-            .await
+        self.store().delete_endpoint(name, self.actor()).await
     }
 
     /// The endpoint named `name`, credentials unsealed.
     pub async fn endpoint(&self, name: &str) -> Result<Endpoint> {
-        let row = sqlx::query("SELECT sealed_config, key_id FROM endpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.store().reader)
-            .await
-            .map_err(db_error("reading an endpoint"))?
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    "reading an endpoint",
-                    format!("no endpoint named {name:?}"),
-                )
-            })?;
-        let sealed: String = row
-            .try_get("sealed_config")
-            .map_err(db_error("reading an endpoint"))?;
-        let key_id: String = row
-            .try_get("key_id")
-            .map_err(db_error("reading an endpoint"))?;
+        let (sealed, key_id) = self.store().sealed_endpoint(name).await?;
         let plain = self.inner.keyring.open(&key_id, &sealed)?;
         serde_json::from_slice(&plain)
             .map_err(|err| Error::new(ErrorKind::Store, "reading an endpoint", err.to_string()))
@@ -324,46 +209,21 @@ impl Orbit {
 
     /// Every endpoint, secrets shown as `***`.
     pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>> {
-        let rows = sqlx::query(
-            "SELECT name, kind, public_config, max_concurrent, key_id FROM endpoints ORDER BY name",
-        )
-        .fetch_all(&self.store().reader)
-        .await
-        .map_err(db_error("listing endpoints"))?;
-        rows.iter()
-            .map(|row| {
-                let read = || -> Result<EndpointSummary, sqlx::Error> {
-                    Ok(EndpointSummary {
-                        name: row.try_get("name")?,
-                        kind: row.try_get("kind")?,
-                        config: serde_json::from_str(&row.try_get::<String, _>("public_config")?)
-                            .unwrap_or(Value::Null),
-                        max_concurrent: row.try_get("max_concurrent")?,
-                        key_id: row.try_get("key_id")?,
-                    })
-                };
-                read().map_err(db_error("listing endpoints"))
-            })
-            .collect()
+        self.store().endpoints().await
     }
 
     /// Re-seals every endpoint with the current master key; returns how many changed.
     pub async fn rotate_keys(&self) -> Result<usize> {
         let current = self.inner.keyring.current_key_id().to_string();
-        let rows = sqlx::query("SELECT name, max_concurrent FROM endpoints WHERE key_id <> $1")
-            .bind(&current)
-            .fetch_all(&self.store().pool)
-            .await
-            .map_err(db_error("rotating keys"))?;
-        for row in &rows {
-            let name: String = row.try_get("name").map_err(db_error("rotating keys"))?;
-            let max: i64 = row
-                .try_get("max_concurrent")
-                .map_err(db_error("rotating keys"))?;
-            let endpoint = self.endpoint(&name).await?;
-            self.put_endpoint(&endpoint, max as u32).await?;
+        let stale = self
+            .store()
+            .endpoints_sealed_by_other_keys(&current)
+            .await?;
+        for (name, max_concurrent) in &stale {
+            let endpoint = self.endpoint(name).await?;
+            self.put_endpoint(&endpoint, *max_concurrent).await?;
         }
-        Ok(rows.len())
+        Ok(stale.len())
     }
 
     pub async fn put_template(&self, template: &TransferTemplate) -> Result<()> {

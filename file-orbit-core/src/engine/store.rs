@@ -167,46 +167,6 @@ impl Store {
     }
 }
 
-impl Store {
-    /// Deletes the row of `kind` (`endpoint`, `template`) named `name` with `delete` (a
-    /// fixed `DELETE ... WHERE name = $1`) inside `tx`, audits `<kind>.deleted` by `actor`
-    /// and commits; NotFound when there is no such row.
-    pub(crate) async fn delete_named(
-        &self,
-        mut tx: sqlx::Transaction<'static, sqlx::Any>,
-        delete: &'static str,
-        kind: &str,
-        name: &str,
-        actor: &str,
-    ) -> Result<()> {
-        let context = format!("deleting {kind} {name:?}");
-        let deleted = sqlx::query(delete)
-            .bind(name)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error(&context))?
-            .rows_affected();
-        if deleted == 0 {
-            return Err(Error::new(
-                ErrorKind::NotFound,
-                context,
-                format!("no {kind} named {name:?}"),
-            ));
-        }
-        super::audit::append(
-            &mut tx,
-            self.backend,
-            actor,
-            &format!("{kind}.deleted"),
-            &format!("{kind}/{name}"),
-            "ok",
-            &serde_json::json!({}),
-        )
-        .await?;
-        tx.commit().await.map_err(db_error(&context))
-    }
-}
-
 /// Milliseconds since the Unix epoch: every time in the store.
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -1,0 +1,202 @@
+//! Endpoints in the store: a row per endpoint with its public config (secrets as `***`),
+//! its sealed config and the key id that sealed it, and `max_concurrent`; created, edited
+//! and deleted with their audit records. Sealing and unsealing is the keyring's job
+//! (`Orbit`), never this module's: only sealed bytes pass through here.
+
+use super::audit;
+use super::store::{Store, db_error, now_ms};
+use crate::error::{Error, ErrorKind, Result};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+/// An endpoint as listed: its config with secrets shown as `***`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointSummary {
+    pub name: String,
+    pub kind: String,
+    pub config: Value,
+    pub max_concurrent: i64,
+    pub key_id: String,
+}
+
+/// An endpoint as it is stored: what `Store::put_endpoint` writes.
+pub(crate) struct StoredEndpoint<'a> {
+    pub name: &'a str,
+    /// `local`, `s3`, `sftp`, `smb`.
+    pub kind: &'a str,
+    /// The config with its secrets as `***`.
+    pub public: &'a Value,
+    /// The whole config, sealed under `key_id`.
+    pub sealed: &'a str,
+    pub key_id: &'a str,
+    pub max_concurrent: u32,
+}
+
+impl Store {
+    /// Creates or replaces an endpoint's row and audits `endpoint.created` / `.edited`.
+    pub(crate) async fn put_endpoint(
+        &self,
+        endpoint: &StoredEndpoint<'_>,
+        actor: &str,
+    ) -> Result<()> {
+        let context = "storing an endpoint";
+        let now = now_ms();
+        let mut tx = self.pool.begin().await.map_err(db_error(context))?;
+        let existed = sqlx::query(
+            "UPDATE endpoints SET kind = $1, public_config = $2, sealed_config = $3, key_id = $4, \
+                 max_concurrent = $5, updated_at = $6 WHERE name = $7",
+        )
+        .bind(endpoint.kind)
+        .bind(endpoint.public.to_string())
+        .bind(endpoint.sealed)
+        .bind(endpoint.key_id)
+        .bind(endpoint.max_concurrent as i64)
+        .bind(now)
+        .bind(endpoint.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(context))?
+        .rows_affected()
+            > 0;
+        if !existed {
+            sqlx::query(
+                "INSERT INTO endpoints (name, kind, public_config, sealed_config, key_id, max_concurrent, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+            )
+            .bind(endpoint.name)
+            .bind(endpoint.kind)
+            .bind(endpoint.public.to_string())
+            .bind(endpoint.sealed)
+            .bind(endpoint.key_id)
+            .bind(endpoint.max_concurrent as i64)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error(context))?;
+        }
+        let action = if existed {
+            "endpoint.edited"
+        } else {
+            "endpoint.created"
+        };
+        let detail = json!({"kind": endpoint.kind, "max_concurrent": endpoint.max_concurrent});
+        audit::append(
+            &mut tx,
+            self.backend,
+            actor,
+            action,
+            &format!("endpoint/{}", endpoint.name),
+            "ok",
+            &detail,
+        )
+        .await?;
+        tx.commit().await.map_err(db_error(context))
+    }
+
+    /// Deletes an endpoint. Refused while queued or running jobs or a template use it.
+    pub(crate) async fn delete_endpoint(&self, name: &str, actor: &str) -> Result<()> {
+        let context = "deleting an endpoint";
+        let in_use: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'leased') \
+                 AND (source_endpoint = $1 OR destination_endpoint = $1)",
+        )
+        .bind(name)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error(context))?;
+        if in_use > 0 {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                context,
+                format!(
+                    "name: endpoint {name:?} is used by {in_use} queued or running jobs; cancel them first"
+                ),
+            ));
+        }
+        let used_by = self.templates().await?.into_iter().find(|template| {
+            template.matcher.source == name
+                || std::iter::once(&template.spec)
+                    .chain(&template.next_hops)
+                    .any(|spec| spec.source == name || spec.destination == name)
+        });
+        if let Some(template) = used_by {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                context,
+                format!(
+                    "name: endpoint {name:?} is used by template {:?}",
+                    template.name
+                ),
+            ));
+        }
+        let tx = self.pool.begin().await.map_err(db_error(context))?;
+        let delete = "DELETE FROM endpoints WHERE name = $1";
+        self.delete_named(tx, delete, "endpoint", name, actor).await
+    }
+
+    /// The sealed config of the endpoint named `name` and the id of the key that sealed it.
+    pub(crate) async fn sealed_endpoint(&self, name: &str) -> Result<(String, String)> {
+        let context = "reading an endpoint";
+        let row = sqlx::query("SELECT sealed_config, key_id FROM endpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_error(context))?
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    context,
+                    format!("no endpoint named {name:?}"),
+                )
+            })?;
+        let sealed = row.try_get("sealed_config").map_err(db_error(context))?;
+        let key_id = row.try_get("key_id").map_err(db_error(context))?;
+        Ok((sealed, key_id))
+    }
+
+    /// Every endpoint, secrets shown as `***`.
+    pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>> {
+        let rows = sqlx::query(
+            "SELECT name, kind, public_config, max_concurrent, key_id FROM endpoints ORDER BY name",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error("listing endpoints"))?;
+        rows.iter()
+            .map(|row| {
+                let read = || -> Result<EndpointSummary, sqlx::Error> {
+                    Ok(EndpointSummary {
+                        name: row.try_get("name")?,
+                        kind: row.try_get("kind")?,
+                        config: serde_json::from_str(&row.try_get::<String, _>("public_config")?)
+                            .unwrap_or(Value::Null),
+                        max_concurrent: row.try_get("max_concurrent")?,
+                        key_id: row.try_get("key_id")?,
+                    })
+                };
+                read().map_err(db_error("listing endpoints"))
+            })
+            .collect()
+    }
+
+    /// The endpoints sealed under another key than `current`: (name, max_concurrent).
+    pub(crate) async fn endpoints_sealed_by_other_keys(
+        &self,
+        current: &str,
+    ) -> Result<Vec<(String, u32)>> {
+        let context = "rotating keys";
+        let rows = sqlx::query("SELECT name, max_concurrent FROM endpoints WHERE key_id <> $1")
+            .bind(current)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_error(context))?;
+        rows.iter()
+            .map(|row| {
+                let name: String = row.try_get("name").map_err(db_error(context))?;
+                let max: i64 = row.try_get("max_concurrent").map_err(db_error(context))?;
+                Ok((name, u32::try_from(max).unwrap_or(u32::MAX)))
+            })
+            .collect()
+    }
+}
