@@ -13,14 +13,12 @@ import json
 import time
 from collections.abc import Callable, Generator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import _native
+from ._calls import HasNative, call, call_async
 from ._models import JobInfo, Progress, WatchStats
 from .errors import CancelledError, _from_kind
-
-if TYPE_CHECKING:
-    from ._orbit import AsyncOrbit, Orbit
 
 __all__ = ["Job", "Service", "Transfer"]
 
@@ -139,16 +137,16 @@ class Job:
     Made by :meth:`Orbit.submit` and :meth:`Orbit.replay_event`, or ``Job(orbit, id)``.
     """
 
-    def __init__(self, orbit: Orbit | AsyncOrbit, id: int) -> None:
+    def __init__(self, orbit: HasNative, id: int) -> None:
         self._native: _native.NativeOrbit = orbit._native
         self.id = id
         """The job's id."""
 
     def _call(self, op: str, **args: Any) -> Any:
-        return json.loads(self._native.call(json.dumps({"op": op, **args})))
+        return call(self._native, op, **args)
 
     async def _call_async(self, op: str, **args: Any) -> Any:
-        return json.loads(await self._native.call_async(json.dumps({"op": op, **args})))
+        return await call_async(self._native, op, **args)
 
     def info(self) -> JobInfo:
         """The job as stored now."""

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any
 
 from . import _native
+from ._calls import call, call_async
 from ._endpoints import Endpoint
 from ._handles import Job, Service, Transfer
 from ._models import (
@@ -234,7 +235,7 @@ class Orbit:
         self._native = _native.NativeOrbit.open(options)
 
     def _call(self, op: str, **args: Any) -> Any:
-        return json.loads(self._native.call(json.dumps({"op": op, **args})))
+        return call(self._native, op, **args)
 
     @property
     def aio(self) -> AsyncOrbit:
@@ -585,7 +586,7 @@ class AsyncOrbit:
         return cls(await _native.NativeOrbit.open_async(options))
 
     async def _call(self, op: str, **args: Any) -> Any:
-        return json.loads(await self._native.call_async(json.dumps({"op": op, **args})))
+        return await call_async(self._native, op, **args)
 
     @property
     def blocking(self) -> Orbit:
