@@ -51,63 +51,47 @@ impl Default for RateLimit {
     }
 }
 
-/// The server's configuration file.
+/// The server's configuration file; a key left out takes its value from `Default`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// `host:port`; port 0 picks a free one.
-    #[serde(default = "default_listen")]
     pub listen: String,
     /// `sqlite://...` or `postgres://...`; unset: `sqlite://file-orbit.db` in the data dir.
-    #[serde(default)]
     pub store_url: Option<String>,
     /// In-process workers.
-    #[serde(default = "default_workers")]
     pub workers: usize,
     /// How long running transfers may take to finish on shutdown.
-    #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
     /// Largest request body accepted.
-    #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
     /// How long one live-progress stream may last.
-    #[serde(default = "default_stream_secs")]
     pub max_stream_secs: u64,
     /// An API request not answered within this gets 503 `timeout` (the store silent, a
     /// remote hanging); a live-progress stream only needs to start within it.
-    #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
-    #[serde(default)]
     pub rate_limit: RateLimit,
     /// A token bucket per client address for requests that fail authentication: once
     /// empty they get 429 with Retry-After (authenticated callers are not affected).
-    #[serde(default = "default_failed_auth_limit")]
     pub failed_auth_limit: RateLimit,
     /// The most jobs one `POST /api/v1/jobs` may submit (`{"jobs": [...]}`).
-    #[serde(default = "default_max_batch_jobs")]
     pub max_batch_jobs: usize,
     /// HS256 secret for JWT bearer tokens (claim `role`; `sub` and `exp` optional): a
     /// string, `{ env = "NAME" }` or `{ file = "/path" }`.
-    #[serde(default, deserialize_with = "secret_or_reference")]
+    #[serde(deserialize_with = "secret_or_reference")]
     pub jwt_secret: Option<Secret>,
-    #[serde(default)]
     pub api_keys: Vec<ApiKeyEntry>,
     /// `/health` reports unhealthy when the log directory or a local endpoint's disk has
     /// less free space than this.
-    #[serde(default = "default_min_free_disk_mb")]
     pub min_free_disk_mb: u64,
     /// `[log]`: the log directory (read by `GET /api/v1/logs`), format, rotation.
-    #[serde(default)]
     pub log: LogConfig,
     /// `[limits]`: bounds on the numbers of jobs and templates (parallelism, priority,
     /// retries, next hops, lost attempts); see `engine::Limits`.
-    #[serde(default)]
     pub limits: Limits,
     /// `[[endpoints]]` declared as code: stored at start when new or changed.
-    #[serde(default)]
     pub endpoints: Vec<DeclaredEndpoint>,
     /// `[[templates]]` declared as code: stored at start when new or changed.
-    #[serde(default)]
     pub templates: Vec<TransferTemplate>,
 }
 
@@ -218,53 +202,25 @@ fn secret_or_reference<'de, D: serde::Deserializer<'de>>(
     }
 }
 
-fn default_listen() -> String {
-    "127.0.0.1:8080".into()
-}
-fn default_workers() -> usize {
-    2
-}
-fn default_grace() -> u64 {
-    30
-}
-fn default_body_limit() -> usize {
-    1024 * 1024
-}
-fn default_stream_secs() -> u64 {
-    3600
-}
-fn default_min_free_disk_mb() -> u64 {
-    256
-}
-fn default_request_timeout_secs() -> u64 {
-    60
-}
-fn default_failed_auth_limit() -> RateLimit {
-    RateLimit {
-        per_second: 1.0,
-        burst: 20,
-    }
-}
-fn default_max_batch_jobs() -> usize {
-    1000
-}
-
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            listen: default_listen(),
+            listen: "127.0.0.1:8080".into(),
             store_url: None,
-            workers: default_workers(),
-            shutdown_grace_secs: default_grace(),
-            max_body_bytes: default_body_limit(),
-            max_stream_secs: default_stream_secs(),
-            request_timeout_secs: default_request_timeout_secs(),
+            workers: 2,
+            shutdown_grace_secs: 30,
+            max_body_bytes: 1024 * 1024,
+            max_stream_secs: 3600,
+            request_timeout_secs: 60,
             rate_limit: RateLimit::default(),
-            failed_auth_limit: default_failed_auth_limit(),
-            max_batch_jobs: default_max_batch_jobs(),
+            failed_auth_limit: RateLimit {
+                per_second: 1.0,
+                burst: 20,
+            },
+            max_batch_jobs: 1000,
             jwt_secret: None,
             api_keys: Vec::new(),
-            min_free_disk_mb: default_min_free_disk_mb(),
+            min_free_disk_mb: 256,
             log: LogConfig::default(),
             limits: Limits::default(),
             endpoints: Vec::new(),
