@@ -5,6 +5,7 @@
 //! batches (`lease_many`, `complete_many`), one transaction each. This file holds the
 //! types and the row mapping; the operations live in the files below.
 
+mod checks;
 mod finish;
 mod lease;
 mod lease_sql;
