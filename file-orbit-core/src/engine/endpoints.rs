@@ -10,6 +10,9 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
+/// Transfers an endpoint takes at once when its declaration (config file, API) names none.
+pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
+
 /// An endpoint as listed: its config with secrets shown as `***`.
 #[derive(Debug, Clone, Serialize)]
 pub struct EndpointSummary {

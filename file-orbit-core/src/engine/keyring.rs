@@ -99,10 +99,7 @@ impl Keyring {
 
 /// The first 8 bytes of the key's SHA-256, in hex: names a key without revealing it.
 fn key_id(key: &[u8]) -> String {
-    Sha256::digest(key)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&Sha256::digest(key)[..8])
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ mod worker;
 
 pub use api_keys::StoredApiKey;
 pub use audit::AuditRecord;
-pub use endpoints::EndpointSummary;
 use endpoints::StoredEndpoint;
+pub use endpoints::{DEFAULT_MAX_CONCURRENT, EndpointSummary};
 pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
 pub use limits::Limits;

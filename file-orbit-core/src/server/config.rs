@@ -4,7 +4,7 @@
 
 use super::error::without_values;
 use crate::endpoint::Endpoint;
-use crate::engine::{Limits, Orbit, TransferTemplate};
+use crate::engine::{DEFAULT_MAX_CONCURRENT, Limits, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::{Secret, with_secrets_revealed};
 use crate::service::logs::LogConfig;
@@ -112,7 +112,7 @@ impl TryFrom<toml::Table> for DeclaredEndpoint {
 
     fn try_from(mut table: toml::Table) -> std::result::Result<Self, String> {
         let max_concurrent = match table.remove("max_concurrent") {
-            None => 4,
+            None => DEFAULT_MAX_CONCURRENT,
             Some(toml::Value::Integer(n)) if (1..=i64::from(u32::MAX)).contains(&n) => n as u32,
             Some(_) => return Err("max_concurrent: must be a positive integer".into()),
         };
@@ -374,7 +374,7 @@ pub fn generate_api_key(name: &str, role: Role) -> (Secret, ApiKeyEntry) {
     use rand::RngCore;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let key = format!("fo_{}", hex(&bytes));
+    let key = format!("fo_{}", hex::encode(bytes));
     let entry = ApiKeyEntry {
         name: name.to_string(),
         role,
@@ -385,11 +385,7 @@ pub fn generate_api_key(name: &str, role: Role) -> (Secret, ApiKeyEntry) {
 
 /// The SHA-256 (hex) under which a key is stored.
 pub fn hash_api_key(key: &str) -> String {
-    hex(&Sha256::digest(key.as_bytes()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(Sha256::digest(key.as_bytes()))
 }
 
 #[cfg(test)]

@@ -8,7 +8,9 @@ use super::config::Role;
 use super::error::{ApiError, from_json};
 use super::keys;
 use crate::endpoint::{Endpoint, TestOptions};
-use crate::engine::{JobFilter, JobRequest, JobState, LiveWorkers, TransferTemplate};
+use crate::engine::{
+    DEFAULT_MAX_CONCURRENT, JobFilter, JobRequest, JobState, LiveWorkers, TransferTemplate,
+};
 use crate::service::logs::{self, LogQuery};
 use axum::extract::{
     ConnectInfo, DefaultBodyLimit, Extension, FromRequest, FromRequestParts, MatchedPath, Request,
@@ -354,7 +356,7 @@ async fn put_endpoint(
         ));
     }
     let max_concurrent = match fields.remove("max_concurrent") {
-        None => 4,
+        None => DEFAULT_MAX_CONCURRENT,
         Some(value) => value
             .as_u64()
             .filter(|n| (1..=u32::MAX as u64).contains(n))
