@@ -29,6 +29,25 @@ pub enum ErrorKind {
     Store,
 }
 
+impl ErrorKind {
+    /// The kind's stable name, as stored with a failed job (`last_error_kind`) and handed
+    /// to Python, e.g. `"InvalidInput"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Library => "Library",
+            ErrorKind::InvalidInput => "InvalidInput",
+            ErrorKind::NotFound => "NotFound",
+            ErrorKind::Cancelled => "Cancelled",
+            ErrorKind::Authentication => "Authentication",
+            ErrorKind::PermissionDenied => "PermissionDenied",
+            ErrorKind::Connection => "Connection",
+            ErrorKind::Remote => "Remote",
+            ErrorKind::Protocol => "Protocol",
+            ErrorKind::Store => "Store",
+        }
+    }
+}
+
 /// An error from File Orbit's core.
 #[derive(Debug, thiserror::Error)]
 pub struct Error {
@@ -66,5 +85,28 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.context, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorKind;
+
+    #[test]
+    fn a_kind_is_named_as_its_variant() {
+        for kind in [
+            ErrorKind::Library,
+            ErrorKind::InvalidInput,
+            ErrorKind::NotFound,
+            ErrorKind::Cancelled,
+            ErrorKind::Authentication,
+            ErrorKind::PermissionDenied,
+            ErrorKind::Connection,
+            ErrorKind::Remote,
+            ErrorKind::Protocol,
+            ErrorKind::Store,
+        ] {
+            assert_eq!(kind.as_str(), format!("{kind:?}"));
+        }
     }
 }

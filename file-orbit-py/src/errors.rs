@@ -17,7 +17,7 @@ pub(crate) struct ErrorInfo {
 impl From<&Error> for ErrorInfo {
     fn from(err: &Error) -> Self {
         ErrorInfo {
-            kind: format!("{:?}", err.kind),
+            kind: err.kind.as_str().to_string(),
             retryable: err.retryable,
             context: err.context.clone(),
             message: err.message.clone(),

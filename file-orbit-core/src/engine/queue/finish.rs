@@ -175,7 +175,7 @@ impl Store {
             (JobState::Dead, job.run_after, Some(now))
         };
         let message = error.to_string();
-        let kind = format!("{:?}", error.kind);
+        let kind = error.kind.as_str();
         sqlx::query(
             "UPDATE jobs SET state = $1, run_after = $2, finished_at = $3, lease_owner = NULL, \
                  lease_expires_at = NULL, progress = NULL, last_error = $4, last_error_kind = $5, \
@@ -186,7 +186,7 @@ impl Store {
         .bind(run_after)
         .bind(finished)
         .bind(&message)
-        .bind(&kind)
+        .bind(kind)
         .bind(now)
         .bind(id)
         .execute(&mut *tx)
