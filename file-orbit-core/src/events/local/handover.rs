@@ -2,10 +2,10 @@
 //! (close-write, rename, stable, marker), and the `Orbit::ingest` tasks with their
 //! retries and backoff.
 
-use super::lock;
 use super::state::{State, Trigger};
 use crate::engine::FileEvent;
 use crate::error::Result;
+use crate::events::lock;
 use crate::events::{IncomingEvent, Ingested};
 use serde_json::json;
 use std::cmp::Reverse;

@@ -1,8 +1,8 @@
 //! The notify (inotify) watcher of a local watch: (re)attaching it to the watched
 //! directory, and errors that name the inotify limit (and the sysctl raising it).
 
-use super::lock;
 use crate::error::{Error, ErrorKind};
+use crate::events::lock;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -54,6 +54,7 @@ use self::state::{Config, State};
 use crate::endpoint::EndpointConfig;
 use crate::engine::Orbit;
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::lock;
 use notify::{RecommendedWatcher, Watcher};
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
@@ -298,12 +299,6 @@ fn sub_path_prefix(sub_path: Option<&str>) -> std::result::Result<String, String
         }
     }
     Ok(parts.iter().map(|p| format!("{p}/")).collect())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 
 use super::handover::mtime_ns;
 use super::inotify::{SharedWatcher, attach, dir_id, watch_error};
-use super::lock;
 use super::state::{Config, State};
+use crate::events::lock;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
