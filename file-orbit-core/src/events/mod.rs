@@ -179,3 +179,11 @@ fn direct_request(template: &TransferTemplate) -> JobRequest {
         template: Some(template.name.clone()),
     }
 }
+
+/// Locks `mutex` even if a thread panicked while holding it (the data is still used:
+/// the sources keep counters and bookkeeping there, never half-written invariants).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
