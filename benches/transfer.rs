@@ -36,9 +36,9 @@ use file_orbit::Secret;
 use file_orbit::endpoint::{
     Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, S3Config, SftpAuth, SftpConfig, SmbConfig,
 };
+use file_orbit::path_template::PathTemplate;
 use file_orbit::rclone::methods::{Fs, SyncCopy, TreeTransfer};
 use file_orbit::rclone::{JobOptions, Rclone};
-use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{TransferJob, TransferSpec};
 use serde_json::{Map, Value, json};
 use std::io::Write;

@@ -30,7 +30,7 @@ use file_orbit::Secret;
 use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
 use file_orbit::engine::{JobState, Matcher, Orbit, OrbitOptions, TransferTemplate};
 use file_orbit::events::local::LocalWatch;
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use std::io::Write;
 use std::path::{Path, PathBuf};

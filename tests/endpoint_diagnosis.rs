@@ -10,7 +10,7 @@ use common::{Kind, endpoint, env, moto_s3, rclone, sftp_config, smb_config, uniq
 use file_orbit::endpoint::{
     Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, Problem, S3Config, SftpAuth, TestOptions,
 };
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::{TransferJob, TransferSpec};
 use file_orbit::{ErrorKind, Secret};
 use serde_json::json;

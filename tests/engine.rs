@@ -12,7 +12,7 @@ use file_orbit::engine::{
     Completion, FileEvent, JobFilter, JobRequest, JobState, LeaseStatus, Limits, Matcher, Orbit,
     OrbitOptions, Store, TransferTemplate,
 };
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::{TransferMode, TransferSpec};
 use std::path::PathBuf;
 use std::time::Duration;

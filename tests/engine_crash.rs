@@ -13,7 +13,7 @@ use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url
 use file_orbit::engine::{
     JobFilter, JobRequest, JobState, Limits, Orbit, OrbitOptions, RetryPolicy,
 };
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};

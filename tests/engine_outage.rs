@@ -11,7 +11,7 @@ mod common;
 use common::relay::{Relay, relayed_postgres};
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url};
 use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, RetryPolicy};
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::{TransferMode, TransferSpec};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};

@@ -13,7 +13,7 @@ use file_orbit::endpoint::{
     Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, SftpAuth, SftpConfig,
 };
 use file_orbit::engine::{AuditRecord, Job, JobRequest, JobState, Orbit, RetryPolicy};
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

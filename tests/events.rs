@@ -10,7 +10,7 @@ use file_orbit::engine::{
     FileEvent, JobState, Matcher, MissedTicks, Orbit, Schedule, TransferTemplate,
 };
 use file_orbit::events::{EventState, IncomingEvent, Ingested};
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use serde_json::json;
 use std::time::Duration;

@@ -13,7 +13,7 @@ use file_orbit::engine::{
     EventRecord, JobState, Matcher, Orbit, OrbitOptions, RetryPolicy, TransferTemplate, Workers,
 };
 use file_orbit::events::local::LocalWatch;
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;

@@ -15,7 +15,7 @@ use file_orbit::engine::{
 };
 use file_orbit::events::sqs::aws_sdk_sqs::types::{Message, QueueAttributeName};
 use file_orbit::events::sqs::{SqsConsumer, SqsSource, SqsStats, aws_sdk_sqs};
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use serde_json::json;
 use std::path::PathBuf;

@@ -11,11 +11,11 @@ use common::{Kind, endpoint, local_root, orbit_options, postgres_url, sqlite_url
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::events::IncomingEvent;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::server::{
     API_ROUTES, RateLimit, Role, Server, ServerConfig, hash_api_key, sign_jwt,
 };
 use file_orbit::service::logs::{self, LogConfig};
-use file_orbit::template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;

@@ -9,8 +9,8 @@ mod common;
 use common::api::{Api, config_with_keys, wait_state};
 use common::{Kind, endpoint, local_root, orbit_options, sqlite_url};
 use file_orbit::engine::{JobRequest, Limits, Orbit, OrbitOptions};
+use file_orbit::path_template::PathTemplate;
 use file_orbit::server::Server;
-use file_orbit::template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use serde_json::{Value, json};
 

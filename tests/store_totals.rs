@@ -8,7 +8,7 @@ mod common;
 use common::{postgres_url, sqlite_url};
 use file_orbit::engine::{Completion, JobRequest, JobState, Store};
 use file_orbit::error::{Error, ErrorKind};
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use std::time::Duration;
 

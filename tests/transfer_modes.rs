@@ -8,8 +8,8 @@ use chrono::{TimeZone, Utc};
 use common::{Kind, endpoint, rclone};
 use file_orbit::ErrorKind;
 use file_orbit::endpoint::Endpoint;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::rclone::methods::{List, ListOptions};
-use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{
     ConflictPolicy, Filters, Scope, TransferJob, TransferMode, TransferSpec,
 };

@@ -7,9 +7,9 @@ mod common;
 use chrono::Utc;
 use common::{KINDS, Kind, endpoint, rclone, read_tree, write_test_tree};
 use file_orbit::endpoint::Endpoint;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::rclone::JobOptions;
 use file_orbit::rclone::methods::{Fs, SyncCopy, TreeTransfer};
-use file_orbit::template::PathTemplate;
 use file_orbit::transfer::{TransferJob, TransferSpec};
 
 /// Copies a local tree to `path` inside `endpoint` with a plain rclone copy.

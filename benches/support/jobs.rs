@@ -2,7 +2,7 @@
 //! latency formatting.
 
 use file_orbit::engine::JobRequest;
-use file_orbit::template::PathTemplate;
+use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
 use std::time::Duration;
 

@@ -1,18 +1,18 @@
 //! File Orbit's engine as a library: the in-process rclone client (`rclone`), typed
 //! endpoints (`endpoint`), transfers (`transfer`) with destination path templates
-//! (`template`), secrets that never print (`secret`) and the shared `error` type.
+//! (`path_template`), secrets that never print (`secret`) and the shared `error` type.
 
 pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod path_template;
 pub mod rclone;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "service")]
 pub mod service;
-pub mod template;
 pub mod transfer;
 #[cfg(feature = "worker")]
 pub mod worker;

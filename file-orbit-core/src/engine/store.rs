@@ -196,7 +196,7 @@ pub(crate) fn placeholder_rows(first: usize, rows: usize, cells: &[&str]) -> Str
 mod tests {
     use super::*;
     use crate::engine::JobRequest;
-    use crate::template::PathTemplate;
+    use crate::path_template::PathTemplate;
     use crate::transfer::TransferSpec;
 
     /// On SQLite a read in progress (a reader connection inside a read transaction) does

@@ -6,12 +6,12 @@ mod renames;
 
 use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::error::{Error, ErrorKind, Result};
+use crate::path_template::{PathTemplate, TemplateContext};
 use crate::rclone::methods::{
     Check, CopyFile, Empty, FileTransfer, Fs, HashSum, ListOptions, MoveFile, Stat, SyncCopy,
     SyncMove, SyncSync, TreeTransfer,
 };
 use crate::rclone::{JobCanceller, JobOptions, Progress, Rclone, RcloneJob};
-use crate::template::{PathTemplate, TemplateContext};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};

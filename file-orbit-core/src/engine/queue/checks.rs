@@ -79,7 +79,7 @@ impl Limits {
 mod tests {
     use super::*;
     use crate::error::Error;
-    use crate::template::PathTemplate;
+    use crate::path_template::PathTemplate;
     use crate::transfer::TransferSpec;
 
     fn request() -> JobRequest {
