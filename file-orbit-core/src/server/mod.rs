@@ -10,6 +10,7 @@ mod api_doc;
 mod auth;
 mod config;
 mod error;
+mod health;
 mod keys;
 mod metrics;
 mod routes;
