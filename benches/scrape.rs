@@ -20,7 +20,6 @@
 
 use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
 use file_orbit::engine::{Orbit, OrbitOptions};
-use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -33,7 +32,7 @@ mod pg;
 mod server;
 use jobs::{env_or, ms, noop_request, percentile};
 use pg::PgDb;
-use server::{MASTER_KEY, agent, env_num};
+use server::{MASTER_KEY, agent, env_num, start_server};
 
 /// `GET url` with `auth`; panics unless 200.
 fn get(agent: &ureq::Agent, url: &str, auth: &str) {
@@ -176,20 +175,7 @@ async fn bench_backend(
         "{backend}: {jobs} finished jobs written in {:.1} s",
         filled.elapsed().as_secs_f64()
     );
-    let (key, entry) = generate_api_key("bench", Role::Operator);
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        workers: 0,
-        rate_limit: RateLimit {
-            per_second: 1e9,
-            burst: u32::MAX,
-        },
-        api_keys: vec![entry],
-        ..ServerConfig::default()
-    };
-    let server = Server::start(orbit.clone(), config).await.unwrap();
-    let base = format!("http://{}", server.local_addr());
-    let auth = format!("Bearer {}", key.expose());
+    let (server, base, auth) = start_server(&orbit).await;
 
     for (what, path) in [("GET /metrics", "/metrics"), ("GET /health", "/health")] {
         let (url, auth) = (format!("{base}{path}"), auth.clone());

@@ -21,7 +21,6 @@
 
 use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
 use file_orbit::engine::{JobState, Orbit, OrbitOptions};
-use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -34,7 +33,7 @@ mod pg;
 mod server;
 use jobs::{env_or, ms, noop_request, percentile};
 use pg::PgDb;
-use server::{MASTER_KEY, agent, env_num};
+use server::{MASTER_KEY, agent, env_num, start_server};
 
 /// Runs `total` requests from `clients` threads, each with its own connection; returns
 /// the wall time, the latencies and whether the deadline cut the run short.
@@ -135,20 +134,7 @@ async fn bench_backend(backend: &'static str, store_url: &str, rows: &mut Vec<Ro
         };
         orbit.put_endpoint(&endpoint, 4).await.unwrap();
     }
-    let (key, entry) = generate_api_key("bench", Role::Operator);
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        workers: 0,
-        rate_limit: RateLimit {
-            per_second: 1e9,
-            burst: u32::MAX,
-        },
-        api_keys: vec![entry],
-        ..ServerConfig::default()
-    };
-    let server = Server::start(orbit.clone(), config).await.unwrap();
-    let base = format!("http://{}", server.local_addr());
-    let auth = format!("Bearer {}", key.expose());
+    let (server, base, auth) = start_server(&orbit).await;
 
     // POST /api/v1/jobs.
     let mut submitted = 0;
