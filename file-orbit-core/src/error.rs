@@ -76,6 +76,13 @@ impl Error {
         }
     }
 
+    /// The same error, retryable or not whatever its kind says (e.g. a store that did not
+    /// answer is worth another try; one that refused the statement is not).
+    pub fn with_retryable(mut self, retryable: bool) -> Self {
+        self.retryable = retryable;
+        self
+    }
+
     pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         self.source = Some(Box::new(source));
         self

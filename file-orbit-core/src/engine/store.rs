@@ -51,9 +51,7 @@ pub(crate) fn db_error(context: &str) -> impl FnOnce(sqlx::Error) -> Error + '_ 
             _ => ErrorKind::Store,
         };
         let unreachable = matches!(err, sqlx::Error::PoolTimedOut | sqlx::Error::Io(_));
-        let mut error = Error::new(kind, context, err.to_string());
-        error.retryable = unreachable;
-        error
+        Error::new(kind, context, err.to_string()).with_retryable(unreachable)
     }
 }
 
