@@ -261,43 +261,36 @@ impl TransferTemplate {
 }
 
 impl Store {
-    /// Refuses a template naming an endpoint that does not exist (it would fail each job).
-    async fn check_endpoints_exist(&self, template: &TransferTemplate) -> Result<()> {
-        let hops = template
-            .next_hops
-            .iter()
-            .enumerate()
-            .flat_map(|(index, hop)| {
-                [
-                    (format!("next_hops[{index}].source"), &hop.source),
-                    (format!("next_hops[{index}].destination"), &hop.destination),
-                ]
-            });
-        let named = [
-            ("matcher.source".to_string(), &template.matcher.source),
-            ("spec.destination".to_string(), &template.spec.destination),
-        ]
-        .into_iter()
-        .chain(hops);
-        for (field, name) in named {
-            let found = sqlx::query("SELECT 1 FROM endpoints WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_error("storing a template"))?;
-            if found.is_none() {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
-                    format!("template {:?}", template.name),
-                    format!("{field}: no endpoint named {name:?}"),
-                ));
-            }
+    /// Refuses a template naming an endpoint that does not exist (it would fail each job);
+    /// `example` is its request for a file.
+    async fn check_endpoints_exist(
+        &self,
+        template: &TransferTemplate,
+        example: &JobRequest,
+    ) -> Result<()> {
+        let known: Vec<String> = self
+            .endpoints()
+            .await?
+            .into_iter()
+            .map(|endpoint| endpoint.name)
+            .collect();
+        let unknown = if known.contains(&template.matcher.source) {
+            example.unknown_endpoint(&known)
+        } else {
+            Some(("matcher.source".into(), template.matcher.source.clone()))
+        };
+        match unknown {
+            Some((field, name)) => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("template {:?}", template.name),
+                format!("{field}: no endpoint named {name:?}"),
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
 
-    /// Creates or replaces a template.
-    /// Its numbers must be within the store's limits and the endpoints it names must exist.
+    /// Creates or replaces a template: its numbers must be within the store's limits and
+    /// the endpoints it names must exist.
     pub async fn put_template(&self, template: &TransferTemplate, actor: &str) -> Result<()> {
         template.validate()?;
         let example = template.request_for(&FileEvent {
@@ -310,7 +303,7 @@ impl Store {
             err.context = format!("template {:?}", template.name);
             err
         })?;
-        self.check_endpoints_exist(template).await?;
+        self.check_endpoints_exist(template, &example).await?;
         let definition = serde_json::to_string(template).map_err(|err| {
             Error::new(
                 ErrorKind::InvalidInput,

@@ -500,29 +500,6 @@ async fn list_workers(State(state): State<Shared>) -> ApiResult {
 
 // ---- jobs ----
 
-/// A job naming an endpoint that does not exist would only fail when it runs: the field
-/// of the first unknown endpoint `request` names.
-fn unknown_endpoint(request: &JobRequest, known: &[String]) -> ApiResult<()> {
-    let specs = std::iter::once(("spec".to_string(), &request.spec)).chain(
-        request
-            .next_hops
-            .iter()
-            .enumerate()
-            .map(|(index, hop)| (format!("next_hops[{index}]"), hop)),
-    );
-    for (at, spec) in specs {
-        for (side, name) in [("source", &spec.source), ("destination", &spec.destination)] {
-            if !known.contains(name) {
-                return Err(ApiError::invalid(
-                    &format!("{at}.{side}"),
-                    format!("no endpoint named {name:?}"),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Body: one job request (201 `{"id"}`), or `{"jobs": [request, ...]}` (at most
 /// `max_batch_jobs`): each request is checked on its own, the valid ones are stored in one
 /// transaction, and the answer lists, in order, `{"index", "id"}` or `{"index", "error"}`
@@ -541,7 +518,12 @@ async fn submit_job(
         .collect();
     let parse = |value: Value| -> ApiResult<JobRequest> {
         let request: JobRequest = from_json(value)?;
-        unknown_endpoint(&request, &known)?;
+        if let Some((field, name)) = request.unknown_endpoint(&known) {
+            return Err(ApiError::invalid(
+                &field,
+                format!("no endpoint named {name:?}"),
+            ));
+        }
         Ok(request)
     };
     let orbit = caller_orbit(&state, &caller);

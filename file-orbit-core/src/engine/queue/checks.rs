@@ -62,12 +62,7 @@ impl Limits {
                 ),
             ));
         }
-        let hops = request
-            .next_hops
-            .iter()
-            .enumerate()
-            .map(|(index, hop)| (format!("next_hops[{index}]"), hop));
-        for (at, spec) in std::iter::once(("spec".to_string(), &request.spec)).chain(hops) {
+        for (at, spec) in request.named_specs() {
             spec.validate().map_err(|err| prefixed(err, &at))?;
             self.check_spec(spec, &at)?;
         }

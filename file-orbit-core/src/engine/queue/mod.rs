@@ -144,6 +144,27 @@ impl JobRequest {
             template: None,
         }
     }
+
+    /// The request's specs with the field each is at: `spec`, then `next_hops[i]`.
+    pub fn named_specs(&self) -> impl Iterator<Item = (String, &TransferSpec)> {
+        let hops = self
+            .next_hops
+            .iter()
+            .enumerate()
+            .map(|(index, hop)| (format!("next_hops[{index}]"), hop));
+        std::iter::once(("spec".to_string(), &self.spec)).chain(hops)
+    }
+
+    /// The field (`spec.source`, `next_hops[1].destination`) and name of the first endpoint
+    /// the request names that is not among `known`: such a job would only fail when run.
+    pub fn unknown_endpoint(&self, known: &[String]) -> Option<(String, String)> {
+        self.named_specs().find_map(|(at, spec)| {
+            [("source", &spec.source), ("destination", &spec.destination)]
+                .into_iter()
+                .find(|(_, name)| !known.contains(name))
+                .map(|(side, name)| (format!("{at}.{side}"), name.clone()))
+        })
+    }
 }
 
 /// A job as stored.
