@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (idempotently), starts the real test
 # servers on 127.0.0.1 (sshd, smbd, moto, rclone serve s3, PostgreSQL), runs formatting,
-# lint and every test of the workspace, then the Python bindings' suite (wheel built,
-# installed in a fresh virtualenv, pytest; scripts/test-python.sh), and stops the servers.
+# lint, the import-circle check and every test of the workspace, then the Python bindings'
+# suite (wheel built, installed in a fresh virtualenv, pytest; scripts/test-python.sh), and
+# stops the servers.
 # Every suite runs even when an earlier one failed; the exit status is the first failure's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,9 @@ scripts/install-test-deps.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# No two modules (Rust or the Python package) import each other, directly or round a loop.
+scripts/check-import-cycles.py --self-test
+scripts/check-import-cycles.py
 
 # The suites' temporary files (local endpoint roots, pytest's tmp_path) live in one
 # directory that goes when the run ends, so repeated runs do not fill /tmp.

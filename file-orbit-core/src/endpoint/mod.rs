@@ -17,6 +17,27 @@ use std::path::PathBuf;
 
 /// A named place files move from or to. Unknown fields are refused by each config type
 /// (serde cannot deny them here, beside `flatten`).
+///
+/// ```
+/// use file_orbit_core::endpoint::{Endpoint, EndpointConfig};
+///
+/// let endpoint: Endpoint = serde_json::from_str(
+///     r#"{"name": "partner", "type": "sftp", "host": "sftp.example.com", "user": "acme",
+///         "root": "outbox", "auth": {"method": "password", "password": "hunter2"}}"#,
+/// )?;
+/// endpoint.validate()?;
+/// assert!(matches!(endpoint.config, EndpointConfig::Sftp(_)));
+/// // Secrets never print.
+/// assert!(!format!("{endpoint:?}").contains("hunter2"));
+///
+/// // Bad input names the field.
+/// let err = serde_json::from_str::<Endpoint>(
+///     r#"{"name": "in", "type": "local", "root": "/data", "ssh": "rm -rf /"}"#,
+/// )
+/// .unwrap_err();
+/// assert!(err.to_string().contains("ssh"), "{err}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoint {
     pub name: String,

@@ -80,6 +80,26 @@ impl Default for OrbitOptions {
 }
 
 /// File Orbit embedded in a program: one store, its workers and its rclone.
+///
+/// ```no_run
+/// use file_orbit_core::engine::{JobRequest, Orbit, OrbitOptions};
+/// use std::time::Duration;
+///
+/// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+/// let orbit = Orbit::open(OrbitOptions::default()).await?; // sqlite://file-orbit.db
+/// orbit.put_endpoint(&serde_json::from_str(r#"{"name": "in", "type": "local", "root": "/data/in"}"#)?, 4).await?;
+/// orbit.put_endpoint(&serde_json::from_str(r#"{"name": "out", "type": "local", "root": "/data/out"}"#)?, 4).await?;
+/// let spec = serde_json::from_str(
+///     r#"{"source": "in", "destination": "out", "destination_path": "{year}", "scope": "tree"}"#,
+/// )?;
+/// let id = orbit.submit(&JobRequest::new(spec)).await?;
+/// let workers = orbit.start_workers(2);
+/// let job = orbit.wait(id, Duration::from_secs(60)).await?;
+/// println!("job {id}: {:?}", job.state);
+/// workers.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Orbit {
     inner: Arc<Inner>,

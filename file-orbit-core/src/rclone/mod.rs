@@ -30,6 +30,23 @@ pub struct RcloneOptions {
 }
 
 /// The process-wide rclone client. Cheap to share: `&'static`.
+///
+/// ```no_run
+/// use file_orbit_core::rclone::methods::{Fs, SyncCopy, TreeTransfer};
+/// use file_orbit_core::rclone::{JobOptions, Rclone};
+///
+/// # async fn example() -> file_orbit_core::Result<()> {
+/// let rclone = Rclone::global()?; // loads and initialises librclone once per process
+/// let copy = SyncCopy(TreeTransfer {
+///     src_fs: Fs::local("/data/in"),
+///     dst_fs: Fs::local("/data/out"),
+///     create_empty_src_dirs: false,
+/// });
+/// let job = rclone.start(&copy, JobOptions::default()).await?;
+/// job.wait().await?;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Rclone {
     library: &'static librclone_sys::LibRclone,
     library_path: &'static str,

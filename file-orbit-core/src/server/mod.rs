@@ -79,6 +79,21 @@ pub fn router(
     routes::router(state)
 }
 
+///
+/// ```no_run
+/// use file_orbit_core::engine::{Orbit, OrbitOptions};
+/// use file_orbit_core::server::{Server, ServerConfig};
+///
+/// # async fn example() -> file_orbit_core::Result<()> {
+/// let orbit = Orbit::open(OrbitOptions::default()).await?;
+/// let config = ServerConfig { listen: "127.0.0.1:8080".into(), ..ServerConfig::default() };
+/// let server = Server::start(orbit, config).await?; // REST API + `config.workers` workers
+/// println!("listening on http://{}", server.local_addr());
+/// file_orbit_core::service::shutdown_signal().await; // SIGINT or SIGTERM
+/// server.shutdown().await; // stop leasing, let running transfers finish
+/// # Ok(())
+/// # }
+/// ```
 /// A running server: HTTP plus in-process workers.
 pub struct Server {
     addr: SocketAddr,

@@ -54,6 +54,27 @@ pub enum ConflictPolicy {
 }
 
 /// What to move where, and how.
+///
+/// ```
+/// use file_orbit_core::transfer::{TransferMode, TransferSpec};
+///
+/// let spec: TransferSpec = serde_json::from_value(serde_json::json!({
+///     "source": "partner", "source_path": "outbox/invoice.pdf",
+///     "destination": "archive", "destination_path": "{year}/{month}/{filename}",
+///     "mode": "copy", "scope": "file", "verify": true,
+/// }))?;
+/// spec.validate()?;
+/// assert_eq!(spec.mode, TransferMode::Copy);
+///
+/// // Rules across fields are checked too, naming the field.
+/// let moved_and_verified = TransferSpec { mode: TransferMode::Move, ..spec.clone() };
+/// assert!(moved_and_verified.validate().unwrap_err().message.starts_with("verify:"));
+///
+/// // A destination that would leave the endpoint's root is refused.
+/// let escaping = TransferSpec { destination_path: "../etc/{filename}".parse()?, ..spec };
+/// assert!(escaping.validate().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferSpec {

@@ -2,36 +2,19 @@
 //! (close-write, rename, stable, marker), and the `Orbit::ingest` tasks with their
 //! retries and backoff.
 
-use super::state::{State, Trigger};
+use super::state::{HandOver, State, Trigger, mtime_ns};
 use crate::engine::FileEvent;
-use crate::error::Result;
 use crate::events::lock;
 use crate::events::{IncomingEvent, Ingested};
 use serde_json::json;
 use std::cmp::Reverse;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// Hand-overs (`Orbit::ingest` calls) running at once.
 const MAX_IN_FLIGHT: usize = 4;
-
-pub(super) fn mtime_ns(mtime: SystemTime) -> i64 {
-    let nanos = match mtime.duration_since(UNIX_EPOCH) {
-        Ok(after) => after.as_nanos() as i128,
-        Err(before) => -(before.duration().as_nanos() as i128),
-    };
-    nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64
-}
-
-/// Outcome of one hand-over task.
-pub(super) struct HandOver {
-    size: u64,
-    mtime_ns: i64,
-    trigger: Trigger,
-    result: Result<bool>,
-}
 
 impl State {
     pub(super) fn due(&mut self, now: Instant) {
@@ -241,19 +224,5 @@ impl State {
         if let Some(trigger) = self.again.remove(&rel) {
             self.enqueue(rel, trigger);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mtimes_before_the_epoch_do_not_panic() {
-        assert_eq!(
-            mtime_ns(UNIX_EPOCH - Duration::from_secs(1)),
-            -1_000_000_000
-        );
-        assert_eq!(mtime_ns(UNIX_EPOCH + Duration::from_nanos(5)), 5);
     }
 }

@@ -49,7 +49,7 @@ mod state;
 
 use self::ignore::Ignore;
 use self::inotify::{attach, watch_error};
-use self::scan::ScanPlan;
+use self::state::ScanPlan;
 use self::state::{Config, State};
 use crate::endpoint::EndpointConfig;
 use crate::engine::Orbit;

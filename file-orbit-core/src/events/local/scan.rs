@@ -2,9 +2,8 @@
 //! thread, and folding what a scan found into the watch state (files it finds are
 //! complete only once stable).
 
-use super::handover::mtime_ns;
 use super::inotify::{SharedWatcher, attach, dir_id, watch_error};
-use super::state::{Config, State};
+use super::state::{Config, ScanOutcome, State, mtime_ns};
 use crate::events::lock;
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -16,32 +15,11 @@ const REATTACH_EVERY: Duration = Duration::from_millis(250);
 /// A new directory is scanned this long after it appears, once notify has watched it.
 const NEW_DIR_SCAN_DELAY: Duration = Duration::from_millis(50);
 
-#[derive(Default)]
-pub(super) struct ScanPlan {
-    pub(super) full: bool,
-    pub(super) dirs: Vec<PathBuf>,
-    pub(super) at: Option<Instant>,
-}
-
 pub(super) enum ScanJob {
     /// Watch the directory again (it vanished), then scan it all.
     Reattach,
     Full,
     Dirs(Vec<PathBuf>),
-}
-
-pub(super) struct ScanOutcome {
-    reattach: bool,
-    full: bool,
-    /// The watched directory's identity now (None: missing).
-    root_id: Option<(u64, u64)>,
-    /// Files below the watched directory: path relative to it, size, mtime.
-    files: Vec<(PathBuf, u64, SystemTime)>,
-    /// Names skipped because they are not UTF-8.
-    bad_names: Vec<PathBuf>,
-    /// The walk could not read everything (then nothing is forgotten).
-    incomplete: bool,
-    error: Option<String>,
 }
 
 /// Walks `dirs` (relative to the watched directory; "" for all of it).

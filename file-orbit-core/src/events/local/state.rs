@@ -1,12 +1,11 @@
-//! The watch task of a local watch: its state, its loop, and the state machine that
-//! applies filesystem events to the files it follows (scans and hand-overs are in
-//! `scan` and `handover`; this file does no filesystem walking).
+//! The watch task of a local watch: its state (with the records scans and hand-overs
+//! report back in), its loop, and the state machine that applies filesystem events to the
+//! files it follows (scans and hand-overs are in `scan` and `handover`, which build on this
+//! file and not the other way round; this file does no filesystem walking).
 
 use super::LocalWatchStats;
-use super::handover::HandOver;
 use super::ignore::Ignore;
 use super::inotify::{SharedWatcher, limit_hint};
-use super::scan::{ScanOutcome, ScanPlan};
 use crate::engine::Orbit;
 use crate::events::lock;
 use notify::EventKind;
@@ -16,7 +15,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
@@ -107,6 +106,45 @@ impl Entry {
             && self.observed.is_none()
             && self.retry.is_none()
     }
+}
+
+#[derive(Default)]
+pub(super) struct ScanPlan {
+    pub(super) full: bool,
+    pub(super) dirs: Vec<PathBuf>,
+    pub(super) at: Option<Instant>,
+}
+
+/// What one scan found (walked on a blocking thread, folded in by `State::scanned`).
+pub(super) struct ScanOutcome {
+    pub(super) reattach: bool,
+    pub(super) full: bool,
+    /// The watched directory's identity now (None: missing).
+    pub(super) root_id: Option<(u64, u64)>,
+    /// Files below the watched directory: path relative to it, size, mtime.
+    pub(super) files: Vec<(PathBuf, u64, SystemTime)>,
+    /// Names skipped because they are not UTF-8.
+    pub(super) bad_names: Vec<PathBuf>,
+    /// The walk could not read everything (then nothing is forgotten).
+    pub(super) incomplete: bool,
+    pub(super) error: Option<String>,
+}
+
+/// Outcome of one hand-over task.
+pub(super) struct HandOver {
+    pub(super) size: u64,
+    pub(super) mtime_ns: i64,
+    pub(super) trigger: Trigger,
+    pub(super) result: crate::error::Result<bool>,
+}
+
+/// A modification time as nanoseconds since the epoch (negative before it), saturating.
+pub(super) fn mtime_ns(mtime: SystemTime) -> i64 {
+    let nanos = match mtime.duration_since(UNIX_EPOCH) {
+        Ok(after) => after.as_nanos() as i128,
+        Err(before) => -(before.duration().as_nanos() as i128),
+    };
+    nanos.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// The watch task's state; only the task touches it.
@@ -485,6 +523,15 @@ fn remove_tree<V>(map: &mut BTreeMap<PathBuf, V>, rel: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mtimes_before_the_epoch_do_not_panic() {
+        assert_eq!(
+            mtime_ns(UNIX_EPOCH - Duration::from_secs(1)),
+            -1_000_000_000
+        );
+        assert_eq!(mtime_ns(UNIX_EPOCH + Duration::from_nanos(5)), 5);
+    }
     use crate::events::local::SCAN_MIN_STABLE;
 
     #[test]
