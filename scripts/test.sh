@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (idempotently), starts the real test
 # servers on 127.0.0.1 (sshd, smbd, moto, rclone serve s3, PostgreSQL), runs formatting,
-# lint, the import-circle check and every test of the workspace, then the Python bindings'
-# suite (wheel built, installed in a fresh virtualenv, pytest; scripts/test-python.sh), and
-# stops the servers.
+# lint, rustdoc, the import-circle check and every test of the workspace, then the Python
+# bindings' suite (wheel built, installed in a fresh virtualenv, pytest;
+# scripts/test-python.sh), and stops the servers.
 # Every suite runs even when an earlier one failed; the exit status is the first failure's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ scripts/install-test-deps.sh
 
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
+# The API docs build without a broken link or a malformed example.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 # No two modules (Rust or the Python package) import each other, directly or round a loop.
 scripts/check-import-cycles.py --self-test
 scripts/check-import-cycles.py
