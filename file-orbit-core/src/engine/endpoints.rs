@@ -4,7 +4,7 @@
 //! (`Orbit`), never this module's: only sealed bytes pass through here.
 
 use super::audit;
-use super::store::{Store, db_error, now_ms};
+use super::store::{Cell, Store, db_error, put_named};
 use crate::error::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -44,40 +44,22 @@ impl Store {
         actor: &str,
     ) -> Result<()> {
         let context = "storing an endpoint";
-        let now = now_ms();
         let mut tx = self.pool.begin().await.map_err(db_error(context))?;
-        let existed = sqlx::query(
-            "UPDATE endpoints SET kind = $1, public_config = $2, sealed_config = $3, key_id = $4, \
-                 max_concurrent = $5, updated_at = $6 WHERE name = $7",
+        let public = endpoint.public.to_string();
+        let existed = put_named(
+            &mut tx,
+            "endpoints",
+            endpoint.name,
+            &[
+                ("kind", Cell::Text(endpoint.kind)),
+                ("public_config", Cell::Text(&public)),
+                ("sealed_config", Cell::Text(endpoint.sealed)),
+                ("key_id", Cell::Text(endpoint.key_id)),
+                ("max_concurrent", Cell::Int(endpoint.max_concurrent as i64)),
+            ],
+            context,
         )
-        .bind(endpoint.kind)
-        .bind(endpoint.public.to_string())
-        .bind(endpoint.sealed)
-        .bind(endpoint.key_id)
-        .bind(endpoint.max_concurrent as i64)
-        .bind(now)
-        .bind(endpoint.name)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(context))?
-        .rows_affected()
-            > 0;
-        if !existed {
-            sqlx::query(
-                "INSERT INTO endpoints (name, kind, public_config, sealed_config, key_id, max_concurrent, \
-                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-            )
-            .bind(endpoint.name)
-            .bind(endpoint.kind)
-            .bind(endpoint.public.to_string())
-            .bind(endpoint.sealed)
-            .bind(endpoint.key_id)
-            .bind(endpoint.max_concurrent as i64)
-            .bind(now)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error(context))?;
-        }
+        .await?;
         let action = if existed {
             "endpoint.edited"
         } else {

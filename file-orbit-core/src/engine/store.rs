@@ -6,7 +6,7 @@
 use super::Limits;
 use crate::error::{Error, ErrorKind, Result};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyPool, Executor, Transaction};
 use std::time::Duration;
 
 /// Which database is behind the pool; the few statements that differ branch on it.
@@ -168,6 +168,73 @@ impl Store {
 /// Milliseconds since the Unix epoch: every time in the store.
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
+}
+
+/// A column value `put_named` writes.
+pub(crate) enum Cell<'a> {
+    Text(&'a str),
+    Int(i64),
+}
+
+/// Creates or replaces row `name` of `table` (keyed by `name`, with `created_at` and
+/// `updated_at`) inside `tx`, writing `columns` (names from code, never from input);
+/// replacing keeps `created_at`. Says whether the row existed, for the audit's
+/// `.created` / `.edited`.
+pub(crate) async fn put_named(
+    tx: &mut Transaction<'_, Any>,
+    table: &str,
+    name: &str,
+    columns: &[(&str, Cell<'_>)],
+    context: &str,
+) -> Result<bool> {
+    let now = now_ms();
+    let bind_all = |sql| {
+        columns
+            .iter()
+            .fold(sqlx::query(sql), |query, (_, cell)| match cell {
+                Cell::Text(text) => query.bind(text.to_string()),
+                Cell::Int(number) => query.bind(*number),
+            })
+    };
+    let n = columns.len();
+    let sets: Vec<String> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, (column, _))| format!("{column} = ${}", i + 1))
+        .collect();
+    let update = format!(
+        "UPDATE {table} SET {}, updated_at = ${} WHERE name = ${}",
+        sets.join(", "),
+        n + 1,
+        n + 2
+    );
+    let existed = bind_all(&update)
+        .bind(now)
+        .bind(name.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(db_error(context))?
+        .rows_affected()
+        > 0;
+    if !existed {
+        let names: Vec<&str> = columns.iter().map(|(column, _)| *column).collect();
+        let values: Vec<String> = (1..=n).map(|i| format!("${i}")).collect();
+        let insert = format!(
+            "INSERT INTO {table} ({}, created_at, updated_at, name) VALUES ({}, ${}, ${}, ${})",
+            names.join(", "),
+            values.join(", "),
+            n + 1,
+            n + 1,
+            n + 2
+        );
+        bind_all(&insert)
+            .bind(now)
+            .bind(name.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error(context))?;
+    }
+    Ok(existed)
 }
 
 /// `rows` rows of numbered placeholders from `$first`, one per entry of `cells` (each

@@ -4,7 +4,7 @@
 
 use super::audit;
 use super::queue::{JobRequest, RetryPolicy};
-use super::store::{Store, db_error, now_ms};
+use super::store::{Cell, Store, db_error, now_ms, put_named};
 use crate::error::{Error, ErrorKind, Result};
 use crate::transfer::{Scope, TransferSpec};
 use chrono::{DateTime, Utc};
@@ -317,25 +317,14 @@ impl Store {
             .begin()
             .await
             .map_err(db_error("storing a template"))?;
-        let existed =
-            sqlx::query("UPDATE templates SET definition = $1, updated_at = $2 WHERE name = $3")
-                .bind(&definition)
-                .bind(now)
-                .bind(&template.name)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error("storing a template"))?
-                .rows_affected()
-                > 0;
-        if !existed {
-            sqlx::query("INSERT INTO templates (name, definition, created_at, updated_at) VALUES ($1, $2, $3, $3)")
-                .bind(&template.name)
-                .bind(&definition)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error("storing a template"))?;
-        }
+        let existed = put_named(
+            &mut tx,
+            "templates",
+            &template.name,
+            &[("definition", Cell::Text(&definition))],
+            "storing a template",
+        )
+        .await?;
         sqlx::query("DELETE FROM schedules WHERE template = $1")
             .bind(&template.name)
             .execute(&mut *tx)
