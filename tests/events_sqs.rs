@@ -697,5 +697,5 @@ async fn bad_sources_are_refused_at_start() {
 
     source.wait_time_seconds = 25;
     let err = orbit.start_sqs_source(source).await.err().unwrap();
-    assert!(err.message.contains("wait_time_seconds"), "{err}");
+    assert_eq!(err.field.as_deref(), Some("wait_time_seconds"), "{err}");
 }

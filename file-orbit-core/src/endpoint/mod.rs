@@ -221,13 +221,8 @@ impl Endpoint {
     /// Checks every field; the error names the endpoint, the field and the bad value
     /// (never a secret).
     pub fn validate(&self) -> Result<()> {
-        let err = |field: &str, why: String| {
-            Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("endpoint {:?}", self.name),
-                format!("{field}: {why}"),
-            ))
-        };
+        let context = format!("endpoint {:?}", self.name);
+        let err = |field: &str, why: String| Err(Error::invalid_field(&context, field, why));
         if self.name.trim().is_empty() || self.name.chars().any(char::is_control) {
             return err("name", format!("{:?} must be non-empty text", self.name));
         }

@@ -93,10 +93,10 @@ impl Orbit {
         source.validate()?;
         let endpoint = self.endpoint(&source.endpoint).await?;
         let EndpointConfig::S3(s3) = &endpoint.config else {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_field(
                 "sqs source",
-                format!("endpoint: {:?} is not an S3 endpoint", source.endpoint),
+                "endpoint",
+                format!("{:?} is not an S3 endpoint", source.endpoint),
             ));
         };
         let client = source.client().await;

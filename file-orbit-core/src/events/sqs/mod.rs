@@ -37,7 +37,7 @@ mod message;
 
 pub use self::consumer::{SqsConsumer, SqsStats};
 pub use self::message::{ParsedMessage, parse_s3_message};
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::secret::Secret;
 /// The SQS SDK this source uses, for callers that manage queues themselves.
 pub use aws_sdk_sqs;
@@ -113,13 +113,7 @@ impl SqsSource {
 
     /// Checks every field; the error names the field (never a secret).
     pub fn validate(&self) -> Result<()> {
-        let err = |field: &str, why: String| {
-            Err(Error::new(
-                ErrorKind::InvalidInput,
-                "sqs source",
-                format!("{field}: {why}"),
-            ))
-        };
+        let err = |field: &str, why: String| Err(Error::invalid_field("sqs source", field, why));
         let is_url = |url: &str| {
             (url.starts_with("http://") || url.starts_with("https://"))
                 && !url.chars().any(|c| c.is_whitespace() || c.is_control())
@@ -187,20 +181,15 @@ mod tests {
         let mut source = SqsSource::new("http://127.0.0.1:5000/1/q", "us-east-1", "s3in");
         source.validate().unwrap();
         source.wait_time_seconds = 21;
-        assert!(source.validate().unwrap_err().message.contains("wait_time"));
+        let field = |source: &SqsSource| source.validate().unwrap_err().field.unwrap_or_default();
+        assert_eq!(field(&source), "wait_time_seconds");
         source.wait_time_seconds = 1;
         source.access_key_id = Some("id".into());
-        assert!(source.validate().unwrap_err().message.contains("secret"));
+        assert_eq!(field(&source), "secret_access_key");
         source.secret_access_key = Some(Secret::new("hunter2"));
         source.validate().unwrap();
         assert!(!format!("{source:?}").contains("hunter2"));
         source.max_messages = 11;
-        assert!(
-            source
-                .validate()
-                .unwrap_err()
-                .message
-                .contains("max_messages")
-        );
+        assert_eq!(field(&source), "max_messages");
     }
 }
