@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Kind, endpoint, ensure_bucket, env, moto_s3, orbit_options, rclone, unique};
-use file_orbit::endpoint::{Endpoint, EndpointConfig, S3Config};
+use file_orbit::endpoint::{AwsCredentials, Endpoint, EndpointConfig, S3Config};
 use file_orbit::engine::{
     EventRecord, EventState, Job, JobFilter, JobState, Matcher, Orbit, OrbitOptions,
     TransferTemplate, Workers,
@@ -93,8 +93,10 @@ impl Fixture {
             "s3in",
         );
         source.endpoint_url = Some(moto.clone());
-        source.access_key_id = Some(env("MOTO_ACCESS_KEY_ID"));
-        source.secret_access_key = Some(file_orbit::Secret::new(env("MOTO_SECRET_ACCESS_KEY")));
+        source.credentials = AwsCredentials::new(
+            env("MOTO_ACCESS_KEY_ID"),
+            file_orbit::Secret::new(env("MOTO_SECRET_ACCESS_KEY")),
+        );
         source.wait_time_seconds = 1;
         source.visibility_timeout_seconds = 30;
         let sqs = source.client().await;
@@ -673,8 +675,10 @@ async fn bad_sources_are_refused_at_start() {
         "dst",
     );
     source.endpoint_url = Some(moto);
-    source.access_key_id = Some(env("MOTO_ACCESS_KEY_ID"));
-    source.secret_access_key = Some(file_orbit::Secret::new("canary-Secret-8d1f"));
+    source.credentials = AwsCredentials::new(
+        env("MOTO_ACCESS_KEY_ID"),
+        file_orbit::Secret::new("canary-Secret-8d1f"),
+    );
     let refused = |err: file_orbit::Error| format!("{err} {err:?}");
 
     let err = orbit.start_sqs_source(source.clone()).await.err().unwrap();
