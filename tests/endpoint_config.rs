@@ -143,6 +143,10 @@ fn validation_names_the_field_and_value() {
             "secret_access_key",
         ),
         (
+            r#"{"name":"x","type":"s3","bucket":"ok-bucket","session_token":"T"}"#,
+            "session_token",
+        ),
+        (
             r#"{"name":"x","type":"s3","bucket":"ok-bucket","prefix":"a/../b"}"#,
             "prefix",
         ),
