@@ -34,7 +34,8 @@
 use chrono::Utc;
 use file_orbit::Secret;
 use file_orbit::endpoint::{
-    Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, S3Config, SftpAuth, SftpConfig, SmbConfig,
+    AwsCredentials, Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, S3Config, SftpAuth,
+    SftpConfig, SmbConfig,
 };
 use file_orbit::path_template::PathTemplate;
 use file_orbit::rclone::methods::{Fs, SyncCopy, TreeTransfer};
@@ -773,9 +774,7 @@ fn destination(bench: &Bench, target: Target, root: &str) -> Option<Destination>
                 prefix: prefix.into(),
                 region: Some(v[1].clone()),
                 endpoint_url: Some(v[0].clone()),
-                access_key_id: Some(v[2].clone()),
-                secret_access_key: Some(Secret::new(v[3].clone())),
-                session_token: None,
+                credentials: AwsCredentials::new(v[2].clone(), Secret::new(v[3].clone())),
                 force_path_style: Some(true),
                 storage_class: None,
                 server_side_encryption: None,

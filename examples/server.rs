@@ -198,7 +198,7 @@ async fn run() -> Result<ExitCode, String> {
     let (path, required, keys) = parse_args(&data_dir)?;
     let mut config = match std::fs::read_to_string(&path) {
         Ok(text) => ServerConfig::from_toml(&text)
-            .map_err(|err| format!("{}: {}", path.display(), err.message))?,
+            .map_err(|err| format!("{}: {}", path.display(), err.detail()))?,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound && !required => {
             ServerConfig::default()
         }

@@ -62,7 +62,7 @@ fn load_config() -> Result<WorkerConfig, String> {
     let mut config = match &path {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|err| format!("{path}: {err}"))?;
-            WorkerConfig::from_toml(&text).map_err(|err| format!("{path}: {}", err.message))?
+            WorkerConfig::from_toml(&text).map_err(|err| format!("{path}: {}", err.detail()))?
         }
         None => {
             let url = std::env::var(worker::STORE_URL_ENV).map_err(|_| {
@@ -74,6 +74,8 @@ fn load_config() -> Result<WorkerConfig, String> {
             WorkerConfig::new(&url)
         }
     };
-    config.apply_env().map_err(|err| err.message)?;
+    config
+        .apply_env()
+        .map_err(|err| err.detail().into_owned())?;
     Ok(config)
 }

@@ -143,6 +143,10 @@ fn validation_names_the_field_and_value() {
             "secret_access_key",
         ),
         (
+            r#"{"name":"x","type":"s3","bucket":"ok-bucket","session_token":"T"}"#,
+            "session_token",
+        ),
+        (
             r#"{"name":"x","type":"s3","bucket":"ok-bucket","prefix":"a/../b"}"#,
             "prefix",
         ),
@@ -172,10 +176,7 @@ fn validation_names_the_field_and_value() {
         let endpoint: Endpoint = serde_json::from_str(text).unwrap();
         let err = endpoint.validate().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput, "{text}");
-        assert!(
-            err.message.starts_with(&format!("{field}:")),
-            "{text}: {err}"
-        );
+        assert_eq!(err.field.as_deref(), Some(field), "{text}: {err}");
         let err = endpoint.to_rclone(rclone(), "").unwrap_err();
         assert_eq!(
             err.kind,
@@ -225,8 +226,9 @@ fn parent_segments_are_refused_in_every_root_and_prefix() {
         let endpoint: Endpoint = serde_json::from_str(text).unwrap();
         let err = endpoint.validate().unwrap_err();
         assert_eq!(err.kind, ErrorKind::InvalidInput, "{text}");
+        assert_eq!(err.field.as_deref(), Some(field), "{text}: {err}");
         assert!(
-            err.message.starts_with(&format!("{field}: ")),
+            err.to_string().contains(&format!(": {field}: ")),
             "{text}: {err}"
         );
         assert!(err.message.contains(shown), "{text}: {err}");

@@ -8,7 +8,8 @@ mod common;
 use chrono::Utc;
 use common::{Kind, endpoint, env, moto_s3, rclone, sftp_config, smb_config, unique};
 use file_orbit::endpoint::{
-    Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, Problem, S3Config, SftpAuth, TestOptions,
+    AwsCredentials, Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, Problem, S3Config,
+    SftpAuth, TestOptions,
 };
 use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::{TransferJob, TransferSpec};
@@ -96,8 +97,7 @@ async fn wrong_s3_secret_is_an_authentication_problem() {
     // moto accepts any key; rclone serve s3 checks them.
     let mut config = moto_s3(&env("RCLONE_S3_BUCKET"), "");
     config.endpoint_url = Some(env("RCLONE_S3_ENDPOINT"));
-    config.access_key_id = Some(env("RCLONE_S3_ACCESS_KEY_ID"));
-    config.secret_access_key = Some(Secret::new(WRONG));
+    config.credentials = AwsCredentials::new(env("RCLONE_S3_ACCESS_KEY_ID"), Secret::new(WRONG));
     let diagnosis = diagnose(EndpointConfig::S3(config)).await;
     assert_eq!(
         diagnosis.problem,
@@ -187,7 +187,7 @@ async fn an_unknown_host_key_is_refused() {
 #[tokio::test]
 async fn invalid_config_names_the_field() {
     let mut config = moto_s3("Bad_Bucket", "");
-    config.secret_access_key = Some(Secret::new(WRONG));
+    config.credentials.secret_access_key = Some(Secret::new(WRONG));
     let diagnosis = diagnose(EndpointConfig::S3(config)).await;
     assert_eq!(
         diagnosis.problem,

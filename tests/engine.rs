@@ -684,7 +684,7 @@ async fn templates_turn_matching_events_into_jobs(options: OrbitOptions) {
         ..template
     };
     let err = orbit.put_template(&bad).await.unwrap_err();
-    assert!(err.message.contains("matcher.path_glob"), "{err}");
+    assert_eq!(err.field.as_deref(), Some("matcher.path_glob"), "{err}");
 }
 
 async fn permanent_errors_go_straight_to_dead_letter(options: OrbitOptions) {
@@ -844,7 +844,8 @@ async fn huge_priorities_neither_overflow_nor_stall_the_queue(options: OrbitOpti
     let mut request = JobRequest::new(file_spec("src", "a.txt", "dst", "{filename}"));
     request.priority = i64::MAX;
     let err = bounded.submit(&request).await.unwrap_err();
-    assert!(err.message.starts_with("priority: "), "{err}");
+    assert_eq!(err.field.as_deref(), Some("priority"), "{err}");
+    assert!(err.to_string().contains(": priority: "), "{err}");
 }
 
 /// A tree copy to SMB reports, on the job, the names the share holds under another name (it

@@ -582,14 +582,16 @@ async fn bad_watches_are_refused_with_the_reason() {
         ..watch(0)
     })
     .await;
-    assert!(escape.message.contains("sub_path"), "{escape}");
+    assert_eq!(escape.field.as_deref(), Some("sub_path"), "{escape}");
+    assert!(escape.message.contains("../elsewhere"), "{escape}");
     let unknown = refused(LocalWatch::new("nope")).await;
     assert_eq!(unknown.kind, ErrorKind::NotFound, "{unknown}");
     let glob = refused(LocalWatch {
-        ignore: vec!["[".into()],
+        ignore: vec!["*.tmp".into(), "[".into()],
         ..watch(0)
     })
     .await;
-    assert!(glob.message.contains("ignore pattern"), "{glob}");
+    assert_eq!(glob.field.as_deref(), Some("ignore[1]"), "{glob}");
+    assert!(glob.message.contains("ignore pattern \"[\""), "{glob}");
     setup.workers.shutdown().await;
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Kind, endpoint, ensure_bucket, env, moto_s3, orbit_options, rclone, unique};
-use file_orbit::endpoint::{Endpoint, EndpointConfig, S3Config};
+use file_orbit::endpoint::{AwsCredentials, Endpoint, EndpointConfig, S3Config};
 use file_orbit::engine::{
     EventRecord, EventState, Job, JobFilter, JobState, Matcher, Orbit, OrbitOptions,
     TransferTemplate, Workers,
@@ -93,8 +93,10 @@ impl Fixture {
             "s3in",
         );
         source.endpoint_url = Some(moto.clone());
-        source.access_key_id = Some(env("MOTO_ACCESS_KEY_ID"));
-        source.secret_access_key = Some(file_orbit::Secret::new(env("MOTO_SECRET_ACCESS_KEY")));
+        source.credentials = AwsCredentials::new(
+            env("MOTO_ACCESS_KEY_ID"),
+            file_orbit::Secret::new(env("MOTO_SECRET_ACCESS_KEY")),
+        );
         source.wait_time_seconds = 1;
         source.visibility_timeout_seconds = 30;
         let sqs = source.client().await;
@@ -196,21 +198,26 @@ impl Fixture {
             .unwrap();
     }
 
+    /// One receive from `queue` without the consumer: up to 10 messages, waiting up to 1 s.
+    async fn receive(&self, queue: &str) -> Vec<Message> {
+        self.sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap()
+            .messages()
+            .to_vec()
+    }
+
     /// Receives (without the consumer) the next message holding records, deleting the
     /// `s3:TestEvent` on the way.
     async fn receive_records(&self) -> Message {
         let deadline = Instant::now() + WAIT;
         while Instant::now() < deadline {
-            let received = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.source.queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
-            for message in received.messages() {
+            for message in &self.receive(&self.source.queue_url).await {
                 if message.body().unwrap_or_default().contains("s3:TestEvent") {
                     self.delete(message).await;
                 } else {
@@ -571,16 +578,8 @@ async fn a_broken_store_leaves_messages_for_the_queues_redrive_policy() {
     // After maxReceiveCount deliveries the queue moves it to its DLQ, body intact.
     let deadline = Instant::now() + WAIT;
     let moved = loop {
-        let received = fx
-            .sqs
-            .receive_message()
-            .queue_url(&dlq)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
-        if let Some(message) = received.messages().first() {
-            break message.clone();
+        if let Some(message) = fx.receive(&dlq).await.into_iter().next() {
+            break message;
         }
         assert!(
             Instant::now() < deadline,
@@ -629,16 +628,9 @@ async fn visibility_is_extended_while_an_ingest_is_slow() {
     // Meanwhile nobody else can receive it: its visibility keeps being extended.
     let held_until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < held_until {
-        let received = fx
-            .sqs
-            .receive_message()
-            .queue_url(&fx.source.queue_url)
-            .wait_time_seconds(1)
-            .send()
-            .await
-            .unwrap();
+        let received = fx.receive(&fx.source.queue_url).await;
         assert!(
-            received.messages().is_empty(),
+            received.is_empty(),
             "redelivered while being ingested: {received:?}"
         );
     }
@@ -673,8 +665,10 @@ async fn bad_sources_are_refused_at_start() {
         "dst",
     );
     source.endpoint_url = Some(moto);
-    source.access_key_id = Some(env("MOTO_ACCESS_KEY_ID"));
-    source.secret_access_key = Some(file_orbit::Secret::new("canary-Secret-8d1f"));
+    source.credentials = AwsCredentials::new(
+        env("MOTO_ACCESS_KEY_ID"),
+        file_orbit::Secret::new("canary-Secret-8d1f"),
+    );
     let refused = |err: file_orbit::Error| format!("{err} {err:?}");
 
     let err = orbit.start_sqs_source(source.clone()).await.err().unwrap();
@@ -697,5 +691,5 @@ async fn bad_sources_are_refused_at_start() {
 
     source.wait_time_seconds = 25;
     let err = orbit.start_sqs_source(source).await.err().unwrap();
-    assert!(err.message.contains("wait_time_seconds"), "{err}");
+    assert_eq!(err.field.as_deref(), Some("wait_time_seconds"), "{err}");
 }

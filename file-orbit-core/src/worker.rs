@@ -52,8 +52,8 @@ fn default_name() -> String {
     "worker".into()
 }
 
-fn invalid(message: String) -> Error {
-    Error::new(ErrorKind::InvalidInput, "worker configuration", message)
+fn invalid(field: &str, message: impl Into<String>) -> Error {
+    Error::invalid_field("worker configuration", field, message)
 }
 
 impl WorkerConfig {
@@ -72,7 +72,13 @@ impl WorkerConfig {
 
     /// Parses a TOML configuration; an unknown key is an error naming it.
     pub fn from_toml(text: &str) -> Result<WorkerConfig> {
-        let config: WorkerConfig = toml::from_str(text).map_err(|err| invalid(err.to_string()))?;
+        let config: WorkerConfig = toml::from_str(text).map_err(|err| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "worker configuration",
+                err.to_string(),
+            )
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -84,9 +90,10 @@ impl WorkerConfig {
         }
         if let Ok(workers) = std::env::var(WORKERS_ENV) {
             self.workers = workers.parse().map_err(|_| {
-                invalid(format!(
-                    "{WORKERS_ENV}: {workers:?} is not a number of workers"
-                ))
+                invalid(
+                    WORKERS_ENV,
+                    format!("{workers:?} is not a number of workers"),
+                )
             })?;
         }
         self.log.apply_env()?;
@@ -95,16 +102,16 @@ impl WorkerConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.store_url.is_empty() {
-            return Err(invalid("store_url: must be set".into()));
+            return Err(invalid("store_url", "must be set"));
         }
         if self.workers == 0 {
-            return Err(invalid("workers: must be at least 1".into()));
+            return Err(invalid("workers", "must be at least 1"));
         }
         if self.lease_secs == 0 {
-            return Err(invalid("lease_secs: must be at least 1".into()));
+            return Err(invalid("lease_secs", "must be at least 1"));
         }
         if self.name.is_empty() {
-            return Err(invalid("name: must not be empty".into()));
+            return Err(invalid("name", "must not be empty"));
         }
         self.log.validate()
     }

@@ -1,6 +1,6 @@
 //! Core errors → Python exceptions. The classes and the one table from `ErrorKind` names
 //! to them live in `file_orbit/errors.py` (`_from_kind`); this only hands the kind's name,
-//! `retryable`, context and message (already free of secrets) across.
+//! `retryable`, context, message (already free of secrets) and the field at fault across.
 
 use file_orbit_core::error::Error;
 use pyo3::prelude::*;
@@ -12,6 +12,7 @@ pub(crate) struct ErrorInfo {
     pub retryable: bool,
     pub context: String,
     pub message: String,
+    pub field: Option<String>,
 }
 
 impl From<&Error> for ErrorInfo {
@@ -21,6 +22,7 @@ impl From<&Error> for ErrorInfo {
             retryable: err.retryable,
             context: err.context.clone(),
             message: err.message.clone(),
+            field: err.field.clone(),
         }
     }
 }
@@ -32,7 +34,13 @@ impl ErrorInfo {
             let made = py.import("file_orbit.errors").and_then(|errors| {
                 errors.call_method1(
                     "_from_kind",
-                    (&self.kind, self.retryable, &self.context, &self.message),
+                    (
+                        &self.kind,
+                        self.retryable,
+                        &self.context,
+                        &self.message,
+                        &self.field,
+                    ),
                 )
             });
             match made {

@@ -55,5 +55,9 @@ def test_every_error_kind_of_the_core_has_a_class() -> None:
         error = errors._from_kind(kind, kind in ("Remote", "Connection"), "ctx", "msg")
         assert type(error) is not fo.FileOrbitError and isinstance(error, fo.FileOrbitError)
         assert (error.kind, error.context, error.message, str(error)) == (kind, "ctx", "msg", "ctx: msg")
+        assert error.field is None
+    named = errors._from_kind("InvalidInput", False, "job request", "must be at least 1", "retry.max_attempts")
+    assert isinstance(named, fo.ConfigError) and named.field == "retry.max_attempts"
+    assert str(named) == "job request: retry.max_attempts: must be at least 1"
     assert isinstance(errors._from_kind("Connection", True, "", "x"), ConnectionError)
     assert type(errors._from_kind("SomethingNew", False, "", "x")) is fo.FileOrbitError

@@ -573,10 +573,13 @@ def test_limits_bound_what_a_job_may_ask_for(store: str, local_dirs) -> None:
     with fo.Orbit(store, master_key=MASTER_KEY, limits={"max_parallelism": 8}) as orbit:
         orbit.add_endpoint(fo.Local("src", root=source))
         orbit.add_endpoint(fo.Local("out", root=out))
-        with pytest.raises(fo.ConfigError, match=r"spec\.parallelism: 9 is above the maximum of 8"):
+        with pytest.raises(fo.ConfigError, match=r"spec\.parallelism: 9 is above the maximum of 8") as wide:
             orbit.submit(fo.TransferSpec("src", "out", destination_path="x", parallelism=9))
-        with pytest.raises(fo.ConfigError, match=r"priority"):
+        assert wide.value.field == "spec.parallelism"
+        assert wide.value.message.startswith("9 is above the maximum of 8")
+        with pytest.raises(fo.ConfigError, match=r"priority") as urgent:
             orbit.submit(fo.TransferSpec("src", "out", destination_path="x"), priority=2**62)
+        assert urgent.value.field == "priority"
     with pytest.raises(fo.ConfigError, match="unknown field"):
         fo.Orbit(store, master_key=MASTER_KEY, limits={"max_parallelsm": 8})
 

@@ -9,7 +9,8 @@ pub mod relay;
 
 use file_orbit::Secret;
 use file_orbit::endpoint::{
-    Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, S3Config, SftpAuth, SftpConfig, SmbConfig,
+    AwsCredentials, Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, S3Config, SftpAuth,
+    SftpConfig, SmbConfig,
 };
 use file_orbit::rclone::Rclone;
 use std::collections::BTreeMap;
@@ -84,9 +85,10 @@ pub fn moto_s3(bucket: &str, prefix: &str) -> S3Config {
         prefix: prefix.into(),
         region: Some(env("MOTO_REGION")),
         endpoint_url: Some(env("MOTO_ENDPOINT")),
-        access_key_id: Some(env("MOTO_ACCESS_KEY_ID")),
-        secret_access_key: Some(Secret::new(env("MOTO_SECRET_ACCESS_KEY"))),
-        session_token: None,
+        credentials: AwsCredentials::new(
+            env("MOTO_ACCESS_KEY_ID"),
+            Secret::new(env("MOTO_SECRET_ACCESS_KEY")),
+        ),
         force_path_style: Some(true),
         storage_class: None,
         server_side_encryption: None,

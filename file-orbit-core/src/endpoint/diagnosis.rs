@@ -96,7 +96,7 @@ impl Endpoint {
                 warning,
             };
         if let Err(err) = self.validate() {
-            return diagnosis(Some(Problem::InvalidConfig), err.message, None);
+            return diagnosis(Some(Problem::InvalidConfig), err.detail().into(), None);
         }
         if let Some((host, port)) = self.network_address() {
             if let Err((problem, message)) = probe(&host, port).await {
@@ -105,7 +105,7 @@ impl Endpoint {
         }
         let root = match self.to_rclone(rclone, "") {
             Ok(fs) => fs,
-            Err(err) => return diagnosis(Some(Problem::InvalidConfig), err.message, None),
+            Err(err) => return diagnosis(Some(Problem::InvalidConfig), err.detail().into(), None),
         };
         let mut warnings = Vec::new();
         let (mut message, root_missing) = match list(rclone, &root).await {

@@ -3,8 +3,11 @@
 //! Nothing user-supplied is spliced into a connection string; command-running rclone
 //! options (`ssh`, `*_command`) cannot be set.
 
+mod aws;
 mod diagnosis;
 
+pub(crate) use aws::check_endpoint_url;
+pub use aws::{AwsCredentials, StaticKeys};
 pub use diagnosis::{Diagnosis, Problem, TestOptions};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -78,13 +81,10 @@ pub struct S3Config {
     /// Endpoint URL for non-AWS servers, e.g. `http://127.0.0.1:9000`.
     #[serde(default)]
     pub endpoint_url: Option<String>,
-    /// Static credentials; without them the environment / instance role is used.
-    #[serde(default)]
-    pub access_key_id: Option<String>,
-    #[serde(default)]
-    pub secret_access_key: Option<Secret>,
-    #[serde(default)]
-    pub session_token: Option<Secret>,
+    /// Static credentials (`access_key_id`, `secret_access_key`, `session_token` beside
+    /// the other fields); without them the environment / instance role is used.
+    #[serde(flatten)]
+    pub credentials: AwsCredentials,
     #[serde(default)]
     pub force_path_style: Option<bool>,
     #[serde(default)]
@@ -242,13 +242,8 @@ impl Endpoint {
     /// Checks every field; the error names the endpoint, the field and the bad value
     /// (never a secret).
     pub fn validate(&self) -> Result<()> {
-        let err = |field: &str, why: String| {
-            Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("endpoint {:?}", self.name),
-                format!("{field}: {why}"),
-            ))
-        };
+        let context = format!("endpoint {:?}", self.name);
+        let err = |field: &str, why: String| Err(Error::invalid_field(&context, field, why));
         if self.name.trim().is_empty() || self.name.chars().any(char::is_control) {
             return err("name", format!("{:?} must be non-empty text", self.name));
         }
@@ -271,17 +266,10 @@ impl Endpoint {
                     );
                 }
                 if let Some(url) = &s3.endpoint_url {
-                    if !(url.starts_with("http://") || url.starts_with("https://"))
-                        || url.chars().any(|c| c.is_whitespace() || c.is_control())
-                    {
-                        return err("endpoint_url", format!("{url:?} must be an http(s) URL"));
-                    }
+                    check_endpoint_url(url).or_else(|why| err("endpoint_url", why))?;
                 }
-                if s3.access_key_id.is_some() != s3.secret_access_key.is_some() {
-                    return err(
-                        "secret_access_key",
-                        "access_key_id and secret_access_key go together".into(),
-                    );
+                if let Err((field, why)) = s3.credentials.check() {
+                    return err(field, why);
                 }
                 if let Some(provider) = &s3.provider {
                     check_plain("provider", provider).or_else(|why| err("provider", why))?;
@@ -358,15 +346,15 @@ impl Endpoint {
                 if let Some(url) = &s3.endpoint_url {
                     set("endpoint", url.clone().into());
                 }
-                match (&s3.access_key_id, &s3.secret_access_key) {
-                    (Some(id), Some(secret)) => {
-                        set("access_key_id", id.clone().into());
+                match s3.credentials.static_keys() {
+                    Some((id, secret, token)) => {
+                        set("access_key_id", id.into());
                         set("secret_access_key", secret.expose().into());
-                        if let Some(token) = &s3.session_token {
+                        if let Some(token) = token {
                             set("session_token", token.expose().into());
                         }
                     }
-                    _ => set("env_auth", "true".into()),
+                    None => set("env_auth", "true".into()),
                 }
                 if let Some(style) = s3.force_path_style {
                     set("force_path_style", style.to_string().into());

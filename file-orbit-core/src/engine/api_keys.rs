@@ -88,10 +88,10 @@ impl Store {
         .await
         .map_err(db_error(&context))?;
         let Some(row) = row else {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_field(
                 context,
-                format!("name: an API key named {name:?} exists; revoke it first"),
+                "name",
+                format!("an API key named {name:?} exists; revoke it first"),
             ));
         };
         let key = key_from_row(&row)?;

@@ -91,11 +91,11 @@ impl Store {
         .await
         .map_err(db_error(context))?;
         if in_use > 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_field(
                 context,
+                "name",
                 format!(
-                    "name: endpoint {name:?} is used by {in_use} queued or running jobs; cancel them first"
+                    "endpoint {name:?} is used by {in_use} queued or running jobs; cancel them first"
                 ),
             ));
         }
@@ -106,13 +106,10 @@ impl Store {
                     .any(|spec| spec.source == name || spec.destination == name)
         });
         if let Some(template) = used_by {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_field(
                 context,
-                format!(
-                    "name: endpoint {name:?} is used by template {:?}",
-                    template.name
-                ),
+                "name",
+                format!("endpoint {name:?} is used by template {:?}", template.name),
             ));
         }
         let tx = self.pool.begin().await.map_err(db_error(context))?;

@@ -4,7 +4,7 @@
 //! checked at submission (a whole request: `queue/checks.rs`) and again before a stored
 //! job runs (its spec: `check_spec`).
 
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 use crate::transfer::TransferSpec;
 use serde::{Deserialize, Serialize};
 
@@ -41,11 +41,7 @@ impl Default for Limits {
 }
 
 pub(super) fn invalid(field: &str, why: String) -> Error {
-    Error::new(
-        ErrorKind::InvalidInput,
-        "job request",
-        format!("{field}: {why}"),
-    )
+    Error::invalid_field("job request", field, why)
 }
 
 impl Limits {
@@ -85,10 +81,4 @@ impl Limits {
         }
         Ok(())
     }
-}
-
-/// `err` with its `field: why` message naming `at.field`.
-pub(super) fn prefixed(mut err: Error, at: &str) -> Error {
-    err.message = format!("{at}.{}", err.message);
-    err
 }

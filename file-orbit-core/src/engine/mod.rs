@@ -181,10 +181,10 @@ impl Orbit {
     pub async fn put_endpoint(&self, endpoint: &Endpoint, max_concurrent: u32) -> Result<()> {
         endpoint.validate()?;
         if max_concurrent == 0 {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_field(
                 format!("endpoint {:?}", endpoint.name),
-                "max_concurrent: must be at least 1",
+                "max_concurrent",
+                "must be at least 1",
             ));
         }
         let sealed_json =

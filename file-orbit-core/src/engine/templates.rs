@@ -164,22 +164,24 @@ impl TransferTemplate {
             .build()
             .map(|glob| glob.compile_matcher())
             .map_err(|err| {
-                Error::new(
-                    ErrorKind::InvalidInput,
+                Error::invalid_field(
                     format!("template {:?}", self.name),
-                    format!("matcher.path_glob: {err}"),
+                    "matcher.path_glob",
+                    err.to_string(),
                 )
             })
     }
 
     /// Checks the template; errors name the field.
     pub fn validate(&self) -> Result<()> {
-        let err = |field: &str, why: String| {
-            Err(Error::new(
-                ErrorKind::InvalidInput,
-                format!("template {:?}", self.name),
-                format!("{field}: {why}"),
-            ))
+        let context = format!("template {:?}", self.name);
+        let err = |field: &str, why: String| Err(Error::invalid_field(&context, field, why));
+        // An error of a part (a spec, a hop), its field under the part's.
+        let nested = |at: &str, inner: Error| {
+            Err(Error {
+                context: context.clone(),
+                ..inner.within(at)
+            })
         };
         if self.name.trim().is_empty() {
             return err("name", "must not be empty".into());
@@ -207,16 +209,16 @@ impl TransferTemplate {
         })
         .spec
         .validate()
-        .or_else(|e| err("spec", e.message))?;
+        .or_else(|e| nested("spec", e))?;
         if let Some(schedule) = &self.schedule {
             if let Err(e) = schedule.parsed() {
                 return err("schedule.cron", e.message);
             }
-            self.spec.validate().or_else(|e| err("spec", e.message))?;
+            self.spec.validate().or_else(|e| nested("spec", e))?;
         }
         for (index, hop) in self.next_hops.iter().enumerate() {
             hop.validate()
-                .or_else(|e| err(&format!("next_hops[{index}]"), e.message))?;
+                .or_else(|e| nested(&format!("next_hops[{index}]"), e))?;
         }
         Ok(())
     }
@@ -280,10 +282,10 @@ impl Store {
             Some(("matcher.source".into(), template.matcher.source.clone()))
         };
         match unknown {
-            Some((field, name)) => Err(Error::new(
-                ErrorKind::InvalidInput,
+            Some((field, name)) => Err(Error::invalid_field(
                 format!("template {:?}", template.name),
-                format!("{field}: no endpoint named {name:?}"),
+                field,
+                format!("no endpoint named {name:?}"),
             )),
             None => Ok(()),
         }
@@ -413,5 +415,39 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path_template::PathTemplate;
+
+    fn template() -> TransferTemplate {
+        let spec = TransferSpec::file("in", "", "out", PathTemplate::parse("{filename}").unwrap());
+        TransferTemplate::new("t", Matcher::new("in", "*.csv"), spec)
+    }
+
+    #[test]
+    fn errors_of_a_spec_or_hop_are_named_under_it() {
+        let mut zero = template();
+        zero.spec.parallelism = Some(0);
+        let err = zero.validate().unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("spec.parallelism"));
+        assert_eq!(
+            err.to_string(),
+            "template \"t\": spec.parallelism: must be at least 1"
+        );
+        let mut hop = template();
+        let mut next = hop.spec.clone();
+        next.scope = Scope::Tree;
+        next.filters.exclude = vec!["{a,b".into()];
+        hop.next_hops = vec![next];
+        let err = hop.validate().unwrap_err();
+        assert_eq!(
+            err.field.as_deref(),
+            Some("next_hops[0].filters.exclude[0]")
+        );
+        assert_eq!(err.context, "template \"t\"");
     }
 }

@@ -269,21 +269,18 @@ impl ServerConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        let invalid = |message: String| {
-            Err(Error::new(
-                ErrorKind::InvalidInput,
-                "server configuration",
-                message,
-            ))
-        };
+        const CONTEXT: &str = "server configuration";
+        let invalid =
+            |field: &str, message: &str| Err(Error::invalid_field(CONTEXT, field, message));
         for (index, key) in self.api_keys.iter().enumerate() {
             if key.sha256.len() != 64 || !key.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-                return invalid(format!(
-                    "api_keys[{index}].sha256: must be 64 hex digits (the SHA-256 of the key)"
-                ));
+                return invalid(
+                    &format!("api_keys[{index}].sha256"),
+                    "must be 64 hex digits (the SHA-256 of the key)",
+                );
             }
             if key.name.is_empty() {
-                return invalid(format!("api_keys[{index}].name: must not be empty"));
+                return invalid(&format!("api_keys[{index}].name"), "must not be empty");
             }
         }
         for (name, limit) in [
@@ -291,26 +288,23 @@ impl ServerConfig {
             ("failed_auth_limit", self.failed_auth_limit),
         ] {
             if !limit.per_second.is_finite() || limit.per_second <= 0.0 || limit.burst == 0 {
-                return invalid(format!("{name}: per_second and burst must be positive"));
+                return invalid(name, "per_second and burst must be positive");
             }
         }
         if self.max_batch_jobs == 0 {
-            return invalid("max_batch_jobs: must be positive".into());
+            return invalid("max_batch_jobs", "must be positive");
         }
         if self.max_body_bytes == 0 {
-            return invalid("max_body_bytes: must be positive".into());
+            return invalid("max_body_bytes", "must be positive");
         }
         if self.request_timeout_secs == 0 {
-            return invalid("request_timeout_secs: must be positive".into());
+            return invalid("request_timeout_secs", "must be positive");
         }
         self.limits.validate()?;
         for (index, declared) in self.endpoints.iter().enumerate() {
-            declared.endpoint.validate().map_err(|err| {
-                Error::new(
-                    ErrorKind::InvalidInput,
-                    "server configuration",
-                    format!("endpoints[{index}]: {}", err.message),
-                )
+            declared.endpoint.validate().map_err(|err| Error {
+                context: CONTEXT.into(),
+                ..err.within(&format!("endpoints[{index}]"))
             })?;
         }
         self.log.validate()
@@ -398,7 +392,15 @@ mod tests {
         assert!(err.message.contains("workerz"), "{err}");
         let bad_hash = "[[api_keys]]\nname = \"ci\"\nrole = \"operator\"\nsha256 = \"abc\"\n";
         let err = ServerConfig::from_toml(bad_hash).unwrap_err();
-        assert!(err.message.contains("api_keys[0].sha256"), "{err}");
+        assert_eq!(err.field.as_deref(), Some("api_keys[0].sha256"), "{err}");
+        let relative = "[[endpoints]]\nname = \"in\"\ntype = \"local\"\nroot = \"in\"\n";
+        let err = ServerConfig::from_toml(relative).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("endpoints[0].root"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("server configuration: endpoints[0].root: \"in\" must be"),
+            "{err}"
+        );
     }
 
     #[test]

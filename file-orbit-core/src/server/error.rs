@@ -92,21 +92,11 @@ fn status_of(err: &Error) -> (StatusCode, &'static str) {
     }
 }
 
-/// `name: message` (as core validation errors say) names the field `name`.
-fn field_of(message: &str) -> Option<String> {
-    let (head, _) = message.split_once(": ")?;
-    let plausible = !head.is_empty()
-        && head
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
-    plausible.then(|| head.to_string())
-}
-
 impl From<Error> for ApiError {
     fn from(err: Error) -> Self {
         let (status, kind) = status_of(&err);
         let field = if status == StatusCode::BAD_REQUEST {
-            field_of(&err.message)
+            err.field.clone()
         } else {
             None
         };
@@ -275,12 +265,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fields_are_named_from_messages() {
+    fn fields_are_named_from_errors() {
+        let core = Error::invalid_field("endpoint \"a\"", "max_concurrent", "must be at least 1");
+        let api = ApiError::from(core);
+        assert_eq!(api.field.as_deref(), Some("max_concurrent"));
         assert_eq!(
-            field_of("max_concurrent: must be at least 1").as_deref(),
-            Some("max_concurrent")
+            api.message,
+            "endpoint \"a\": max_concurrent: must be at least 1"
         );
-        assert_eq!(field_of("job 3 is Queued; only dead"), None);
+        let unnamed = Error::new(
+            ErrorKind::InvalidInput,
+            "job 3",
+            "a: b is Queued; only dead",
+        );
+        assert_eq!(ApiError::from(unnamed).field, None);
         assert_eq!(
             serde_field("Failed to deserialize: unknown field `bogus`, expected one of").as_deref(),
             Some("bogus")

@@ -44,8 +44,8 @@ impl ApiKeyInfo {
     }
 }
 
-fn invalid(message: String) -> Error {
-    Error::new(ErrorKind::InvalidInput, "API key", message)
+fn invalid(field: &str, message: String) -> Error {
+    Error::invalid_field("API key", field, message)
 }
 
 /// The role a stored key names (a name no role has makes the key unusable).
@@ -68,13 +68,15 @@ fn check_name(name: &str, declared: &[ApiKeyEntry]) -> Result<()> {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
     {
         return Err(invalid(
-            "name: 1 to 64 letters, digits, '.', '_' or '-'".into(),
+            "name",
+            "1 to 64 letters, digits, '.', '_' or '-'".into(),
         ));
     }
     if declared.iter().any(|entry| entry.name == name) {
-        return Err(invalid(format!(
-            "name: the configuration declares a key named {name:?}"
-        )));
+        return Err(invalid(
+            "name",
+            format!("the configuration declares a key named {name:?}"),
+        ));
     }
     Ok(())
 }
@@ -98,7 +100,7 @@ pub async fn create_api_key(
     check_name(name, declared)?;
     let now = chrono::Utc::now().timestamp_millis();
     if expires_at.is_some_and(|expires| expires <= now) {
-        return Err(invalid("expires_at: must be in the future".into()));
+        return Err(invalid("expires_at", "must be in the future".into()));
     }
     let (key, entry) = generate_api_key(name, role);
     let role_name = serde_json::to_value(role)
@@ -143,9 +145,10 @@ pub async fn revoke_api_key(
     actor: &str,
 ) -> Result<()> {
     if declared.iter().any(|entry| entry.name == name) {
-        return Err(invalid(format!(
-            "name: {name:?} is declared in the configuration file; remove it there"
-        )));
+        return Err(invalid(
+            "name",
+            format!("{name:?} is declared in the configuration file; remove it there"),
+        ));
     }
     store.revoke_api_key(name, actor).await
 }

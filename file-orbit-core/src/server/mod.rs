@@ -115,10 +115,10 @@ impl Server {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .map_err(|err| {
-                Error::new(
-                    ErrorKind::InvalidInput,
+                Error::invalid_field(
                     "starting the server",
-                    format!("listen: cannot bind {}: {err}", config.listen),
+                    "listen",
+                    format!("cannot bind {}: {err}", config.listen),
                 )
             })?;
         let addr = listener.local_addr().map_err(|err| {

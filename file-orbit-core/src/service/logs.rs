@@ -81,8 +81,8 @@ impl Default for LogConfig {
     }
 }
 
-fn invalid(message: impl Into<String>) -> Error {
-    Error::new(ErrorKind::InvalidInput, "log configuration", message)
+fn invalid(field: &str, message: impl Into<String>) -> Error {
+    Error::invalid_field("log configuration", field, message)
 }
 
 impl LogConfig {
@@ -96,9 +96,10 @@ impl LogConfig {
                 "text" => LogFormat::Text,
                 "json" => LogFormat::Json,
                 other => {
-                    return Err(invalid(format!(
-                        "{LOG_FORMAT_ENV}: {other:?} is not a log format (text or json)"
-                    )));
+                    return Err(invalid(
+                        LOG_FORMAT_ENV,
+                        format!("{other:?} is not a log format (text or json)"),
+                    ));
                 }
             };
         }
@@ -107,10 +108,10 @@ impl LogConfig {
 
     pub fn validate(&self) -> Result<()> {
         if self.keep_files == 0 {
-            return Err(invalid("log.keep_files: must be at least 1"));
+            return Err(invalid("log.keep_files", "must be at least 1"));
         }
         EnvFilter::try_new(&self.level)
-            .map_err(|err| invalid(format!("log.level: {:?}: {err}", self.level)))?;
+            .map_err(|err| invalid("log.level", format!("{:?}: {err}", self.level)))?;
         Ok(())
     }
 }
@@ -131,7 +132,7 @@ pub fn init(service: &str, config: &LogConfig) -> Result<()> {
         None => None,
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|err| {
-                invalid(format!("log.dir: cannot create {}: {err}", dir.display()))
+                invalid("log.dir", format!("cannot create {}: {err}", dir.display()))
             })?;
             let appender = RollingFileAppender::builder()
                 .rotation(match config.rotation {
@@ -143,7 +144,7 @@ pub fn init(service: &str, config: &LogConfig) -> Result<()> {
                 .filename_suffix("log")
                 .max_log_files(config.keep_files)
                 .build(dir)
-                .map_err(|err| invalid(format!("log.dir: {}: {err}", dir.display())))?;
+                .map_err(|err| invalid("log.dir", format!("{}: {err}", dir.display())))?;
             let layer = tracing_subscriber::fmt::layer()
                 .with_writer(appender)
                 .with_ansi(false);
@@ -163,7 +164,13 @@ pub fn init(service: &str, config: &LogConfig) -> Result<()> {
         .with(stderr)
         .with(file)
         .try_init()
-        .map_err(|err| invalid(format!("logging is already set up: {err}")))
+        .map_err(|err| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "log configuration",
+                format!("logging is already set up: {err}"),
+            )
+        })
 }
 
 /// The default field format under its own type: tracing-subscriber caches a span's
@@ -188,10 +195,10 @@ fn valid_service(service: &str) -> Result<()> {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     {
-        return Err(Error::new(
-            ErrorKind::InvalidInput,
+        return Err(Error::invalid_field(
             "reading logs",
-            format!("service: {service:?} must be letters, digits, '-' or '_'"),
+            "service",
+            format!("{service:?} must be letters, digits, '-' or '_'"),
         ));
     }
     Ok(())
@@ -446,6 +453,6 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert!(err.message.contains("service"), "{err}");
+        assert_eq!(err.field.as_deref(), Some("service"), "{err}");
     }
 }

@@ -68,7 +68,7 @@ pub enum ConflictPolicy {
 ///
 /// // Rules across fields are checked too, naming the field.
 /// let moved_and_verified = TransferSpec { mode: TransferMode::Move, ..spec.clone() };
-/// assert!(moved_and_verified.validate().unwrap_err().message.starts_with("verify:"));
+/// assert_eq!(moved_and_verified.validate().unwrap_err().field.as_deref(), Some("verify"));
 ///
 /// // A destination that would leave the endpoint's root is refused.
 /// let escaping = TransferSpec { destination_path: "../etc/{filename}".parse()?, ..spec };
@@ -147,13 +147,7 @@ impl TransferSpec {
 
     /// Checks the combination of options; errors name the field.
     pub fn validate(&self) -> Result<()> {
-        let err = |field: &str, why: &str| {
-            Err(Error::new(
-                ErrorKind::InvalidInput,
-                "transfer spec",
-                format!("{field}: {why}"),
-            ))
-        };
+        let err = |field: &str, why: &str| Err(Error::invalid_field("transfer spec", field, why));
         if self.scope == Scope::File {
             if self.mode == TransferMode::Sync {
                 return err("mode", "sync needs scope tree");
@@ -278,12 +272,12 @@ fn refuse_local_symlinks(endpoint: &Endpoint, path: &str, field: &str) -> Result
                 let target = std::fs::read_link(&at)
                     .map(|target| format!(" (to {})", target.display()))
                     .unwrap_or_default();
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
+                return Err(Error::invalid_field(
                     format!("endpoint {:?}", endpoint.name),
+                    field,
                     format!(
-                        "{field}: {path:?} passes through the symbolic link {}{target}; File \
-                         Orbit never follows links inside a local endpoint",
+                        "{path:?} passes through the symbolic link {}{target}; File Orbit \
+                         never follows links inside a local endpoint",
                         at.display()
                     ),
                 ));
@@ -321,13 +315,12 @@ async fn refuse_links_below(endpoint: &Endpoint, path: &str) -> Result<()> {
         )
     })?;
     match found {
-        Some(link) => Err(Error::new(
-            ErrorKind::InvalidInput,
+        Some(link) => Err(Error::invalid_field(
             format!("endpoint {:?}", endpoint.name),
+            "destination_path",
             format!(
-                "destination_path: {path:?} holds the symbolic link {}; File Orbit never \
-                 writes through links inside a local endpoint (remove it, or choose another \
-                 folder)",
+                "{path:?} holds the symbolic link {}; File Orbit never writes through links \
+                 inside a local endpoint (remove it, or choose another folder)",
                 link.display()
             ),
         )),
@@ -357,13 +350,10 @@ impl TransferJob {
             ("destination", &spec.destination, destination),
         ] {
             if *named != endpoint.name {
-                return Err(Error::new(
-                    ErrorKind::InvalidInput,
+                return Err(Error::invalid_field(
                     "transfer spec",
-                    format!(
-                        "{field}: names {named:?} but endpoint {:?} was given",
-                        endpoint.name
-                    ),
+                    field,
+                    format!("names {named:?} but endpoint {:?} was given", endpoint.name),
                 ));
             }
         }

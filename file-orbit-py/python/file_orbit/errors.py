@@ -39,12 +39,16 @@ class FileOrbitError(Exception):
         retryable: True when the same request may succeed later (network trouble).
         context: What was being done, e.g. ``"rclone operations/copyfile"``.
         message: What went wrong, with secrets redacted.
+        field: The input field at fault, as a path (``"spec.parallelism"``,
+            ``"next_hops[0].filters.include[1]"``), or None when the error is not about
+            one field. ``str(error)`` reads ``"context: field: message"``.
     """
 
     kind: str = ""
     retryable: bool = False
     context: str = ""
     message: str = ""
+    field: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -112,12 +116,16 @@ _BY_KIND: dict[str, type[FileOrbitError]] = {
 }
 
 
-def _from_kind(kind: str, retryable: bool, context: str, message: str) -> FileOrbitError:
+def _from_kind(
+    kind: str, retryable: bool, context: str, message: str, field: str | None = None
+) -> FileOrbitError:
     """The exception for a core error of ``kind`` (the native module calls this)."""
     cls = _BY_KIND.get(kind, FileOrbitError)
-    error = cls(f"{context}: {message}" if context else message)
+    detail = f"{field}: {message}" if field else message
+    error = cls(f"{context}: {detail}" if context else detail)
     error.kind = kind
     error.retryable = retryable
     error.context = context
     error.message = message
+    error.field = field
     return error

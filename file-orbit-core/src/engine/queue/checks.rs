@@ -4,7 +4,7 @@
 
 use super::{JobRequest, RetryPolicy};
 use crate::engine::Limits;
-use crate::engine::limits::{invalid, prefixed};
+use crate::engine::limits::invalid;
 use crate::error::Result;
 
 impl Limits {
@@ -63,7 +63,7 @@ impl Limits {
             ));
         }
         for (at, spec) in request.named_specs() {
-            spec.validate().map_err(|err| prefixed(err, &at))?;
+            spec.validate().map_err(|err| err.within(&at))?;
             self.check_spec(spec, &at)?;
         }
         Ok(())
@@ -83,11 +83,7 @@ mod tests {
     }
 
     fn field_of(err: Error) -> String {
-        err.message
-            .split(": ")
-            .next()
-            .unwrap_or_default()
-            .to_string()
+        err.field.unwrap_or_default()
     }
 
     #[test]
@@ -137,6 +133,27 @@ mod tests {
         fine.spec.parallelism = Some(64);
         fine.priority = -1_000_000;
         limits.check_request(&fine).unwrap();
+    }
+
+    #[test]
+    fn a_spec_error_is_named_under_the_spec_or_hop_it_is_in() {
+        let limits = Limits::default();
+        let mut zero = request();
+        zero.spec.parallelism = Some(0);
+        let err = limits.check_request(&zero).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("spec.parallelism"));
+        assert_eq!(
+            err.to_string(),
+            "transfer spec: spec.parallelism: must be at least 1"
+        );
+        let mut filtered = request();
+        let mut hop = filtered.spec.clone();
+        hop.filters.include = vec!["*.csv".into(), "[abc".into()];
+        filtered.next_hops = vec![filtered.spec.clone(), hop];
+        assert_eq!(
+            field_of(limits.check_request(&filtered).unwrap_err()),
+            "next_hops[1].filters.include[1]"
+        );
     }
 
     #[test]

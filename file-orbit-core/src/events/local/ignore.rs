@@ -11,14 +11,20 @@ pub(super) struct Ignore {
 }
 
 impl Ignore {
-    pub(super) fn new(patterns: &[String]) -> std::result::Result<Ignore, String> {
+    /// The patterns as one matcher; an error names the field (`ignore[1]`) and says why.
+    pub(super) fn new(patterns: &[String]) -> std::result::Result<Ignore, (String, String)> {
         let mut names = globset::GlobSetBuilder::new();
         let mut paths = globset::GlobSetBuilder::new();
-        for pattern in patterns {
+        for (index, pattern) in patterns.iter().enumerate() {
             let glob = globset::GlobBuilder::new(pattern)
                 .literal_separator(true)
                 .build()
-                .map_err(|err| format!("ignore pattern {pattern:?}: {err}"))?;
+                .map_err(|err| {
+                    (
+                        format!("ignore[{index}]"),
+                        format!("ignore pattern {pattern:?}: {err}"),
+                    )
+                })?;
             if pattern.contains('/') {
                 paths.add(glob);
             } else {
@@ -26,7 +32,8 @@ impl Ignore {
             }
         }
         let build = |set: globset::GlobSetBuilder| {
-            set.build().map_err(|err| format!("ignore patterns: {err}"))
+            set.build()
+                .map_err(|err| ("ignore".to_string(), format!("ignore patterns: {err}")))
         };
         Ok(Ignore {
             names: build(names)?,

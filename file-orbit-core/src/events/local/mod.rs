@@ -172,18 +172,26 @@ impl Orbit {
                 "only local endpoints can be watched (use events from the remote side)".into(),
             ));
         };
-        let prefix = sub_path_prefix(spec.sub_path.as_deref()).map_err(&invalid)?;
+        let invalid_field =
+            |field: &str, message: String| Error::invalid_field(&context, field, message);
+        let prefix = sub_path_prefix(spec.sub_path.as_deref())
+            .map_err(|why| invalid_field("sub_path", why))?;
         let watch_root = local.root.join(prefix.trim_end_matches('/'));
-        let ignore = Ignore::new(&spec.ignore).map_err(&invalid)?;
+        let ignore =
+            Ignore::new(&spec.ignore).map_err(|(field, why)| invalid_field(&field, why))?;
         if let Some(suffix) = &spec.marker_suffix {
             if suffix.is_empty() || suffix.contains('/') {
-                return Err(invalid(format!(
-                    "marker_suffix {suffix:?}: must be non-empty and without '/'"
-                )));
+                return Err(invalid_field(
+                    "marker_suffix",
+                    format!("{suffix:?} must be non-empty and without '/'"),
+                ));
             }
         }
         if spec.rescan_interval.is_zero() {
-            return Err(invalid("rescan_interval: must be above zero".into()));
+            return Err(invalid_field(
+                "rescan_interval",
+                "must be above zero".into(),
+            ));
         }
         match std::fs::metadata(&watch_root) {
             Ok(meta) if meta.is_dir() => {}
@@ -288,12 +296,12 @@ fn sub_path_prefix(sub_path: Option<&str>) -> std::result::Result<String, String
         match component {
             Component::Normal(part) => match part.to_str() {
                 Some(part) => parts.push(part),
-                None => return Err(format!("sub_path {sub:?}: not UTF-8")),
+                None => return Err(format!("{sub:?} is not UTF-8")),
             },
             Component::CurDir => {}
             _ => {
                 return Err(format!(
-                    "sub_path {sub:?}: must be relative to the endpoint root, without '..'"
+                    "{sub:?} must be relative to the endpoint root, without '..'"
                 ));
             }
         }

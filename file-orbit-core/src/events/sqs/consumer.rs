@@ -93,10 +93,10 @@ impl Orbit {
         source.validate()?;
         let endpoint = self.endpoint(&source.endpoint).await?;
         let EndpointConfig::S3(s3) = &endpoint.config else {
-            return Err(Error::new(
-                ErrorKind::InvalidInput,
+            return Err(Error::invalid_field(
                 "sqs source",
-                format!("endpoint: {:?} is not an S3 endpoint", source.endpoint),
+                "endpoint",
+                format!("{:?} is not an S3 endpoint", source.endpoint),
             ));
         };
         let client = source.client().await;
@@ -151,14 +151,11 @@ async fn sqs_client(source: &SqsSource) -> Client {
         .region(aws_config::Region::new(source.region.clone()))
         .http_client(http)
         .timeout_config(timeouts);
-    if let (Some(id), Some(secret)) = (&source.access_key_id, &source.secret_access_key) {
+    if let Some((id, secret, token)) = source.credentials.static_keys() {
         loader = loader.credentials_provider(aws_credential_types::Credentials::new(
             id,
             secret.expose(),
-            source
-                .session_token
-                .as_ref()
-                .map(|t| t.expose().to_string()),
+            token.map(|t| t.expose().to_string()),
             None,
             "file-orbit",
         ));

@@ -37,8 +37,8 @@ mod message;
 
 pub use self::consumer::{SqsConsumer, SqsStats};
 pub use self::message::{ParsedMessage, parse_s3_message};
-use crate::error::{Error, ErrorKind, Result};
-use crate::secret::Secret;
+use crate::endpoint::{AwsCredentials, check_endpoint_url};
+use crate::error::{Error, Result};
 /// The SQS SDK this source uses, for callers that manage queues themselves.
 pub use aws_sdk_sqs;
 use serde::{Deserialize, Serialize};
@@ -56,14 +56,11 @@ pub struct SqsSource {
     /// The SQS endpoint for non-AWS servers (e.g. `http://127.0.0.1:5000`).
     #[serde(default)]
     pub endpoint_url: Option<String>,
-    /// Static credentials; without them the default chain (environment, profile, web
+    /// Static credentials (`access_key_id`, `secret_access_key`, `session_token` beside
+    /// the other fields); without them the default chain (environment, profile, web
     /// identity, ECS/instance role) is used.
-    #[serde(default)]
-    pub access_key_id: Option<String>,
-    #[serde(default)]
-    pub secret_access_key: Option<Secret>,
-    #[serde(default)]
-    pub session_token: Option<Secret>,
+    #[serde(flatten)]
+    pub credentials: AwsCredentials,
     /// The stored S3 endpoint whose bucket the notifications are about.
     pub endpoint: String,
     /// Long polling: how long one receive waits for messages (0–20 s).
@@ -101,9 +98,7 @@ impl SqsSource {
             queue_url: queue_url.into(),
             region: region.into(),
             endpoint_url: None,
-            access_key_id: None,
-            secret_access_key: None,
-            session_token: None,
+            credentials: AwsCredentials::default(),
             endpoint: endpoint.into(),
             wait_time_seconds: default_wait(),
             max_messages: default_max_messages(),
@@ -113,42 +108,16 @@ impl SqsSource {
 
     /// Checks every field; the error names the field (never a secret).
     pub fn validate(&self) -> Result<()> {
-        let err = |field: &str, why: String| {
-            Err(Error::new(
-                ErrorKind::InvalidInput,
-                "sqs source",
-                format!("{field}: {why}"),
-            ))
-        };
-        let is_url = |url: &str| {
-            (url.starts_with("http://") || url.starts_with("https://"))
-                && !url.chars().any(|c| c.is_whitespace() || c.is_control())
-        };
-        if !is_url(&self.queue_url) {
-            return err(
-                "queue_url",
-                format!("{:?} must be an http(s) URL", self.queue_url),
-            );
-        }
+        let err = |field: &str, why: String| Err(Error::invalid_field("sqs source", field, why));
+        check_endpoint_url(&self.queue_url).or_else(|why| err("queue_url", why))?;
         if self.region.trim().is_empty() {
             return err("region", "must not be empty".into());
         }
         if let Some(url) = &self.endpoint_url {
-            if !is_url(url) {
-                return err("endpoint_url", format!("{url:?} must be an http(s) URL"));
-            }
+            check_endpoint_url(url).or_else(|why| err("endpoint_url", why))?;
         }
-        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
-            return err(
-                "secret_access_key",
-                "access_key_id and secret_access_key go together".into(),
-            );
-        }
-        if self.session_token.is_some() && self.access_key_id.is_none() {
-            return err(
-                "session_token",
-                "needs access_key_id and secret_access_key".into(),
-            );
+        if let Err((field, why)) = self.credentials.check() {
+            return err(field, why);
         }
         if self.endpoint.trim().is_empty() {
             return err("endpoint", "must name a stored S3 endpoint".into());
@@ -183,24 +152,39 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sources_read_credentials_beside_their_fields_and_refuse_unknown_ones() {
+        let text = r#"{"queue_url": "http://127.0.0.1:5000/1/q", "region": "us-east-1",
+                       "endpoint": "s3in", "access_key_id": "AKID",
+                       "secret_access_key": "hunter2", "max_messages": 5}"#;
+        let source: SqsSource = serde_json::from_str(text).unwrap();
+        assert_eq!(source.max_messages, 5);
+        assert_eq!(source.credentials.static_keys().unwrap().0, "AKID");
+        source.validate().unwrap();
+        let written = serde_json::to_value(&source).unwrap();
+        assert_eq!(written["secret_access_key"], "***");
+        assert_eq!(written["wait_time_seconds"], 20);
+        let unknown = text.replace("\"max_messages\"", "\"max_mesages\"");
+        let err = serde_json::from_str::<SqsSource>(&unknown).unwrap_err();
+        assert!(
+            err.to_string().contains("unknown field `max_mesages`"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn sources_are_validated() {
         let mut source = SqsSource::new("http://127.0.0.1:5000/1/q", "us-east-1", "s3in");
         source.validate().unwrap();
         source.wait_time_seconds = 21;
-        assert!(source.validate().unwrap_err().message.contains("wait_time"));
+        let field = |source: &SqsSource| source.validate().unwrap_err().field.unwrap_or_default();
+        assert_eq!(field(&source), "wait_time_seconds");
         source.wait_time_seconds = 1;
-        source.access_key_id = Some("id".into());
-        assert!(source.validate().unwrap_err().message.contains("secret"));
-        source.secret_access_key = Some(Secret::new("hunter2"));
+        source.credentials.access_key_id = Some("id".into());
+        assert_eq!(field(&source), "secret_access_key");
+        source.credentials.secret_access_key = Some(crate::secret::Secret::new("hunter2"));
         source.validate().unwrap();
         assert!(!format!("{source:?}").contains("hunter2"));
         source.max_messages = 11;
-        assert!(
-            source
-                .validate()
-                .unwrap_err()
-                .message
-                .contains("max_messages")
-        );
+        assert_eq!(field(&source), "max_messages");
     }
 }
