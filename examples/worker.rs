@@ -9,24 +9,20 @@
 //! needed. Logs go to stderr and, with `[log] dir` or `$FILE_ORBIT_LOG_DIR`, to
 //! `worker.<date>.log` there. SIGTERM / SIGINT stop taking jobs and let running transfers
 //! finish within `shutdown_grace_secs`; the store's master key comes from
-//! `$FILE_ORBIT_MASTER_KEY` (the server's key).
+//! `$FILE_ORBIT_MASTER_KEY` (the server's key). The logic lives in `file_orbit::worker`;
+//! this file only wires it to a process.
 
-use file_orbit::service::logs;
-use file_orbit::service::shutdown_signal;
+use file_orbit::service::{logs, shutdown_signal};
 use file_orbit::worker::{self, WorkerConfig};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let config = match load_config() {
+    let config = match WorkerConfig::from_process() {
         Ok(config) => config,
-        Err(message) => {
-            eprintln!("file-orbit worker: {message}");
-            return ExitCode::from(2);
-        }
+        Err(err) => return fail(err),
     };
     if let Err(err) = logs::init("worker", &config.log) {
-        eprintln!("file-orbit worker: {err}");
-        return ExitCode::from(2);
+        return fail(err);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -38,44 +34,11 @@ fn main() -> ExitCode {
             eprintln!("stopped after the grace period with transfers still running");
             ExitCode::SUCCESS
         }
-        Err(err) => {
-            eprintln!("file-orbit worker: {err}");
-            ExitCode::from(2)
-        }
+        Err(err) => fail(err),
     }
 }
 
-fn load_config() -> Result<WorkerConfig, String> {
-    let mut args = std::env::args().skip(1);
-    let mut path = std::env::var("FILE_ORBIT_CONFIG")
-        .ok()
-        .filter(|p| !p.is_empty());
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--config" => path = Some(args.next().ok_or("--config needs a path")?),
-            other => match other.strip_prefix("--config=") {
-                Some(given) => path = Some(given.to_string()),
-                None => return Err(format!("unknown argument {other:?} (only --config PATH)")),
-            },
-        }
-    }
-    let mut config = match &path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|err| format!("{path}: {err}"))?;
-            WorkerConfig::from_toml(&text).map_err(|err| format!("{path}: {}", err.detail()))?
-        }
-        None => {
-            let url = std::env::var(worker::STORE_URL_ENV).map_err(|_| {
-                format!(
-                    "no configuration: pass --config PATH or set {}",
-                    worker::STORE_URL_ENV
-                )
-            })?;
-            WorkerConfig::new(&url)
-        }
-    };
-    config
-        .apply_env()
-        .map_err(|err| err.detail().into_owned())?;
-    Ok(config)
+fn fail(err: file_orbit::Error) -> ExitCode {
+    eprintln!("file-orbit worker: {err}");
+    ExitCode::from(2)
 }

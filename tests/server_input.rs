@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::api::{Api, config_with_keys, wait_state};
-use common::{Kind, endpoint, local_root, orbit_options, sqlite_url};
+use common::api::wait_state;
+use common::server::TestServer;
+use common::{Kind, endpoint, local_root};
 use file_orbit::engine::{JobRequest, Limits, Orbit, OrbitOptions};
 use file_orbit::path_template::PathTemplate;
-use file_orbit::server::Server;
 use file_orbit::transfer::TransferSpec;
 use serde_json::{Value, json};
 
@@ -24,25 +24,22 @@ fn tree_request(destination_path: &str) -> Value {
     serde_json::to_value(JobRequest::new(spec)).unwrap()
 }
 
-/// An orbit on a fresh SQLite store with local endpoints `src` (holding a small tree) and
-/// `dst`, opened with `options`.
-async fn orbit_with_endpoints(options: OrbitOptions) -> (Orbit, std::path::PathBuf) {
-    let orbit = Orbit::open(options).await.unwrap();
+/// Local endpoints `src` (holding a small tree) and `dst` stored by `orbit`; `dst`'s root.
+async fn put_endpoints(orbit: &Orbit) -> std::path::PathBuf {
     let src = endpoint(Kind::Local, "src");
     let dst = endpoint(Kind::Local, "dst");
     common::write_test_tree(&local_root(&src));
     orbit.put_endpoint(&src, 4).await.unwrap();
     orbit.put_endpoint(&dst, 4).await.unwrap();
-    (orbit, local_root(&dst))
+    local_root(&dst)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_bound_numbers_and_bad_shapes_get_a_400_naming_the_field() {
-    let (url, _dir) = sqlite_url();
-    let (orbit, _) = orbit_with_endpoints(orbit_options(&url)).await;
-    let (config, keys) = config_with_keys(0);
-    let server = Server::start(orbit.clone(), config).await.unwrap();
-    let api = Api::new(server.local_addr());
+    let mut setup = TestServer::setup(0);
+    put_endpoints(&setup.orbit().await).await;
+    let mut ts = setup.start().await;
+    let (api, keys) = (&ts.api, &ts.keys);
     let key = keys.admin.as_str();
 
     let mut cases: Vec<(&str, Value)> = Vec::new();
@@ -109,7 +106,7 @@ async fn out_of_bound_numbers_and_bad_shapes_get_a_400_naming_the_field() {
             .status,
         200
     );
-    server.shutdown().await;
+    assert!(ts.shutdown().await);
 }
 
 /// A job stored under higher limits (another process's, or before they were lowered) is
@@ -118,15 +115,16 @@ async fn out_of_bound_numbers_and_bad_shapes_get_a_400_naming_the_field() {
 /// `fatal error: out of memory`, again after every restart.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stored_job_above_the_limits_is_dead_and_the_server_stays_up() {
-    let (url, _dir) = sqlite_url();
+    let setup = TestServer::setup(1);
     let generous = OrbitOptions {
         limits: Limits {
             max_parallelism: u32::MAX,
             ..Limits::default()
         },
-        ..orbit_options(&url)
+        ..setup.options.clone()
     };
-    let (lenient, _) = orbit_with_endpoints(generous).await;
+    let lenient = Orbit::open(generous).await.unwrap();
+    put_endpoints(&lenient).await;
     let mut request = JobRequest::new(TransferSpec::tree(
         "src",
         "",
@@ -137,11 +135,9 @@ async fn a_stored_job_above_the_limits_is_dead_and_the_server_stays_up() {
     let id = lenient.submit(&request).await.unwrap();
     lenient.close().await;
 
-    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
-    let (config, keys) = config_with_keys(1);
-    let server = Server::start(orbit, config).await.unwrap();
-    let api = Api::new(server.local_addr());
-    let job = wait_state(&api, &keys.viewer, id, "dead").await;
+    let mut ts = setup.start().await;
+    let (api, keys) = (&ts.api, &ts.keys);
+    let job = wait_state(api, &keys.viewer, id, "dead").await;
     let reason = job["last_error"].as_str().unwrap_or_default();
     assert!(
         reason.contains("spec.parallelism") && reason.contains("50000000"),
@@ -149,16 +145,15 @@ async fn a_stored_job_above_the_limits_is_dead_and_the_server_stays_up() {
     );
     assert_eq!(job["attempts"], 1, "{job}");
     assert_eq!(api.call("GET", "/health", None, None).await.status, 200);
-    server.shutdown().await;
+    assert!(ts.shutdown().await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tree_copies_into_the_destination_root() {
-    let (url, _dir) = sqlite_url();
-    let (orbit, dst_root) = orbit_with_endpoints(orbit_options(&url)).await;
-    let (config, keys) = config_with_keys(1);
-    let server = Server::start(orbit.clone(), config).await.unwrap();
-    let api = Api::new(server.local_addr());
+    let mut setup = TestServer::setup(1);
+    let dst_root = put_endpoints(&setup.orbit().await).await;
+    let mut ts = setup.start().await;
+    let (api, keys, orbit) = (&ts.api, &ts.keys, ts.orbit.clone());
     let src_root = local_root(&orbit.endpoint("src").await.unwrap());
     for root in ["", ".", "{reldir}"] {
         for entry in std::fs::read_dir(&dst_root).unwrap() {
@@ -174,7 +169,7 @@ async fn a_tree_copies_into_the_destination_root() {
             .await;
         assert_eq!(reply.status, 201, "{root:?}: {}", reply.body);
         let id = reply.json()["id"].as_i64().unwrap();
-        wait_state(&api, &keys.viewer, id, "succeeded").await;
+        wait_state(api, &keys.viewer, id, "succeeded").await;
         assert_eq!(
             common::read_tree(&dst_root),
             common::read_tree(&src_root),
@@ -190,7 +185,7 @@ async fn a_tree_copies_into_the_destination_root() {
         .json()["id"]
         .as_i64()
         .unwrap();
-    wait_state(&api, &keys.viewer, id, "succeeded").await;
+    wait_state(api, &keys.viewer, id, "succeeded").await;
     assert!(dst_root.join("top.txt").is_file());
-    server.shutdown().await;
+    assert!(ts.shutdown().await);
 }

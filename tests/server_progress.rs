@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::api::{Api, config_with_keys, job_until};
+use common::api::job_until;
 use common::relay::Relay;
-use common::{Kind, endpoint, env, local_root, orbit_options, sftp_config, sqlite_url, unique};
+use common::server::TestServer;
+use common::{Kind, endpoint, env, local_root, sftp_config, unique};
 use file_orbit::endpoint::{Endpoint, EndpointConfig, HostKeyCheck};
-use file_orbit::engine::{JobRequest, Orbit};
+use file_orbit::engine::JobRequest;
 use file_orbit::path_template::PathTemplate;
-use file_orbit::server::Server;
 use file_orbit::transfer::TransferSpec;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -38,8 +38,8 @@ fn bytes_in(dir: &Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_running_transfer_shows_its_progress_on_another_node() {
-    let (url, _dir) = sqlite_url();
-    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let mut setup = TestServer::setup(1);
+    let orbit = setup.orbit().await;
     let src = endpoint(Kind::Local, "src");
     // A sparse 1 GiB file: far more than passes before the line goes silent.
     let big = std::fs::File::create(local_root(&src).join("big.bin")).unwrap();
@@ -59,22 +59,12 @@ async fn a_running_transfer_shows_its_progress_on_another_node() {
     };
     orbit.put_endpoint(&dst, 4).await.unwrap();
 
-    let (config, keys) = config_with_keys(1);
-    let runner = Server::start(orbit.clone(), config.clone()).await.unwrap();
-    let watcher_orbit = Orbit::open(orbit_options(&url)).await.unwrap();
-    let watcher = Server::start(
-        watcher_orbit,
-        file_orbit::server::ServerConfig {
-            workers: 0,
-            ..config
-        },
-    )
-    .await
-    .unwrap();
-    let (run_api, watch_api) = (
-        Api::new(runner.local_addr()),
-        Api::new(watcher.local_addr()),
-    );
+    let mut runner = setup.start().await;
+    // Another node on the same store, without workers: it only watches.
+    let mut watcher = runner.another_node();
+    watcher.config.workers = 0;
+    let mut watcher = watcher.start().await;
+    let (run_api, watch_api, keys) = (&runner.api, &watcher.api, &runner.keys);
 
     let spec = TransferSpec::file(
         "src",
@@ -98,7 +88,7 @@ async fn a_running_transfer_shows_its_progress_on_another_node() {
     }
     relay.silence();
 
-    let job = job_until(&watch_api, &keys.viewer, id, "showed progress", |job| {
+    let job = job_until(watch_api, &keys.viewer, id, "showed progress", |job| {
         job["progress"]["bytes"].as_u64().unwrap_or(0) > 0
     })
     .await;
@@ -112,7 +102,7 @@ async fn a_running_transfer_shows_its_progress_on_another_node() {
         .await;
     assert_eq!(cancel.status, 202, "{}", cancel.body);
     relay.restore();
-    let job = job_until(&watch_api, &keys.viewer, id, "ended", |job| {
+    let job = job_until(watch_api, &keys.viewer, id, "ended", |job| {
         job["state"] == "cancelled"
     })
     .await;
@@ -120,7 +110,7 @@ async fn a_running_transfer_shows_its_progress_on_another_node() {
         job["progress"].is_null(),
         "an ended attempt shows no live progress: {job}"
     );
-    runner.shutdown().await;
-    watcher.shutdown().await;
+    assert!(runner.shutdown().await);
+    assert!(watcher.shutdown().await);
     let _ = std::fs::remove_dir_all(&landing);
 }

@@ -10,11 +10,11 @@
 
 mod common;
 
-use common::api::Api;
+use common::server::TestServer;
 use common::{Kind, endpoint, local_root, orbit_options, postgres_url};
 use file_orbit::engine::{JobFilter, JobRequest, JobState, Orbit, RetryPolicy};
 use file_orbit::path_template::PathTemplate;
-use file_orbit::server::{RateLimit, Role, Server, ServerConfig, generate_api_key};
+use file_orbit::server::{RateLimit, ServerConfig};
 use file_orbit::service::logs::{self, LogConfig, LogFormat};
 use file_orbit::transfer::TransferSpec;
 use file_orbit::worker::{self, WorkerConfig};
@@ -46,27 +46,20 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
     let logs_dir = tempfile::tempdir().unwrap();
     let master_key = orbit_options(&store_url).master_key.unwrap();
 
-    // The server: API only, no workers.
-    let (admin, admin_entry) = generate_api_key("admin", Role::Admin);
-    let config = ServerConfig {
-        listen: "127.0.0.1:0".into(),
-        workers: 0,
-        rate_limit: RateLimit {
-            per_second: 10_000.0,
-            burst: 10_000,
-        },
-        api_keys: vec![admin_entry],
-        log: LogConfig {
-            dir: Some(logs_dir.path().to_path_buf()),
-            format: LogFormat::Json,
-            ..LogConfig::default()
-        },
-        ..ServerConfig::default()
+    // The server: API only, no workers; it reads the worker processes' logs.
+    let mut setup = TestServer::setup_on(&store_url, 0);
+    setup.config.rate_limit = RateLimit {
+        per_second: 10_000.0,
+        burst: 10_000,
     };
-    let orbit = Orbit::open(orbit_options(&store_url)).await.unwrap();
-    let server = Server::start(orbit.clone(), config).await.unwrap();
-    let api = Api::new(server.local_addr());
-    let admin = admin.expose().to_string();
+    setup.config.max_body_bytes = ServerConfig::default().max_body_bytes;
+    setup.config.log = LogConfig {
+        dir: Some(logs_dir.path().to_path_buf()),
+        format: LogFormat::Json,
+        ..LogConfig::default()
+    };
+    let mut server = setup.start().await;
+    let (api, orbit, admin) = (&server.api, server.orbit.clone(), &server.keys.admin);
 
     let source = endpoint(Kind::Local, "split-source");
     let destination = endpoint(Kind::Local, "split-destination");
@@ -74,11 +67,7 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
         let mut body = serde_json::to_value(endpoint).unwrap();
         body["max_concurrent"] = json!(64);
         let reply = api
-            .put(
-                &format!("/api/v1/endpoints/{}", endpoint.name),
-                &admin,
-                body,
-            )
+            .put(&format!("/api/v1/endpoints/{}", endpoint.name), admin, body)
             .await;
         assert_eq!(reply.status, 201, "{}", reply.body);
     }
@@ -100,7 +89,7 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
             max_delay_ms: 500,
         };
         let body = serde_json::to_value(&request).unwrap();
-        let reply = api.post("/api/v1/jobs", &admin, Some(body)).await;
+        let reply = api.post("/api/v1/jobs", admin, Some(body)).await;
         assert_eq!(reply.status, 201, "{}", reply.body);
         ids.insert(reply.json()["id"].as_i64().unwrap());
     }
@@ -135,7 +124,7 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
     let survivor = format!("-{}", second.id());
     let killed = format!("-{killed_pid}");
     loop {
-        let reply = api.get("/api/v1/workers", &admin).await;
+        let reply = api.get("/api/v1/workers", admin).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         let nodes = reply.json();
         let node = |pid: &str| {
@@ -217,7 +206,7 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
     // The surviving worker's log file, read through the API: its jobs, by job id.
     let job = *ids.iter().last().unwrap();
     let reply = api
-        .get(&format!("/api/v1/logs?service=worker&job={job}"), &admin)
+        .get(&format!("/api/v1/logs?service=worker&job={job}"), admin)
         .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let lines = reply.json();
@@ -229,7 +218,7 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
             .all(|line| line["job"] == job && line["service"] == "worker"),
         "{lines:?}"
     );
-    let reply = api.get("/api/v1/logs?level=loud", &admin).await;
+    let reply = api.get("/api/v1/logs?level=loud", admin).await;
     assert_eq!(
         (reply.status, &reply.json()["error"]["field"]),
         (400, &json!("level")),

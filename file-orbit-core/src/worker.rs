@@ -1,6 +1,8 @@
 //! The standalone worker service (feature `worker`): its TOML configuration and the loop
 //! that opens the shared store, runs workers until a shutdown signal, then lets running
-//! transfers finish within the grace period. `examples/worker.rs` wires it to a process.
+//! transfers finish within the grace period, and where the configuration comes from
+//! (`--config PATH`, `$FILE_ORBIT_CONFIG` or the environment alone).
+//! `examples/worker.rs` wires it to a process.
 
 use crate::engine::{Limits, Orbit, OrbitOptions};
 use crate::error::{Error, ErrorKind, Result};
@@ -13,6 +15,8 @@ use std::time::Duration;
 pub const STORE_URL_ENV: &str = "FILE_ORBIT_STORE_URL";
 /// Overrides `WorkerConfig::workers`.
 pub const WORKERS_ENV: &str = "FILE_ORBIT_WORKERS";
+/// The configuration file, when `--config` is not given.
+pub const CONFIG_ENV: &str = "FILE_ORBIT_CONFIG";
 
 /// The worker service's configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,12 +87,77 @@ impl WorkerConfig {
         Ok(config)
     }
 
+    /// From this process's arguments and environment (see `discover`).
+    pub fn from_process() -> Result<WorkerConfig> {
+        WorkerConfig::discover(std::env::args().skip(1), |name| std::env::var(name).ok())
+    }
+
+    /// From `args` (without the program name: `--config PATH` or `--config=PATH`) and the
+    /// variables `env` returns: the file named there, else `$FILE_ORBIT_CONFIG`, else the
+    /// defaults for `$FILE_ORBIT_STORE_URL`; then the overrides (`apply_env_from`).
+    pub fn discover(
+        args: impl IntoIterator<Item = String>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<WorkerConfig> {
+        let command_line =
+            |message: String| Error::new(ErrorKind::InvalidInput, "worker command line", message);
+        let mut path = env(CONFIG_ENV).filter(|path| !path.is_empty());
+        let mut args = args.into_iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--config" => {
+                    path = Some(
+                        args.next()
+                            .ok_or_else(|| command_line("--config needs a path".into()))?,
+                    )
+                }
+                other => match other.strip_prefix("--config=") {
+                    Some(given) => path = Some(given.to_string()),
+                    None => {
+                        return Err(command_line(format!(
+                            "unknown argument {other:?} (only --config PATH)"
+                        )));
+                    }
+                },
+            }
+        }
+        let mut config = match &path {
+            Some(path) => {
+                let at =
+                    |message: String| Error::new(ErrorKind::InvalidInput, path.clone(), message);
+                let text = std::fs::read_to_string(path).map_err(|err| at(err.to_string()))?;
+                WorkerConfig::from_toml(&text).map_err(|err| Error {
+                    context: path.clone(),
+                    ..err
+                })?
+            }
+            None => {
+                let url = env(STORE_URL_ENV).ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        "worker configuration",
+                        format!("no configuration: pass --config PATH or set {STORE_URL_ENV}"),
+                    )
+                })?;
+                WorkerConfig::new(&url)
+            }
+        };
+        config.apply_env_from(env)?;
+        Ok(config)
+    }
+
     /// Applies `FILE_ORBIT_STORE_URL`, `FILE_ORBIT_WORKERS` and the log overrides.
     pub fn apply_env(&mut self) -> Result<()> {
-        if let Ok(url) = std::env::var(STORE_URL_ENV) {
+        self.apply_env_from(|name| std::env::var(name).ok())
+    }
+
+    /// `apply_env` with the variables `env` returns (the log overrides always come from
+    /// the process's environment).
+    pub fn apply_env_from(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
+        if let Some(url) = env(STORE_URL_ENV) {
             self.store_url = url;
         }
-        if let Ok(workers) = std::env::var(WORKERS_ENV) {
+        if let Some(workers) = env(WORKERS_ENV) {
             self.workers = workers.parse().map_err(|_| {
                 invalid(
                     WORKERS_ENV,
@@ -146,4 +215,92 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> R
     orbit.close().await;
     tracing::info!(clean, "worker service stopped");
     Ok(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn discover(args: &[&str], env: &[(&str, &str)]) -> Result<WorkerConfig> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        WorkerConfig::discover(args.iter().map(|a| a.to_string()), |name| {
+            env.get(name).cloned()
+        })
+    }
+
+    #[test]
+    fn the_config_comes_from_args_then_env_then_the_store_url_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, workers: usize| {
+            let path = dir.path().join(name);
+            std::fs::write(
+                &path,
+                format!("store_url = \"sqlite://{name}.db\"\nworkers = {workers}\n"),
+            )
+            .unwrap();
+            path.display().to_string()
+        };
+        let (from_args, from_env) = (write("args", 5), write("env", 6));
+        let env = [(CONFIG_ENV, from_env.as_str())];
+        assert_eq!(
+            discover(&["--config", &from_args], &env).unwrap().workers,
+            5
+        );
+        assert_eq!(
+            discover(&[&format!("--config={from_args}")], &env)
+                .unwrap()
+                .workers,
+            5
+        );
+        assert_eq!(discover(&[], &env).unwrap().workers, 6);
+        // The environment overrides the file.
+        let config = discover(
+            &[],
+            &[
+                env[0],
+                (STORE_URL_ENV, "postgres://db/x"),
+                (WORKERS_ENV, "9"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            (config.store_url.as_str(), config.workers),
+            ("postgres://db/x", 9)
+        );
+        // No file: the store URL alone, with the defaults.
+        let config = discover(&[], &[(STORE_URL_ENV, "sqlite://w.db")]).unwrap();
+        assert_eq!(
+            (config.store_url.as_str(), config.workers),
+            ("sqlite://w.db", 4)
+        );
+    }
+
+    #[test]
+    fn missing_or_bad_input_is_named() {
+        let err = discover(&[], &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("pass --config PATH or set FILE_ORBIT_STORE_URL"),
+            "{err}"
+        );
+        let err = discover(&["--config"], &[]).unwrap_err();
+        assert!(err.to_string().contains("--config needs a path"), "{err}");
+        let err = discover(&["--workers", "3"], &[]).unwrap_err();
+        assert!(err.to_string().contains("\"--workers\""), "{err}");
+        let err = discover(
+            &[],
+            &[(STORE_URL_ENV, "sqlite://w.db"), (WORKERS_ENV, "many")],
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("FILE_ORBIT_WORKERS: \"many\""),
+            "{err}"
+        );
+        let err = discover(&["--config", "/nonexistent/worker.toml"], &[]).unwrap_err();
+        assert_eq!(err.context, "/nonexistent/worker.toml", "{err}");
+    }
 }

@@ -7,11 +7,13 @@
 //!   `runtime.block_on`, asyncio calls become awaitables with `future_into_py`;
 //! - loading librclone from the wheel (`set_library_path`, called by the package at
 //!   import; `$FILE_ORBIT_LIBRCLONE` still overrides it);
-//! - the mapping of core errors to Python exceptions (`errors`).
+//! - the mapping of core errors to Python exceptions (`errors`);
+//! - `check_core`, the core's side of the package's contract test (`contract`).
 //!
 //! Data crosses as JSON text in the core's own serde forms (the forms of the README's
 //! TOML/JSON configs), so validation and defaults stay in the core.
 
+mod contract;
 mod errors;
 mod orbit;
 mod service;
@@ -129,6 +131,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(load_rclone, module)?)?;
     module.add_function(wrap_pyfunction!(validate_endpoint, module)?)?;
     module.add_function(wrap_pyfunction!(parse_unc, module)?)?;
+    module.add_function(wrap_pyfunction!(contract::check_core, module)?)?;
     module.add_class::<orbit::NativeOrbit>()?;
     module.add_class::<transfer::NativeTransfer>()?;
     module.add_class::<service::NativeService>()?;

@@ -1,20 +1,20 @@
 //! A small blocking HTTP client for the server tests (run off the runtime's workers):
 //! JSON requests with a bearer key, live progress followed to its end, and every body
-//! kept for the canary check.
+//! kept (per client) for the canary check.
 
 use file_orbit::Secret;
 use file_orbit::server::{RateLimit, Role, ServerConfig, generate_api_key};
 use serde_json::Value;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// Every response body seen by the tests of this binary (checked for the canary).
-pub static BODIES: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-/// The server at one address.
+/// The server at one address (clones share the agent and the bodies kept).
+#[derive(Clone)]
 pub struct Api {
     base: String,
     agent: ureq::Agent,
+    /// Every response body (and live-progress event) this client received.
+    bodies: Arc<Mutex<Vec<String>>>,
 }
 
 /// A response: status, body, and `Retry-After` if any.
@@ -48,7 +48,13 @@ impl Api {
         Api {
             base: format!("http://{addr}"),
             agent,
+            bodies: Arc::default(),
         }
+    }
+
+    /// Every body this client received so far (checked for the canary).
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
     }
 
     /// One request (blocking; run it off the runtime's workers).
@@ -78,6 +84,7 @@ impl Api {
         let method = method.to_string();
         let key = key.map(str::to_string);
         let body = body.map(str::to_string);
+        let bodies = self.bodies.clone();
         tokio::task::spawn_blocking(move || {
             let auth = key.map(|k| format!("Bearer {k}"));
             let result = match method.as_str() {
@@ -119,7 +126,7 @@ impl Api {
                 .limit(64 * 1024 * 1024)
                 .read_to_string()
                 .unwrap();
-            BODIES.lock().unwrap().push(body.clone());
+            bodies.lock().unwrap().push(body.clone());
             Ok(Reply {
                 status,
                 body,
@@ -150,6 +157,7 @@ impl Api {
         let url = format!("{}/api/v1/jobs/{id}/events", self.base);
         let agent = self.agent.clone();
         let auth = format!("Bearer {key}");
+        let bodies = self.bodies.clone();
         tokio::task::spawn_blocking(move || {
             use std::io::BufRead;
             let response = agent
@@ -177,7 +185,7 @@ impl Api {
                 if let Some(event) = line.strip_prefix("event: ") {
                     name = event.to_string();
                 } else if let Some(data) = line.strip_prefix("data: ") {
-                    BODIES.lock().unwrap().push(data.to_string());
+                    bodies.lock().unwrap().push(data.to_string());
                     events.push((name.clone(), serde_json::from_str(data).unwrap()));
                     if name == "end" {
                         break;
@@ -192,6 +200,7 @@ impl Api {
 }
 
 /// Keys of each role (`config_with_keys` makes them with the config holding their hashes).
+#[derive(Clone)]
 pub struct Keys {
     pub admin: String,
     pub operator: String,

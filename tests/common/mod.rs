@@ -6,6 +6,8 @@
 #[cfg(feature = "server")]
 pub mod api;
 pub mod relay;
+#[cfg(feature = "server")]
+pub mod server;
 
 use file_orbit::Secret;
 use file_orbit::endpoint::{

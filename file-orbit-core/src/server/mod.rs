@@ -12,8 +12,10 @@ mod config;
 mod error;
 mod health;
 mod keys;
+mod keys_cli;
 mod metrics;
 mod routes;
+mod startup;
 
 pub use api_doc::{API_ROUTES, ApiRoute, openapi};
 pub use auth::{Principal, required_role, sign_jwt};
@@ -22,6 +24,10 @@ pub use config::{
 };
 pub use error::ApiError;
 pub use keys::{ApiKeyInfo, create_api_key, days_from_now, list_api_keys, revoke_api_key};
+pub use keys_cli::{KEYS_USAGE, keys_command};
+pub use startup::{
+    CONFIG_ENV, Command, DATA_DIR_ENV, DEFAULT_CONFIG_NAME, LISTEN_ENV, STORE_URL_ENV, Startup,
+};
 
 use crate::engine::{Orbit, Workers};
 use crate::error::{Error, ErrorKind, Result};

@@ -11,6 +11,7 @@ __all__ = [
     "NativeService",
     "NativeTransfer",
     "PINNED_RCLONE_VERSION",
+    "check_core",
     "load_rclone",
     "parse_unc",
     "set_library_path",
@@ -30,6 +31,12 @@ def validate_endpoint(config: str) -> None:
 
 def parse_unc(unc: str) -> tuple[str, str, str]:
     """Splits ``//host/share/path`` into (host, share, root)."""
+
+def check_core(kind: str, json: str) -> str:
+    """For the contract test: reads ``json`` as the core type ``kind`` names (``"endpoint"``,
+    ``"filters"``, ``"incoming_event"``, ``"job_request"``, ``"retry_policy"``,
+    ``"template"``, ``"transfer_spec"``) and returns the core's JSON of what it read
+    (secrets as ``***``); raises ConfigError naming the field it refused."""
 
 @final
 class NativeOrbit:
