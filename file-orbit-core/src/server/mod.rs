@@ -10,6 +10,7 @@ mod api_doc;
 mod auth;
 mod config;
 mod error;
+mod handlers;
 mod health;
 mod keys;
 mod metrics;
