@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 /// A named place files move from or to. Unknown fields are refused by each config type
 /// (serde cannot deny them here, beside `flatten`).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoint {
     pub name: String,
@@ -25,6 +26,7 @@ pub struct Endpoint {
 }
 
 /// The typed configuration of each kind of endpoint (`type = "local" | "s3" | "sftp" | "smb"`).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum EndpointConfig {
@@ -34,13 +36,16 @@ pub enum EndpointConfig {
     Smb(SmbConfig),
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalConfig {
     /// Absolute directory every path of this endpoint is inside.
+    #[cfg_attr(feature = "server", schema(value_type = String))]
     pub root: PathBuf,
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
@@ -85,6 +90,7 @@ impl S3Config {
     }
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SftpConfig {
@@ -110,6 +116,7 @@ fn default_sftp_port() -> u16 {
     22
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SftpAuth {
@@ -117,6 +124,7 @@ pub enum SftpAuth {
         password: Secret,
     },
     KeyFile {
+        #[cfg_attr(feature = "server", schema(value_type = String))]
         path: PathBuf,
         #[serde(default)]
         passphrase: Option<Secret>,
@@ -129,11 +137,15 @@ pub enum SftpAuth {
     Agent,
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
 pub enum HostKeyCheck {
     /// An OpenSSH known_hosts file.
-    KnownHostsFile { path: PathBuf },
+    KnownHostsFile {
+        #[cfg_attr(feature = "server", schema(value_type = String))]
+        path: PathBuf,
+    },
     /// The server's public keys, `"<algorithm> <base64 key>"` each.
     Pinned { keys: Vec<String> },
     /// No host-key check: the explicit, insecure opt-out.
@@ -148,6 +160,7 @@ impl Default for HostKeyCheck {
     }
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmbConfig {

@@ -22,6 +22,7 @@ pub use config::{
     ApiKeyEntry, DeclaredEndpoint, RateLimit, Role, ServerConfig, generate_api_key, hash_api_key,
 };
 pub use error::ApiError;
+pub use error::{ErrorBody, ErrorDetail};
 pub use keys::{ApiKeyInfo, create_api_key, days_from_now, list_api_keys, revoke_api_key};
 
 use crate::engine::{Orbit, Workers};

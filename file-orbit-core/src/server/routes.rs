@@ -5,97 +5,24 @@
 use super::api_doc;
 use super::auth::required_role;
 use super::error::ApiError;
-use super::handlers::{Shared, audit, endpoints, events, job_stream, jobs, keys, logs, templates};
-use super::health::{HEALTH_DETAIL_ROLE, health, metrics};
+use super::handlers::Shared;
+use super::health::{HEALTH_DETAIL_ROLE, health};
+use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, delete, get, post, put};
-use axum::{Json, Router};
+use axum::routing::get;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 pub(super) fn router(state: Shared) -> Router {
-    let handlers: Vec<(&str, &[&str], MethodRouter<Shared>)> = vec![
-        (
-            "/api/v1/endpoints",
-            &["GET"],
-            get(endpoints::list_endpoints),
-        ),
-        (
-            "/api/v1/endpoints/{name}",
-            &["GET", "PUT", "DELETE"],
-            get(endpoints::get_endpoint)
-                .put(endpoints::put_endpoint)
-                .delete(endpoints::delete_endpoint),
-        ),
-        (
-            "/api/v1/endpoints/{name}/test",
-            &["POST"],
-            post(endpoints::test_endpoint),
-        ),
-        (
-            "/api/v1/templates",
-            &["GET"],
-            get(templates::list_templates),
-        ),
-        (
-            "/api/v1/templates/{name}",
-            &["PUT", "DELETE"],
-            put(templates::put_template).delete(templates::delete_template),
-        ),
-        (
-            "/api/v1/schedules",
-            &["GET"],
-            get(templates::list_schedules),
-        ),
-        ("/api/v1/workers", &["GET"], get(templates::list_workers)),
-        (
-            "/api/v1/jobs",
-            &["GET", "POST"],
-            get(jobs::list_jobs).post(jobs::submit_job),
-        ),
-        ("/api/v1/jobs/{id}", &["GET"], get(jobs::get_job)),
-        (
-            "/api/v1/jobs/{id}/cancel",
-            &["POST"],
-            post(jobs::cancel_job),
-        ),
-        ("/api/v1/jobs/{id}/retry", &["POST"], post(jobs::retry_job)),
-        (
-            "/api/v1/jobs/{id}/events",
-            &["GET"],
-            get(job_stream::job_events),
-        ),
-        ("/api/v1/events", &["GET"], get(events::list_events)),
-        ("/api/v1/events/{id}", &["GET"], get(events::get_event)),
-        (
-            "/api/v1/events/{id}/replay",
-            &["POST"],
-            post(events::replay_event),
-        ),
-        (
-            "/api/v1/keys",
-            &["GET", "POST"],
-            get(keys::list_keys).post(keys::create_key),
-        ),
-        ("/api/v1/keys/{name}", &["DELETE"], delete(keys::revoke_key)),
-        ("/api/v1/audit", &["GET"], get(audit::audit_log)),
-        ("/api/v1/audit/verify", &["GET"], get(audit::verify_audit)),
-        ("/api/v1/logs", &["GET"], get(logs::read_logs)),
-        ("/metrics", &["GET"], get(metrics)),
-    ];
+    // Method and path from each handler's annotation, its role from the same table entry.
     let mut api = Router::new();
-    for (path, methods, handler) in handlers {
-        // The role checks and the OpenAPI document come from the table: a route must be there.
-        for method in methods {
-            assert!(
-                api_doc::api_route(method, path).is_some(),
-                "{method} {path} is missing from API_ROUTES"
-            );
+    for (_, (_, paths, handler)) in api_doc::handlers() {
+        for path in paths.paths.keys() {
+            api = api.route(path, handler.clone());
         }
-        api = api.route(path, handler);
     }
     let api = api
         .route_layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -106,10 +33,7 @@ pub(super) fn router(state: Shared) -> Router {
     ));
     Router::new()
         .route("/health", health_route)
-        .route(
-            "/api/v1/openapi.json",
-            get(|| async { Json(api_doc::openapi()) }),
-        )
+        .route("/api/v1/openapi.json", get(api_doc::document))
         .merge(api)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

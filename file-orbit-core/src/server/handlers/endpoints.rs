@@ -1,34 +1,43 @@
 //! `/api/v1/endpoints`: list, read, create or replace (secrets write-only: `***` is refused),
 //! delete and test endpoints.
 
-use super::{ApiResult, Body, Path, Query, Shared, caller_orbit, query_params};
-use crate::endpoint::{Endpoint, TestOptions};
-use crate::engine::DEFAULT_MAX_CONCURRENT;
+use super::{ApiResult, Body, Path, Query, Shared, caller_orbit};
+use crate::endpoint::{Endpoint, EndpointConfig, Problem, TestOptions};
+use crate::engine::{DEFAULT_MAX_CONCURRENT, EndpointSummary};
 use crate::server::AppState;
 use crate::server::auth::Principal;
-use crate::server::error::{ApiError, from_json};
+use crate::server::error::{ApiError, ErrorBody, from_json};
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde_json::{Value, json};
-use std::collections::HashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
+#[utoipa::path(get, path = "/api/v1/endpoints", tag = "endpoints",
+    summary = "List endpoints (secrets as ***).",
+    responses((status = 200, description = "Every endpoint", body = Vec<EndpointSummary>)))]
 pub(crate) async fn list_endpoints(State(state): State<Shared>) -> ApiResult {
     Ok(Json(state.orbit.endpoints().await?).into_response())
 }
 
-pub(crate) async fn endpoint_summary(state: &AppState, name: &str) -> ApiResult<Value> {
-    let summary = state
+async fn endpoint_summary(state: &AppState, name: &str) -> ApiResult<EndpointSummary> {
+    state
         .orbit
         .endpoints()
         .await?
         .into_iter()
         .find(|endpoint| endpoint.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("no endpoint named {name:?}")))?;
-    Ok(json!(summary))
+        .ok_or_else(|| ApiError::not_found(format!("no endpoint named {name:?}")))
 }
 
+#[utoipa::path(get, path = "/api/v1/endpoints/{name}", tag = "endpoints",
+    summary = "Get one endpoint (secrets as ***).",
+    params(("name" = String, Path, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        description = "The endpoint's name: text without control characters, not only spaces.")),
+    responses((status = 200, description = "The endpoint", body = EndpointSummary),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody)))]
 pub(crate) async fn get_endpoint(
     State(state): State<Shared>,
     Path(name): Path<String>,
@@ -36,15 +45,36 @@ pub(crate) async fn get_endpoint(
     Ok(Json(endpoint_summary(&state, &name).await?).into_response())
 }
 
+/// The body of `PUT /api/v1/endpoints/{name}`: the endpoint's `type` and its fields, plus
+/// `name` (optional; must match the path) and `max_concurrent`. Secrets are write-only.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct EndpointPut {
+    /// Optional; must match the path.
+    name: Option<String>,
+    /// Transfers at once from or to this endpoint (default 4).
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    max_concurrent: Option<u32>,
+    #[serde(flatten)]
+    config: EndpointConfig,
+}
+
 /// Body: the endpoint as JSON (`type` and its fields; `name` optional, must match the
 /// path) plus `max_concurrent` (default 4). 201 when created, 200 when replaced.
+#[utoipa::path(put, path = "/api/v1/endpoints/{name}", tag = "endpoints",
+    summary = "Create (201) or replace (200) an endpoint.",
+    params(("name" = String, Path, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        description = "The endpoint's name: text without control characters, not only spaces.")),
+    request_body = EndpointPut,
+    responses((status = 200, description = "Replaced", body = EndpointSummary),
+        (status = 201, description = "Created", body = EndpointSummary),
+        (status = 400, description = "Not a valid endpoint; `field` names what is wrong", body = ErrorBody)))]
 pub(crate) async fn put_endpoint(
     State(state): State<Shared>,
     Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Body(body): Body<Value>,
 ) -> ApiResult {
-    let Value::Object(mut fields) = body else {
+    let Value::Object(fields) = body else {
         return Err(ApiError::invalid("body", "the body must be a JSON object"));
     };
     if let Some(path) = masked_secret(&Value::Object(fields.clone()), "") {
@@ -53,31 +83,31 @@ pub(crate) async fn put_endpoint(
             "\"***\" is how secrets are shown, not a value: send the real secret",
         ));
     }
-    let max_concurrent = match fields.remove("max_concurrent") {
-        None => DEFAULT_MAX_CONCURRENT,
-        Some(value) => value
-            .as_u64()
-            .filter(|n| (1..=u32::MAX as u64).contains(n))
-            .ok_or_else(|| ApiError::invalid("max_concurrent", "must be a positive integer"))?
-            as u32,
-    };
-    match fields.get("name") {
-        None => {
-            fields.insert("name".into(), json!(name));
-        }
-        Some(given) if given == &json!(name) => {}
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "name",
-                "the body's name must match the path",
-            ));
-        }
-    }
     // Values leave the message: a secret sent in the wrong shape is never echoed.
-    let endpoint: Endpoint = from_json(Value::Object(fields)).map_err(|mut api| {
+    let put: EndpointPut = from_json(Value::Object(fields)).map_err(|mut api| {
         api.message = format!("invalid endpoint: {}", api.message);
         api
     })?;
+    if put.name.as_ref().is_some_and(|given| *given != name) {
+        return Err(ApiError::invalid(
+            "name",
+            "the body's name must match the path",
+        ));
+    }
+    let max_concurrent = match put.max_concurrent {
+        None => DEFAULT_MAX_CONCURRENT,
+        Some(0) => {
+            return Err(ApiError::invalid(
+                "max_concurrent",
+                "must be a positive integer",
+            ));
+        }
+        Some(n) => n,
+    };
+    let endpoint = Endpoint {
+        name: name.clone(),
+        config: put.config,
+    };
     let existed = state
         .orbit
         .endpoints()
@@ -118,6 +148,12 @@ fn masked_secret(value: &Value, path: &str) -> Option<String> {
     }
 }
 
+#[utoipa::path(delete, path = "/api/v1/endpoints/{name}", tag = "endpoints",
+    summary = "Delete an endpoint no queued or running job or template uses (204).",
+    params(("name" = String, Path, description = "The endpoint's name.")),
+    responses((status = 204, description = "Deleted"),
+        (status = 400, description = "A queued or running job or a template uses it", body = ErrorBody),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody)))]
 pub(crate) async fn delete_endpoint(
     State(state): State<Shared>,
     Extension(caller): Extension<Principal>,
@@ -127,32 +163,51 @@ pub(crate) async fn delete_endpoint(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// `POST /api/v1/endpoints/{name}/test?write_probe=`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TestQuery {
+    /// Write and remove a hidden probe file (default true); false for an endpoint only
+    /// read from.
+    write_probe: Option<bool>,
+}
+
+/// A diagnosis a person can act on.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EndpointTest {
+    endpoint: String,
+    ok: bool,
+    /// None when `ok`.
+    problem: Option<Problem>,
+    /// What is wrong, where, and what to check.
+    message: String,
+    /// Something to know about an endpoint that works.
+    warning: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{name}/test", tag = "endpoints",
+    summary = "Test an endpoint: a diagnosis a person can act on.",
+    description = "It writes and removes a hidden probe file unless ?write_probe=false (for endpoints only read from).",
+    params(("name" = String, Path, description = "The endpoint's name."), TestQuery),
+    responses((status = 200, description = "The diagnosis (a failing endpoint is still a 200)", body = EndpointTest),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody)))]
 pub(crate) async fn test_endpoint(
     State(state): State<Shared>,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    Query(query): Query<TestQuery>,
 ) -> ApiResult {
-    let query = query_params(&query, &["write_probe"])?;
-    let write_probe = match query.get("write_probe").map(String::as_str) {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "write_probe",
-                format!("write_probe {other:?} must be true or false"),
-            ));
-        }
-    };
+    let write_probe = query.write_probe.unwrap_or(true);
     let endpoint = state.orbit.endpoint(&name).await?;
     let diagnosis = endpoint
         .test_with(state.orbit.rclone(), TestOptions { write_probe })
         .await;
-    Ok(Json(json!({
-        "endpoint": diagnosis.endpoint,
-        "ok": diagnosis.is_ok(),
-        "problem": diagnosis.problem,
-        "message": diagnosis.message,
-        "warning": diagnosis.warning,
-    }))
+    Ok(Json(EndpointTest {
+        ok: diagnosis.is_ok(),
+        endpoint: diagnosis.endpoint,
+        problem: diagnosis.problem,
+        message: diagnosis.message,
+        warning: diagnosis.warning,
+    })
     .into_response())
 }

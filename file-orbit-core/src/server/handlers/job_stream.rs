@@ -1,20 +1,32 @@
 //! `/api/v1/jobs/{id}/events`: a job's live progress as Server-Sent Events.
 
-use super::{ApiResult, Path, Shared, id_param};
+use super::{ApiResult, Id, Path, Shared};
+use crate::engine::{JobProgress, JobState};
+use crate::server::error::ErrorBody;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio_stream::wrappers::ReceiverStream;
+use utoipa::ToSchema;
 
 /// Live progress: an `update` event whenever the job's state, attempts, bytes, files or
 /// progress (speed, eta, totals; its worker writes it once a second) change (polled every
 /// 200 ms), then `end` once it is terminal. Bounded by
 /// `max_stream_secs` and by server shutdown.
-pub(crate) async fn job_events(State(state): State<Shared>, Path(id): Path<String>) -> ApiResult {
-    let id = id_param(&id)?;
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/events", tag = "jobs",
+    summary = "Live progress as Server-Sent Events.",
+    description = "`update` events (data: a `JobUpdate`) whenever the job changes, then `end` \
+        (data: `{\"id\", \"state\"}`) once it is terminal; `timeout` after max_stream_secs; \
+        `error` (data: `{\"message\"}`) if the store fails.",
+    params(("id" = inline(Id), Path, description = "The job's id.")),
+    responses((status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
+        (status = 404, description = "No job of that id", body = ErrorBody)))]
+pub(crate) async fn job_events(State(state): State<Shared>, Path(id): Path<Id>) -> ApiResult {
+    let id = id.0;
     let first = state.orbit.job(id).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);
     let orbit = state.orbit.clone();
@@ -23,16 +35,23 @@ pub(crate) async fn job_events(State(state): State<Shared>, Path(id): Path<Strin
     tokio::spawn(async move {
         let deadline = tokio::time::Instant::now() + limit;
         let mut ticker = tokio::time::interval(Duration::from_millis(200));
-        let mut last: Option<Value> = None;
+        let mut last: Option<JobUpdate> = None;
         let mut job = first;
         loop {
-            let snapshot = json!({
-                "id": job.id, "state": job.state, "attempts": job.attempts,
-                "bytes": job.bytes, "files": job.files, "progress": job.progress,
-                "last_error": job.last_error, "last_error_kind": job.last_error_kind,
-            });
+            let snapshot = JobUpdate {
+                id: job.id,
+                state: job.state,
+                attempts: job.attempts,
+                bytes: job.bytes,
+                files: job.files,
+                progress: job.progress.clone(),
+                last_error: job.last_error.clone(),
+                last_error_kind: job.last_error_kind.clone(),
+            };
             if last.as_ref() != Some(&snapshot) {
-                let event = Event::default().event("update").data(snapshot.to_string());
+                let event = Event::default()
+                    .event("update")
+                    .data(json!(snapshot).to_string());
                 if tx.send(Ok(event)).await.is_err() {
                     return;
                 }
@@ -69,4 +88,17 @@ pub(crate) async fn job_events(State(state): State<Shared>, Path(id): Path<Strin
     Ok(Sse::new(ReceiverStream::new(rx))
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// The data of a live-progress `update` event.
+#[derive(Debug, PartialEq, Serialize, ToSchema)]
+pub(crate) struct JobUpdate {
+    id: i64,
+    state: JobState,
+    attempts: i64,
+    bytes: i64,
+    files: i64,
+    progress: Option<JobProgress>,
+    last_error: Option<String>,
+    last_error_kind: Option<String>,
 }

@@ -18,10 +18,13 @@ use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::Response;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
+use utoipa::IntoParams;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 
 pub(crate) type Shared = Arc<AppState>;
 pub(crate) type ApiResult<T = Response> = Result<T, ApiError>;
@@ -57,66 +60,83 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// A query string whose errors are API errors (400 naming the parameter).
+/// A query string read into `T` (its fields the known parameters; any other is refused):
+/// an error is a 400 naming the parameter, without the value.
 pub(crate) struct Query<T>(pub(crate) T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::extract::Query(value) =
-            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
-        Ok(Query(value))
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let params = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(params)
+            .map(Query)
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let mut api = ApiError::from_serde(&err.inner().to_string(), "query");
+                if path != "." && api.field.as_deref() == Some("query") {
+                    api.message = format!("{path}: {}", api.message);
+                    api.field = Some(path);
+                }
+                api
+            })
     }
 }
 
-/// Query parameters, each known one named; anything else is refused.
-pub(crate) fn query_params(
-    query: &HashMap<String, String>,
-    known: &[&str],
-) -> ApiResult<HashMap<String, String>> {
-    if let Some(unknown) = query.keys().find(|key| !known.contains(&key.as_str())) {
-        return Err(ApiError::invalid(
-            unknown,
-            format!(
-                "unknown query parameter {unknown:?}; known: {}",
-                known.join(", ")
-            ),
-        ));
-    }
-    Ok(query.clone())
-}
+/// An integer from `MIN` to `MAX` (a query or path parameter): anything else is refused by
+/// name, and the OpenAPI document states the range.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bounded<const MIN: i64, const MAX: i64>(pub(crate) i64);
 
-pub(crate) fn int_param(
-    query: &HashMap<String, String>,
-    name: &str,
-    default: i64,
-    range: std::ops::RangeInclusive<i64>,
-) -> ApiResult<i64> {
-    let Some(text) = query.get(name) else {
-        return Ok(default);
-    };
-    match text.parse::<i64>() {
-        Ok(value) if range.contains(&value) => Ok(value),
-        _ => Err(ApiError::invalid(
-            name,
-            format!(
-                "{name} must be an integer from {} to {}",
-                range.start(),
-                range.end()
-            ),
-        )),
+/// A stored row's id (jobs, events): 1 or more.
+pub(crate) type Id = Bounded<1, { i64::MAX }>;
+
+impl<'de, const MIN: i64, const MAX: i64> Deserialize<'de> for Bounded<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let value = i64::deserialize(deserializer)?;
+        if (MIN..=MAX).contains(&value) {
+            Ok(Bounded(value))
+        } else if MAX == i64::MAX {
+            Err(D::Error::custom(format!(
+                "must be an integer of at least {MIN}"
+            )))
+        } else {
+            Err(D::Error::custom(format!(
+                "must be an integer from {MIN} to {MAX}"
+            )))
+        }
     }
 }
 
-pub(crate) fn id_param(text: &str) -> ApiResult<i64> {
-    text.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::invalid("id", format!("{text:?} is not an id")))
+impl<const MIN: i64, const MAX: i64> utoipa::PartialSchema for Bounded<MIN, MAX> {
+    fn schema() -> RefOr<Schema> {
+        let schema = ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .minimum(Some(MIN));
+        if MAX == i64::MAX {
+            schema.into()
+        } else {
+            schema.maximum(Some(MAX)).into()
+        }
+    }
 }
 
-pub(crate) fn limit_query(query: &HashMap<String, String>) -> ApiResult<i64> {
-    let query = query_params(query, &["limit"])?;
-    int_param(&query, "limit", 100, 1..=1000)
+impl<const MIN: i64, const MAX: i64> utoipa::ToSchema for Bounded<MIN, MAX> {}
+
+/// `?limit=`: at most this many items, newest first.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct LimitQuery {
+    /// At most this many items (default 100).
+    #[param(inline)]
+    limit: Option<Bounded<1, 1000>>,
+}
+
+impl LimitQuery {
+    pub(crate) fn limit(&self) -> i64 {
+        self.limit.map_or(100, |limit| limit.0)
+    }
 }
