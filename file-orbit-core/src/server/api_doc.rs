@@ -191,12 +191,112 @@ fn build() -> Value {
             .extend(schemas);
     }
     let mut doc = serde_json::to_value(doc).expect("the document serialises");
+    merge_all_of(&mut doc);
     doc["security"] = json!([{"api_key": []}, {"jwt": []}]);
     for (method, path, role) in roles {
         let operation = &mut doc["paths"][&path][method.to_ascii_lowercase()];
         add_route_answers(operation, role);
     }
     doc
+}
+
+/// `allOf` of plain object schemas (an endpoint config under its `type` tag, a body that
+/// adds fields to one) merged into one object schema, and an `allOf` with a `oneOf` part
+/// turned into a `oneOf` of merged objects: the same set of documents, in a form every
+/// generator and validator reads (parts that each refuse unknown properties would
+/// otherwise refuse each other's).
+fn merge_all_of(doc: &mut Value) {
+    let components = doc["components"]["schemas"].clone();
+    let resolve = |part: &Value| -> Value {
+        match part["$ref"]
+            .as_str()
+            .and_then(|r| r.strip_prefix("#/components/schemas/"))
+        {
+            Some(name) => components[name].clone(),
+            None => part.clone(),
+        }
+    };
+    fn merge(parts: &[Value]) -> Option<Value> {
+        let mut merged = json!({"type": "object", "properties": {}});
+        let mut required: Vec<Value> = Vec::new();
+        for part in parts {
+            let object = part.as_object()?;
+            let plain = object.keys().all(|key| {
+                [
+                    "type",
+                    "properties",
+                    "required",
+                    "additionalProperties",
+                    "description",
+                ]
+                .contains(&key.as_str())
+            });
+            if !plain || part["type"] != "object" {
+                return None;
+            }
+            for (name, property) in part["properties"].as_object().into_iter().flatten() {
+                merged["properties"][name] = property.clone();
+            }
+            required.extend(part["required"].as_array().into_iter().flatten().cloned());
+            if part["additionalProperties"] == false {
+                merged["additionalProperties"] = json!(false);
+            }
+            if let Some(about) = part.get("description") {
+                merged["description"] = about.clone();
+            }
+        }
+        required.dedup();
+        if !required.is_empty() {
+            merged["required"] = json!(required);
+        }
+        Some(merged)
+    }
+    fn walk(value: &mut Value, resolve: &dyn Fn(&Value) -> Value) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::Array(parts)) = map.get("allOf") {
+                    let parts: Vec<Value> = parts.iter().map(resolve).collect();
+                    let replaced = match parts.iter().position(|part| part["oneOf"].is_array()) {
+                        Some(at) => {
+                            let variants =
+                                parts[at]["oneOf"].as_array().cloned().unwrap_or_default();
+                            variants
+                                .iter()
+                                .map(|variant| {
+                                    let mut all = parts.clone();
+                                    all[at] = resolve(variant);
+                                    let all: Vec<Value> = all
+                                        .iter()
+                                        .map(|part| match part.get("allOf") {
+                                            Some(Value::Array(inner)) => merge(
+                                                &inner.iter().map(resolve).collect::<Vec<_>>(),
+                                            )
+                                            .unwrap_or_else(|| part.clone()),
+                                            _ => part.clone(),
+                                        })
+                                        .collect();
+                                    merge(&all)
+                                })
+                                .collect::<Option<Vec<Value>>>()
+                                .map(|variants| json!({"oneOf": variants}))
+                        }
+                        None => merge(&parts),
+                    };
+                    if let Some(mut replaced) = replaced {
+                        if let Some(about) = map.get("description") {
+                            replaced["description"] = about.clone();
+                        }
+                        *value = replaced;
+                        return;
+                    }
+                }
+                map.values_mut().for_each(|v| walk(v, resolve));
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, resolve)),
+            _ => {}
+        }
+    }
+    walk(doc, &resolve);
 }
 
 /// The role of an authenticated route and the answers its middleware and extractors give:

@@ -42,6 +42,7 @@ pub(crate) struct LogsQuery {
     #[param(pattern = "^[A-Za-z0-9_-]+$")]
     service: Option<String>,
     /// This level and more severe ones.
+    #[param(inline)]
     level: Option<LogLevel>,
     /// Only lines logged for this job.
     #[param(inline)]
