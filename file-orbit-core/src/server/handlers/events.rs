@@ -1,6 +1,6 @@
 //! `/api/v1/events`: stored events (what started jobs), one event, and its replay.
 
-use super::{ApiResult, Id, LimitQuery, Path, Query, Shared, caller_orbit};
+use super::{ApiResult, Id, IdPath, LimitQuery, Path, Query, Shared, caller_orbit};
 use crate::engine::EventRecord;
 use crate::server::auth::Principal;
 use crate::server::error::ErrorBody;
@@ -26,7 +26,10 @@ pub(crate) async fn list_events(
     params(("id" = inline(Id), Path, description = "The event's id.")),
     responses((status = 200, description = "The event", body = EventRecord),
         (status = 404, description = "No event of that id", body = ErrorBody)))]
-pub(crate) async fn get_event(State(state): State<Shared>, Path(id): Path<Id>) -> ApiResult {
+pub(crate) async fn get_event(
+    State(state): State<Shared>,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult {
     Ok(Json(state.orbit.event(id.0).await?).into_response())
 }
 
@@ -45,7 +48,7 @@ pub(crate) struct Replayed {
 pub(crate) async fn replay_event(
     State(state): State<Shared>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<Id>,
+    Path(IdPath { id }): Path<IdPath>,
 ) -> ApiResult {
     let id = id.0;
     let job_ids = caller_orbit(&state, &caller).replay_event(id).await?;

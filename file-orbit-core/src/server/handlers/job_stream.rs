@@ -1,6 +1,6 @@
 //! `/api/v1/jobs/{id}/events`: a job's live progress as Server-Sent Events.
 
-use super::{ApiResult, Id, Path, Shared};
+use super::{ApiResult, Id, IdPath, Path, Shared};
 use crate::engine::{JobProgress, JobState};
 use crate::server::error::ErrorBody;
 use axum::extract::State;
@@ -25,7 +25,10 @@ use utoipa::ToSchema;
     params(("id" = inline(Id), Path, description = "The job's id.")),
     responses((status = 200, description = "The event stream", content_type = "text/event-stream", body = String),
         (status = 404, description = "No job of that id", body = ErrorBody)))]
-pub(crate) async fn job_events(State(state): State<Shared>, Path(id): Path<Id>) -> ApiResult {
+pub(crate) async fn job_events(
+    State(state): State<Shared>,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult {
     let id = id.0;
     let first = state.orbit.job(id).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, Infallible>>(16);

@@ -1,6 +1,6 @@
 //! `/api/v1/jobs`: submit one job or a batch, list, read, cancel and retry jobs.
 
-use super::{ApiResult, Body, Bounded, Id, Path, Query, Shared, caller_orbit};
+use super::{ApiResult, Body, Bounded, Id, IdPath, Path, Query, Shared, caller_orbit};
 use crate::engine::{Job, JobFilter, JobRequest, JobState};
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ErrorBody, ErrorDetail, from_json};
@@ -217,7 +217,10 @@ pub(crate) async fn list_jobs(
     params(("id" = inline(Id), Path, description = "The job's id.")),
     responses((status = 200, description = "The job", body = Job),
         (status = 404, description = "No job of that id", body = ErrorBody)))]
-pub(crate) async fn get_job(State(state): State<Shared>, Path(id): Path<Id>) -> ApiResult {
+pub(crate) async fn get_job(
+    State(state): State<Shared>,
+    Path(IdPath { id }): Path<IdPath>,
+) -> ApiResult {
     Ok(Json(state.orbit.job(id.0).await?).into_response())
 }
 
@@ -241,7 +244,7 @@ pub(crate) struct JobStateAnswer {
 pub(crate) async fn cancel_job(
     State(state): State<Shared>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<Id>,
+    Path(IdPath { id }): Path<IdPath>,
 ) -> ApiResult {
     let id = id.0;
     match caller_orbit(&state, &caller).cancel(id).await? {
@@ -275,7 +278,7 @@ pub(crate) async fn cancel_job(
 pub(crate) async fn retry_job(
     State(state): State<Shared>,
     Extension(caller): Extension<Principal>,
-    Path(id): Path<Id>,
+    Path(IdPath { id }): Path<IdPath>,
 ) -> ApiResult {
     let id = id.0;
     let job = state.orbit.job(id).await?;

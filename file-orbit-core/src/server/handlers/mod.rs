@@ -92,6 +92,12 @@ pub(crate) struct Bounded<const MIN: i64, const MAX: i64>(pub(crate) i64);
 /// A stored row's id (jobs, events): 1 or more.
 pub(crate) type Id = Bounded<1, { i64::MAX }>;
 
+/// A path's `{id}`, read by name so an error names it.
+#[derive(Deserialize)]
+pub(crate) struct IdPath {
+    pub(crate) id: Id,
+}
+
 impl<'de, const MIN: i64, const MAX: i64> Deserialize<'de> for Bounded<MIN, MAX> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = i64::deserialize(deserializer)?;
