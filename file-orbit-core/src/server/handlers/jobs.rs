@@ -26,7 +26,7 @@ pub(crate) struct JobBatch {
 #[allow(dead_code)] // Read only as a schema: the handler checks each job on its own.
 #[serde(untagged)]
 pub(crate) enum Submission {
-    One(JobRequest),
+    One(Box<JobRequest>),
     Batch(JobBatch),
 }
 
