@@ -3,7 +3,8 @@
 # servers on 127.0.0.1 (sshd, smbd, moto, rclone serve s3, PostgreSQL), runs formatting,
 # lint, rustdoc, the import-circle check and every test of the workspace, then the Python
 # bindings' suite (wheel built, installed in a fresh virtualenv, pytest;
-# scripts/test-python.sh), and stops the servers.
+# scripts/test-python.sh), the API's contract (Schemathesis and a generated client against
+# the example server; scripts/test-api-contract.sh), and stops the servers.
 # Every suite runs even when an earlier one failed; the exit status is the first failure's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,12 @@ status=0
 cargo test --workspace --all-features --no-fail-fast || status=$?
 # A dev wheel: the same code as the release one, built in a fraction of the time.
 FILE_ORBIT_PY_PROFILE=${FILE_ORBIT_PY_PROFILE:-dev} scripts/test-python.sh || {
+    rc=$?
+    ((status)) || status=$rc
+}
+# The API's contract: Schemathesis against the real server (short mode: 5 examples per
+# operation; FILE_ORBIT_SCHEMATHESIS_EXAMPLES=30 for the long one) and a generated client.
+scripts/test-api-contract.sh || {
     rc=$?
     ((status)) || status=$rc
 }

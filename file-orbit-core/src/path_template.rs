@@ -430,5 +430,21 @@ impl<'de> Deserialize<'de> for PathTemplate {
     }
 }
 
+/// In the OpenAPI document: a string, the template's text.
+#[cfg(feature = "server")]
+impl utoipa::PartialSchema for PathTemplate {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .description(Some(format!(
+                "A path with {{variables}} ({KNOWN_VARIABLES}), e.g. `archive/{{date:%Y/%m}}/{{filename}}`"
+            )))
+            .into()
+    }
+}
+
+#[cfg(feature = "server")]
+impl utoipa::ToSchema for PathTemplate {}
+
 #[cfg(test)]
 mod tests;

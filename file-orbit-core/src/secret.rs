@@ -35,6 +35,22 @@ impl fmt::Display for Secret {
     }
 }
 
+/// In the OpenAPI document: a write-only string (`format: password`); read back as `***`.
+#[cfg(feature = "server")]
+impl utoipa::PartialSchema for Secret {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Password,
+            )))
+            .into()
+    }
+}
+
+#[cfg(feature = "server")]
+impl utoipa::ToSchema for Secret {}
+
 thread_local! {
     static REVEALING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// Static AWS credentials; all unset, the default chain (environment, profile, web identity,
 /// ECS/instance role) is used instead.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 pub struct AwsCredentials {
     #[serde(default)]
     pub access_key_id: Option<String>,

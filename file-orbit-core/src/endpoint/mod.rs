@@ -41,6 +41,7 @@ use std::path::PathBuf;
 /// assert!(err.to_string().contains("ssh"), "{err}");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoint {
     pub name: String,
@@ -49,6 +50,7 @@ pub struct Endpoint {
 }
 
 /// The typed configuration of each kind of endpoint (`type = "local" | "s3" | "sftp" | "smb"`).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum EndpointConfig {
@@ -58,13 +60,16 @@ pub enum EndpointConfig {
     Smb(SmbConfig),
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LocalConfig {
     /// Absolute directory every path of this endpoint is inside.
+    #[cfg_attr(feature = "server", schema(value_type = String))]
     pub root: PathBuf,
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct S3Config {
@@ -106,6 +111,7 @@ impl S3Config {
     }
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SftpConfig {
@@ -131,6 +137,7 @@ fn default_sftp_port() -> u16 {
     22
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SftpAuth {
@@ -138,6 +145,7 @@ pub enum SftpAuth {
         password: Secret,
     },
     KeyFile {
+        #[cfg_attr(feature = "server", schema(value_type = String))]
         path: PathBuf,
         #[serde(default)]
         passphrase: Option<Secret>,
@@ -150,11 +158,15 @@ pub enum SftpAuth {
     Agent,
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
 pub enum HostKeyCheck {
     /// An OpenSSH known_hosts file.
-    KnownHostsFile { path: PathBuf },
+    KnownHostsFile {
+        #[cfg_attr(feature = "server", schema(value_type = String))]
+        path: PathBuf,
+    },
     /// The server's public keys, `"<algorithm> <base64 key>"` each.
     Pinned { keys: Vec<String> },
     /// No host-key check: the explicit, insecure opt-out.
@@ -169,6 +181,7 @@ impl Default for HostKeyCheck {
     }
 }
 
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmbConfig {

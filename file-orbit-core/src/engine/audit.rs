@@ -13,6 +13,7 @@ use sqlx::{Any, AnyConnection, Row, Transaction};
 const GENESIS: &str = "genesis";
 
 /// One audit record.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditRecord {
     pub id: i64,

@@ -14,6 +14,7 @@ use sqlx::Row;
 pub const DEFAULT_MAX_CONCURRENT: u32 = 4;
 
 /// An endpoint as listed: its config with secrets shown as `***`.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct EndpointSummary {
     pub name: String,

@@ -24,7 +24,8 @@ pub use keyring::Keyring;
 pub use limits::Limits;
 pub use nodes::{LiveWorkers, WorkerNode};
 pub use queue::{
-    Completion, Job, JobCounts, JobFilter, JobRequest, JobState, LeaseStatus, RetryPolicy,
+    Completion, Job, JobCounts, JobFilter, JobProgress, JobRequest, JobState, LeaseStatus,
+    RetryPolicy,
 };
 pub use store::{Backend, Store};
 pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, TransferTemplate};

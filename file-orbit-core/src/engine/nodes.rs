@@ -9,6 +9,7 @@ use sqlx::Row;
 use std::time::Duration;
 
 /// A worker process as registered.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerNode {
     /// `host-pid`; its slots lease jobs as `host-pid-wN`.

@@ -25,6 +25,7 @@ pub struct FileEvent {
 }
 
 /// Which file events a template takes.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Matcher {
@@ -44,6 +45,7 @@ pub struct Matcher {
 
 /// A stored schedule as listed: the template it fires, its cron, the next tick due and the
 /// last tick fired (UTC).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct ScheduleState {
     pub template: String,
@@ -53,6 +55,7 @@ pub struct ScheduleState {
 }
 
 /// A named rule: matching file events become jobs.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferTemplate {
@@ -75,6 +78,7 @@ pub struct TransferTemplate {
 }
 
 /// A cron schedule (`sec min hour day month weekday`, seconds optional; UTC).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Schedule {
@@ -85,6 +89,7 @@ pub struct Schedule {
 }
 
 /// The policy for ticks missed while down.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MissedTicks {

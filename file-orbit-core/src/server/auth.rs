@@ -3,13 +3,11 @@
 //! and refused once expired or revoked) or an HS256 JWT (claim `role`); the role each
 //! route needs; token buckets per caller and, for failed authentication, per client address.
 
-use super::api_doc::api_route;
 use super::config::{ApiKeyEntry, RateLimit, Role, ServerConfig, hash_api_key};
 use super::error::ApiError;
 use super::keys::stored_role;
 use crate::engine::Store;
 use crate::secret::Secret;
-use axum::http::Method;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -152,17 +150,6 @@ pub fn sign_jwt(secret: &str, claims: &serde_json::Value) -> String {
     mac.update(signing_input.as_bytes());
     let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{signing_input}.{signature}")
-}
-
-/// The role a route needs (from `API_ROUTES`: reading needs viewer, except logs; running
-/// work needs operator; changing configuration needs admin); None for a route not there.
-pub fn required_role(method: &Method, route: &str) -> Option<Role> {
-    let method = if method == Method::HEAD {
-        "GET"
-    } else {
-        method.as_str()
-    };
-    api_route(method, route).map(|route| route.role)
 }
 
 /// A token bucket per caller name (or, for failed authentication, per client address).

@@ -222,14 +222,37 @@ impl From<PathRejection> for ApiError {
     }
 }
 
+/// The body of every error answer: `{"error": {"kind", "message", "field"?}}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a kind a program can branch on, a sentence for a person, and the field
+/// at fault (a body field's path, a query or path parameter) when there is one.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `invalid_input`, `unauthorized`, `forbidden`, `not_found`, `conflict`, `too_large`,
+    /// `unsupported_media_type`, `rate_limited`, `timeout`, `store_unavailable`, ...
+    pub kind: &'static str,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 impl ApiError {
     /// The error object: `{"kind", "message", "field"?}`.
     pub fn to_json(&self) -> serde_json::Value {
-        let mut body = json!({"kind": self.kind, "message": self.message});
-        if let Some(field) = &self.field {
-            body["field"] = json!(field);
+        json!(self.detail())
+    }
+
+    /// The error object as a value.
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
+            kind: self.kind,
+            message: self.message.clone(),
+            field: self.field.clone(),
         }
-        body
     }
 }
 

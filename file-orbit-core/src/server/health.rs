@@ -4,7 +4,7 @@
 use super::AppState;
 use super::auth::Principal;
 use super::config::Role;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::engine::{JobState, LiveWorkers};
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -41,6 +41,17 @@ pub(super) const HEALTH_DETAIL_ROLE: Role = Role::Viewer;
 /// for anyone; an authenticated caller also reads the details: the store's backend and
 /// latency or error, rclone's version, queue depth, this node's and the cluster's
 /// workers, and each disk's path and free bytes.
+#[utoipa::path(get, path = "/health", tag = "health",
+    summary = "Health: 503 when unhealthy.",
+    description = "Anyone reads ok or not per component (database, workers, disks); a viewer or \
+        above also reads the details (store backend and latency, rclone, queue depth, workers, \
+        disk paths and free space).",
+    security((), ("api_key" = []), ("jwt" = [])),
+    responses((status = 200, description = "Healthy", body = Object),
+        (status = 503, description = "Unhealthy", body = Object),
+        (status = 401, description = "Credentials sent but not valid", body = ErrorBody),
+        (status = 403, description = "Credentials of a role below viewer", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address", body = ErrorBody)))]
 pub(super) async fn health(
     State(state): State<Shared>,
     caller: Option<Extension<Principal>>,
@@ -143,7 +154,11 @@ async fn disk_health(state: &AppState, store_answers: bool) -> Vec<Value> {
     checked.unwrap_or_default()
 }
 
-pub(super) async fn metrics(State(state): State<Shared>) -> ApiResult {
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    summary = "Prometheus metrics (OpenMetrics text).",
+    responses((status = 200, description = "The metrics",
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8", body = String)))]
+pub(crate) async fn metrics(State(state): State<Shared>) -> ApiResult {
     let (text, content_type) = super::metrics::render(&state).await?;
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }

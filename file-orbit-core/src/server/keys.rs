@@ -10,6 +10,7 @@ use crate::secret::Secret;
 use serde::Serialize;
 
 /// An API key as listed: never the key, never its hash.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiKeyInfo {
     pub name: String,

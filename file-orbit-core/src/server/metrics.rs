@@ -19,6 +19,9 @@ use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
+/// The content type of `/metrics`: OpenMetrics text.
+pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 type Labels = Vec<(&'static str, String)>;
 
 /// The metrics text and its content type.
@@ -200,10 +203,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
             err.to_string(),
         ))
     })?;
-    Ok((
-        text,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-    ))
+    Ok((text, CONTENT_TYPE))
 }
 
 /// A histogram counted by the store, not observed in this process: per bucket counts (not

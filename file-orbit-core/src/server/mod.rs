@@ -10,6 +10,7 @@ mod api_doc;
 mod auth;
 mod config;
 mod error;
+mod handlers;
 mod health;
 mod keys;
 mod keys_cli;
@@ -17,12 +18,14 @@ mod metrics;
 mod routes;
 mod startup;
 
+pub use api_doc::required_role;
 pub use api_doc::{API_ROUTES, ApiRoute, openapi};
-pub use auth::{Principal, required_role, sign_jwt};
+pub use auth::{Principal, sign_jwt};
 pub use config::{
     ApiKeyEntry, DeclaredEndpoint, RateLimit, Role, ServerConfig, generate_api_key, hash_api_key,
 };
 pub use error::ApiError;
+pub use error::{ErrorBody, ErrorDetail};
 pub use keys::{ApiKeyInfo, create_api_key, days_from_now, list_api_keys, revoke_api_key};
 pub use keys_cli::{KEYS_USAGE, keys_command};
 pub use startup::{

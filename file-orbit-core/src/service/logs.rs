@@ -220,6 +220,7 @@ pub struct LogQuery {
 }
 
 /// One log line as the viewer returns it.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogLine {
     pub service: String,

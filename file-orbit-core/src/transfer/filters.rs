@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 /// rclone filters for tree transfers: globs on the path relative to the source (`*.csv`,
 /// `logs/**`); an exclude beats an include; with includes, everything else is left out.
 /// Ages like `"10m"`, `"2d"`; sizes like `"1k"`, `"20M"`.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filters {

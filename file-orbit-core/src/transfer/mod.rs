@@ -22,6 +22,7 @@ use tokio_stream::wrappers::WatchStream;
 
 /// Copy leaves the source; move deletes it after each file arrives; sync makes the
 /// destination tree equal the source (deleting extras).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferMode {
@@ -32,6 +33,7 @@ pub enum TransferMode {
 }
 
 /// Whether the source path names one file or a directory tree.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
@@ -41,6 +43,7 @@ pub enum Scope {
 }
 
 /// What to do when the destination already has a file of the same name.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConflictPolicy {
@@ -75,6 +78,7 @@ pub enum ConflictPolicy {
 /// assert!(escaping.validate().is_err());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferSpec {

@@ -21,6 +21,7 @@ use sqlx::{Any, Row, Transaction};
 use std::time::Duration;
 
 /// Where a job is in its life.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -73,6 +74,7 @@ impl JobState {
 }
 
 /// How often and how patiently a job is retried after retryable failures.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetryPolicy {
@@ -113,6 +115,7 @@ impl RetryPolicy {
 }
 
 /// A request to run a transfer.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
@@ -168,6 +171,7 @@ impl JobRequest {
 }
 
 /// A job as stored.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 pub struct Job {
     pub id: i64,
@@ -204,6 +208,7 @@ pub struct Job {
 }
 
 /// A running attempt's progress as stored for every node of the cluster to read.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobProgress {
     pub bytes: u64,

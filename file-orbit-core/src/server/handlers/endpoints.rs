@@ -1,0 +1,213 @@
+//! `/api/v1/endpoints`: list, read, create or replace (secrets write-only: `***` is refused),
+//! delete and test endpoints.
+
+use super::{ApiResult, Body, Path, Query, Shared, caller_orbit};
+use crate::endpoint::{Endpoint, EndpointConfig, Problem, TestOptions};
+use crate::engine::{DEFAULT_MAX_CONCURRENT, EndpointSummary};
+use crate::server::AppState;
+use crate::server::auth::Principal;
+use crate::server::error::{ApiError, ErrorBody, from_json};
+use axum::Json;
+use axum::extract::{Extension, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+#[utoipa::path(get, path = "/api/v1/endpoints", tag = "endpoints",
+    summary = "List endpoints (secrets as ***).",
+    responses((status = 200, description = "Every endpoint", body = Vec<EndpointSummary>)))]
+pub(crate) async fn list_endpoints(State(state): State<Shared>) -> ApiResult {
+    Ok(Json(state.orbit.endpoints().await?).into_response())
+}
+
+async fn endpoint_summary(state: &AppState, name: &str) -> ApiResult<EndpointSummary> {
+    state
+        .orbit
+        .endpoints()
+        .await?
+        .into_iter()
+        .find(|endpoint| endpoint.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("no endpoint named {name:?}")))
+}
+
+#[utoipa::path(get, path = "/api/v1/endpoints/{name}", tag = "endpoints",
+    summary = "Get one endpoint (secrets as ***).",
+    params(("name" = String, Path, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        description = "The endpoint's name: text without control characters, not only spaces.")),
+    responses((status = 200, description = "The endpoint", body = EndpointSummary),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody)))]
+pub(crate) async fn get_endpoint(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    Ok(Json(endpoint_summary(&state, &name).await?).into_response())
+}
+
+/// The body of `PUT /api/v1/endpoints/{name}`: the endpoint's `type` and its fields, plus
+/// `name` (optional; must match the path) and `max_concurrent`. Secrets are write-only.
+#[derive(Deserialize, ToSchema)]
+pub(crate) struct EndpointPut {
+    /// Optional; must match the path.
+    name: Option<String>,
+    /// Transfers at once from or to this endpoint (default 4).
+    #[schema(minimum = 1, maximum = 4294967295_u64)]
+    max_concurrent: Option<u32>,
+    #[serde(flatten)]
+    config: EndpointConfig,
+}
+
+/// Body: the endpoint as JSON (`type` and its fields; `name` optional, must match the
+/// path) plus `max_concurrent` (default 4). 201 when created, 200 when replaced.
+#[utoipa::path(put, path = "/api/v1/endpoints/{name}", tag = "endpoints",
+    summary = "Create (201) or replace (200) an endpoint.",
+    params(("name" = String, Path, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
+        description = "The endpoint's name: text without control characters, not only spaces.")),
+    request_body = EndpointPut,
+    responses((status = 200, description = "Replaced", body = EndpointSummary),
+        (status = 201, description = "Created", body = EndpointSummary),
+        (status = 400, description = "Not a valid endpoint; `field` names what is wrong", body = ErrorBody)))]
+pub(crate) async fn put_endpoint(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Path(name): Path<String>,
+    Body(body): Body<Value>,
+) -> ApiResult {
+    let Value::Object(fields) = body else {
+        return Err(ApiError::invalid("body", "the body must be a JSON object"));
+    };
+    if let Some(path) = masked_secret(&Value::Object(fields.clone()), "") {
+        return Err(ApiError::invalid(
+            &path,
+            "\"***\" is how secrets are shown, not a value: send the real secret",
+        ));
+    }
+    // Values leave the message: a secret sent in the wrong shape is never echoed.
+    let put: EndpointPut = from_json(Value::Object(fields)).map_err(|mut api| {
+        api.message = format!("invalid endpoint: {}", api.message);
+        api
+    })?;
+    if put.name.as_ref().is_some_and(|given| *given != name) {
+        return Err(ApiError::invalid(
+            "name",
+            "the body's name must match the path",
+        ));
+    }
+    let max_concurrent = match put.max_concurrent {
+        None => DEFAULT_MAX_CONCURRENT,
+        Some(0) => {
+            return Err(ApiError::invalid(
+                "max_concurrent",
+                "must be a positive integer",
+            ));
+        }
+        Some(n) => n,
+    };
+    let endpoint = Endpoint {
+        name: name.clone(),
+        config: put.config,
+    };
+    let existed = state
+        .orbit
+        .endpoints()
+        .await?
+        .iter()
+        .any(|summary| summary.name == name);
+    caller_orbit(&state, &caller)
+        .put_endpoint(&endpoint, max_concurrent)
+        .await?;
+    let status = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok((status, Json(endpoint_summary(&state, &name).await?)).into_response())
+}
+
+/// The path of the first string that is exactly `***` (a secret copied back from a
+/// listing), if any.
+fn masked_secret(value: &Value, path: &str) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(text) if text == "***" => Some(path.to_string()),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(key, value)| masked_secret(value, &join(key))),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, value)| masked_secret(value, &format!("{path}[{index}]"))),
+        _ => None,
+    }
+}
+
+#[utoipa::path(delete, path = "/api/v1/endpoints/{name}", tag = "endpoints",
+    summary = "Delete an endpoint no queued or running job or template uses (204).",
+    params(("name" = String, Path, description = "The endpoint's name.")),
+    responses((status = 204, description = "Deleted"),
+        (status = 400, description = "A queued or running job or a template uses it", body = ErrorBody),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody)))]
+pub(crate) async fn delete_endpoint(
+    State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
+    Path(name): Path<String>,
+) -> ApiResult {
+    caller_orbit(&state, &caller).delete_endpoint(&name).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `POST /api/v1/endpoints/{name}/test?write_probe=`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct TestQuery {
+    /// Write and remove a hidden probe file (default true); false for an endpoint only
+    /// read from.
+    write_probe: Option<bool>,
+}
+
+/// A diagnosis a person can act on.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EndpointTest {
+    endpoint: String,
+    ok: bool,
+    /// None when `ok`.
+    problem: Option<Problem>,
+    /// What is wrong, where, and what to check.
+    message: String,
+    /// Something to know about an endpoint that works.
+    warning: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/endpoints/{name}/test", tag = "endpoints",
+    summary = "Test an endpoint: a diagnosis a person can act on.",
+    description = "It writes and removes a hidden probe file unless ?write_probe=false (for endpoints only read from).",
+    params(("name" = String, Path, description = "The endpoint's name."), TestQuery),
+    responses((status = 200, description = "The diagnosis (a failing endpoint is still a 200)", body = EndpointTest),
+        (status = 404, description = "No endpoint of that name", body = ErrorBody)))]
+pub(crate) async fn test_endpoint(
+    State(state): State<Shared>,
+    Path(name): Path<String>,
+    Query(query): Query<TestQuery>,
+) -> ApiResult {
+    let write_probe = query.write_probe.unwrap_or(true);
+    let endpoint = state.orbit.endpoint(&name).await?;
+    let diagnosis = endpoint
+        .test_with(state.orbit.rclone(), TestOptions { write_probe })
+        .await;
+    Ok(Json(EndpointTest {
+        ok: diagnosis.is_ok(),
+        endpoint: diagnosis.endpoint,
+        problem: diagnosis.problem,
+        message: diagnosis.message,
+        warning: diagnosis.warning,
+    })
+    .into_response())
+}
