@@ -45,7 +45,8 @@ EOF
 fi
 
 step "the example server"
-cargo build -q --example server --features server
+# The features of the test build (which compiles the examples too), so nothing builds again.
+cargo build -q --example server --all-features
 server_bin=${CARGO_TARGET_DIR:-$REPO/target}/debug/examples/server
 [[ -x $server_bin ]] || fo_die "no server binary at $server_bin"
 

@@ -219,15 +219,27 @@ fn build() -> Value {
 /// otherwise refuse each other's).
 fn merge_all_of(doc: &mut Value) {
     let components = doc["components"]["schemas"].clone();
-    let resolve = |part: &Value| -> Value {
-        match part["$ref"]
+    // A part with its `$ref` resolved and, when it is itself an `allOf` (a struct that
+    // flattens another, like an S3 config and its AWS credentials), merged, at any depth.
+    fn flat(part: &Value, components: &Value) -> Value {
+        let part = match part["$ref"]
             .as_str()
             .and_then(|r| r.strip_prefix("#/components/schemas/"))
         {
             Some(name) => components[name].clone(),
             None => part.clone(),
+        };
+        if let Some(Value::Array(inner)) = part.get("allOf") {
+            let inner: Vec<Value> = inner.iter().map(|p| flat(p, components)).collect();
+            if let Some(mut merged) = merge(&inner) {
+                if let Some(about) = part.get("description") {
+                    merged["description"] = about.clone();
+                }
+                return merged;
+            }
         }
-    };
+        part
+    }
     fn merge(parts: &[Value]) -> Option<Value> {
         let mut merged = json!({"type": "object", "properties": {}});
         let mut required: Vec<Value> = Vec::new();
@@ -263,35 +275,24 @@ fn merge_all_of(doc: &mut Value) {
         }
         Some(merged)
     }
-    fn walk(value: &mut Value, resolve: &dyn Fn(&Value) -> Value) {
+    fn walk(value: &mut Value, components: &Value) {
         match value {
             Value::Object(map) => {
                 if let Some(Value::Array(parts)) = map.get("allOf") {
-                    let parts: Vec<Value> = parts.iter().map(resolve).collect();
+                    let parts: Vec<Value> = parts.iter().map(|p| flat(p, components)).collect();
                     let replaced = match parts.iter().position(|part| part["oneOf"].is_array()) {
-                        Some(at) => {
-                            let variants =
-                                parts[at]["oneOf"].as_array().cloned().unwrap_or_default();
-                            variants
-                                .iter()
-                                .map(|variant| {
-                                    let mut all = parts.clone();
-                                    all[at] = resolve(variant);
-                                    let all: Vec<Value> = all
-                                        .iter()
-                                        .map(|part| match part.get("allOf") {
-                                            Some(Value::Array(inner)) => merge(
-                                                &inner.iter().map(resolve).collect::<Vec<_>>(),
-                                            )
-                                            .unwrap_or_else(|| part.clone()),
-                                            _ => part.clone(),
-                                        })
-                                        .collect();
-                                    merge(&all)
-                                })
-                                .collect::<Option<Vec<Value>>>()
-                                .map(|variants| json!({"oneOf": variants}))
-                        }
+                        Some(at) => parts[at]["oneOf"]
+                            .as_array()
+                            .cloned()
+                            .unwrap_or_default()
+                            .iter()
+                            .map(|variant| {
+                                let mut all = parts.clone();
+                                all[at] = flat(variant, components);
+                                merge(&all)
+                            })
+                            .collect::<Option<Vec<Value>>>()
+                            .map(|variants| json!({"oneOf": variants})),
                         None => merge(&parts),
                     };
                     if let Some(mut replaced) = replaced {
@@ -302,13 +303,13 @@ fn merge_all_of(doc: &mut Value) {
                         return;
                     }
                 }
-                map.values_mut().for_each(|v| walk(v, resolve));
+                map.values_mut().for_each(|v| walk(v, components));
             }
-            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, resolve)),
+            Value::Array(items) => items.iter_mut().for_each(|v| walk(v, components)),
             _ => {}
         }
     }
-    walk(doc, &resolve);
+    walk(doc, &components);
 }
 
 /// The role of an authenticated route and the answers its middleware and extractors give:
@@ -432,10 +433,22 @@ mod tests {
         let job = &doc["components"]["schemas"]["JobRequest"];
         assert!(job["properties"]["spec"].is_object(), "{job}");
         let endpoint = &doc["components"]["schemas"]["EndpointConfig"];
-        assert!(
-            endpoint["oneOf"].as_array().unwrap().len() >= 4,
-            "{endpoint}"
-        );
+        let variants = endpoint["oneOf"].as_array().unwrap();
+        assert!(variants.len() >= 4, "{endpoint}");
+        // Flattened structs merge at any depth: an S3 config carries its AWS credentials
+        // as plain properties, not an allOf a generator would skip.
+        let s3 = variants
+            .iter()
+            .find(|v| v["properties"]["type"]["enum"][0] == "s3")
+            .unwrap_or_else(|| panic!("no s3 variant: {endpoint}"));
+        for field in [
+            "bucket",
+            "access_key_id",
+            "secret_access_key",
+            "session_token",
+        ] {
+            assert!(s3["properties"][field].is_object(), "{field}: {s3}");
+        }
         let metrics = operation("get", "/metrics");
         assert!(
             metrics["responses"]["200"]["content"][crate::server::metrics::CONTENT_TYPE]
