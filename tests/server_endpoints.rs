@@ -17,13 +17,7 @@ async fn endpoints_are_created_edited_listed_and_read_with_secrets_masked() {
     put_four_endpoints(&ts).await;
     let (api, keys) = (&ts.api, &ts.keys);
     // Editing answers 200.
-    let reply = api
-        .put(
-            "/api/v1/endpoints/canary",
-            &keys.admin,
-            endpoint_body(&canary_endpoint(), Some(CANARY)),
-        )
-        .await;
+    let reply = ts.put_endpoint(&canary_endpoint(), Some(CANARY)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.json()["config"]["auth"]["password"], "***");
 
@@ -97,13 +91,7 @@ async fn bad_endpoint_writes_are_refused_naming_the_field() {
     }
 
     // A secret copied back from a listing is refused, naming it.
-    let reply = api
-        .put(
-            "/api/v1/endpoints/canary",
-            &keys.admin,
-            endpoint_body(&canary_endpoint(), None),
-        )
-        .await;
+    let reply = ts.put_endpoint(&canary_endpoint(), None).await;
     assert_eq!(reply.error(400)["field"], "auth.password", "{}", reply.body);
     let reply = api
         .call("POST", "/api/v1/endpoints", Some(&keys.admin), None)
@@ -316,12 +304,8 @@ async fn endpoint_test_warns_of_a_root_the_first_transfer_creates() {
         name: "outbox".into(),
         config: EndpointConfig::Sftp(common::sftp_config(&root)),
     };
-    let reply = api
-        .put(
-            "/api/v1/endpoints/outbox",
-            &keys.admin,
-            endpoint_body(&outbox, Some(&common::env("SFTP_PASSWORD"))),
-        )
+    let reply = ts
+        .put_endpoint(&outbox, Some(&common::env("SFTP_PASSWORD")))
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
 

@@ -27,13 +27,7 @@ async fn the_audit_log_names_each_caller_and_stays_intact() {
     let mut ts = TestServer::start(1).await;
     put_four_endpoints(&ts).await;
     let (api, keys) = (&ts.api, &ts.keys);
-    let reply = api
-        .put(
-            "/api/v1/endpoints/canary",
-            &keys.admin,
-            endpoint_body(&canary_endpoint(), Some(CANARY)),
-        )
-        .await;
+    let reply = ts.put_endpoint(&canary_endpoint(), Some(CANARY)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     let dead = dead_job(&ts).await;
     let reply = api
@@ -255,13 +249,7 @@ async fn secrets_never_come_back_in_responses_or_logs() {
     put_four_endpoints(&ts).await;
     let (api, keys) = (&ts.api, &ts.keys);
     let sftp_password = common::env("SFTP_PASSWORD");
-    let reply = api
-        .put(
-            "/api/v1/endpoints/canary",
-            &keys.admin,
-            endpoint_body(&canary_endpoint(), Some(CANARY)),
-        )
-        .await;
+    let reply = ts.put_endpoint(&canary_endpoint(), Some(CANARY)).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     api.get("/api/v1/endpoints", &keys.viewer).await;
     for name in ["sftp", "canary"] {
@@ -522,13 +510,7 @@ async fn postgres_smoke() {
     let dst = endpoint(Kind::Local, "dst");
     std::fs::write(local_root(&src).join("a.txt"), "pg").unwrap();
     for ep in [&src, &dst] {
-        let reply = api
-            .put(
-                &format!("/api/v1/endpoints/{}", ep.name),
-                &keys.admin,
-                endpoint_body(ep, None),
-            )
-            .await;
+        let reply = ts.put_endpoint(ep, None).await;
         assert_eq!(reply.status, 201, "{}", reply.body);
     }
     let reply = api

@@ -4,7 +4,7 @@
 //! `shutdown` stops it cleanly. Plus the endpoints, request bodies and event the tests
 //! share, and the canary password that must never come back.
 
-use super::api::{Api, Keys, config_with_keys, wait_state};
+use super::api::{Api, Keys, Reply, config_with_keys, wait_state};
 use super::{Kind, endpoint, local_root, orbit_options, sftp_config, sqlite_url};
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{JobRequest, Orbit, OrbitOptions, RetryPolicy};
@@ -147,6 +147,18 @@ impl TestServer {
     }
 
     /// Submits one job request as an operator (201); its id.
+    /// `PUT /api/v1/endpoints/{name}` of `endpoint` (with `secret` as its password) as
+    /// admin: the answer, whatever its status.
+    pub async fn put_endpoint(&self, endpoint: &Endpoint, secret: Option<&str>) -> Reply {
+        self.api
+            .put(
+                &format!("/api/v1/endpoints/{}", endpoint.name),
+                &self.keys.admin,
+                endpoint_body(endpoint, secret),
+            )
+            .await
+    }
+
     pub async fn submit(&self, request: Value) -> i64 {
         let reply = self
             .api
@@ -211,37 +223,18 @@ pub fn canary_endpoint() -> Endpoint {
 /// Endpoints through the API: local `src` (holding `a.txt`) and `dst`, the real SFTP
 /// server with its password, and the canary; each answered 201.
 pub async fn put_four_endpoints(ts: &TestServer) -> (Endpoint, Endpoint) {
-    let (api, keys) = (&ts.api, &ts.keys);
     let src = endpoint(Kind::Local, "src");
     let dst = endpoint(Kind::Local, "dst");
     std::fs::write(local_root(&src).join("a.txt"), "hello over http").unwrap();
     for ep in [&src, &dst] {
-        let reply = api
-            .put(
-                &format!("/api/v1/endpoints/{}", ep.name),
-                &keys.admin,
-                endpoint_body(ep, None),
-            )
-            .await;
+        let reply = ts.put_endpoint(ep, None).await;
         assert_eq!(reply.status, 201, "{}", reply.body);
     }
     let sftp = endpoint(Kind::Sftp, "sftp");
     let sftp_password = super::env("SFTP_PASSWORD");
-    let reply = api
-        .put(
-            "/api/v1/endpoints/sftp",
-            &keys.admin,
-            endpoint_body(&sftp, Some(&sftp_password)),
-        )
-        .await;
+    let reply = ts.put_endpoint(&sftp, Some(&sftp_password)).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
-    let reply = api
-        .put(
-            "/api/v1/endpoints/canary",
-            &keys.admin,
-            endpoint_body(&canary_endpoint(), Some(CANARY)),
-        )
-        .await;
+    let reply = ts.put_endpoint(&canary_endpoint(), Some(CANARY)).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     (src, dst)
 }
