@@ -8,18 +8,20 @@ use file_orbit_core::endpoint::Endpoint;
 use file_orbit_core::engine::{JobRequest, RetryPolicy, TransferTemplate};
 use file_orbit_core::error::{Error, ErrorKind, Result as CoreResult};
 use file_orbit_core::events::IncomingEvent;
+use file_orbit_core::events::sqs::SqsSource;
 use file_orbit_core::transfer::{Filters, TransferSpec};
 use pyo3::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The kinds `check_core` knows, each the name of one core type.
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "endpoint",
     "filters",
     "incoming_event",
     "job_request",
     "retry_policy",
+    "sqs_source",
     "template",
     "transfer_spec",
 ];
@@ -46,6 +48,7 @@ pub(crate) fn check_core(kind: &str, json: &str) -> PyResult<String> {
         "incoming_event" => round_trip::<IncomingEvent>(kind, json),
         "job_request" => round_trip::<JobRequest>(kind, json),
         "retry_policy" => round_trip::<RetryPolicy>(kind, json),
+        "sqs_source" => round_trip::<SqsSource>(kind, json),
         "template" => round_trip::<TransferTemplate>(kind, json),
         "transfer_spec" => round_trip::<TransferSpec>(kind, json),
         other => Err(Error::new(

@@ -21,6 +21,7 @@ mod transfer;
 
 use file_orbit_core::endpoint::{Endpoint, SmbConfig};
 use file_orbit_core::error::{Error, ErrorKind};
+use file_orbit_core::events::sqs::SqsSource;
 use file_orbit_core::rclone::{Rclone, RcloneOptions};
 use file_orbit_core::{Result as CoreResult, Secret};
 use pyo3::prelude::*;
@@ -118,6 +119,13 @@ fn validate_endpoint(config: &str) -> PyResult<()> {
     endpoint.validate().map_err(to_py_err)
 }
 
+/// Checks an SQS source (the core's JSON form); raises `ConfigError` naming the field.
+#[pyfunction]
+fn validate_sqs_source(source: &str) -> PyResult<()> {
+    let source: SqsSource = from_json("sqs source", source).map_err(to_py_err)?;
+    source.validate().map_err(to_py_err)
+}
+
 /// Splits `//host/share/path` into (host, share, root) with the core's parser.
 #[pyfunction]
 fn parse_unc(unc: &str) -> PyResult<(String, String, String)> {
@@ -130,6 +138,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(set_library_path, module)?)?;
     module.add_function(wrap_pyfunction!(load_rclone, module)?)?;
     module.add_function(wrap_pyfunction!(validate_endpoint, module)?)?;
+    module.add_function(wrap_pyfunction!(validate_sqs_source, module)?)?;
     module.add_function(wrap_pyfunction!(parse_unc, module)?)?;
     module.add_function(wrap_pyfunction!(contract::check_core, module)?)?;
     module.add_class::<orbit::NativeOrbit>()?;

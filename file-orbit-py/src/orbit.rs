@@ -16,6 +16,7 @@ use file_orbit_core::engine::{
 use file_orbit_core::error::{Error, ErrorKind};
 use file_orbit_core::events::local::LocalWatch;
 use file_orbit_core::events::poll::RemotePoll;
+use file_orbit_core::events::sqs::SqsSource;
 use file_orbit_core::events::{IncomingEvent, Ingested};
 use file_orbit_core::transfer::{TransferJob, TransferSpec};
 use pyo3::prelude::*;
@@ -299,6 +300,13 @@ async fn watch_local(orbit: Orbit, options: String) -> CoreResult<NativeService>
     Ok(NativeService::new(Service::LocalWatch(watcher)))
 }
 
+/// Starts consuming S3 notifications from the queue of `source` (the core's JSON form).
+async fn consume_sqs(orbit: Orbit, source: String) -> CoreResult<NativeService> {
+    let source: SqsSource = from_json("sqs source", &source)?;
+    let consumer = orbit.start_sqs_source(source).await?;
+    Ok(NativeService::new(Service::Sqs(consumer)))
+}
+
 /// What an orbit started in this process, for `close` to stop.
 #[derive(Default)]
 struct Started {
@@ -487,6 +495,26 @@ impl NativeOrbit {
         awaitable(py, async move {
             let watch = watch_local(orbit, options).await?;
             Ok(started.add_service(watch))
+        })
+    }
+
+    /// Starts an SQS consumer of S3 notifications (source JSON: the core's `SqsSource`).
+    fn consume_sqs(&self, py: Python<'_>, source: String) -> PyResult<NativeService> {
+        let consumer = block(py, consume_sqs(self.live()?, source))?;
+        Ok(self.started.add_service(consumer))
+    }
+
+    /// `consume_sqs` as an awaitable.
+    fn consume_sqs_async<'py>(
+        &self,
+        py: Python<'py>,
+        source: String,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let orbit = self.live()?;
+        let started = self.started.clone();
+        awaitable(py, async move {
+            let consumer = consume_sqs(orbit, source).await?;
+            Ok(started.add_service(consumer))
         })
     }
 

@@ -1,12 +1,13 @@
 //! `NativeService`: a background part of the engine running on the runtime — workers, a
-//! local folder watch, a remote poll or the scheduler — until `stop()` (or until the
+//! local folder watch, a remote poll, an SQS consumer or the scheduler — until `stop()` (or until the
 //! Python object is dropped, which stops it in the background, or its orbit is closed).
 
-use crate::{awaitable, block, lock, runtime};
+use crate::{awaitable, block, lock, runtime, to_json, to_py_err};
 use file_orbit_core::engine::Workers;
 use file_orbit_core::events::local::LocalWatcher;
 use file_orbit_core::events::poll::Poller;
 use file_orbit_core::events::schedule::Scheduler;
+use file_orbit_core::events::sqs::SqsConsumer;
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -16,6 +17,7 @@ pub enum Service {
     Workers(Workers),
     LocalWatch(LocalWatcher),
     Poll(Poller),
+    Sqs(SqsConsumer),
     Scheduler(Scheduler),
 }
 
@@ -25,6 +27,7 @@ impl Service {
             Service::Workers(workers) => workers.shutdown().await,
             Service::LocalWatch(watcher) => watcher.shutdown().await,
             Service::Poll(poller) => poller.shutdown().await,
+            Service::Sqs(consumer) => consumer.shutdown().await,
             Service::Scheduler(scheduler) => scheduler.shutdown().await,
         }
     }
@@ -129,6 +132,16 @@ impl NativeService {
                 ))
             }
             _ => None,
+        }
+    }
+
+    /// Counters of an SQS consumer as the core's JSON of `SqsStats`; None for other
+    /// services.
+    fn sqs_stats(&self) -> PyResult<Option<String>> {
+        let guard = lock(&self.service);
+        match guard.as_ref() {
+            Some(Service::Sqs(consumer)) => to_json(&consumer.stats()).map(Some).map_err(to_py_err),
+            _ => Ok(None),
         }
     }
 }

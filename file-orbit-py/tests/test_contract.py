@@ -133,6 +133,23 @@ CASES: dict[type, tuple[str, list[Any]]] = {
             fo.Sftp("partner-agent", host="sftp.example.com", user="acme", agent=True),
         ],
     ),
+    fo.SqsSource: (
+        "sqs_source",
+        [
+            fo.SqsSource(
+                "https://sqs.eu-west-1.amazonaws.com/123456789012/uploads",
+                region="eu-west-1",
+                endpoint="s3in",
+                endpoint_url="http://127.0.0.1:5000",
+                access_key_id="AKID",
+                secret_access_key="sqs-secret",
+                session_token="sqs-token",
+                wait_time_seconds=5,
+                max_messages=3,
+                visibility_timeout_seconds=600,
+            )
+        ],
+    ),
     fo.Smb: (
         "endpoint",
         [
@@ -241,6 +258,7 @@ def test_an_ingested_event_goes_through_the_core() -> None:
         ("template", {"enable": False}, "enable"),
         ("job_request", {"priorty": 1}, "priorty"),
         ("endpoint", {"rooot": "/x"}, "rooot"),
+        ("sqs_source", {"max_mesages": 5}, "max_mesages"),
     ],
 )
 def test_a_misspelt_key_is_refused_naming_it(kind: str, typo: dict[str, Any], field: str) -> None:
@@ -251,6 +269,7 @@ def test_a_misspelt_key_is_refused_naming_it(kind: str, typo: dict[str, Any], fi
         "template": lambda: CASES[fo.Template][1][0]._to_core(),
         "job_request": lambda: _submit_request(spec(), 0, None, None, ()),
         "endpoint": lambda: fo.Local("inbox", root="/srv")._to_core(),
+        "sqs_source": lambda: CASES[fo.SqsSource][1][0]._to_core(),
     }[kind]()
     with pytest.raises(fo.ConfigError, match=field):
         _native.check_core(kind, json.dumps({**valid, **typo}))

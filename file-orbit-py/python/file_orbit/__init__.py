@@ -3,7 +3,9 @@
 One ``pip install`` gives the whole engine: typed endpoints (:class:`Local`, :class:`S3`,
 :class:`Sftp`, :class:`Smb`), transfers with live progress and cancellation, durable jobs
 with retries, chains, templates, events and an audit log, all with rclone running inside
-this process (the wheel carries ``librclone.so``; no Go, no rclone binary).
+this process (the wheel carries ``librclone.so``; no Go, no rclone binary). Events come
+from local folder watches, remote polls, S3 notifications through SQS
+(:class:`SqsSource`, :meth:`Orbit.consume_sqs`) and cron schedules.
 
 Blocking API: :class:`Orbit`; asyncio API: :class:`AsyncOrbit`. Handles
 (:class:`Transfer`, :class:`Job`) support ``wait(progress=callback)``, ``cancel()`` and
@@ -49,12 +51,14 @@ from ._models import (
     RcloneInfo,
     RetryPolicy,
     Scope,
+    SqsStats,
     Template,
     TransferSpec,
     WatchStats,
     WorkerInfo,
 )
 from ._orbit import AsyncOrbit, Orbit
+from ._sources import SqsSource
 from .errors import (
     AuthenticationError,
     CancelledError,
@@ -103,6 +107,8 @@ __all__ = [
     "Service",
     "Sftp",
     "Smb",
+    "SqsSource",
+    "SqsStats",
     "StoreError",
     "Template",
     "Transfer",

@@ -1,6 +1,6 @@
 """Handles of things that run on: a :class:`Transfer` running now in this process, a
 durable :class:`Job` in the store, and a background :class:`Service` (workers, a watch, a
-poll, the scheduler).
+poll, an SQS consumer, the scheduler).
 
 Each can be waited for blocking (``wait()``, the GIL released while waiting) or from
 asyncio (``await handle``). Progress callbacks run in the waiting thread (or the event
@@ -17,7 +17,7 @@ from typing import Any
 
 from . import _native
 from ._calls import HasNative, call, call_async
-from ._models import JobInfo, Progress, WatchStats
+from ._models import JobInfo, Progress, SqsStats, WatchStats
 from .errors import CancelledError, _from_kind
 
 __all__ = ["Job", "Service", "Transfer"]
@@ -240,7 +240,7 @@ class Job:
 
 class Service:
     """Something running in the background of this process until :meth:`stop`: workers,
-    a local folder watch, a remote poll or the scheduler. Use it as a (async) context
+    a local folder watch, a remote poll, an SQS consumer or the scheduler. Use it as a (async) context
     manager to stop it at the end of a block; dropping the last reference stops it too.
     """
 
@@ -270,10 +270,14 @@ class Service:
         """:meth:`stop` for asyncio."""
         return bool(await self._native.stop_async(grace))
 
-    def stats(self) -> WatchStats | None:
-        """A local watch's counters; None for other services or once stopped."""
-        stats = self._native.watch_stats()
-        return None if stats is None else WatchStats(*stats)
+    def stats(self) -> WatchStats | SqsStats | None:
+        """The counters of a local watch (:class:`WatchStats`) or of an SQS consumer
+        (:class:`SqsStats`); None for other services or once stopped."""
+        watch = self._native.watch_stats()
+        if watch is not None:
+            return WatchStats(*watch)
+        sqs = self._native.sqs_stats()
+        return None if sqs is None else SqsStats(**json.loads(sqs))
 
     def __enter__(self) -> Service:
         return self

@@ -28,6 +28,7 @@ __all__ = [
     "Scope",
     "Template",
     "TransferSpec",
+    "SqsStats",
     "WatchStats",
 ]
 
@@ -582,6 +583,33 @@ class WatchStats:
     scans: int
     watching: bool
     last_error: str | None
+
+
+@dataclass(frozen=True)
+class SqsStats:
+    """Counters of a running SQS consumer since it started (counts of messages unless
+    said).
+
+    Attributes:
+        received: Messages received, redeliveries included.
+        ingested: Events stored as new (a message may hold several).
+        duplicates: Events seen before (same dedup key): nothing new submitted.
+        test_events: ``s3:TestEvent`` messages, deleted.
+        dead: Messages stored as dead events (whole or some of their records unusable).
+        deleted: Messages deleted from the queue.
+        failed: Messages left on the queue because storing them failed (SQS redelivers
+            them).
+        receive_errors: Receives that failed (network, credentials, ...).
+    """
+
+    received: int
+    ingested: int
+    duplicates: int
+    test_events: int
+    dead: int
+    deleted: int
+    failed: int
+    receive_errors: int
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ __all__ = [
     "parse_unc",
     "set_library_path",
     "validate_endpoint",
+    "validate_sqs_source",
 ]
 
 PINNED_RCLONE_VERSION: str
@@ -29,14 +30,17 @@ def load_rclone() -> tuple[str, str]:
 def validate_endpoint(config: str) -> None:
     """Checks an endpoint config (JSON); raises ConfigError naming the field."""
 
+def validate_sqs_source(source: str) -> None:
+    """Checks an SQS source (JSON); raises ConfigError naming the field."""
+
 def parse_unc(unc: str) -> tuple[str, str, str]:
     """Splits ``//host/share/path`` into (host, share, root)."""
 
 def check_core(kind: str, json: str) -> str:
     """For the contract test: reads ``json`` as the core type ``kind`` names (``"endpoint"``,
     ``"filters"``, ``"incoming_event"``, ``"job_request"``, ``"retry_policy"``,
-    ``"template"``, ``"transfer_spec"``) and returns the core's JSON of what it read
-    (secrets as ``***``); raises ConfigError naming the field it refused."""
+    ``"sqs_source"``, ``"template"``, ``"transfer_spec"``) and returns the core's JSON of
+    what it read (secrets as ``***``); raises ConfigError naming the field it refused."""
 
 @final
 class NativeOrbit:
@@ -70,6 +74,12 @@ class NativeOrbit:
 
     def watch_local_async(self, options: str) -> Any:
         """``watch_local`` as an awaitable of NativeService."""
+
+    def consume_sqs(self, source: str) -> NativeService:
+        """Starts an SQS consumer of S3 notifications (source JSON)."""
+
+    def consume_sqs_async(self, source: str) -> Any:
+        """``consume_sqs`` as an awaitable of NativeService."""
 
     def poll_remote(
         self, endpoint: str, path: str, interval_ms: int, ignore: list[str] | None = None
@@ -114,7 +124,7 @@ class NativeTransfer:
 
 @final
 class NativeService:
-    """A background service (workers, watch, poll, scheduler)."""
+    """A background service (workers, watch, poll, SQS consumer, scheduler)."""
 
     @property
     def running(self) -> bool:
@@ -128,3 +138,6 @@ class NativeService:
 
     def watch_stats(self) -> tuple[int, int, int, int, bool, str | None] | None:
         """A local watch's counters; None for other services."""
+
+    def sqs_stats(self) -> str | None:
+        """An SQS consumer's counters (JSON of the core's SqsStats); None for other services."""

@@ -35,6 +35,7 @@ from ._models import (
     WorkerInfo,
     _ms_to_datetime,
 )
+from ._sources import SqsSource
 
 __all__ = ["AsyncOrbit", "Orbit"]
 
@@ -521,6 +522,28 @@ class Orbit:
         options = _watch_options(endpoint, sub_path, stable_for, marker_suffix, ignore, rescan_interval)
         return Service(self._native.watch_local(options), f"local watch of {endpoint!r}")
 
+    def consume_sqs(self, source: SqsSource) -> Service:
+        """Consumes S3 event notifications from an SQS queue; each object created under
+        the source's S3 endpoint becomes an event that runs the matching templates (the
+        workers of any engine on this store run the jobs).
+
+        The queue is checked to exist first. A message is deleted once its events are
+        stored; if storing fails it stays on the queue and SQS delivers it again (its
+        redrive policy moves it to a dead-letter queue in the end).
+
+        Args:
+            source: The queue and the stored S3 endpoint its notifications are about.
+
+        Returns:
+            A :class:`Service`; :meth:`Service.stats` gives its :class:`SqsStats`.
+
+        Raises:
+            ConfigError: The source is not usable (e.g. its endpoint is not an S3 one).
+            NotFoundError: The endpoint or the queue does not exist.
+        """
+        native = self._native.consume_sqs(json.dumps(source._to_core()))
+        return Service(native, f"sqs consumer of {source.queue_url!r}")
+
     def poll_remote(
         self, endpoint: str | Endpoint, path: str = "", *, interval: float = 60.0, ignore: Sequence[str] | None = None
     ) -> Service:
@@ -784,6 +807,11 @@ class AsyncOrbit:
         """See :meth:`Orbit.watch_local`."""
         options = _watch_options(endpoint, sub_path, stable_for, marker_suffix, ignore, rescan_interval)
         return Service(await self._native.watch_local_async(options), f"local watch of {endpoint!r}")
+
+    async def consume_sqs(self, source: SqsSource) -> Service:
+        """See :meth:`Orbit.consume_sqs`."""
+        native = await self._native.consume_sqs_async(json.dumps(source._to_core()))
+        return Service(native, f"sqs consumer of {source.queue_url!r}")
 
     def poll_remote(
         self, endpoint: str | Endpoint, path: str = "", *, interval: float = 60.0, ignore: Sequence[str] | None = None
