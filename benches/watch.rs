@@ -386,6 +386,7 @@ async fn ingest_only(events: usize) -> (f64, usize) {
                             path: path.clone(),
                             size: Some(1024),
                             modified: None,
+                            ..FileEvent::default()
                         }),
                         template: None,
                         payload: serde_json::json!({"path": path}),

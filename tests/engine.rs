@@ -643,6 +643,7 @@ async fn templates_turn_matching_events_into_jobs(options: OrbitOptions) {
         path: path.into(),
         size: Some(10),
         modified: None,
+        ..FileEvent::default()
     };
     assert!(
         orbit

@@ -4,8 +4,11 @@
 
 mod common;
 
-use common::{Kind, endpoint, orbit_options, postgres_url, sqlite_url};
-use file_orbit::endpoint::EndpointConfig;
+use common::{
+    Kind, endpoint, ensure_bucket, local_root, moto_s3, orbit_options, postgres_url, rclone,
+    sqlite_url, unique,
+};
+use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::engine::{
     FileEvent, JobState, Matcher, MissedTicks, Orbit, Schedule, TransferTemplate,
 };
@@ -55,6 +58,7 @@ fn manual(path: &str, key: Option<&str>) -> IncomingEvent {
             path: path.into(),
             size: Some(1),
             modified: None,
+            ..FileEvent::default()
         }),
         template: None,
         payload: json!({"by": "test"}),
@@ -265,4 +269,149 @@ async fn polling_an_sftp_endpoint_hands_over_new_and_changed_files_once() {
         again.iter().all(|i| matches!(i, Ingested::Duplicate(_))),
         "{again:?}"
     );
+}
+
+/// A template matching on content type and metadata takes only the files that carry them;
+/// the engine reads them from the endpoint (one stat) when the event does not say: S3 user
+/// metadata and Content-Type on the real moto server, a local file's type by extension.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_match_on_content_type_and_metadata() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
+    let s3 = Endpoint {
+        name: "s3in".into(),
+        config: EndpointConfig::S3(moto_s3(&unique("fo-meta"), "in")),
+    };
+    ensure_bucket(&s3);
+    orbit.put_endpoint(&s3, 4).await.unwrap();
+    let src = endpoint(Kind::Local, "src");
+    std::fs::write(local_root(&src).join("x.json"), "{}").unwrap();
+    std::fs::write(local_root(&src).join("y.pdf"), "%PDF").unwrap();
+    orbit.put_endpoint(&src, 4).await.unwrap();
+    orbit
+        .put_endpoint(&endpoint(Kind::Local, "dst"), 4)
+        .await
+        .unwrap();
+    // Uploads through rclone setting the object's metadata (x-amz-meta-dept) and type.
+    let staging = tempfile::tempdir().unwrap();
+    for (name, dept) in [("a.csv", "finance"), ("b.csv", "hr")] {
+        std::fs::write(staging.path().join(name), "id\n1\n").unwrap();
+        rclone()
+            .rpc(
+                "operations/copyfile",
+                &json!({
+                    "srcFs": staging.path().display().to_string(), "srcRemote": name,
+                    "dstFs": s3.to_rclone(rclone(), "").unwrap(), "dstRemote": name,
+                    "_config": {"Metadata": true,
+                                "MetadataSet": {"dept": dept, "content-type": "text/csv"}},
+                }),
+            )
+            .unwrap();
+    }
+    let template = |name: &str, source: &str, matcher: Matcher| {
+        TransferTemplate::new(
+            name,
+            matcher,
+            TransferSpec::file(
+                source,
+                "x",
+                "dst",
+                PathTemplate::parse("{filename}").unwrap(),
+            ),
+        )
+    };
+    for t in [
+        template(
+            "finance",
+            "s3in",
+            Matcher {
+                metadata: [("DEPT".to_string(), "fin*".to_string())].into(),
+                ..Matcher::new("s3in", "*.csv")
+            },
+        ),
+        template(
+            "csv",
+            "s3in",
+            Matcher {
+                content_type: Some("text/*".into()),
+                ..Matcher::new("s3in", "**")
+            },
+        ),
+        template(
+            "json",
+            "src",
+            Matcher {
+                content_type: Some("application/json".into()),
+                ..Matcher::new("src", "**")
+            },
+        ),
+    ] {
+        orbit.put_template(&t).await.unwrap();
+    }
+    let matched = |endpoint: &str, path: &str| {
+        let orbit = orbit.clone();
+        let event = IncomingEvent {
+            source: "manual".into(),
+            dedup_key: None,
+            file: Some(FileEvent {
+                endpoint: endpoint.into(),
+                path: path.into(),
+                ..FileEvent::default()
+            }),
+            template: None,
+            payload: json!({}),
+        };
+        async move {
+            let mut names = orbit
+                .ingest(&event)
+                .await
+                .unwrap()
+                .record()
+                .matched_templates
+                .clone();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(matched("s3in", "a.csv").await, ["csv", "finance"]);
+    assert_eq!(matched("s3in", "b.csv").await, ["csv"]);
+    // Gone before it was read: no details, so nothing that asks for them matches.
+    assert!(matched("s3in", "gone.csv").await.is_empty());
+    assert_eq!(matched("src", "x.json").await, ["json"]);
+    assert!(matched("src", "y.pdf").await.is_empty());
+
+    // What the source says is used as it is (no read): a file that says its type.
+    let said = IncomingEvent {
+        source: "manual".into(),
+        dedup_key: None,
+        file: Some(FileEvent {
+            endpoint: "src".into(),
+            path: "y.pdf".into(),
+            content_type: Some("application/json".into()),
+            ..FileEvent::default()
+        }),
+        template: None,
+        payload: json!({}),
+    };
+    assert_eq!(
+        orbit
+            .ingest(&said)
+            .await
+            .unwrap()
+            .record()
+            .matched_templates,
+        ["json"]
+    );
+
+    // A bad glob is refused naming the field.
+    let bad = template(
+        "bad",
+        "s3in",
+        Matcher {
+            metadata: [("dept".to_string(), "[".to_string())].into(),
+            ..Matcher::new("s3in", "**")
+        },
+    );
+    let err = orbit.put_template(&bad).await.unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("matcher.metadata.dept"), "{err}");
 }

@@ -11,9 +11,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::Row;
+use std::collections::BTreeMap;
 
 /// A file that appeared (or was found) on an endpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEvent {
     pub endpoint: String,
     /// Path relative to the endpoint's root.
@@ -22,6 +23,15 @@ pub struct FileEvent {
     pub size: Option<u64>,
     #[serde(default)]
     pub modified: Option<DateTime<Utc>>,
+    /// The file's media type (`text/csv`), without parameters, when known. Read from the
+    /// endpoint when a template matches on it and the source did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// The file's metadata as the endpoint reports it, keys lower case: S3 user metadata
+    /// (`x-amz-meta-dept` is `dept`) and system keys (`tier`, `cache-control`, ...).
+    /// Read from the endpoint when a template matches on it and the source did not say.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// Which file events a template takes.
@@ -41,6 +51,14 @@ pub struct Matcher {
     /// The file must be at least this old (seconds since modification).
     #[serde(default)]
     pub min_age_seconds: Option<u64>,
+    /// Glob on the file's media type without parameters (`text/*`, `application/pdf`;
+    /// case-insensitive); a file whose type is unknown does not match.
+    #[serde(default)]
+    pub content_type: Option<String>,
+    /// Metadata the file must carry: each key (case-insensitive) present with a value
+    /// matching the glob (`{ dept = "finance", tier = "STANDARD*" }`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// A stored schedule as listed: the template it fires, its cron, the next tick due and the
@@ -134,6 +152,9 @@ fn enabled() -> bool {
     true
 }
 
+/// A matcher's content type (key None) and metadata conditions, as compiled globs.
+type Conditions<'a> = Vec<(Option<&'a str>, globset::GlobMatcher)>;
+
 impl Matcher {
     /// Files of endpoint `source` whose path matches `path_glob`, of any size and age.
     pub fn new(source: &str, path_glob: &str) -> Self {
@@ -143,7 +164,42 @@ impl Matcher {
             min_size: None,
             max_size: None,
             min_age_seconds: None,
+            content_type: None,
+            metadata: BTreeMap::new(),
         }
+    }
+
+    /// Whether matching needs the file's content type or metadata from its endpoint.
+    pub fn needs_details(&self) -> bool {
+        self.content_type.is_some() || !self.metadata.is_empty()
+    }
+
+    /// The content type and metadata conditions (globs compiled); errors name the field.
+    fn details(&self) -> std::result::Result<Conditions<'_>, (String, String)> {
+        let glob = |field: String, pattern: &str| {
+            globset::GlobBuilder::new(pattern)
+                .case_insensitive(true)
+                .build()
+                .map(|glob| glob.compile_matcher())
+                .map_err(|err| (field, err.to_string()))
+        };
+        let mut conditions = Vec::new();
+        if let Some(pattern) = &self.content_type {
+            conditions.push((None, glob("matcher.content_type".into(), pattern)?));
+        }
+        for (key, pattern) in &self.metadata {
+            if key.trim().is_empty() {
+                return Err((
+                    format!("matcher.metadata.{key}"),
+                    "a key must not be empty".into(),
+                ));
+            }
+            conditions.push((
+                Some(key.as_str()),
+                glob(format!("matcher.metadata.{key}"), pattern)?,
+            ));
+        }
+        Ok(conditions)
     }
 }
 
@@ -192,6 +248,9 @@ impl TransferTemplate {
             return err("name", "must not be empty".into());
         }
         self.glob()?;
+        if let Err((field, why)) = self.matcher.details() {
+            return err(&field, why);
+        }
         if self.spec.source != self.matcher.source {
             return err(
                 "spec.source",
@@ -209,8 +268,7 @@ impl TransferTemplate {
         self.request_for(&FileEvent {
             endpoint: self.matcher.source.clone(),
             path: "example.txt".into(),
-            size: None,
-            modified: None,
+            ..FileEvent::default()
         })
         .spec
         .validate()
@@ -248,7 +306,25 @@ impl TransferTemplate {
             (Some(min), Some(modified)) => (now - modified).num_seconds() >= min as i64,
             (Some(_), None) => false,
         };
-        Ok(size_ok && age_ok)
+        Ok(size_ok && age_ok && self.details_match(event)?)
+    }
+
+    /// Whether `event`'s content type and metadata meet the matcher's conditions.
+    fn details_match(&self, event: &FileEvent) -> Result<bool> {
+        let conditions = self.matcher.details().map_err(|(field, why)| {
+            Error::invalid_field(format!("template {:?}", self.name), field, why)
+        })?;
+        Ok(conditions.iter().all(|(key, glob)| {
+            let value = match key {
+                None => event.content_type.as_deref(),
+                Some(key) => event
+                    .metadata
+                    .iter()
+                    .find(|(name, _)| name.eq_ignore_ascii_case(key))
+                    .map(|(_, value)| value.as_str()),
+            };
+            value.is_some_and(|value| glob.is_match(value))
+        }))
     }
 
     /// The job request for `event`: the spec with the event's file as its source.
@@ -303,8 +379,7 @@ impl Store {
         let example = template.request_for(&FileEvent {
             endpoint: template.matcher.source.clone(),
             path: "example.txt".into(),
-            size: None,
-            modified: None,
+            ..FileEvent::default()
         });
         self.limits.check_request(&example).map_err(|mut err| {
             err.context = format!("template {:?}", template.name);
@@ -454,5 +529,39 @@ mod tests {
             Some("next_hops[0].filters.exclude[0]")
         );
         assert_eq!(err.context, "template \"t\"");
+    }
+
+    #[test]
+    fn content_type_and_metadata_conditions_all_hold() {
+        let mut t = template();
+        t.matcher.content_type = Some("TEXT/*".into());
+        t.matcher.metadata = [("Dept".to_string(), "fin*".to_string())].into();
+        assert!(t.matcher.needs_details());
+        let file = |content_type: Option<&str>, dept: Option<&str>| FileEvent {
+            endpoint: "in".into(),
+            path: "a.csv".into(),
+            content_type: content_type.map(str::to_string),
+            metadata: dept
+                .map(|d| [("dept".to_string(), d.to_string())].into())
+                .unwrap_or_default(),
+            ..FileEvent::default()
+        };
+        let now = Utc::now();
+        assert!(
+            t.matches(&file(Some("text/csv"), Some("finance")), now)
+                .unwrap()
+        );
+        assert!(
+            !t.matches(&file(Some("application/pdf"), Some("finance")), now)
+                .unwrap()
+        );
+        assert!(!t.matches(&file(Some("text/csv"), Some("hr")), now).unwrap());
+        assert!(!t.matches(&file(None, Some("finance")), now).unwrap());
+        assert!(!t.matches(&file(Some("text/csv"), None), now).unwrap());
+        t.matcher.content_type = Some("text/[".into());
+        assert_eq!(
+            t.validate().unwrap_err().field.as_deref(),
+            Some("matcher.content_type")
+        );
     }
 }

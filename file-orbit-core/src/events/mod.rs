@@ -11,6 +11,7 @@ pub use crate::engine::{EventRecord, EventState};
 
 use crate::engine::{FileEvent, JobRequest, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
+use crate::rclone::methods::{ListOptions, Stat};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -126,6 +127,13 @@ impl Orbit {
         let Some(file) = &event.file else {
             return Ok(Vec::new());
         };
+        let needs_details = templates
+            .iter()
+            .any(|t| t.enabled && t.matcher.source == file.endpoint && t.matcher.needs_details());
+        let file = match needs_details && file.content_type.is_none() && file.metadata.is_empty() {
+            true => &self.with_details(file).await?,
+            false => file,
+        };
         let now = chrono::Utc::now();
         let mut requests = Vec::new();
         for template in &templates {
@@ -134,6 +142,49 @@ impl Orbit {
             }
         }
         Ok(requests)
+    }
+
+    /// `file` with its content type and metadata read from its endpoint (one
+    /// `operations/stat`), for templates that match on them. A file no longer there has
+    /// none (templates asking for them do not match it); any other failure is the
+    /// event's error, so a source keeps the event and offers it again.
+    async fn with_details(&self, file: &FileEvent) -> Result<FileEvent> {
+        let endpoint = self.endpoint(&file.endpoint).await?;
+        let path = file.path.trim_start_matches('/');
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let stat = Stat {
+            fs: endpoint.to_rclone(self.rclone(), dir)?,
+            remote: name.to_string(),
+            opt: ListOptions {
+                no_mod_time: true,
+                metadata: true,
+                ..ListOptions::default()
+            },
+        };
+        let item = match self.rclone().call_async(&stat).await {
+            Ok(reply) => reply.item,
+            Err(err) if err.kind == ErrorKind::NotFound => None,
+            Err(err) => return Err(err),
+        };
+        let mut file = file.clone();
+        if let Some(item) = item.filter(|item| !item.is_dir) {
+            file.metadata = (item.metadata.unwrap_or_default().into_iter())
+                .map(|(key, value)| (key.to_ascii_lowercase(), value))
+                .collect();
+            file.content_type = item
+                .mime_type
+                .or_else(|| file.metadata.get("content-type").cloned())
+                .map(|media| {
+                    media
+                        .split(';')
+                        .next()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string()
+                })
+                .filter(|media| !media.is_empty());
+        }
+        Ok(file)
     }
 
     /// Submits `requests` with idempotency keys derived from `key`, then records them.

@@ -119,6 +119,7 @@ impl Orbit {
                                 modified: chrono::DateTime::parse_from_rfc3339(&modified)
                                     .ok()
                                     .map(|t| t.with_timezone(&chrono::Utc)),
+                                ..FileEvent::default()
                             }),
                             template: None,
                             payload: json!({"endpoint": poll.endpoint, "path": path, "size": item.size,

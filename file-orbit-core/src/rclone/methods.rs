@@ -223,6 +223,8 @@ pub struct ListOptions {
     pub show_hash: bool,
     pub dirs_only: bool,
     pub files_only: bool,
+    /// Each item's metadata (`Metadata`): S3 user metadata and system keys, local modes.
+    pub metadata: bool,
 }
 
 /// `operations/list`.
@@ -250,6 +252,12 @@ pub struct ListItem {
     pub is_dir: bool,
     #[serde(default)]
     pub hashes: Option<Map<String, Value>>,
+    /// The media type rclone reports (S3: the object's Content-Type; local: by extension).
+    #[serde(default)]
+    pub mime_type: Option<String>,
+    /// With `ListOptions::metadata`: the item's metadata, keys lower case.
+    #[serde(default)]
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// `operations/stat`: one item, or none when it does not exist.

@@ -135,6 +135,7 @@ impl State {
                         mtime_ns.div_euclid(1_000_000_000),
                         mtime_ns.rem_euclid(1_000_000_000) as u32,
                     ),
+                    ..FileEvent::default()
                 }),
                 template: None,
                 payload: json!({

@@ -150,6 +150,7 @@ fn parse_record(
             path: path.to_string(),
             size,
             modified: event_time,
+            ..FileEvent::default()
         }),
         _ => None,
     };
