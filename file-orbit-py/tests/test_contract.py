@@ -73,6 +73,8 @@ CASES: dict[type, tuple[str, list[Any]]] = {
                 min_size=10,
                 max_size=10_000,
                 min_age=30,
+                content_type="text/*",
+                metadata={"dept": "fin*"},
                 priority=5,
                 retry=RETRY,
                 next_hops=(spec("backup"), spec("offsite")),
@@ -240,13 +242,16 @@ def test_a_job_request_with_next_hops_goes_through_the_core() -> None:
 
 def test_an_ingested_event_goes_through_the_core() -> None:
     modified = _dt.datetime(2026, 12, 7, 9, 30, tzinfo=_dt.timezone.utc)
-    event = _ingest_event("inbox", "in/a.csv", 123, modified, "nightly", "manual", "dedup-1", {"why": "test"})
+    event = _ingest_event(
+        "inbox", "in/a.csv", 123, modified, "nightly", "manual", "dedup-1", {"why": "test"}, "text/csv", {"dept": "hr"}
+    )
     sent = {**event, "file": {**event["file"], "modified": None}}
     back = check("incoming_event", sent)
     # The core's timestamp form differs from isoformat(): compare the instant.
     read = json.loads(_native.check_core("incoming_event", json.dumps(event)))
     assert _dt.datetime.fromisoformat(read["file"]["modified"].replace("Z", "+00:00")) == modified
     assert back["payload"] == {"why": "test"}
+    assert (back["file"]["content_type"], back["file"]["metadata"]) == ("text/csv", {"dept": "hr"})
 
 
 @pytest.mark.parametrize(

@@ -151,6 +151,27 @@ def test_a_manual_event_makes_a_job_once_per_dedup_key(orbit: fo.Orbit, local_di
     assert orbit.verify_audit_log() is None
 
 
+def test_a_template_matches_on_content_type_and_metadata(orbit: fo.Orbit, local_dirs) -> None:
+    inbox, out = local_dirs("inbox"), local_dirs("out")
+    (inbox / "x.json").write_bytes(b"{}")
+    (inbox / "y.pdf").write_bytes(b"%PDF")
+    orbit.add_endpoint(fo.Local("inbox", root=inbox))
+    orbit.add_endpoint(fo.Local("out", root=out))
+    spec = fo.TransferSpec("inbox", "out", destination_path="{filename}")
+    orbit.add_template(fo.Template("json", spec, content_type="application/json"))
+    orbit.add_template(fo.Template("finance", spec, metadata={"dept": "fin*"}))
+    # Read from the endpoint (a local file's type comes from its extension).
+    assert orbit.ingest(endpoint="inbox", path="x.json").matched_templates == ("json",)
+    assert orbit.ingest(endpoint="inbox", path="y.pdf").matched_templates == ()
+    # Said by the caller: used as it is.
+    said = orbit.ingest(endpoint="inbox", path="y.pdf", metadata={"Dept": "finance"})
+    assert said.matched_templates == ("finance",)
+    assert [t.metadata for t in orbit.templates() if t.name == "finance"] == [{"dept": "fin*"}]
+    with pytest.raises(fo.ConfigError) as bad:
+        orbit.add_template(fo.Template("bad", spec, content_type="text/["))
+    assert bad.value.field == "matcher.content_type"
+
+
 def test_a_durable_chain_reports_its_states_and_runs_every_hop(orbit: fo.Orbit, local_dirs) -> None:
     source, back = local_dirs("source"), local_dirs("back")
     write_tree(source, {"one.txt": b"1\n", "two/two.txt": b"2\n"})

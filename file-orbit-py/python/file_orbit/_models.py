@@ -225,6 +225,11 @@ class Template:
         min_size: Only files at least this many bytes.
         max_size: Only files at most this many bytes.
         min_age: Only files modified at least this many seconds ago.
+        content_type: Only files whose media type matches this glob (``"text/*"``;
+            case-insensitive; read from the endpoint when the event does not say).
+        metadata: Only files carrying each key with a value matching its glob
+            (``{"dept": "fin*"}``: S3 user metadata, system keys; read from the endpoint
+            when the event does not say).
         priority: Higher runs first.
         retry: Retry policy of the jobs.
         next_hops: Transfers to run one after another once a job succeeded.
@@ -241,6 +246,8 @@ class Template:
     min_size: int | None = None
     max_size: int | None = None
     min_age: float | None = None
+    content_type: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
     priority: int = 0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     next_hops: Sequence[TransferSpec] = ()
@@ -257,6 +264,8 @@ class Template:
                 "min_size": self.min_size,
                 "max_size": self.max_size,
                 "min_age_seconds": None if self.min_age is None else round(self.min_age),
+                "content_type": self.content_type,
+                "metadata": dict(self.metadata),
             },
             "spec": self.spec._to_core(),
             "priority": self.priority,
@@ -279,6 +288,8 @@ class Template:
             min_size=matcher.get("min_size"),
             max_size=matcher.get("max_size"),
             min_age=matcher.get("min_age_seconds"),
+            content_type=matcher.get("content_type"),
+            metadata=dict(matcher.get("metadata") or {}),
             priority=data.get("priority", 0),
             retry=RetryPolicy._from_core(data["retry"]),
             next_hops=tuple(TransferSpec._from_core(hop) for hop in data.get("next_hops", ())),

@@ -126,6 +126,8 @@ def _ingest_event(
     source: str,
     dedup_key: str | None,
     payload: Any,
+    content_type: str | None = None,
+    metadata: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     file = None
     if path is not None:
@@ -136,6 +138,8 @@ def _ingest_event(
             "path": path,
             "size": size,
             "modified": None if modified is None else modified.astimezone(_dt.timezone.utc).isoformat(),
+            "content_type": content_type,
+            "metadata": dict(metadata or {}),
         }
     return {"source": source, "dedup_key": dedup_key, "file": file, "template": template, "payload": payload}
 
@@ -458,6 +462,8 @@ class Orbit:
         source: str = "manual",
         dedup_key: str | None = None,
         payload: Any = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> Event:
         """Stores an event and submits a job for each template it matches.
 
@@ -473,11 +479,17 @@ class Orbit:
             source: What saw the event (``"manual"``, ``"api"``...).
             dedup_key: Events with the same key are one event: the second is a duplicate.
             payload: What the source said (JSON-able, never secrets), kept for audit.
+            content_type: The file's media type, for templates matching on it (unset: read
+                from the endpoint when a template asks).
+            metadata: The file's metadata, for templates matching on it (unset: read from
+                the endpoint when a template asks).
 
         Returns:
             The stored :class:`Event` with its ``job_ids``; ``duplicate`` when already seen.
         """
-        event = _ingest_event(endpoint, path, size, modified, template, source, dedup_key, payload)
+        event = _ingest_event(
+            endpoint, path, size, modified, template, source, dedup_key, payload, content_type, metadata
+        )
         return _event(self._call("ingest", event=event))
 
     def event(self, id: int) -> Event:
@@ -777,9 +789,13 @@ class AsyncOrbit:
         source: str = "manual",
         dedup_key: str | None = None,
         payload: Any = None,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> Event:
         """See :meth:`Orbit.ingest`."""
-        event = _ingest_event(endpoint, path, size, modified, template, source, dedup_key, payload)
+        event = _ingest_event(
+            endpoint, path, size, modified, template, source, dedup_key, payload, content_type, metadata
+        )
         return _event(await self._call("ingest", event=event))
 
     async def event(self, id: int) -> Event:
