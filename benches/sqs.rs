@@ -1,0 +1,312 @@
+//! S3 → SQS → file at the destination, on the real moto server: an object uploaded to a
+//! bucket whose notifications go to an SQS queue → `Orbit::start_sqs_source` receives the
+//! record (long polling) → event stored → template → job leased by an in-process worker →
+//! rclone copies the object to a local endpoint. SQLite store in a temp dir; the consumer
+//! and the workers run in this process (the server does not run sources yet: issue #13).
+//!
+//! 1. Latency, one object at a time (1 KiB): from the upload returning (the object is in
+//!    the bucket) to the file present with its full size at the destination (polled every
+//!    millisecond); p50/p90/p99/max.
+//! 2. Burst: N objects uploaded 16 at a time; time from the first upload to the last file
+//!    at the destination, and the counts: files arrived, jobs, events (nothing lost,
+//!    nothing doubled).
+//!
+//!   source target/test-servers/env && cargo bench --bench sqs
+//!
+//! Settings (env):
+//!   FILE_ORBIT_BENCH_SQS_OBJECTS=200   latency: objects
+//!   FILE_ORBIT_BENCH_SQS_BURST=2000    burst: objects (0 skips it)
+//!   FILE_ORBIT_BENCH_SQS_WORKERS=4     in-process workers
+//!   FILE_ORBIT_BENCH_TIMEOUT_S=900     per phase
+//!
+//! Goal (issue #13): p50 ≤ 500 ms on moto, nothing lost, nothing doubled.
+
+#[path = "support/jobs.rs"]
+#[allow(dead_code)] // the job-store benches' helpers
+mod jobs;
+
+use file_orbit::Secret;
+use file_orbit::endpoint::{AwsCredentials, Endpoint, EndpointConfig, LocalConfig, S3Config};
+use file_orbit::engine::{JobState, Matcher, Orbit, OrbitOptions, TransferTemplate};
+use file_orbit::events::sqs::aws_sdk_sqs::types::QueueAttributeName;
+use file_orbit::events::sqs::{SqsSource, SqsStats};
+use file_orbit::path_template::PathTemplate;
+use file_orbit::rclone::Rclone;
+use file_orbit::transfer::TransferSpec;
+use jobs::{env_or, ms, percentile};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The test servers' setting `name` (`FILE_ORBIT_TEST_<name>`).
+fn env(name: &str) -> String {
+    let var = format!("FILE_ORBIT_TEST_{name}");
+    std::env::var(&var)
+        .unwrap_or_else(|_| panic!("{var} is not set: source target/test-servers/env"))
+}
+
+fn number(name: &str, default: usize) -> usize {
+    env_or(name, &default.to_string())
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} must be a number"))
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}
+
+fn moto_s3(bucket: &str) -> S3Config {
+    S3Config {
+        provider: None,
+        bucket: bucket.into(),
+        prefix: String::new(),
+        region: Some(env("MOTO_REGION")),
+        endpoint_url: Some(env("MOTO_ENDPOINT")),
+        credentials: AwsCredentials::new(
+            env("MOTO_ACCESS_KEY_ID"),
+            Secret::new(env("MOTO_SECRET_ACCESS_KEY")),
+        ),
+        force_path_style: Some(true),
+        storage_class: None,
+        server_side_encryption: None,
+    }
+}
+
+struct Bench {
+    orbit: Orbit,
+    rclone: &'static Rclone,
+    s3: Endpoint,
+    staging: PathBuf,
+    dst: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    /// An orbit with the S3 endpoint `s3in` (a fresh bucket notifying a fresh queue), the
+    /// local endpoint `dst` and a template copying every object there; the SQS source.
+    async fn new() -> (Bench, SqsSource) {
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        let orbit = Orbit::open(OrbitOptions {
+            store_url: format!("sqlite://{}", dir.path().join("orbit.db").display()),
+            master_key: Some(Secret::new(
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=".to_string(),
+            )),
+            poll_interval: Duration::from_millis(20),
+            ..OrbitOptions::default()
+        })
+        .await
+        .unwrap();
+        let bucket = unique("fo-bench-sqs");
+        let s3 = Endpoint {
+            name: "s3in".into(),
+            config: EndpointConfig::S3(moto_s3(&bucket)),
+        };
+        let rclone = orbit.rclone();
+        rclone
+            .rpc(
+                "operations/mkdir",
+                &json!({"fs": s3.to_rclone(rclone, "").unwrap(), "remote": ""}),
+            )
+            .unwrap();
+        orbit.put_endpoint(&s3, 64).await.unwrap();
+        let (staging, dst) = (dir.path().join("staging"), dir.path().join("dst"));
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        let local = Endpoint {
+            name: "dst".into(),
+            config: EndpointConfig::Local(LocalConfig { root: dst.clone() }),
+        };
+        orbit.put_endpoint(&local, 64).await.unwrap();
+        let spec = TransferSpec {
+            verify: false,
+            ..TransferSpec::file(
+                "s3in",
+                "",
+                "dst",
+                PathTemplate::parse("{filename}").unwrap(),
+            )
+        };
+        orbit
+            .put_template(&TransferTemplate::new(
+                "all",
+                Matcher::new("s3in", "**"),
+                spec,
+            ))
+            .await
+            .unwrap();
+
+        let mut source = SqsSource::new("", env("MOTO_REGION"), "s3in");
+        source.endpoint_url = Some(env("MOTO_ENDPOINT"));
+        source.credentials = AwsCredentials::new(
+            env("MOTO_ACCESS_KEY_ID"),
+            Secret::new(env("MOTO_SECRET_ACCESS_KEY")),
+        );
+        source.wait_time_seconds = 20;
+        let sqs = source.client().await;
+        source.queue_url = sqs
+            .create_queue()
+            .queue_name(&bucket)
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&source.queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap()
+            .attributes()
+            .unwrap()[&QueueAttributeName::QueueArn]
+            .clone();
+        // The notification configuration by a plain PUT: moto checks no signature.
+        let xml = format!(
+            "<NotificationConfiguration><QueueConfiguration><Id>fo</Id><Queue>{arn}</Queue>\
+             <Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"
+        );
+        ureq::put(&format!("{}/{bucket}?notification", env("MOTO_ENDPOINT")))
+            .header("Content-Type", "application/xml")
+            .send(&xml)
+            .unwrap();
+        let bench = Bench {
+            orbit,
+            rclone,
+            s3,
+            staging,
+            dst,
+            _dir: dir,
+        };
+        (bench, source)
+    }
+
+    /// Uploads a 1 KiB object `name` with rclone (returns once it is in the bucket).
+    fn upload(&self, name: &str) -> impl std::future::Future<Output = ()> + Send + 'static {
+        std::fs::write(self.staging.join(name), [b'x'; 1024]).unwrap();
+        let input = json!({
+            "srcFs": self.staging.display().to_string(), "srcRemote": name,
+            "dstFs": self.s3.to_rclone(self.rclone, "").unwrap(), "dstRemote": name,
+        });
+        let rclone = self.rclone;
+        async move {
+            rclone
+                .rpc_async("operations/copyfile", input)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn arrived(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| meta.len() == 1024)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 4)]
+async fn main() {
+    let objects = number("FILE_ORBIT_BENCH_SQS_OBJECTS", 200);
+    let burst = number("FILE_ORBIT_BENCH_SQS_BURST", 2000);
+    let workers = number("FILE_ORBIT_BENCH_SQS_WORKERS", 4);
+    let timeout = Duration::from_secs(number("FILE_ORBIT_BENCH_TIMEOUT_S", 900) as u64);
+
+    // 1. Latency, one object at a time.
+    let (bench, source) = Bench::new().await;
+    let consumer = bench.orbit.start_sqs_source(source).await.unwrap();
+    let pool = bench.orbit.start_workers(workers);
+    let mut latencies = Vec::with_capacity(objects);
+    let mut uploads = Vec::with_capacity(objects);
+    let phase = Instant::now();
+    for index in 0..objects {
+        let name = format!("lat-{index}.bin");
+        let start = Instant::now();
+        bench.upload(&name).await;
+        let uploaded = Instant::now();
+        let target = bench.dst.join(&name);
+        while !arrived(&target) {
+            assert!(
+                phase.elapsed() < timeout,
+                "latency phase timed out at {index}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        uploads.push(uploaded - start);
+        latencies.push(uploaded.elapsed());
+    }
+    latencies.sort();
+    uploads.sort();
+    let stats: SqsStats = consumer.stats();
+    consumer.shutdown().await;
+    pool.shutdown().await;
+
+    println!("\n## S3 upload → SQS → file at the destination (moto, {workers} workers)\n");
+    println!("| phase | objects | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |");
+    println!("|---|---|---|---|---|---|");
+    for (what, sorted) in [
+        ("upload (rclone → moto)", &uploads),
+        ("uploaded → file at destination", &latencies),
+    ] {
+        println!(
+            "| {what} | {objects} | {} | {} | {} | {} |",
+            ms(percentile(sorted, 0.5)),
+            ms(percentile(sorted, 0.9)),
+            ms(percentile(sorted, 0.99)),
+            ms(*sorted.last().unwrap_or(&Duration::ZERO)),
+        );
+    }
+    println!("\nconsumer: {stats:?}");
+    println!("goal: p50 ≤ 500 ms");
+
+    // 2. Burst.
+    if burst == 0 {
+        return;
+    }
+    let (bench, source) = Bench::new().await;
+    let consumer = bench.orbit.start_sqs_source(source).await.unwrap();
+    let pool = bench.orbit.start_workers(workers);
+    let start = Instant::now();
+    let names: Vec<String> = (0..burst).map(|i| format!("burst-{i}.bin")).collect();
+    for chunk in names.chunks(16) {
+        let mut uploads = tokio::task::JoinSet::new();
+        for name in chunk {
+            uploads.spawn(bench.upload(name));
+        }
+        uploads.join_all().await;
+    }
+    let uploaded = start.elapsed();
+    let mut left: Vec<PathBuf> = names.iter().map(|name| bench.dst.join(name)).collect();
+    while !left.is_empty() {
+        assert!(
+            start.elapsed() < timeout,
+            "burst timed out with {} files missing",
+            left.len()
+        );
+        left.retain(|path| !arrived(path));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let all_arrived = start.elapsed();
+    let stats = consumer.stats();
+    consumer.shutdown().await;
+    pool.shutdown().await;
+    let counts = bench.orbit.store().job_counts().await.unwrap();
+    let (jobs, succeeded) = (counts.total() as usize, counts.get(JobState::Succeeded));
+    let files = std::fs::read_dir(&bench.dst).unwrap().count();
+    println!("\n## Burst: {burst} objects uploaded 16 at a time\n");
+    println!(
+        "| objects | uploads done (s) | last file at destination (s) | files/s | files | jobs | succeeded |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    println!(
+        "| {burst} | {:.1} | {:.1} | {:.0} | {files} | {} | {succeeded} |",
+        uploaded.as_secs_f64(),
+        all_arrived.as_secs_f64(),
+        burst as f64 / all_arrived.as_secs_f64(),
+        jobs,
+    );
+    println!("\nconsumer: {stats:?}");
+    assert_eq!((files, jobs), (burst, burst), "lost or doubled");
+}
