@@ -11,7 +11,8 @@ pub use crate::engine::{EventRecord, EventState};
 
 use crate::engine::{FileEvent, JobRequest, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
-use crate::rclone::methods::{ListOptions, Stat};
+use crate::rclone::methods::ListOptions;
+use crate::transfer::stat_file;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -150,24 +151,14 @@ impl Orbit {
     /// event's error, so a source keeps the event and offers it again.
     async fn with_details(&self, file: &FileEvent) -> Result<FileEvent> {
         let endpoint = self.endpoint(&file.endpoint).await?;
-        let path = file.path.trim_start_matches('/');
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        let stat = Stat {
-            fs: endpoint.to_rclone(self.rclone(), dir)?,
-            remote: name.to_string(),
-            opt: ListOptions {
-                no_mod_time: true,
-                metadata: true,
-                ..ListOptions::default()
-            },
+        let opt = ListOptions {
+            no_mod_time: true,
+            metadata: true,
+            ..ListOptions::default()
         };
-        let item = match self.rclone().call_async(&stat).await {
-            Ok(reply) => reply.item,
-            Err(err) if err.kind == ErrorKind::NotFound => None,
-            Err(err) => return Err(err),
-        };
+        let item = stat_file(self.rclone(), &endpoint, &file.path, opt).await?;
         let mut file = file.clone();
-        if let Some(item) = item.filter(|item| !item.is_dir) {
+        if let Some(item) = item {
             file.metadata = (item.metadata.unwrap_or_default().into_iter())
                 .map(|(key, value)| (key.to_ascii_lowercase(), value))
                 .collect();

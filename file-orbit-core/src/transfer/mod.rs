@@ -11,8 +11,8 @@ use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::path_template::{PathTemplate, TemplateContext};
 use crate::rclone::methods::{
-    Check, CopyFile, Empty, FileTransfer, Fs, HashSum, ListOptions, MoveFile, Stat, SyncCopy,
-    SyncMove, SyncSync, TreeTransfer,
+    Check, CopyFile, Empty, FileTransfer, Fs, HashSum, ListItem, ListOptions, MoveFile, Stat,
+    SyncCopy, SyncMove, SyncSync, TreeTransfer,
 };
 use crate::rclone::{JobCanceller, JobOptions, Progress, Rclone, RcloneJob};
 use chrono::{DateTime, Utc};
@@ -245,18 +245,30 @@ enum Verification {
 
 /// Whether `path` names a file on `endpoint` (false when it or its directory is missing).
 pub async fn file_exists(rclone: &'static Rclone, endpoint: &Endpoint, path: &str) -> Result<bool> {
+    let opt = ListOptions {
+        no_mod_time: true,
+        ..ListOptions::default()
+    };
+    Ok(stat_file(rclone, endpoint, path, opt).await?.is_some())
+}
+
+/// The file `path` on `endpoint` as `operations/stat` lists it with `opt`; None when it,
+/// or its directory, is missing or it is a directory.
+pub async fn stat_file(
+    rclone: &'static Rclone,
+    endpoint: &Endpoint,
+    path: &str,
+    opt: ListOptions,
+) -> Result<Option<ListItem>> {
     let (dir, name) = split_parent(path);
     let stat = Stat {
         fs: endpoint.to_rclone(rclone, dir)?,
         remote: name.to_string(),
-        opt: ListOptions {
-            no_mod_time: true,
-            ..ListOptions::default()
-        },
+        opt,
     };
     match rclone.call_async(&stat).await {
-        Ok(reply) => Ok(reply.item.is_some_and(|item| !item.is_dir)),
-        Err(err) if err.kind == ErrorKind::NotFound => Ok(false),
+        Ok(reply) => Ok(reply.item.filter(|item| !item.is_dir)),
+        Err(err) if err.kind == ErrorKind::NotFound => Ok(None),
         Err(err) => Err(err),
     }
 }
