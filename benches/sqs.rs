@@ -21,12 +21,16 @@
 //!
 //! Goal (issue #13): p50 ≤ 500 ms on moto, nothing lost, nothing doubled.
 
+// The test servers' settings and endpoints, as the integration tests read them.
+#[path = "../tests/common/mod.rs"]
+mod common;
 #[path = "support/jobs.rs"]
 #[allow(dead_code)] // the job-store benches' helpers
 mod jobs;
 
+use common::{env, moto_s3, unique};
 use file_orbit::Secret;
-use file_orbit::endpoint::{AwsCredentials, Endpoint, EndpointConfig, LocalConfig, S3Config};
+use file_orbit::endpoint::{AwsCredentials, Endpoint, EndpointConfig, LocalConfig};
 use file_orbit::engine::{JobState, Matcher, Orbit, OrbitOptions, TransferTemplate};
 use file_orbit::events::sqs::aws_sdk_sqs::types::QueueAttributeName;
 use file_orbit::events::sqs::{SqsSource, SqsStats};
@@ -38,42 +42,10 @@ use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The test servers' setting `name` (`FILE_ORBIT_TEST_<name>`).
-fn env(name: &str) -> String {
-    let var = format!("FILE_ORBIT_TEST_{name}");
-    std::env::var(&var)
-        .unwrap_or_else(|_| panic!("{var} is not set: source target/test-servers/env"))
-}
-
 fn number(name: &str, default: usize) -> usize {
     env_or(name, &default.to_string())
         .parse()
         .unwrap_or_else(|_| panic!("{name} must be a number"))
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-fn moto_s3(bucket: &str) -> S3Config {
-    S3Config {
-        provider: None,
-        bucket: bucket.into(),
-        prefix: String::new(),
-        region: Some(env("MOTO_REGION")),
-        endpoint_url: Some(env("MOTO_ENDPOINT")),
-        credentials: AwsCredentials::new(
-            env("MOTO_ACCESS_KEY_ID"),
-            Secret::new(env("MOTO_SECRET_ACCESS_KEY")),
-        ),
-        force_path_style: Some(true),
-        storage_class: None,
-        server_side_encryption: None,
-    }
 }
 
 struct Bench {
@@ -103,7 +75,7 @@ impl Bench {
         let bucket = unique("fo-bench-sqs");
         let s3 = Endpoint {
             name: "s3in".into(),
-            config: EndpointConfig::S3(moto_s3(&bucket)),
+            config: EndpointConfig::S3(moto_s3(&bucket, "")),
         };
         let rclone = orbit.rclone();
         rclone
