@@ -271,6 +271,7 @@ async fn totals_match_the_rows(url: &str) {
     let (id, source) = store
         .insert_event(
             "watch",
+            None,
             Some("e1"),
             &serde_json::json!({}),
             "received",
@@ -283,6 +284,7 @@ async fn totals_match_the_rows(url: &str) {
     store
         .insert_event(
             "watch",
+            None,
             Some("e1"),
             &serde_json::json!({}),
             "received",
@@ -291,7 +293,14 @@ async fn totals_match_the_rows(url: &str) {
         .await
         .unwrap();
     store
-        .insert_event("watch", None, &serde_json::json!({}), "dead", Some("no"))
+        .insert_event(
+            "watch",
+            None,
+            None,
+            &serde_json::json!({}),
+            "dead",
+            Some("no"),
+        )
         .await
         .unwrap();
     assert_totals_match(&store, url).await;

@@ -9,6 +9,7 @@ pub mod events;
 pub mod path_template;
 pub mod rclone;
 pub mod secret;
+pub mod serde_errors;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "service")]

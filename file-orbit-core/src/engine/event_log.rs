@@ -25,7 +25,10 @@ pub enum EventState {
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRecord {
     pub id: i64,
+    /// Which kind of source saw it: `local-watch`, `sqs`, `schedule`, `poll`, `manual`.
     pub source: String,
+    /// The stored source that produced it (None: a direct call, a schedule, a replay).
+    pub source_name: Option<String>,
     pub dedup_key: Option<String>,
     pub payload: Value,
     pub matched_templates: Vec<String>,
@@ -45,8 +48,7 @@ impl EventState {
     }
 }
 
-const EVENT_COLUMNS: &str =
-    "id, source, dedup_key, payload, matched_templates, job_ids, state, error, created_at";
+const EVENT_COLUMNS: &str = "id, source, source_name, dedup_key, payload, matched_templates, job_ids, state, error, created_at";
 
 fn event_from_row(row: &AnyRow) -> Result<EventRecord> {
     let read = || -> Result<EventRecord, sqlx::Error> {
@@ -56,6 +58,7 @@ fn event_from_row(row: &AnyRow) -> Result<EventRecord> {
         Ok(EventRecord {
             id: row.try_get("id")?,
             source: row.try_get("source")?,
+            source_name: row.try_get("source_name")?,
             dedup_key: row.try_get("dedup_key")?,
             payload: json("payload")?,
             matched_templates: serde_json::from_value(json("matched_templates")?)
@@ -70,19 +73,21 @@ fn event_from_row(row: &AnyRow) -> Result<EventRecord> {
 }
 
 impl Store {
-    /// Stores an event unless one with `dedup_key` exists; returns the id and state of
-    /// the stored one.
+    /// Stores an event from `source` (a kind; `source_name`: the stored source) unless one
+    /// with `dedup_key` exists; returns the id and state of the stored one.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_event(
         &self,
         source: &str,
+        source_name: Option<&str>,
         dedup_key: Option<&str>,
         payload: &Value,
         state: &str,
         error: Option<&str>,
     ) -> Result<(i64, EventState)> {
         let inserted = sqlx::query(
-            "INSERT INTO events (source, dedup_key, payload, matched_templates, job_ids, state, error, created_at) \
-             VALUES ($1, $2, $3, '[]', '[]', $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+            "INSERT INTO events (source, dedup_key, payload, matched_templates, job_ids, state, error, created_at, source_name) \
+             VALUES ($1, $2, $3, '[]', '[]', $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
         )
         .bind(source)
         .bind(dedup_key)
@@ -90,6 +95,7 @@ impl Store {
         .bind(state)
         .bind(error)
         .bind(now_ms())
+        .bind(source_name)
         .fetch_optional(&self.pool)
         .await
         .map_err(db_error("storing an event"))?;

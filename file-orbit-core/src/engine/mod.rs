@@ -10,6 +10,7 @@ mod keyring;
 mod limits;
 mod nodes;
 mod queue;
+mod sources;
 mod store;
 mod templates;
 mod totals;
@@ -27,6 +28,8 @@ pub use queue::{
     Completion, Job, JobCounts, JobFilter, JobProgress, JobRequest, JobState, LeaseStatus,
     RetryPolicy,
 };
+pub use sources::{NodeIdentity, Placement, SourceCounters, SourceState, SourceStatus, host_name};
+pub(crate) use sources::{SourceReport, StoredSource};
 pub use store::{Backend, Store};
 pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, TransferTemplate};
 pub use totals::{AttemptTotal, AttemptTotals, JobTotal};
@@ -61,6 +64,8 @@ pub struct OrbitOptions {
     pub poll_interval: Duration,
     /// Who this process is in the audit log.
     pub actor: String,
+    /// This node's name and labels: which sources it may run (see `Placement`).
+    pub node: NodeIdentity,
     /// Bounds on the numbers of jobs and templates (parallelism, priority, retries, hops).
     pub limits: Limits,
 }
@@ -75,6 +80,7 @@ impl Default for OrbitOptions {
             aging: Duration::from_secs(60),
             poll_interval: Duration::from_millis(200),
             actor: "local".into(),
+            node: NodeIdentity::default(),
             limits: Limits::default(),
         }
     }
@@ -106,6 +112,9 @@ pub struct Orbit {
     inner: Arc<Inner>,
     /// Who the audit log names for changes made through this handle.
     actor: Arc<str>,
+    /// The stored source whose events are ingested through this handle, recorded on
+    /// them (see `for_source`).
+    source_name: Option<Arc<str>>,
 }
 
 struct Inner {
@@ -134,8 +143,10 @@ impl Orbit {
             },
         };
         let keyring = Keyring::new(&master, &options.previous_keys)?;
+        options.node.validate()?;
         Ok(Orbit {
             actor: options.actor.as_str().into(),
+            source_name: None,
             inner: Arc::new(Inner {
                 store,
                 keyring,
@@ -165,7 +176,7 @@ impl Orbit {
         self.inner.rclone
     }
 
-    fn actor(&self) -> &str {
+    pub(crate) fn actor(&self) -> &str {
         &self.actor
     }
 
@@ -175,7 +186,27 @@ impl Orbit {
         Orbit {
             inner: self.inner.clone(),
             actor: actor.into(),
+            source_name: self.source_name.clone(),
         }
+    }
+
+    /// The same Orbit, recording `name` as the source of the events ingested through it
+    /// (the source runner hands each source it starts such a handle).
+    pub fn for_source(&self, name: &str) -> Orbit {
+        Orbit {
+            inner: self.inner.clone(),
+            actor: self.actor.clone(),
+            source_name: Some(name.into()),
+        }
+    }
+
+    /// The stored source this handle ingests for, if any.
+    pub fn source_name(&self) -> Option<&str> {
+        self.source_name.as_deref()
+    }
+
+    pub(crate) fn keyring(&self) -> &Keyring {
+        &self.inner.keyring
     }
 
     /// Creates or replaces an endpoint (validated; credentials sealed).
@@ -233,7 +264,7 @@ impl Orbit {
         self.store().endpoints().await
     }
 
-    /// Re-seals every endpoint with the current master key; returns how many changed.
+    /// Re-seals every endpoint and source with the current master key; returns how many changed.
     pub async fn rotate_keys(&self) -> Result<usize> {
         let current = self.inner.keyring.current_key_id().to_string();
         let stale = self
@@ -244,7 +275,7 @@ impl Orbit {
             let endpoint = self.endpoint(name).await?;
             self.put_endpoint(&endpoint, *max_concurrent).await?;
         }
-        Ok(stale.len())
+        Ok(stale.len() + self.reseal_sources(&current).await?)
     }
 
     pub async fn put_template(&self, template: &TransferTemplate) -> Result<()> {

@@ -63,7 +63,7 @@ impl Workers {
         let (release, released) = watch::channel(false);
         // Each `Workers` of a process is its own entry in the registry.
         static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let host = hostname();
+        let host = super::sources::host_name();
         let base = match STARTED.fetch_add(1, Ordering::Relaxed) {
             0 => format!("{host}-{}", std::process::id()),
             n => format!("{host}-{}.{n}", std::process::id()),
@@ -104,12 +104,6 @@ impl Workers {
         let _ = tokio::time::timeout(RELEASE_WAIT, &mut self.dispatcher).await;
         false
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_string())
-        .unwrap_or_else(|_| "host".into())
 }
 
 /// Leases work for the free slots and starts it.

@@ -4,7 +4,9 @@
 
 pub mod local;
 pub mod poll;
+pub mod runner;
 pub mod schedule;
+pub mod source;
 pub mod sqs;
 
 pub use crate::engine::{EventRecord, EventState};
@@ -57,6 +59,7 @@ impl Orbit {
             .store()
             .insert_event(
                 &event.source,
+                self.source_name(),
                 event.dedup_key.as_deref(),
                 &payload,
                 "received",
@@ -83,7 +86,14 @@ impl Orbit {
         let payload = json!({"body": body});
         let (id, _) = self
             .store()
-            .insert_event(source, dedup_key, &payload, "dead", Some(reason))
+            .insert_event(
+                source,
+                self.source_name(),
+                dedup_key,
+                &payload,
+                "dead",
+                Some(reason),
+            )
             .await?;
         self.event(id).await
     }
@@ -228,4 +238,18 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A `Duration` as whole milliseconds in JSON and TOML (the specs of stored sources).
+pub(crate) mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(duration: &Duration, to: S) -> Result<S::Ok, S::Error> {
+        to.serialize_u64(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(from: D) -> Result<Duration, D::Error> {
+        u64::deserialize(from).map(Duration::from_millis)
+    }
 }

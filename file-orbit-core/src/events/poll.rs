@@ -4,27 +4,44 @@
 //! progress wait); the event's dedup key (path, size, time) keeps restarts and other nodes
 //! from submitting it twice.
 
+use super::local::{MAX_IGNORE, MAX_INTERVAL, MIN_INTERVAL};
+use super::millis;
 use super::{IncomingEvent, Ingested};
 use crate::engine::{FileEvent, Orbit};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::rclone::methods::{List, ListOptions};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// What to poll and how often.
-#[derive(Debug, Clone)]
+/// What to poll and how often. As JSON or TOML (a stored source's spec) the interval is
+/// whole milliseconds: `interval_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RemotePoll {
     /// The stored endpoint to list.
     pub endpoint: String,
-    /// Directory inside the endpoint ("" for its root).
+    /// Directory inside the endpoint ("" for its root; relative, no `..`).
+    #[serde(default)]
     pub path: String,
+    /// Between two polls: 100 ms to a day; default 60 s.
+    #[serde(rename = "interval_ms", with = "millis", default = "default_interval")]
     pub interval: Duration,
-    /// Globs of names never handed over; default: rclone's in-progress uploads
-    /// (`*.partial`) and dotfiles.
+    /// Globs of names never handed over (at most 100); default: rclone's in-progress
+    /// uploads (`*.partial`) and dotfiles.
+    #[serde(default = "default_ignore")]
     pub ignore: Vec<String>,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn default_ignore() -> Vec<String> {
+    vec!["*.partial".into(), ".*".into()]
 }
 
 impl RemotePoll {
@@ -33,9 +50,63 @@ impl RemotePoll {
             endpoint: endpoint.into(),
             path: path.into(),
             interval,
-            ignore: vec!["*.partial".into(), ".*".into()],
+            ignore: default_ignore(),
         }
     }
+
+    /// Checks every field; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        self.ignore_set().map(|_| ())
+    }
+
+    /// The ignore globs as one set, after checking every field.
+    fn ignore_set(&self) -> Result<globset::GlobSet> {
+        let invalid = |field: &str, why: String| Error::invalid_field("remote poll", field, why);
+        if self.endpoint.trim().is_empty() {
+            return Err(invalid("endpoint", "must name a stored endpoint".into()));
+        }
+        if self.path.starts_with('/') || self.path.split('/').any(|part| part == "..") {
+            return Err(invalid(
+                "path",
+                format!(
+                    "{:?} must be relative to the endpoint root, without '..'",
+                    self.path
+                ),
+            ));
+        }
+        if self.interval < MIN_INTERVAL || self.interval > MAX_INTERVAL {
+            return Err(invalid(
+                "interval_ms",
+                "must be within 100..=86400000 (100 ms to a day)".into(),
+            ));
+        }
+        if self.ignore.len() > MAX_IGNORE {
+            return Err(invalid("ignore", format!("at most {MAX_IGNORE} patterns")));
+        }
+        let mut set = globset::GlobSetBuilder::new();
+        for (index, glob) in self.ignore.iter().enumerate() {
+            let glob = globset::Glob::new(glob)
+                .map_err(|err| invalid(&format!("ignore[{index}]"), err.to_string()))?;
+            set.add(glob);
+        }
+        set.build()
+            .map_err(|err| invalid("ignore", err.to_string()))
+    }
+}
+
+/// Counters of a running poller.
+#[derive(Debug, Clone, Default)]
+pub struct PollStats {
+    /// Listings made.
+    pub polls: u64,
+    /// Stable files handed over that stored a new event.
+    pub ingested: u64,
+    /// Stable files the store already had (restarts, other nodes).
+    pub duplicates: u64,
+    /// Polls that failed (retried at the next interval).
+    pub errors: u64,
+    /// The last failure, cleared by a poll that works.
+    pub last_error: Option<String>,
 }
 
 /// The state one poller carries between polls: path → (size, time) last seen, and
@@ -48,6 +119,7 @@ pub struct PollState {
 /// A running poller; `shutdown` (or dropping it) stops it.
 pub struct Poller {
     stop: watch::Sender<bool>,
+    stats: watch::Receiver<PollStats>,
     handle: JoinHandle<()>,
 }
 
@@ -55,6 +127,11 @@ impl Poller {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.handle.await;
+    }
+
+    /// What the poller has done so far.
+    pub fn stats(&self) -> PollStats {
+        self.stats.borrow().clone()
     }
 }
 
@@ -66,17 +143,7 @@ impl Orbit {
         poll: &RemotePoll,
         state: &mut PollState,
     ) -> Result<Vec<Ingested>> {
-        let ignore = globset::GlobSet::builder();
-        let ignore = poll
-            .ignore
-            .iter()
-            .filter_map(|glob| globset::Glob::new(glob).ok())
-            .fold(ignore, |mut set, glob| {
-                set.add(glob);
-                set
-            })
-            .build()
-            .unwrap_or_else(|_| globset::GlobSet::empty());
+        let ignore = poll.ignore_set()?;
         let endpoint = self.endpoint(&poll.endpoint).await?;
         let listing = self
             .rclone()
@@ -140,6 +207,7 @@ impl Orbit {
     /// Polls every `poll.interval` until shut down.
     pub fn start_remote_poll(&self, poll: RemotePoll) -> Poller {
         let (stop, mut stopped) = watch::channel(false);
+        let (report, stats) = watch::channel(PollStats::default());
         let orbit = self.clone();
         let handle = tokio::spawn(async move {
             let mut state = PollState::default();
@@ -147,14 +215,35 @@ impl Orbit {
             while !*stopped.borrow() {
                 tokio::select! {
                     _ = ticker.tick() => {
-                        if let Err(err) = orbit.poll_once(&poll, &mut state).await {
-                            tracing::warn!(endpoint = %poll.endpoint, %err, "polling failed");
-                        }
+                        let polled = orbit.poll_once(&poll, &mut state).await;
+                        report.send_modify(|stats| {
+                            stats.polls += 1;
+                            match polled {
+                                Ok(ingested) => {
+                                    stats.last_error = None;
+                                    for outcome in ingested {
+                                        match outcome {
+                                            Ingested::New(_) => stats.ingested += 1,
+                                            Ingested::Duplicate(_) => stats.duplicates += 1,
+                                        }
+                                    }
+                                }
+                                Err(err) => {
+                                    tracing::warn!(endpoint = %poll.endpoint, %err, "polling failed");
+                                    stats.errors += 1;
+                                    stats.last_error = Some(err.to_string());
+                                }
+                            }
+                        });
                     }
                     _ = stopped.changed() => break,
                 }
             }
         });
-        Poller { stop, handle }
+        Poller {
+            stop,
+            stats,
+            handle,
+        }
     }
 }

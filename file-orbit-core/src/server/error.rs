@@ -3,14 +3,14 @@
 //! becomes a 400 naming its field (serde's messages without the values they quote).
 
 use crate::error::{Error, ErrorKind};
+use crate::serde_errors::serde_field;
+pub(crate) use crate::serde_errors::without_values;
 use axum::Json;
 use axum::extract::path::ErrorKind as PathErrorKind;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use regex::Regex;
 use serde_json::json;
-use std::sync::LazyLock;
 
 /// An error answered to an API client.
 #[derive(Debug)]
@@ -112,39 +112,6 @@ impl From<Error> for ApiError {
                 .then_some(STORE_RETRY_AFTER_SECS),
         }
     }
-}
-
-/// serde's "unknown field `x`" / "missing field `x`" name the field `x`.
-fn serde_field(message: &str) -> Option<String> {
-    for marker in ["unknown field `", "missing field `", "unknown variant `"] {
-        if let Some(rest) = message.split(marker).nth(1) {
-            if marker == "unknown variant `" {
-                return None;
-            }
-            return rest.split('`').next().map(str::to_string);
-        }
-    }
-    None
-}
-
-/// A value serde quotes in its messages (`string "…"`, ``integer `…` ``, ``unknown variant
-/// `…`, expected``, ...): its type stays, the value goes.
-static SERDE_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r#"\b(string) "(?:[^"\\]|\\.)*""#,
-        r"|\b(integer|floating point|boolean|character) `[^`]*`",
-        // Any text may sit between these backticks: up to the last `, expected`.
-        r"|\b(unknown variant) `.*`(, expected|, there are no variants)",
-    ))
-    .expect("valid regex")
-});
-
-/// A serde (JSON, TOML, query) message without the values it quotes: `invalid type: string
-/// "s3cr3t", expected ...` becomes `invalid type: string, expected ...`, so a secret sent in
-/// the wrong shape (even as an enum's tag) is never echoed. Field names (`unknown field
-/// `x``) stay.
-pub(crate) fn without_values(message: &str) -> String {
-    SERDE_VALUE.replace_all(message, "$1$2$3$4").into_owned()
 }
 
 impl ApiError {

@@ -54,8 +54,9 @@ use self::state::{Config, State};
 use crate::endpoint::EndpointConfig;
 use crate::engine::Orbit;
 use crate::error::{Error, ErrorKind, Result};
-use crate::events::lock;
+use crate::events::{lock, millis};
 use notify::{RecommendedWatcher, Watcher};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -64,6 +65,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+/// The most ignore patterns a watch or a poll takes.
+pub(crate) const MAX_IGNORE: usize = 100;
+/// The shortest rescan or poll interval.
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest interval or stability window: a day.
+pub(crate) const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 
 /// What a local watch ignores unless told otherwise: rclone's `*.partial` uploads,
 /// `*.tmp`, and names starting with `.` (dotfiles, dot-directories).
@@ -76,25 +84,54 @@ const SCAN_MIN_STABLE: Duration = Duration::from_secs(1);
 /// events are dropped and the tree is rescanned (as after a kernel queue overflow).
 const EVENT_CHANNEL: usize = 16 * 1024;
 
-/// What to watch and how: see the module docs for the completion rules.
-#[derive(Debug, Clone)]
+/// What to watch and how: see the module docs for the completion rules. As JSON or TOML
+/// (a stored source's spec) the durations are whole milliseconds: `stable_for_ms`,
+/// `rescan_interval_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LocalWatch {
     /// A local endpoint stored in the Orbit; its root (or `sub_path` below it) is watched.
     pub endpoint: String,
     /// A directory below the endpoint's root to watch instead of the whole root
     /// (relative, `/`-separated, no `..`). Event paths stay relative to the endpoint root.
+    #[serde(default)]
     pub sub_path: Option<String>,
     /// How long a closed file must stay unmodified before it is handed over (0: at once on
     /// close-write). Files found by scans wait `max(stable_for, 1 s)` of unchanged size and
-    /// mtime. Default 1 s.
+    /// mtime. Default 1 s; at most a day.
+    #[serde(
+        rename = "stable_for_ms",
+        with = "millis",
+        default = "default_stable_for"
+    )]
     pub stable_for: Duration,
     /// With e.g. `.done`: `name` is handed over when `name.done` exists (and `name` is
     /// complete); markers are never handed over.
+    #[serde(default)]
     pub marker_suffix: Option<String>,
-    /// Glob patterns of names to ignore; default [`DEFAULT_IGNORE`].
+    /// Glob patterns of names to ignore (at most 100); default [`DEFAULT_IGNORE`].
+    #[serde(default = "default_ignore")]
     pub ignore: Vec<String>,
-    /// How often the whole tree is rescanned for anything missed. Default 60 s.
+    /// How often the whole tree is rescanned for anything missed. Default 60 s; 100 ms to
+    /// a day.
+    #[serde(
+        rename = "rescan_interval_ms",
+        with = "millis",
+        default = "default_rescan_interval"
+    )]
     pub rescan_interval: Duration,
+}
+
+fn default_stable_for() -> Duration {
+    Duration::from_secs(1)
+}
+
+fn default_ignore() -> Vec<String> {
+    DEFAULT_IGNORE.iter().map(|p| p.to_string()).collect()
+}
+
+fn default_rescan_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl LocalWatch {
@@ -103,11 +140,48 @@ impl LocalWatch {
         LocalWatch {
             endpoint: endpoint.into(),
             sub_path: None,
-            stable_for: Duration::from_secs(1),
+            stable_for: default_stable_for(),
             marker_suffix: None,
-            ignore: DEFAULT_IGNORE.iter().map(|p| p.to_string()).collect(),
-            rescan_interval: Duration::from_secs(60),
+            ignore: default_ignore(),
+            rescan_interval: default_rescan_interval(),
         }
+    }
+
+    /// Checks every field without touching the disk; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        let invalid = |field: &str, why: String| Error::invalid_field("local watch", field, why);
+        if self.endpoint.trim().is_empty() {
+            return Err(invalid(
+                "endpoint",
+                "must name a stored local endpoint".into(),
+            ));
+        }
+        sub_path_prefix(self.sub_path.as_deref()).map_err(|why| invalid("sub_path", why))?;
+        if self.stable_for > MAX_INTERVAL {
+            return Err(invalid(
+                "stable_for_ms",
+                "must be at most a day (86400000)".into(),
+            ));
+        }
+        if self.ignore.len() > MAX_IGNORE {
+            return Err(invalid("ignore", format!("at most {MAX_IGNORE} patterns")));
+        }
+        Ignore::new(&self.ignore).map_err(|(field, why)| invalid(&field, why))?;
+        if let Some(suffix) = &self.marker_suffix {
+            if suffix.is_empty() || suffix.contains('/') {
+                return Err(invalid(
+                    "marker_suffix",
+                    format!("{suffix:?} must be non-empty and without '/'"),
+                ));
+            }
+        }
+        if self.rescan_interval < MIN_INTERVAL || self.rescan_interval > MAX_INTERVAL {
+            return Err(invalid(
+                "rescan_interval_ms",
+                "must be within 100..=86400000 (100 ms to a day)".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -172,27 +246,11 @@ impl Orbit {
                 "only local endpoints can be watched (use events from the remote side)".into(),
             ));
         };
-        let invalid_field =
-            |field: &str, message: String| Error::invalid_field(&context, field, message);
-        let prefix = sub_path_prefix(spec.sub_path.as_deref())
-            .map_err(|why| invalid_field("sub_path", why))?;
+        spec.validate()?;
+        let prefix = sub_path_prefix(spec.sub_path.as_deref()).unwrap_or_default();
         let watch_root = local.root.join(prefix.trim_end_matches('/'));
-        let ignore =
-            Ignore::new(&spec.ignore).map_err(|(field, why)| invalid_field(&field, why))?;
-        if let Some(suffix) = &spec.marker_suffix {
-            if suffix.is_empty() || suffix.contains('/') {
-                return Err(invalid_field(
-                    "marker_suffix",
-                    format!("{suffix:?} must be non-empty and without '/'"),
-                ));
-            }
-        }
-        if spec.rescan_interval.is_zero() {
-            return Err(invalid_field(
-                "rescan_interval",
-                "must be above zero".into(),
-            ));
-        }
+        let ignore = Ignore::new(&spec.ignore)
+            .map_err(|(field, why)| Error::invalid_field("local watch", field, why))?;
         match std::fs::metadata(&watch_root) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {

@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// What a consumer has done since it started (counts of messages unless said).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct SqsStats {
     /// Messages received, redeliveries included.
     pub received: u64,
@@ -41,6 +41,9 @@ pub struct SqsStats {
     pub failed: u64,
     /// Receives that failed (network, credentials, ...).
     pub receive_errors: u64,
+    /// The last failure (a receive, or storing a message), never a secret.
+    #[serde(skip)]
+    pub last_error: Option<String>,
 }
 
 /// A running SQS consumer; `shutdown` stops it (dropping it stops it too, without waiting).
@@ -60,7 +63,7 @@ impl SqsConsumer {
 
     /// What the consumer has done so far.
     pub fn stats(&self) -> SqsStats {
-        *self.stats.borrow()
+        self.stats.borrow().clone()
     }
 
     /// Waits (at most `timeout`) until `done` holds for the stats; returns them.
@@ -72,7 +75,7 @@ impl SqsConsumer {
         let mut stats = self.stats.clone();
         let waited = tokio::time::timeout(timeout, stats.wait_for(|s| done(s))).await;
         match waited {
-            Ok(Ok(stats)) => Ok(*stats),
+            Ok(Ok(stats)) => Ok(stats.clone()),
             Ok(Err(_)) => Err(Error::new(
                 ErrorKind::Cancelled,
                 "waiting for the sqs consumer",
@@ -245,7 +248,10 @@ impl Consumer {
                     let err = sqs_error("receiving from sqs", err);
                     tracing::warn!(queue = %self.source.queue_url, error = %err,
                         retry_in = ?backoff, "sqs receive failed");
-                    self.count(|s| s.receive_errors += 1);
+                    self.count(|s| {
+                        s.receive_errors += 1;
+                        s.last_error = Some(err.to_string());
+                    });
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         _ = stopped.changed() => break,
@@ -355,9 +361,12 @@ impl Consumer {
         match stored {
             Ok(()) => self.delete(message).await,
             Err(err) => {
-                self.count(|s| s.failed += 1);
                 tracing::warn!(queue = %self.source.queue_url, message_id = id, receives,
                     error = %err, "storing an sqs message failed; it stays on the queue");
+                self.count(|s| {
+                    s.failed += 1;
+                    s.last_error = Some(err.to_string());
+                });
             }
         }
     }
