@@ -1,11 +1,12 @@
 //! The standalone worker service (feature `worker`): its TOML configuration and the loop
-//! that opens the shared store, runs workers until a shutdown signal, then lets running
-//! transfers finish within the grace period, and where the configuration comes from
-//! (`--config PATH`, `$FILE_ORBIT_CONFIG` or the environment alone).
-//! `examples/worker.rs` wires it to a process.
+//! that opens the shared store, runs workers and the sources its node may run until a
+//! shutdown signal, then lets running transfers finish within the grace period, and where
+//! the configuration comes from (`--config PATH`, `$FILE_ORBIT_CONFIG` or the environment
+//! alone). `examples/worker.rs` wires it to a process.
 
-use crate::engine::{Limits, Orbit, OrbitOptions};
+use crate::engine::{Limits, NodeIdentity, Orbit, OrbitOptions};
 use crate::error::{Error, ErrorKind, Result};
+use crate::service::declared::{DeclaredSource, SourceRunnerConfig, apply_declared_sources};
 use crate::service::logs::LogConfig;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -41,6 +42,16 @@ pub struct WorkerConfig {
     /// `[limits]`: a stored job above them is not run here (it is dead, with the reason).
     #[serde(default)]
     pub limits: Limits,
+    /// `[node]`: this node's name (default the host name) and labels, which decide the
+    /// sources it may run (e.g. a watch of a folder only this host sees).
+    #[serde(default)]
+    pub node: NodeIdentity,
+    /// `[[sources]]` declared as code: stored at start when new or changed.
+    #[serde(default)]
+    pub sources: Vec<DeclaredSource>,
+    /// `[source_runner]`: whether this worker runs stored sources, and their lease.
+    #[serde(default)]
+    pub source_runner: SourceRunnerConfig,
 }
 
 fn default_workers() -> usize {
@@ -71,6 +82,9 @@ impl WorkerConfig {
             name: default_name(),
             log: LogConfig::default(),
             limits: Limits::default(),
+            node: NodeIdentity::default(),
+            sources: Vec::new(),
+            source_runner: SourceRunnerConfig::default(),
         }
     }
 
@@ -182,6 +196,11 @@ impl WorkerConfig {
         if self.name.is_empty() {
             return Err(invalid("name", "must not be empty"));
         }
+        self.node.validate().map_err(|err| Error {
+            context: "worker configuration".into(),
+            ..err.within("node")
+        })?;
+        self.source_runner.validate()?;
         self.log.validate()
     }
 
@@ -191,17 +210,24 @@ impl WorkerConfig {
             lease: Duration::from_secs(self.lease_secs),
             actor: self.name.clone(),
             limits: self.limits,
+            node: self.node.clone(),
             ..OrbitOptions::default()
         }
     }
 }
 
-/// Runs `config.workers` workers on the store until `shutdown` resolves, then stops
-/// leasing and waits up to the grace period for running transfers. True when they all
-/// finished in time; otherwise they are stopped and their jobs go back to the queue.
+/// Runs `config.workers` workers on the store (and the sources this node may run) until
+/// `shutdown` resolves, then stops leasing and waits up to the grace period for running
+/// transfers. True when they all finished in time; otherwise they are stopped and their
+/// jobs go back to the queue.
 pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<bool> {
     config.validate()?;
     let orbit = Orbit::open(config.orbit_options()).await?;
+    apply_declared_sources(&orbit.acting_as("config"), &config.sources).await?;
+    let sources = match config.source_runner.enabled {
+        true => Some(orbit.start_source_runner(config.source_runner.options())?),
+        false => None,
+    };
     let workers = orbit.start_workers(config.workers);
     tracing::info!(
         workers = config.workers,
@@ -209,6 +235,9 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> R
         "worker service started"
     );
     shutdown.await;
+    if let Some(sources) = sources {
+        sources.shutdown().await;
+    }
     tracing::info!("stopping: no new jobs; waiting for running transfers");
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let clean = workers.shutdown_within(grace).await;

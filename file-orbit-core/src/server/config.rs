@@ -1,12 +1,16 @@
 //! The server's TOML configuration: where to listen, the store, workers, API keys
-//! (hashed), the JWT secret, rate limits, logs, and endpoints and templates declared as
-//! code. Unknown keys are refused by name.
+//! (hashed), the JWT secret, rate limits, logs, the node, and endpoints, templates and
+//! sources declared as code. Unknown keys are refused by name.
 
 use super::error::without_values;
 use crate::endpoint::Endpoint;
-use crate::engine::{DEFAULT_MAX_CONCURRENT, Limits, Orbit, TransferTemplate};
+use crate::engine::{DEFAULT_MAX_CONCURRENT, Limits, NodeIdentity, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::{Secret, with_secrets_revealed};
+use crate::service::declared::{
+    DeclaredSource, SourceRunnerConfig, apply_declared_sources, resolve_secret_references,
+    secret_from_reference,
+};
 use crate::service::logs::LogConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -94,6 +98,13 @@ pub struct ServerConfig {
     pub endpoints: Vec<DeclaredEndpoint>,
     /// `[[templates]]` declared as code: stored at start when new or changed.
     pub templates: Vec<TransferTemplate>,
+    /// `[node]`: this node's name (default the host name) and labels, which decide the
+    /// sources it may run. Applied when the store is opened (`Startup::orbit_options`).
+    pub node: NodeIdentity,
+    /// `[[sources]]` declared as code: stored at start when new or changed.
+    pub sources: Vec<DeclaredSource>,
+    /// `[source_runner]`: whether this server runs stored sources, and their lease.
+    pub source_runner: SourceRunnerConfig,
 }
 
 /// An endpoint of the configuration file: the endpoint's own fields (`name`, `type`, ...)
@@ -131,60 +142,6 @@ impl TryFrom<toml::Table> for DeclaredEndpoint {
             max_concurrent,
         })
     }
-}
-
-/// The secret fields of endpoint configurations.
-const SECRET_FIELDS: [&str; 5] = [
-    "password",
-    "secret_access_key",
-    "session_token",
-    "passphrase",
-    "pem",
-];
-
-/// Replaces each secret field of `table` (and its sub-tables) written as a reference,
-/// `{ env = "NAME" }` or `{ file = "/path" }`, by the value it names, so the file itself
-/// need not hold the secret. `path` names the table in errors.
-fn resolve_secret_references(
-    table: &mut toml::Table,
-    path: &str,
-) -> std::result::Result<(), String> {
-    for (key, value) in table.iter_mut() {
-        let field = format!("{path}{key}");
-        if let toml::Value::Table(inner) = value {
-            if SECRET_FIELDS.contains(&key.as_str()) {
-                let secret =
-                    secret_from_reference(inner).map_err(|err| format!("{field}: {err}"))?;
-                *value = toml::Value::String(secret);
-            } else {
-                resolve_secret_references(inner, &format!("{field}."))?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The secret a `{ env = "NAME" }` or `{ file = "/path" }` reference names (a file's
-/// trailing newline dropped). Errors never hold the secret.
-fn secret_from_reference(reference: &toml::Table) -> std::result::Result<String, String> {
-    let expected = "write the secret as a string, { env = \"NAME\" } or { file = \"/path\" }";
-    let mut entries = reference.iter();
-    let (Some((kind, toml::Value::String(target))), None) = (entries.next(), entries.next()) else {
-        return Err(expected.into());
-    };
-    let secret = match kind.as_str() {
-        "env" => std::env::var(target)
-            .map_err(|_| format!("environment variable {target} is not set (or not UTF-8)"))?,
-        "file" => std::fs::read_to_string(target)
-            .map_err(|err| format!("reading {target}: {err}"))?
-            .trim_end_matches(['\r', '\n'])
-            .to_string(),
-        _ => return Err(expected.into()),
-    };
-    if secret.is_empty() {
-        return Err(format!("the {kind} {target} is empty"));
-    }
-    Ok(secret)
 }
 
 /// `jwt_secret`: a string or a reference (see `secret_from_reference`).
@@ -226,6 +183,9 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             endpoints: Vec::new(),
             templates: Vec::new(),
+            node: NodeIdentity::default(),
+            sources: Vec::new(),
+            source_runner: SourceRunnerConfig::default(),
         }
     }
 }
@@ -308,10 +268,15 @@ impl ServerConfig {
                 ..err.within(&format!("endpoints[{index}]"))
             })?;
         }
+        self.node.validate().map_err(|err| Error {
+            context: CONTEXT.into(),
+            ..err.within("node")
+        })?;
+        self.source_runner.validate()?;
         self.log.validate()
     }
 
-    /// Stores the declared endpoints and templates that are new or differ from the stored
+    /// Stores the declared endpoints, templates and sources that are new or differ from the stored
     /// ones (so a restart with the same file changes nothing, not even the audit log).
     pub async fn apply_declarations(&self, orbit: &Orbit) -> Result<()> {
         let stored_limits: std::collections::HashMap<String, i64> = orbit
@@ -349,7 +314,7 @@ impl ServerConfig {
                 orbit.put_template(template).await?;
             }
         }
-        Ok(())
+        apply_declared_sources(orbit, &self.sources).await
     }
 
     /// When no API key is configured, makes an admin key named `bootstrap-admin`, adds

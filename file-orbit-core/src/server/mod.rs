@@ -34,6 +34,7 @@ pub use startup::{
 
 use crate::engine::{Orbit, Workers};
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::runner::SourceRunner;
 use crate::events::schedule::Scheduler;
 use auth::{Authenticator, RateLimiter};
 use std::net::SocketAddr;
@@ -107,6 +108,7 @@ pub fn router(
 pub struct Server {
     addr: SocketAddr,
     scheduler: Option<Scheduler>,
+    sources: Option<SourceRunner>,
     stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     workers: Option<Workers>,
@@ -142,6 +144,11 @@ impl Server {
         let workers = (config.workers > 0).then(|| orbit.start_workers(config.workers));
         // Every node checks the schedules; each tick fires once across them all.
         let scheduler = Some(orbit.start_scheduler(SCHEDULE_CHECK));
+        // Every node runs the sources it may and nobody else holds.
+        let sources = match config.source_runner.enabled {
+            true => Some(orbit.start_source_runner(config.source_runner.options())?),
+            false => None,
+        };
         status.count.store(config.workers, Ordering::Relaxed);
         let grace = Duration::from_secs(config.shutdown_grace_secs);
         let (stop, stopping) = watch::channel(false);
@@ -161,6 +168,7 @@ impl Server {
         Ok(Server {
             addr,
             scheduler,
+            sources,
             stop,
             http,
             workers,
@@ -184,6 +192,9 @@ impl Server {
         let mut clean = true;
         if let Some(scheduler) = self.scheduler.take() {
             scheduler.shutdown().await;
+        }
+        if let Some(sources) = self.sources.take() {
+            sources.shutdown().await;
         }
         if let Some(workers) = self.workers.take() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -155,12 +155,13 @@ impl Startup {
         Ok(Some(key))
     }
 
-    /// The store, the server's actor and the configured limits.
+    /// The store, the server's actor, the configured limits and the node.
     pub fn orbit_options(&self) -> OrbitOptions {
         OrbitOptions {
             store_url: self.store_url.clone(),
             actor: "server".into(),
             limits: self.config.limits,
+            node: self.config.node.clone(),
             ..Default::default()
         }
     }

@@ -1,6 +1,8 @@
 //! What the long-running services (features `server`, `worker`) share: their log files
-//! and the viewer over them (`logs`), and the shutdown signal.
+//! and the viewer over them (`logs`), what both declare in their TOML (`declared`: secret
+//! references, the node, sources), and the shutdown signal.
 
+pub mod declared;
 pub mod logs;
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
