@@ -28,11 +28,11 @@ mod common;
 #[allow(dead_code)] // the job-store benches' helpers
 mod jobs;
 
-use common::{env, moto_s3, unique};
+use common::moto::{moto_sqs_source, notified_queue};
+use common::{moto_s3, unique};
 use file_orbit::Secret;
-use file_orbit::endpoint::{AwsCredentials, Endpoint, EndpointConfig, LocalConfig};
+use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
 use file_orbit::engine::{JobState, Matcher, Orbit, OrbitOptions, TransferTemplate};
-use file_orbit::events::sqs::aws_sdk_sqs::types::QueueAttributeName;
 use file_orbit::events::sqs::{SqsSource, SqsStats};
 use file_orbit::path_template::PathTemplate;
 use file_orbit::rclone::Rclone;
@@ -111,42 +111,10 @@ impl Bench {
             .await
             .unwrap();
 
-        let mut source = SqsSource::new("", env("MOTO_REGION"), "s3in");
-        source.endpoint_url = Some(env("MOTO_ENDPOINT"));
-        source.credentials = AwsCredentials::new(
-            env("MOTO_ACCESS_KEY_ID"),
-            Secret::new(env("MOTO_SECRET_ACCESS_KEY")),
-        );
+        let mut source = moto_sqs_source("s3in");
         source.wait_time_seconds = 20;
         let sqs = source.client().await;
-        source.queue_url = sqs
-            .create_queue()
-            .queue_name(&bucket)
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_string();
-        let arn = sqs
-            .get_queue_attributes()
-            .queue_url(&source.queue_url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap()
-            .attributes()
-            .unwrap()[&QueueAttributeName::QueueArn]
-            .clone();
-        // The notification configuration by a plain PUT: moto checks no signature.
-        let xml = format!(
-            "<NotificationConfiguration><QueueConfiguration><Id>fo</Id><Queue>{arn}</Queue>\
-             <Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"
-        );
-        ureq::put(&format!("{}/{bucket}?notification", env("MOTO_ENDPOINT")))
-            .header("Content-Type", "application/xml")
-            .send(&xml)
-            .unwrap();
+        source.queue_url = notified_queue(&sqs, &bucket, &bucket, &[]).await;
         let bench = Bench {
             orbit,
             rclone,

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::moto::{create_queue, moto_sqs_source, notified_queue, queue_arn};
 use common::{Kind, endpoint, ensure_bucket, env, moto_s3, orbit_options, rclone, unique};
 use file_orbit::endpoint::{AwsCredentials, Endpoint, EndpointConfig, S3Config};
 use file_orbit::engine::{
@@ -86,18 +87,7 @@ impl Fixture {
             .await
             .unwrap();
 
-        let moto = env("MOTO_ENDPOINT");
-        let mut source = SqsSource::new(
-            format!("{moto}/{}/placeholder", env("MOTO_ACCOUNT_ID")),
-            env("MOTO_REGION"),
-            "s3in",
-        );
-        source.endpoint_url = Some(moto.clone());
-        source.credentials = AwsCredentials::new(
-            env("MOTO_ACCESS_KEY_ID"),
-            file_orbit::Secret::new(env("MOTO_SECRET_ACCESS_KEY")),
-        );
-        source.wait_time_seconds = 1;
+        let mut source = moto_sqs_source("s3in");
         source.visibility_timeout_seconds = 30;
         let sqs = source.client().await;
         let mut fixture = Fixture {
@@ -110,18 +100,9 @@ impl Fixture {
             queues: Vec::new(),
             uploads: tempfile::tempdir().unwrap(),
         };
-        let queue_url = fixture.create_queue(&bucket, attributes).await;
-        fixture.source.queue_url = queue_url.clone();
-        let arn = fixture.queue_arn(&queue_url).await;
-        // The notification configuration by a plain PUT: moto checks no signature.
-        let xml = format!(
-            "<NotificationConfiguration><QueueConfiguration><Id>fo</Id><Queue>{arn}</Queue>\
-             <Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"
-        );
-        ureq::put(&format!("{moto}/{bucket}?notification"))
-            .header("Content-Type", "application/xml")
-            .send(&xml)
-            .unwrap();
+        let queue_url = notified_queue(&fixture.sqs, &bucket, &bucket, attributes).await;
+        fixture.queues.push(queue_url.clone());
+        fixture.source.queue_url = queue_url;
         fixture.workers = Some(orbit.start_workers(2));
         fixture
     }
@@ -131,31 +112,9 @@ impl Fixture {
         name: &str,
         attributes: &[(QueueAttributeName, String)],
     ) -> String {
-        let mut request = self.sqs.create_queue().queue_name(name);
-        for (name, value) in attributes {
-            request = request.attributes(name.clone(), value);
-        }
-        let url = request
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_string();
+        let url = create_queue(&self.sqs, name, attributes).await;
         self.queues.push(url.clone());
         url
-    }
-
-    async fn queue_arn(&self, url: &str) -> String {
-        let attributes = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .unwrap();
-        attributes.attributes().unwrap()[&QueueAttributeName::QueueArn].clone()
     }
 
     async fn start(&self) -> SqsConsumer {
@@ -548,7 +507,7 @@ async fn a_broken_store_leaves_messages_for_the_queues_redrive_policy() {
     let mut fx = Fixture::new(options.clone()).await;
     // The queue itself is made by the fixture; add a DLQ and a redrive policy to it.
     let dlq = fx.create_queue(&unique("fo-sqs-dlq"), &[]).await;
-    let dlq_arn = fx.queue_arn(&dlq).await;
+    let dlq_arn = queue_arn(&fx.sqs, &dlq).await;
     fx.sqs
         .set_queue_attributes()
         .queue_url(&fx.source.queue_url)

@@ -5,6 +5,9 @@
 
 #[cfg(feature = "server")]
 pub mod api;
+pub mod moto;
+#[cfg(feature = "server")]
+pub mod process;
 pub mod relay;
 #[cfg(feature = "server")]
 pub mod server;

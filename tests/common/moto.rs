@@ -1,0 +1,74 @@
+//! S3 notifications on the moto server: an SQS source's settings for moto, and a fresh
+//! queue that receives a bucket's `ObjectCreated` notifications.
+
+use super::env;
+use file_orbit::endpoint::AwsCredentials;
+use file_orbit::events::sqs::SqsSource;
+use file_orbit::events::sqs::aws_sdk_sqs::{self, types::QueueAttributeName};
+
+/// An SQS source on moto about stored S3 endpoint `endpoint` (no queue yet: set
+/// `queue_url`), with moto's credentials and 1 s long polls.
+pub fn moto_sqs_source(endpoint: &str) -> SqsSource {
+    let mut source = SqsSource::new("", env("MOTO_REGION"), endpoint);
+    source.endpoint_url = Some(env("MOTO_ENDPOINT"));
+    source.credentials = AwsCredentials::new(
+        env("MOTO_ACCESS_KEY_ID"),
+        file_orbit::Secret::new(env("MOTO_SECRET_ACCESS_KEY")),
+    );
+    source.wait_time_seconds = 1;
+    source
+}
+
+/// Creates queue `name` with `attributes`; returns its URL.
+pub async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> String {
+    let mut request = sqs.create_queue().queue_name(name);
+    for (name, value) in attributes {
+        request = request.attributes(name.clone(), value);
+    }
+    request
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_string()
+}
+
+/// The ARN of the queue at `url`.
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&QueueAttributeName::QueueArn]
+        .clone()
+}
+
+/// Creates queue `name` (with `attributes`) and sends `bucket`'s `s3:ObjectCreated:*`
+/// notifications to it; returns the queue's URL.
+pub async fn notified_queue(
+    sqs: &aws_sdk_sqs::Client,
+    bucket: &str,
+    name: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> String {
+    let url = create_queue(sqs, name, attributes).await;
+    let arn = queue_arn(sqs, &url).await;
+    // The notification configuration by a plain PUT: moto checks no signature.
+    let xml = format!(
+        "<NotificationConfiguration><QueueConfiguration><Id>fo</Id><Queue>{arn}</Queue>\
+         <Event>s3:ObjectCreated:*</Event></QueueConfiguration></NotificationConfiguration>"
+    );
+    ureq::put(&format!("{}/{bucket}?notification", env("MOTO_ENDPOINT")))
+        .header("Content-Type", "application/xml")
+        .send(&xml)
+        .unwrap();
+    url
+}
