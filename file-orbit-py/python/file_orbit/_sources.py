@@ -7,8 +7,9 @@ process alone (``consume_sqs``, ``watch_local``, ``poll_remote``).
 
 Like an endpoint, a source builds the core's own configuration form and has the core
 validate it at construction, so a bad value raises :class:`~file_orbit.ConfigError`
-naming the field at once. Durations are seconds here, whole milliseconds in the core's
-form; a field left at None takes the core's default. Secrets are left out of ``repr``.
+naming the field at once (as the core names it: a duration's error names e.g.
+``stable_for_ms``). Durations are seconds here, whole milliseconds in the core's form; a
+field left at None takes the core's default. Secrets are left out of ``repr``.
 """
 
 from __future__ import annotations
