@@ -8,6 +8,9 @@ use file_orbit_core::endpoint::Endpoint;
 use file_orbit_core::engine::{JobRequest, RetryPolicy, TransferTemplate};
 use file_orbit_core::error::{Error, ErrorKind, Result as CoreResult};
 use file_orbit_core::events::IncomingEvent;
+use file_orbit_core::events::local::LocalWatch;
+use file_orbit_core::events::poll::RemotePoll;
+use file_orbit_core::events::source::Source;
 use file_orbit_core::events::sqs::SqsSource;
 use file_orbit_core::transfer::{Filters, TransferSpec};
 use pyo3::prelude::*;
@@ -15,12 +18,15 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The kinds `check_core` knows, each the name of one core type.
-const KINDS: [&str; 8] = [
+const KINDS: [&str; 11] = [
     "endpoint",
     "filters",
     "incoming_event",
     "job_request",
+    "local_watch",
+    "remote_poll",
     "retry_policy",
+    "source",
     "sqs_source",
     "template",
     "transfer_spec",
@@ -47,7 +53,14 @@ pub(crate) fn check_core(kind: &str, json: &str) -> PyResult<String> {
         "filters" => round_trip::<Filters>(kind, json),
         "incoming_event" => round_trip::<IncomingEvent>(kind, json),
         "job_request" => round_trip::<JobRequest>(kind, json),
+        "local_watch" => round_trip::<LocalWatch>(kind, json),
+        "remote_poll" => round_trip::<RemotePoll>(kind, json),
         "retry_policy" => round_trip::<RetryPolicy>(kind, json),
+        // A source as `Orbit.put_source` writes it, read by the one parser of sources.
+        "source" => serde_json::from_str(json)
+            .map_err(|err| Error::new(ErrorKind::InvalidInput, "reading a source", err.to_string()))
+            .and_then(|written| Source::parse(None, written))
+            .and_then(|source| to_json(&source)),
         "sqs_source" => round_trip::<SqsSource>(kind, json),
         "template" => round_trip::<TransferTemplate>(kind, json),
         "transfer_spec" => round_trip::<TransferSpec>(kind, json),

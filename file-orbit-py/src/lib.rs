@@ -21,8 +21,11 @@ mod transfer;
 
 use file_orbit_core::endpoint::{Endpoint, SmbConfig};
 use file_orbit_core::error::{Error, ErrorKind};
+use file_orbit_core::events::local::LocalWatch;
+use file_orbit_core::events::poll::RemotePoll;
 use file_orbit_core::events::sqs::SqsSource;
 use file_orbit_core::rclone::{Rclone, RcloneOptions};
+use file_orbit_core::serde_errors::from_json_value;
 use file_orbit_core::{Result as CoreResult, Secret};
 use pyo3::prelude::*;
 use std::future::Future;
@@ -93,6 +96,11 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) 
         .map_err(|err| Error::new(ErrorKind::InvalidInput, what, err.to_string()))
 }
 
+/// Reads a source's spec (JSON text in the core's form) as `T`; an error names the field.
+pub(crate) fn read_spec<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> CoreResult<T> {
+    from_json_value(what, from_json(what, text)?)
+}
+
 /// Remembers the librclone.so to load. `$FILE_ORBIT_LIBRCLONE` still wins; None leaves
 /// the loader's order (the path cargo recorded, then the dynamic linker). Only the first
 /// load uses it.
@@ -119,11 +127,21 @@ fn validate_endpoint(config: &str) -> PyResult<()> {
     endpoint.validate().map_err(to_py_err)
 }
 
-/// Checks an SQS source (the core's JSON form); raises `ConfigError` naming the field.
+/// Checks a source's spec of `kind` (`sqs`, `local_watch` or `remote_poll`; the core's
+/// JSON form) with the core's own checks; raises `ConfigError` naming the field.
 #[pyfunction]
-fn validate_sqs_source(source: &str) -> PyResult<()> {
-    let source: SqsSource = from_json("sqs source", source).map_err(to_py_err)?;
-    source.validate().map_err(to_py_err)
+fn validate_source_spec(kind: &str, spec: &str) -> PyResult<()> {
+    match kind {
+        "sqs" => read_spec::<SqsSource>("sqs source", spec).and_then(|s| s.validate()),
+        "local_watch" => read_spec::<LocalWatch>("local watch", spec).and_then(|s| s.validate()),
+        "remote_poll" => read_spec::<RemotePoll>("remote poll", spec).and_then(|s| s.validate()),
+        other => Err(Error::invalid_field(
+            "source",
+            "kind",
+            format!("unknown kind {other:?}"),
+        )),
+    }
+    .map_err(to_py_err)
 }
 
 /// Splits `//host/share/path` into (host, share, root) with the core's parser.
@@ -138,7 +156,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(set_library_path, module)?)?;
     module.add_function(wrap_pyfunction!(load_rclone, module)?)?;
     module.add_function(wrap_pyfunction!(validate_endpoint, module)?)?;
-    module.add_function(wrap_pyfunction!(validate_sqs_source, module)?)?;
+    module.add_function(wrap_pyfunction!(validate_source_spec, module)?)?;
     module.add_function(wrap_pyfunction!(parse_unc, module)?)?;
     module.add_function(wrap_pyfunction!(contract::check_core, module)?)?;
     module.add_class::<orbit::NativeOrbit>()?;

@@ -2,26 +2,30 @@
 //! (`Call` → `run`), each a single core call, reachable blocking (`call`, GIL released)
 //! or from asyncio (`call_async`); operations that return a handle (a running transfer, a
 //! background service) have their own methods. The orbit keeps a handle of each
-//! transfer and service it starts, so `close` can stop them before it closes the store.
+//! transfer and service it starts (the source runner among them), so `close` can stop
+//! them before it closes the store.
 
 use crate::service::{NativeService, Service, ServiceStopper};
 use crate::transfer::{NativeTransfer, TransferStopper};
-use crate::{awaitable, block, from_json, lock, rclone, runtime, to_json, to_py_err};
+use crate::{awaitable, block, from_json, lock, rclone, read_spec, runtime, to_json, to_py_err};
 use file_orbit_core::Result as CoreResult;
 use file_orbit_core::Secret;
 use file_orbit_core::endpoint::{Endpoint, TestOptions};
 use file_orbit_core::engine::{
-    JobFilter, JobRequest, JobState, Limits, Orbit, OrbitOptions, TransferTemplate,
+    JobFilter, JobRequest, JobState, Limits, NodeIdentity, Orbit, OrbitOptions, TransferTemplate,
 };
 use file_orbit_core::error::{Error, ErrorKind};
 use file_orbit_core::events::local::LocalWatch;
 use file_orbit_core::events::poll::RemotePoll;
+use file_orbit_core::events::runner::SourceRunnerOptions;
+use file_orbit_core::events::source::Source;
 use file_orbit_core::events::sqs::SqsSource;
 use file_orbit_core::events::{IncomingEvent, Ingested};
 use file_orbit_core::transfer::{TransferJob, TransferSpec};
 use pyo3::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +43,10 @@ struct OpenOptions {
     actor: Option<String>,
     #[serde(default)]
     limits: Limits,
+    /// This node's name (default: the host name) and labels, for sources' placements.
+    node: Option<String>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 impl OpenOptions {
@@ -54,6 +62,10 @@ impl OpenOptions {
             aging: ms(self.aging_ms, defaults.aging),
             poll_interval: ms(self.poll_interval_ms, defaults.poll_interval),
             actor: self.actor.unwrap_or(defaults.actor),
+            node: NodeIdentity {
+                name: self.node.unwrap_or(defaults.node.name),
+                labels: self.labels,
+            },
             limits: self.limits,
         }
     }
@@ -144,6 +156,23 @@ enum Call {
     VerifyAuditLog,
     RotateKeys,
     Workers,
+    /// A source as written (`Source::parse`'s JSON: name, kind, spec, enabled, placement).
+    PutSource {
+        source: Value,
+    },
+    Sources,
+    SourceStatus {
+        name: String,
+    },
+    PauseSource {
+        name: String,
+    },
+    ResumeSource {
+        name: String,
+    },
+    DeleteSource {
+        name: String,
+    },
 }
 
 /// How often `WaitJob` reads the job (the core's `Orbit::wait` uses the same period).
@@ -232,6 +261,24 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
         Call::AuditLog { limit } => value(&orbit.audit_log(limit).await?)?,
         Call::VerifyAuditLog => json!(orbit.verify_audit_log().await?),
         Call::RotateKeys => json!(orbit.rotate_keys().await?),
+        Call::PutSource { source } => {
+            orbit.put_source(&Source::parse(None, source)?).await?;
+            Value::Null
+        }
+        Call::Sources => value(&orbit.sources().await?)?,
+        Call::SourceStatus { name } => value(&orbit.source_status(&name).await?)?,
+        Call::PauseSource { name } => {
+            orbit.pause_source(&name).await?;
+            Value::Null
+        }
+        Call::ResumeSource { name } => {
+            orbit.resume_source(&name).await?;
+            Value::Null
+        }
+        Call::DeleteSource { name } => {
+            orbit.delete_source(&name).await?;
+            Value::Null
+        }
     })
 }
 
@@ -264,45 +311,16 @@ async fn start_transfer(
     Ok(NativeTransfer::follow(job))
 }
 
-/// What `watch_local` takes: `LocalWatch` with durations in milliseconds.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct WatchOptions {
-    endpoint: String,
-    sub_path: Option<String>,
-    stable_for_ms: Option<u64>,
-    marker_suffix: Option<String>,
-    ignore: Option<Vec<String>>,
-    rescan_interval_ms: Option<u64>,
-}
-
-impl WatchOptions {
-    fn into_core(self) -> LocalWatch {
-        let mut spec = LocalWatch::new(self.endpoint);
-        spec.sub_path = self.sub_path;
-        spec.marker_suffix = self.marker_suffix;
-        if let Some(ms) = self.stable_for_ms {
-            spec.stable_for = Duration::from_millis(ms);
-        }
-        if let Some(ignore) = self.ignore {
-            spec.ignore = ignore;
-        }
-        if let Some(ms) = self.rescan_interval_ms {
-            spec.rescan_interval = Duration::from_millis(ms);
-        }
-        spec
-    }
-}
-
-async fn watch_local(orbit: Orbit, options: String) -> CoreResult<NativeService> {
-    let options: WatchOptions = from_json("local watch", &options)?;
-    let watcher = orbit.start_local_watch(options.into_core()).await?;
+/// Starts watching a local folder (`spec`: the core's `LocalWatch` JSON).
+async fn watch_local(orbit: Orbit, spec: String) -> CoreResult<NativeService> {
+    let spec: LocalWatch = read_spec("local watch", &spec)?;
+    let watcher = orbit.start_local_watch(spec).await?;
     Ok(NativeService::new(Service::LocalWatch(watcher)))
 }
 
 /// Starts consuming S3 notifications from the queue of `source` (the core's JSON form).
 async fn consume_sqs(orbit: Orbit, source: String) -> CoreResult<NativeService> {
-    let source: SqsSource = from_json("sqs source", &source)?;
+    let source: SqsSource = read_spec("sqs source", &source)?;
     let consumer = orbit.start_sqs_source(source).await?;
     Ok(NativeService::new(Service::Sqs(consumer)))
 }
@@ -478,22 +496,18 @@ impl NativeOrbit {
         Ok(self.started.add_service(workers))
     }
 
-    /// Starts a local folder watch (options JSON: endpoint, sub_path, stable_for_ms, ...).
-    fn watch_local(&self, py: Python<'_>, options: String) -> PyResult<NativeService> {
-        let watch = block(py, watch_local(self.live()?, options))?;
+    /// Starts a local folder watch (spec JSON: the core's `LocalWatch`).
+    fn watch_local(&self, py: Python<'_>, spec: String) -> PyResult<NativeService> {
+        let watch = block(py, watch_local(self.live()?, spec))?;
         Ok(self.started.add_service(watch))
     }
 
     /// `watch_local` as an awaitable.
-    fn watch_local_async<'py>(
-        &self,
-        py: Python<'py>,
-        options: String,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn watch_local_async<'py>(&self, py: Python<'py>, spec: String) -> PyResult<Bound<'py, PyAny>> {
         let orbit = self.live()?;
         let started = self.started.clone();
         awaitable(py, async move {
-            let watch = watch_local(orbit, options).await?;
+            let watch = watch_local(orbit, spec).await?;
             Ok(started.add_service(watch))
         })
     }
@@ -518,23 +532,29 @@ impl NativeOrbit {
         })
     }
 
-    /// Starts polling `path` on endpoint `endpoint` every `interval_ms`.
-    #[pyo3(signature = (endpoint, path, interval_ms, ignore=None))]
-    fn poll_remote(
-        &self,
-        endpoint: String,
-        path: String,
-        interval_ms: u64,
-        ignore: Option<Vec<String>>,
-    ) -> PyResult<NativeService> {
+    /// Starts polling a remote folder (`spec`: the core's `RemotePoll` JSON).
+    fn poll_remote(&self, spec: &str) -> PyResult<NativeService> {
+        let spec: RemotePoll = read_spec("remote poll", spec).map_err(to_py_err)?;
         let orbit = self.live()?;
-        let mut poll = RemotePoll::new(endpoint, path, Duration::from_millis(interval_ms));
-        if let Some(ignore) = ignore {
-            poll.ignore = ignore;
-        }
         let _runtime = runtime().enter();
-        let poller = NativeService::new(Service::Poll(orbit.start_remote_poll(poll)));
+        let poller = NativeService::new(Service::Poll(orbit.start_remote_poll(spec)));
         Ok(self.started.add_service(poller))
+    }
+
+    /// Starts running the stored sources this node may run (leases of `lease_ms`, the
+    /// sources read every `check_every_ms`).
+    fn run_sources(&self, lease_ms: u64, check_every_ms: u64) -> PyResult<NativeService> {
+        let orbit = self.live()?;
+        let _runtime = runtime().enter();
+        let runner = orbit
+            .start_source_runner(SourceRunnerOptions {
+                lease: Duration::from_millis(lease_ms),
+                check_every: Duration::from_millis(check_every_ms),
+            })
+            .map_err(to_py_err)?;
+        Ok(self
+            .started
+            .add_service(NativeService::new(Service::Sources(runner))))
     }
 
     /// Starts firing the templates' cron schedules, checking every `interval_ms`.

@@ -1,11 +1,13 @@
 //! `NativeService`: a background part of the engine running on the runtime — workers, a
-//! local folder watch, a remote poll, an SQS consumer or the scheduler — until `stop()` (or until the
-//! Python object is dropped, which stops it in the background, or its orbit is closed).
+//! local folder watch, a remote poll, an SQS consumer, the scheduler or the source runner —
+//! until `stop()` (or until the Python object is dropped, which stops it in the background,
+//! or its orbit is closed).
 
 use crate::{awaitable, block, lock, runtime, to_json, to_py_err};
 use file_orbit_core::engine::Workers;
 use file_orbit_core::events::local::LocalWatcher;
 use file_orbit_core::events::poll::Poller;
+use file_orbit_core::events::runner::SourceRunner;
 use file_orbit_core::events::schedule::Scheduler;
 use file_orbit_core::events::sqs::SqsConsumer;
 use pyo3::prelude::*;
@@ -19,6 +21,8 @@ pub enum Service {
     Poll(Poller),
     Sqs(SqsConsumer),
     Scheduler(Scheduler),
+    /// The stored sources this node runs (stopping it releases their leases).
+    Sources(SourceRunner),
 }
 
 impl Service {
@@ -29,6 +33,7 @@ impl Service {
             Service::Poll(poller) => poller.shutdown().await,
             Service::Sqs(consumer) => consumer.shutdown().await,
             Service::Scheduler(scheduler) => scheduler.shutdown().await,
+            Service::Sources(runner) => runner.shutdown().await,
         }
     }
 

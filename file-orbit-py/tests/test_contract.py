@@ -22,7 +22,7 @@ import pytest
 
 import file_orbit as fo
 from file_orbit import _native
-from file_orbit._orbit import _ingest_event, _submit_request
+from file_orbit._orbit import _ingest_event, _source_request, _submit_request
 
 # Secret fields: the core writes them back as "***" (it never shows a secret).
 SECRETS = {"password", "secret_access_key", "session_token", "pem", "passphrase"}
@@ -152,6 +152,23 @@ CASES: dict[type, tuple[str, list[Any]]] = {
             )
         ],
     ),
+    fo.LocalWatch: (
+        "local_watch",
+        [
+            fo.LocalWatch(
+                fo.Local("inbox", root="/srv/inbox"),
+                sub_path="drop/today",
+                stable_for=2.5,
+                marker_suffix=".done",
+                ignore=("*.part", "~*"),
+                rescan_interval=0.25,
+            )
+        ],
+    ),
+    fo.RemotePoll: (
+        "remote_poll",
+        [fo.RemotePoll("partner", "outbox/2026", interval=1.5, ignore=["*.lock"])],
+    ),
     fo.Smb: (
         "endpoint",
         [
@@ -240,6 +257,16 @@ def test_a_job_request_with_next_hops_goes_through_the_core() -> None:
     assert [hop["destination"] for hop in back["next_hops"]] == ["backup", "offsite"]
 
 
+@pytest.mark.parametrize("kind", [fo.SqsSource, fo.LocalWatch, fo.RemotePoll], ids=lambda cls: cls.__name__)
+def test_a_stored_source_goes_through_the_cores_one_parser(kind: type) -> None:
+    spec = CASES[kind][1][0]
+    request = _source_request("uploads", spec, False, "host-b", {"site": "paris"})
+    back = check("source", request)
+    assert (back["kind"], back["placement"]) == (spec._kind, {"node": "host-b", "labels": {"site": "paris"}})
+    anywhere = check("source", _source_request("anywhere", spec, True, None, None))
+    assert anywhere["placement"] == {} and anywhere["enabled"] is True
+
+
 def test_an_ingested_event_goes_through_the_core() -> None:
     modified = _dt.datetime(2026, 12, 7, 9, 30, tzinfo=_dt.timezone.utc)
     event = _ingest_event(
@@ -264,6 +291,8 @@ def test_an_ingested_event_goes_through_the_core() -> None:
         ("job_request", {"priorty": 1}, "priorty"),
         ("endpoint", {"rooot": "/x"}, "rooot"),
         ("sqs_source", {"max_mesages": 5}, "max_mesages"),
+        ("local_watch", {"stable_for": 5}, "stable_for"),
+        ("remote_poll", {"interval": 5}, "interval"),
     ],
 )
 def test_a_misspelt_key_is_refused_naming_it(kind: str, typo: dict[str, Any], field: str) -> None:
@@ -275,6 +304,8 @@ def test_a_misspelt_key_is_refused_naming_it(kind: str, typo: dict[str, Any], fi
         "job_request": lambda: _submit_request(spec(), 0, None, None, ()),
         "endpoint": lambda: fo.Local("inbox", root="/srv")._to_core(),
         "sqs_source": lambda: CASES[fo.SqsSource][1][0]._to_core(),
+        "local_watch": lambda: CASES[fo.LocalWatch][1][0]._to_core(),
+        "remote_poll": lambda: CASES[fo.RemotePoll][1][0]._to_core(),
     }[kind]()
     with pytest.raises(fo.ConfigError, match=field):
         _native.check_core(kind, json.dumps({**valid, **typo}))

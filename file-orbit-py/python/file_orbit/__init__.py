@@ -4,8 +4,11 @@ One ``pip install`` gives the whole engine: typed endpoints (:class:`Local`, :cl
 :class:`Sftp`, :class:`Smb`), transfers with live progress and cancellation, durable jobs
 with retries, chains, templates, events and an audit log, all with rclone running inside
 this process (the wheel carries ``librclone.so``; no Go, no rclone binary). Events come
-from local folder watches, remote polls, S3 notifications through SQS
-(:class:`SqsSource`, :meth:`Orbit.consume_sqs`) and cron schedules.
+from local folder watches, remote polls, S3 notifications through SQS and cron schedules;
+sources are stored objects (:meth:`Orbit.put_source` with :class:`SqsSource`,
+:class:`LocalWatch` or :class:`RemotePoll`) that each run on one node at a time
+(:meth:`Orbit.run_sources`), or run in this process alone (:meth:`Orbit.consume_sqs`,
+:meth:`Orbit.watch_local`, :meth:`Orbit.poll_remote`).
 
 Blocking API: :class:`Orbit`; asyncio API: :class:`AsyncOrbit`. Handles
 (:class:`Transfer`, :class:`Job`) support ``wait(progress=callback)``, ``cancel()`` and
@@ -51,6 +54,9 @@ from ._models import (
     RcloneInfo,
     RetryPolicy,
     Scope,
+    SourceCounters,
+    SourceState,
+    SourceStatus,
     SqsStats,
     Template,
     TransferSpec,
@@ -58,7 +64,7 @@ from ._models import (
     WorkerInfo,
 )
 from ._orbit import AsyncOrbit, Orbit
-from ._sources import SqsSource
+from ._sources import LocalWatch, RemotePoll, SourceSpec, SqsSource
 from .errors import (
     AuthenticationError,
     CancelledError,
@@ -93,6 +99,7 @@ __all__ = [
     "JobState",
     "LibraryError",
     "Local",
+    "LocalWatch",
     "Mode",
     "NotFoundError",
     "Orbit",
@@ -101,12 +108,17 @@ __all__ = [
     "ProtocolError",
     "RcloneInfo",
     "RemoteError",
+    "RemotePoll",
     "RetryPolicy",
     "S3",
     "Scope",
     "Service",
     "Sftp",
     "Smb",
+    "SourceCounters",
+    "SourceSpec",
+    "SourceState",
+    "SourceStatus",
     "SqsSource",
     "SqsStats",
     "StoreError",

@@ -1,5 +1,5 @@
 """The values File Orbit takes and returns: transfer specs, filters, retry policies,
-templates, progress, jobs, events, diagnoses. Plain frozen dataclasses; each converts to
+templates, progress, jobs, events, stored sources' status, diagnoses. Plain frozen dataclasses; each converts to
 or from the core's JSON form and does nothing else.
 """
 
@@ -26,6 +26,9 @@ __all__ = [
     "RcloneInfo",
     "RetryPolicy",
     "Scope",
+    "SourceCounters",
+    "SourceState",
+    "SourceStatus",
     "Template",
     "TransferSpec",
     "SqsStats",
@@ -44,6 +47,10 @@ Conflict = Literal["overwrite", "skip_existing", "newer_only"]
 
 JobState = Literal["queued", "leased", "succeeded", "dead", "cancelled"]
 """Where a durable job is: waiting, held by a worker, or finished one of three ways."""
+
+SourceState = Literal["starting", "running", "failing", "paused"]
+"""What a stored source is doing: waiting for a node to take it (or being started),
+running, enabled but not working (see its ``last_error``; retried), or paused."""
 
 
 def _ms_to_datetime(ms: int | None) -> _dt.datetime | None:
@@ -447,6 +454,8 @@ class Event:
         error: Why a dead event could not be used.
         created_at: When it was stored.
         duplicate: True when ``ingest`` found it stored already (nothing new was submitted).
+        source_name: The stored source that produced it (see :meth:`Orbit.put_source`);
+            None for a direct call, a schedule or a replay.
     """
 
     id: int
@@ -459,6 +468,7 @@ class Event:
     error: str | None
     created_at: _dt.datetime
     duplicate: bool = False
+    source_name: str | None = None
 
     @classmethod
     def _from_core(cls, data: Mapping[str, Any], duplicate: bool = False) -> Event:
@@ -473,6 +483,82 @@ class Event:
             error=data["error"],
             created_at=_ms_to_datetime(data["created_at"]),  # type: ignore[arg-type]
             duplicate=duplicate,
+            source_name=data["source_name"],
+        )
+
+
+@dataclass(frozen=True)
+class SourceCounters:
+    """What a stored source has done, summed over every node that ran it.
+
+    Attributes:
+        received: Notifications or files seen (SQS messages, redeliveries included;
+            hand-overs of a watch; stable files of a poll).
+        ingested: Events stored as new.
+        duplicates: Events the store already had (redeliveries, rescans, other nodes).
+        dead: Unusable messages stored as dead events.
+        errors: Receives, hand-overs or polls that failed (retried).
+    """
+
+    received: int
+    ingested: int
+    duplicates: int
+    dead: int
+    errors: int
+
+
+@dataclass(frozen=True)
+class SourceStatus:
+    """A stored source as listed (:meth:`Orbit.sources`): its definition, secrets shown as
+    ``***``, and what the node running it last reported.
+
+    Attributes:
+        name: The source's name.
+        kind: ``"sqs"``, ``"local_watch"`` or ``"remote_poll"``.
+        spec: The kind's fields in the core's form (durations in milliseconds), secrets
+            as ``"***"``.
+        enabled: False while paused.
+        placement: Where it may run: ``{"node": name}`` and/or ``{"labels": {...}}``;
+            empty: on any node.
+        revision: Bumped by every edit; the node running it restarts it on a change.
+        state: See :data:`SourceState`.
+        owner_node: The node running it, while its lease lasts.
+        owner: The process holding the lease (``node/pid/n``).
+        lease_until: When the lease runs out unless renewed.
+        counters: Its :class:`SourceCounters`.
+        last_event_at: When it last saw something.
+        last_error: The last failure (never a secret).
+        created_at: When it was first stored.
+        updated_at: When it was last edited, paused or resumed.
+    """
+
+    name: str
+    kind: Literal["sqs", "local_watch", "remote_poll"]
+    spec: Mapping[str, Any]
+    enabled: bool
+    placement: Mapping[str, Any]
+    revision: int
+    state: SourceState
+    owner_node: str | None
+    owner: str | None
+    lease_until: _dt.datetime | None
+    counters: SourceCounters
+    last_event_at: _dt.datetime | None
+    last_error: str | None
+    created_at: _dt.datetime
+    updated_at: _dt.datetime
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> SourceStatus:
+        return cls(
+            **{
+                **data,
+                "counters": SourceCounters(**data["counters"]),
+                "lease_until": _ms_to_datetime(data["lease_until"]),
+                "last_event_at": _ms_to_datetime(data["last_event_at"]),
+                "created_at": _ms_to_datetime(data["created_at"]),
+                "updated_at": _ms_to_datetime(data["updated_at"]),
+            }
         )
 
 

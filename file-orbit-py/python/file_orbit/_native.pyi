@@ -16,7 +16,7 @@ __all__ = [
     "parse_unc",
     "set_library_path",
     "validate_endpoint",
-    "validate_sqs_source",
+    "validate_source_spec",
 ]
 
 PINNED_RCLONE_VERSION: str
@@ -30,16 +30,18 @@ def load_rclone() -> tuple[str, str]:
 def validate_endpoint(config: str) -> None:
     """Checks an endpoint config (JSON); raises ConfigError naming the field."""
 
-def validate_sqs_source(source: str) -> None:
-    """Checks an SQS source (JSON); raises ConfigError naming the field."""
+def validate_source_spec(kind: str, spec: str) -> None:
+    """Checks a source's spec of ``kind`` (``"sqs"``, ``"local_watch"``, ``"remote_poll"``;
+    JSON); raises ConfigError naming the field."""
 
 def parse_unc(unc: str) -> tuple[str, str, str]:
     """Splits ``//host/share/path`` into (host, share, root)."""
 
 def check_core(kind: str, json: str) -> str:
     """For the contract test: reads ``json`` as the core type ``kind`` names (``"endpoint"``,
-    ``"filters"``, ``"incoming_event"``, ``"job_request"``, ``"retry_policy"``,
-    ``"sqs_source"``, ``"template"``, ``"transfer_spec"``) and returns the core's JSON of
+    ``"filters"``, ``"incoming_event"``, ``"job_request"``, ``"local_watch"``,
+    ``"remote_poll"``, ``"retry_policy"``, ``"source"``, ``"sqs_source"``, ``"template"``,
+    ``"transfer_spec"``) and returns the core's JSON of
     what it read (secrets as ``***``); raises ConfigError naming the field it refused."""
 
 @final
@@ -69,10 +71,10 @@ class NativeOrbit:
     def start_workers(self, count: int) -> NativeService:
         """Starts ``count`` workers."""
 
-    def watch_local(self, options: str) -> NativeService:
-        """Starts a local folder watch (options JSON)."""
+    def watch_local(self, spec: str) -> NativeService:
+        """Starts a local folder watch (the core's LocalWatch JSON)."""
 
-    def watch_local_async(self, options: str) -> Any:
+    def watch_local_async(self, spec: str) -> Any:
         """``watch_local`` as an awaitable of NativeService."""
 
     def consume_sqs(self, source: str) -> NativeService:
@@ -81,10 +83,11 @@ class NativeOrbit:
     def consume_sqs_async(self, source: str) -> Any:
         """``consume_sqs`` as an awaitable of NativeService."""
 
-    def poll_remote(
-        self, endpoint: str, path: str, interval_ms: int, ignore: list[str] | None = None
-    ) -> NativeService:
-        """Starts polling an endpoint."""
+    def poll_remote(self, spec: str) -> NativeService:
+        """Starts polling an endpoint (the core's RemotePoll JSON)."""
+
+    def run_sources(self, lease_ms: int, check_every_ms: int) -> NativeService:
+        """Starts running the stored sources this node may run."""
 
     def start_scheduler(self, interval_ms: int) -> NativeService:
         """Starts firing cron schedules."""
@@ -124,7 +127,7 @@ class NativeTransfer:
 
 @final
 class NativeService:
-    """A background service (workers, watch, poll, SQS consumer, scheduler)."""
+    """A background service (workers, watch, poll, SQS consumer, scheduler, source runner)."""
 
     @property
     def running(self) -> bool:

@@ -30,12 +30,13 @@ from ._models import (
     Mode,
     RetryPolicy,
     Scope,
+    SourceStatus,
     Template,
     TransferSpec,
     WorkerInfo,
     _ms_to_datetime,
 )
-from ._sources import SqsSource
+from ._sources import LocalWatch, RemotePoll, SourceSpec, SqsSource
 
 __all__ = ["AsyncOrbit", "Orbit"]
 
@@ -49,6 +50,8 @@ def _open_options(
     poll_interval: float | None,
     actor: str | None,
     limits: Mapping[str, int] | None,
+    node: str | None,
+    labels: Mapping[str, str] | None,
 ) -> str:
     url = os.fspath(store)
     if "://" not in url:
@@ -67,6 +70,8 @@ def _open_options(
             "poll_interval_ms": ms(poll_interval),
             "actor": actor,
             "limits": dict(limits or {}),
+            "node": node,
+            "labels": dict(labels or {}),
         }
     )
 
@@ -144,24 +149,16 @@ def _ingest_event(
     return {"source": source, "dedup_key": dedup_key, "file": file, "template": template, "payload": payload}
 
 
-def _watch_options(
-    endpoint: str | Endpoint,
-    sub_path: str | None,
-    stable_for: float | None,
-    marker_suffix: str | None,
-    ignore: Sequence[str] | None,
-    rescan_interval: float | None,
-) -> str:
-    return json.dumps(
-        {
-            "endpoint": endpoint.name if isinstance(endpoint, Endpoint) else endpoint,
-            "sub_path": sub_path,
-            "stable_for_ms": None if stable_for is None else round(stable_for * 1000),
-            "marker_suffix": marker_suffix,
-            "ignore": None if ignore is None else list(ignore),
-            "rescan_interval_ms": None if rescan_interval is None else round(rescan_interval * 1000),
-        }
-    )
+def _source_request(
+    name: str, spec: SourceSpec, enabled: bool, node: str | None, labels: Mapping[str, str] | None
+) -> dict[str, Any]:
+    """A source as the core's ``Source::parse`` reads it."""
+    placement: dict[str, Any] = {}
+    if node is not None:
+        placement["node"] = node
+    if labels:
+        placement["labels"] = dict(labels)
+    return {"name": name, "kind": spec._kind, "spec": spec._to_core(), "enabled": enabled, "placement": placement}
 
 
 def _endpoint_info(data: Mapping[str, Any]) -> EndpointInfo:
@@ -209,6 +206,9 @@ class Orbit:
             ``max_parallelism`` (64), ``max_priority`` (1,000,000), ``max_attempts`` (100),
             ``max_retry_delay_ms`` (one day), ``max_next_hops`` (32) and
             ``max_lost_attempts`` (3: a job whose worker is lost that often is dead).
+        node: This node's name, for stored sources' placements (default: the host name).
+        labels: This node's labels (e.g. ``{"site": "paris"}``): a source placed on labels
+            runs only on nodes carrying all of them.
 
     Example::
 
@@ -235,8 +235,12 @@ class Orbit:
         poll_interval: float | None = None,
         actor: str | None = None,
         limits: Mapping[str, int] | None = None,
+        node: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
-        options = _open_options(store, master_key, previous_keys, lease, aging, poll_interval, actor, limits)
+        options = _open_options(
+            store, master_key, previous_keys, lease, aging, poll_interval, actor, limits, node, labels
+        )
         self._native = _native.NativeOrbit.open(options)
 
     def _call(self, op: str, **args: Any) -> Any:
@@ -531,8 +535,15 @@ class Orbit:
         Returns:
             A :class:`Service`; :meth:`Service.stats` gives its counters.
         """
-        options = _watch_options(endpoint, sub_path, stable_for, marker_suffix, ignore, rescan_interval)
-        return Service(self._native.watch_local(options), f"local watch of {endpoint!r}")
+        spec = LocalWatch(
+            endpoint,
+            sub_path=sub_path,
+            stable_for=stable_for,
+            marker_suffix=marker_suffix,
+            ignore=ignore,
+            rescan_interval=rescan_interval,
+        )
+        return Service(self._native.watch_local(json.dumps(spec._to_core())), f"local watch of {spec.endpoint!r}")
 
     def consume_sqs(self, source: SqsSource) -> Service:
         """Consumes S3 event notifications from an SQS queue; each object created under
@@ -561,10 +572,8 @@ class Orbit:
     ) -> Service:
         """Lists ``path`` on a stored endpoint every ``interval`` seconds; a new or changed
         file becomes an event once it looked the same on two polls."""
-        name = endpoint.name if isinstance(endpoint, Endpoint) else endpoint
-        ignore_list = None if ignore is None else list(ignore)
-        native = self._native.poll_remote(name, path, round(interval * 1000), ignore_list)
-        return Service(native, f"poll of {name!r}")
+        spec = RemotePoll(endpoint, path, interval=interval, ignore=ignore)
+        return Service(self._native.poll_remote(json.dumps(spec._to_core())), f"poll of {spec.endpoint!r}")
 
     def start_scheduler(self, interval: float = 1.0) -> Service:
         """Fires the templates' cron schedules (once per tick across engines sharing the
@@ -574,6 +583,78 @@ class Orbit:
     def fire_due_schedules(self) -> list[Event]:
         """Fires the schedules that are due now, once; returns their events."""
         return [Event._from_core(data) for data in self._call("fire_due_schedules")]
+
+    # Stored sources
+
+    def put_source(
+        self,
+        name: str,
+        spec: SourceSpec,
+        *,
+        enabled: bool = True,
+        node: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """Stores an event source (or replaces the one of that name; the node running it
+        restarts it with the new spec). Secrets are sealed like endpoint credentials. The
+        source runs on exactly one node at a time whose :meth:`run_sources` leases it.
+
+        Args:
+            name: The source's name.
+            spec: What it watches: an :class:`SqsSource`, :class:`LocalWatch` or
+                :class:`RemotePoll`.
+            enabled: False stores it paused.
+            node: Run it only on the node of this name (see ``Orbit(node=...)``).
+            labels: Run it only on nodes carrying all these labels. Without ``node`` or
+                ``labels`` it runs on any node.
+
+        Raises:
+            ConfigError: A field is wrong; ``.field`` names it as the core does, e.g.
+                ``"spec.endpoint"`` (no such endpoint, or not of the right type),
+                ``"spec.sub_path"`` (a watched folder missing on this node), ``"name"``.
+        """
+        self._call("put_source", source=_source_request(name, spec, enabled, node, labels))
+
+    def sources(self) -> list[SourceStatus]:
+        """Every stored source with its status, by name (secrets shown as ``***``)."""
+        return [SourceStatus._from_core(data) for data in self._call("sources")]
+
+    def source(self, name: str) -> SourceStatus:
+        """The stored source ``name`` with its status; :class:`NotFoundError` if none."""
+        return SourceStatus._from_core(self._call("source_status", name=name))
+
+    def pause_source(self, name: str) -> None:
+        """Stops source ``name`` wherever it runs (within the runner's ``check_every``)
+        until :meth:`resume_source`."""
+        self._call("pause_source", name=name)
+
+    def resume_source(self, name: str) -> None:
+        """Lets a paused source run again (on a node its placement admits)."""
+        self._call("resume_source", name=name)
+
+    def delete_source(self, name: str) -> None:
+        """Deletes source ``name``; the node running it stops it."""
+        self._call("delete_source", name=name)
+
+    def run_sources(self, *, lease: float = 15.0, check_every: float = 0.5) -> Service:
+        """Runs the stored sources this node may run, in this process: every
+        ``check_every`` seconds it reads the sources, leases each enabled one that its
+        placement admits and nobody holds, starts it, renews the lease with the source's
+        state and counters every second, and stops a source that was paused, deleted,
+        placed elsewhere or taken over (restarting an edited one). Their events record
+        the source's name; the workers of any engine on this store run the jobs.
+
+        Args:
+            lease: Seconds a lease lasts without renewal: a dead node's sources move to
+                another node after at most this (2 s to an hour).
+            check_every: Seconds between two reads of the sources (0.05 to 10).
+
+        Returns:
+            A :class:`Service`; ``stop()`` (or closing the orbit) stops the sources and
+            releases their leases.
+        """
+        native = self._native.run_sources(round(lease * 1000), round(check_every * 1000))
+        return Service(native, "source runner")
 
     # Audit and keys
 
@@ -615,9 +696,13 @@ class AsyncOrbit:
         poll_interval: float | None = None,
         actor: str | None = None,
         limits: Mapping[str, int] | None = None,
+        node: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> AsyncOrbit:
         """Opens the store; the arguments are those of :class:`Orbit`."""
-        options = _open_options(store, master_key, previous_keys, lease, aging, poll_interval, actor, limits)
+        options = _open_options(
+            store, master_key, previous_keys, lease, aging, poll_interval, actor, limits, node, labels
+        )
         return cls(await _native.NativeOrbit.open_async(options))
 
     async def _call(self, op: str, **args: Any) -> Any:
@@ -821,8 +906,16 @@ class AsyncOrbit:
         rescan_interval: float | None = None,
     ) -> Service:
         """See :meth:`Orbit.watch_local`."""
-        options = _watch_options(endpoint, sub_path, stable_for, marker_suffix, ignore, rescan_interval)
-        return Service(await self._native.watch_local_async(options), f"local watch of {endpoint!r}")
+        spec = LocalWatch(
+            endpoint,
+            sub_path=sub_path,
+            stable_for=stable_for,
+            marker_suffix=marker_suffix,
+            ignore=ignore,
+            rescan_interval=rescan_interval,
+        )
+        native = await self._native.watch_local_async(json.dumps(spec._to_core()))
+        return Service(native, f"local watch of {spec.endpoint!r}")
 
     async def consume_sqs(self, source: SqsSource) -> Service:
         """See :meth:`Orbit.consume_sqs`."""
@@ -842,6 +935,42 @@ class AsyncOrbit:
     async def fire_due_schedules(self) -> list[Event]:
         """See :meth:`Orbit.fire_due_schedules`."""
         return [Event._from_core(data) for data in await self._call("fire_due_schedules")]
+
+    async def put_source(
+        self,
+        name: str,
+        spec: SourceSpec,
+        *,
+        enabled: bool = True,
+        node: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """See :meth:`Orbit.put_source`."""
+        await self._call("put_source", source=_source_request(name, spec, enabled, node, labels))
+
+    async def sources(self) -> list[SourceStatus]:
+        """See :meth:`Orbit.sources`."""
+        return [SourceStatus._from_core(data) for data in await self._call("sources")]
+
+    async def source(self, name: str) -> SourceStatus:
+        """See :meth:`Orbit.source`."""
+        return SourceStatus._from_core(await self._call("source_status", name=name))
+
+    async def pause_source(self, name: str) -> None:
+        """See :meth:`Orbit.pause_source`."""
+        await self._call("pause_source", name=name)
+
+    async def resume_source(self, name: str) -> None:
+        """See :meth:`Orbit.resume_source`."""
+        await self._call("resume_source", name=name)
+
+    async def delete_source(self, name: str) -> None:
+        """See :meth:`Orbit.delete_source`."""
+        await self._call("delete_source", name=name)
+
+    def run_sources(self, *, lease: float = 15.0, check_every: float = 0.5) -> Service:
+        """See :meth:`Orbit.run_sources` (starting does not wait; ``stop_async()`` does)."""
+        return self.blocking.run_sources(lease=lease, check_every=check_every)
 
     async def audit_log(self, limit: int = 100) -> list[AuditRecord]:
         """See :meth:`Orbit.audit_log`."""

@@ -1,21 +1,36 @@
-"""Event sources configured as values: :class:`SqsSource`, S3 notifications read from an
-SQS queue (run in this process by :meth:`Orbit.consume_sqs <file_orbit.Orbit.consume_sqs>`).
+"""Event sources configured as values: :class:`SqsSource` (S3 notifications read from an
+SQS queue), :class:`LocalWatch` (a local endpoint's folder) and :class:`RemotePoll` (a
+remote endpoint's folder listed every interval). Each is the spec of a stored source
+(:meth:`Orbit.put_source <file_orbit.Orbit.put_source>`, run by whichever node's
+:meth:`Orbit.run_sources <file_orbit.Orbit.run_sources>` leases it) or runs in this
+process alone (``consume_sqs``, ``watch_local``, ``poll_remote``).
 
 Like an endpoint, a source builds the core's own configuration form and has the core
 validate it at construction, so a bad value raises :class:`~file_orbit.ConfigError`
-naming the field at once. Secrets are left out of ``repr``.
+naming the field at once (as the core names it: a duration's error names e.g.
+``stable_for_ms``). Durations are seconds here, whole milliseconds in the core's form; a
+field left at None takes the core's default. Secrets are left out of ``repr``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar, TypeAlias
 
 from . import _native
 from ._endpoints import Endpoint
 
-__all__ = ["SqsSource"]
+__all__ = ["LocalWatch", "RemotePoll", "SourceSpec", "SqsSource"]
+
+
+def _ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def _endpoint_name(endpoint: str | Endpoint) -> str:
+    return endpoint.name if isinstance(endpoint, Endpoint) else endpoint
 
 
 @dataclass(frozen=True)
@@ -57,6 +72,8 @@ class SqsSource:
     max_messages: int = 10
     visibility_timeout_seconds: int = 60
 
+    _kind: ClassVar[str] = "sqs"
+
     def __post_init__(self) -> None:
         if isinstance(self.endpoint, Endpoint):
             object.__setattr__(self, "endpoint", self.endpoint.name)
@@ -65,7 +82,7 @@ class SqsSource:
             if value is not None and not isinstance(value, str):
                 # Checked here so that no parser error can echo the value.
                 raise TypeError(f"sqs source {self.queue_url!r}: {secret} must be a str, not {type(value).__name__}")
-        _native.validate_sqs_source(json.dumps(self._to_core()))
+        _native.validate_source_spec(self._kind, json.dumps(self._to_core()))
 
     def _to_core(self) -> dict[str, Any]:
         """The core's JSON form, secrets included (only ever handed to the native module)."""
@@ -82,3 +99,96 @@ class SqsSource:
             "visibility_timeout_seconds": self.visibility_timeout_seconds,
         }
         return {key: value for key, value in config.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class LocalWatch:
+    """A stored local endpoint's folder, watched on the node that sees it: each complete
+    file becomes an event for the templates of that endpoint.
+
+    A file is complete when closed after writing and unmodified for ``stable_for``
+    seconds, renamed into place, or (found by a scan) unchanged for a second; with
+    ``marker_suffix`` (e.g. ``".done"``) only once ``name.done`` exists.
+
+    Args:
+        endpoint: The stored local endpoint (or its name) whose root is watched.
+        sub_path: A directory below its root to watch instead (relative, no ``..``);
+            event paths stay relative to the endpoint's root.
+        stable_for: Seconds a closed file must stay unmodified (0: at once); default 1,
+            at most a day.
+        marker_suffix: Hand a file over only once ``<name><suffix>`` exists.
+        ignore: Globs of names to ignore (at most 100); default ``*.partial``, ``*.tmp``,
+            ``.*``.
+        rescan_interval: Seconds between full rescans for anything missed; default 60,
+            0.1 s to a day.
+    """
+
+    endpoint: str | Endpoint
+    _: KW_ONLY
+    sub_path: str | None = None
+    stable_for: float | None = None
+    marker_suffix: str | None = None
+    ignore: Sequence[str] | None = None
+    rescan_interval: float | None = None
+
+    _kind: ClassVar[str] = "local_watch"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "endpoint", _endpoint_name(self.endpoint))
+        if self.ignore is not None:
+            object.__setattr__(self, "ignore", tuple(self.ignore))
+        _native.validate_source_spec(self._kind, json.dumps(self._to_core()))
+
+    def _to_core(self) -> dict[str, Any]:
+        """The core's JSON form (``LocalWatch``: durations in milliseconds)."""
+        config = {
+            "endpoint": _endpoint_name(self.endpoint),
+            "sub_path": self.sub_path,
+            "stable_for_ms": _ms(self.stable_for),
+            "marker_suffix": self.marker_suffix,
+            "ignore": None if self.ignore is None else list(self.ignore),
+            "rescan_interval_ms": _ms(self.rescan_interval),
+        }
+        return {key: value for key, value in config.items() if value is not None}
+
+
+@dataclass(frozen=True)
+class RemotePoll:
+    """A stored endpoint's folder (SFTP, SMB, S3, ...) listed every ``interval`` seconds:
+    a new or changed file becomes an event once it looked the same on two polls.
+
+    Args:
+        endpoint: The stored endpoint (or its name) to list.
+        path: The directory inside the endpoint (``""``: its root; relative, no ``..``).
+        interval: Seconds between two polls; default 60, 0.1 s to a day.
+        ignore: Globs of names never handed over (at most 100); default ``*.partial``
+            and ``.*``.
+    """
+
+    endpoint: str | Endpoint
+    path: str = ""
+    _: KW_ONLY
+    interval: float | None = None
+    ignore: Sequence[str] | None = None
+
+    _kind: ClassVar[str] = "remote_poll"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "endpoint", _endpoint_name(self.endpoint))
+        if self.ignore is not None:
+            object.__setattr__(self, "ignore", tuple(self.ignore))
+        _native.validate_source_spec(self._kind, json.dumps(self._to_core()))
+
+    def _to_core(self) -> dict[str, Any]:
+        """The core's JSON form (``RemotePoll``: the interval in milliseconds)."""
+        config = {
+            "endpoint": _endpoint_name(self.endpoint),
+            "path": self.path,
+            "interval_ms": _ms(self.interval),
+            "ignore": None if self.ignore is None else list(self.ignore),
+        }
+        return {key: value for key, value in config.items() if value is not None}
+
+
+SourceSpec: TypeAlias = SqsSource | LocalWatch | RemotePoll
+"""What a stored source watches (:meth:`Orbit.put_source <file_orbit.Orbit.put_source>`)."""
