@@ -29,9 +29,9 @@ impl Service {
     async fn shutdown(self) {
         match self {
             Service::Workers(workers) => workers.shutdown().await,
-            Service::LocalWatch(watcher) => watcher.shutdown().await,
-            Service::Poll(poller) => poller.shutdown().await,
-            Service::Sqs(consumer) => consumer.shutdown().await,
+            Service::LocalWatch(watcher) => drop(watcher.shutdown().await),
+            Service::Poll(poller) => drop(poller.shutdown().await),
+            Service::Sqs(consumer) => drop(consumer.shutdown().await),
             Service::Scheduler(scheduler) => scheduler.shutdown().await,
             Service::Sources(runner) => runner.shutdown().await,
         }

@@ -124,9 +124,11 @@ pub struct Poller {
 }
 
 impl Poller {
-    pub async fn shutdown(self) {
+    /// Stops polling (a poll under way is finished first); returns the final counters.
+    pub async fn shutdown(self) -> PollStats {
         let _ = self.stop.send(true);
         let _ = self.handle.await;
+        self.stats.borrow().clone()
     }
 
     /// What the poller has done so far.

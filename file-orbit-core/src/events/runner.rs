@@ -10,10 +10,10 @@
 //! node takes its sources over once the lease ran out. On shutdown every lease is released
 //! so another node takes over at its next check.
 
-use super::local::LocalWatcher;
-use super::poll::Poller;
+use super::local::{LocalWatchStats, LocalWatcher};
+use super::poll::{PollStats, Poller};
 use super::source::SourceSpec;
-use super::sqs::SqsConsumer;
+use super::sqs::{SqsConsumer, SqsStats};
 use crate::engine::{Orbit, SourceCounters, SourceReport, SourceState, SourceStatus};
 use crate::error::{Error, ErrorKind, Result};
 use std::collections::HashMap;
@@ -118,8 +118,15 @@ enum Running {
     Poll(Poller),
 }
 
-/// What a running source says now: its counters since it started, whether it works,
-/// and its last error.
+/// A running source's own counters, by kind.
+enum Stats {
+    Sqs(SqsStats),
+    Watch(LocalWatchStats),
+    Poll(PollStats),
+}
+
+/// What a running source says: its counters since it started, whether it works, and its
+/// last error.
 struct Observed {
     counters: SourceCounters,
     healthy: bool,
@@ -135,12 +142,30 @@ impl Running {
         })
     }
 
+    fn stats(&self) -> Stats {
+        match self {
+            Running::Sqs(consumer) => Stats::Sqs(consumer.stats()),
+            Running::Watch(watcher) => Stats::Watch(watcher.stats()),
+            Running::Poll(poller) => Stats::Poll(poller.stats()),
+        }
+    }
+
+    /// Stops it; its final counters (hand-overs under way included).
+    async fn shutdown(self) -> Stats {
+        match self {
+            Running::Sqs(consumer) => Stats::Sqs(consumer.shutdown().await),
+            Running::Watch(watcher) => Stats::Watch(watcher.shutdown().await),
+            Running::Poll(poller) => Stats::Poll(poller.shutdown().await),
+        }
+    }
+}
+
+impl Stats {
     /// `errors_before`: the error count at the previous report (new errors since then
     /// make the source `failing`).
-    fn observe(&self, errors_before: u64) -> Observed {
+    fn observe(self, errors_before: u64) -> Observed {
         let (counters, last_error, broken) = match self {
-            Running::Sqs(consumer) => {
-                let stats = consumer.stats();
+            Stats::Sqs(stats) => {
                 let counters = SourceCounters {
                     received: stats.received,
                     ingested: stats.ingested,
@@ -150,8 +175,7 @@ impl Running {
                 };
                 (counters, stats.last_error, false)
             }
-            Running::Watch(watcher) => {
-                let stats = watcher.stats();
+            Stats::Watch(stats) => {
                 let counters = SourceCounters {
                     received: stats.stored + stats.duplicates + stats.failed,
                     ingested: stats.stored,
@@ -161,8 +185,7 @@ impl Running {
                 };
                 (counters, stats.last_error, !stats.watching)
             }
-            Running::Poll(poller) => {
-                let stats = poller.stats();
+            Stats::Poll(stats) => {
                 let counters = SourceCounters {
                     received: stats.ingested + stats.duplicates,
                     ingested: stats.ingested,
@@ -178,14 +201,6 @@ impl Running {
             healthy: !broken && counters.errors == errors_before,
             counters,
             last_error,
-        }
-    }
-
-    async fn shutdown(self) {
-        match self {
-            Running::Sqs(consumer) => consumer.shutdown().await,
-            Running::Watch(watcher) => watcher.shutdown().await,
-            Running::Poll(poller) => poller.shutdown().await,
         }
     }
 }
@@ -223,10 +238,30 @@ impl Held {
         }
     }
 
+    /// Takes the running source's counters, health and last error.
+    fn observe(&mut self) {
+        if let Some(running) = &self.running {
+            self.take(running.stats());
+        }
+    }
+
+    fn take(&mut self, stats: Stats) {
+        let observed = stats.observe(self.seen.errors);
+        if observed.counters.received != self.seen.received {
+            self.last_event_at = Some(now_ms());
+        }
+        self.seen = observed.counters;
+        self.healthy = observed.healthy;
+        if observed.last_error.is_some() {
+            self.last_error = observed.last_error;
+        }
+    }
+
     /// Stops the running source, keeping its counters in `base`.
     async fn stop(&mut self) {
         if let Some(running) = self.running.take() {
-            running.shutdown().await;
+            let stats = running.shutdown().await;
+            self.take(stats);
         }
         self.base = self.base + self.seen;
         self.seen = SourceCounters::default();
@@ -265,9 +300,9 @@ impl Runner {
                 _ = stopped.changed() => {}
             }
         }
-        for (name, mut held) in self.held.drain() {
-            held.stop().await;
-            if let Err(err) = self.orbit.store().release_source(&name, &self.owner).await {
+        let names: Vec<String> = self.held.keys().cloned().collect();
+        for name in names {
+            if let Err(err) = self.retire(&name).await {
                 tracing::warn!(source = %name, %err, "releasing a source failed");
             }
         }
@@ -336,7 +371,7 @@ impl Runner {
         let names: Vec<String> = self.held.keys().cloned().collect();
         for name in names {
             self.start_if_due(&name).await;
-            if !self.report(&name).await? {
+            if !self.report(&name, false).await? {
                 if let Some(mut held) = self.held.remove(&name) {
                     held.stop().await;
                 }
@@ -344,6 +379,17 @@ impl Runner {
             }
         }
         Ok(())
+    }
+
+    /// Stops source `name`, writes its final counters and releases its lease.
+    async fn retire(&mut self, name: &str) -> Result<()> {
+        let Some(held) = self.held.get_mut(name) else {
+            return Ok(());
+        };
+        held.stop().await;
+        self.report(name, true).await?;
+        self.held.remove(name);
+        self.orbit.store().release_source(name, &self.owner).await
     }
 
     async fn start_if_due(&mut self, name: &str) {
@@ -379,27 +425,18 @@ impl Runner {
 
     /// Renews the lease of `name` with its status when a report is due; false when the
     /// lease was lost.
-    async fn report(&mut self, name: &str) -> Result<bool> {
+    async fn report(&mut self, name: &str, force: bool) -> Result<bool> {
         let Some(held) = self.held.get_mut(name) else {
             return Ok(true);
         };
-        if held
-            .reported_at
-            .is_some_and(|at| at.elapsed() < REPORT_EVERY)
+        if !force
+            && held
+                .reported_at
+                .is_some_and(|at| at.elapsed() < REPORT_EVERY)
         {
             return Ok(true);
         }
-        if let Some(running) = &held.running {
-            let observed = running.observe(held.seen.errors);
-            if observed.counters.received != held.seen.received {
-                held.last_event_at = Some(now_ms());
-            }
-            held.seen = observed.counters;
-            held.healthy = observed.healthy;
-            if observed.last_error.is_some() {
-                held.last_error = observed.last_error;
-            }
-        }
+        held.observe();
         let report = SourceReport {
             state: held.state(),
             counters: held.base + held.seen,

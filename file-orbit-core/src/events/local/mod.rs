@@ -225,11 +225,12 @@ impl LocalWatcher {
         lock(&self.stats).clone()
     }
 
-    /// Stops watching and waits for hand-overs under way to be stored. Files not yet
-    /// handed over are found by the catch-up scan of the next start.
-    pub async fn shutdown(self) {
+    /// Stops watching and waits for hand-overs under way to be stored; returns the final
+    /// counters. Files not yet handed over are found by the catch-up scan of the next start.
+    pub async fn shutdown(self) -> LocalWatchStats {
         let _ = self.stop.send(true);
         let _ = self.handle.await;
+        lock(&self.stats).clone()
     }
 }
 

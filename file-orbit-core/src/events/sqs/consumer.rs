@@ -55,10 +55,12 @@ pub struct SqsConsumer {
 
 impl SqsConsumer {
     /// Stops receiving: an in-flight receive is abandoned (its messages reappear after
-    /// the visibility timeout), a batch being ingested is finished first.
-    pub async fn shutdown(self) {
+    /// the visibility timeout), a batch being ingested is finished first. Returns the
+    /// final counters.
+    pub async fn shutdown(self) -> SqsStats {
         let _ = self.stop.send(true);
         let _ = self.handle.await;
+        self.stats.borrow().clone()
     }
 
     /// What the consumer has done so far.
