@@ -1,12 +1,14 @@
 //! Event sources through the REST server over real HTTP on loopback (feature `server`):
 //! created, listed, read, edited (revision bumped), paused, resumed and deleted, each change
 //! audited under its caller; bad specs refused naming the field; the roles each route
-//! needs; per-source metrics; and an SQS source's secret never answered, logged or measured.
+//! needs; per-source metrics and events; and an SQS source's secret never answered, logged
+//! or measured.
 
 mod common;
 
 use common::server::*;
 use common::{Kind, endpoint, env, local_root, unique};
+use file_orbit::events::IncomingEvent;
 use file_orbit::events::runner::SourceRunnerOptions;
 use file_orbit::events::source::SourceSpec;
 use serde_json::{Value, json};
@@ -346,9 +348,10 @@ async fn viewers_read_operators_pause_and_admins_define_sources() {
 }
 
 /// A source that runs (on a runner of this test's node, on the server's store) is
-/// measured in `/metrics` from the store: its counters, its state and its last event.
+/// measured in `/metrics` from the store (its counters, its state, its last event), and
+/// `GET /api/v1/events?source_name=` lists the events it produced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_running_sources_counters_state_and_last_event_are_in_the_metrics() {
+async fn a_running_source_is_measured_and_its_events_listed_by_name() {
     let mut ts = server_with_endpoints(TestServer::setup(0)).await;
     let keys = ts.keys.clone();
     let reply = put(&ts, &keys.admin, "watch", local_watch("drop")).await;
@@ -392,6 +395,34 @@ async fn a_running_sources_counters_state_and_last_event_are_in_the_metrics() {
         .unwrap();
     let at = source["last_event_at"].as_i64().unwrap() as f64 / 1e3;
     assert!((last_event - at).abs() < 1e-3, "{last_event} != {at}");
+
+    // Events record their source; the list filters by it.
+    ts.orbit
+        .ingest(&IncomingEvent {
+            source: "manual".into(),
+            dedup_key: None,
+            file: None,
+            template: None,
+            payload: json!({}),
+        })
+        .await
+        .unwrap();
+    let events = |query: &'static str| {
+        let api = ts.api.clone();
+        let key = keys.viewer.clone();
+        async move {
+            api.get(&format!("/api/v1/events{query}"), &key)
+                .await
+                .json()
+        }
+    };
+    let all = events("").await;
+    assert_eq!(all.as_array().unwrap().len(), 2, "{all}");
+    let watched = events("?source_name=watch&limit=10").await;
+    assert_eq!(watched.as_array().unwrap().len(), 1, "{watched}");
+    assert_eq!(watched[0]["source_name"], "watch", "{watched}");
+    assert_eq!(watched[0]["source"], "local-watch", "{watched}");
+    assert_eq!(events("?source_name=other").await, json!([]));
     runner.shutdown().await;
     assert!(ts.shutdown().await, "clean shutdown");
 }
