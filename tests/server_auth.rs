@@ -116,6 +116,37 @@ async fn every_route_needs_credentials_and_the_right_role() {
             "/api/v1/events/1/replay",
             Role::Operator,
         ),
+        ("GET", "/api/v1/sources", "", Role::Viewer),
+        (
+            "GET",
+            "/api/v1/sources/{name}",
+            "/api/v1/sources/s",
+            Role::Viewer,
+        ),
+        (
+            "PUT",
+            "/api/v1/sources/{name}",
+            "/api/v1/sources/s",
+            Role::Admin,
+        ),
+        (
+            "DELETE",
+            "/api/v1/sources/{name}",
+            "/api/v1/sources/gone",
+            Role::Admin,
+        ),
+        (
+            "POST",
+            "/api/v1/sources/{name}/pause",
+            "/api/v1/sources/s/pause",
+            Role::Operator,
+        ),
+        (
+            "POST",
+            "/api/v1/sources/{name}/resume",
+            "/api/v1/sources/s/resume",
+            Role::Operator,
+        ),
         ("GET", "/api/v1/keys", "", Role::Admin),
         ("POST", "/api/v1/keys", "", Role::Admin),
         (

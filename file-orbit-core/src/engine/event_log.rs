@@ -164,6 +164,23 @@ impl Store {
         .map_err(db_error("listing events"))?;
         rows.iter().map(event_from_row).collect()
     }
+
+    /// The newest `limit` events the stored source `source_name` produced, newest first.
+    pub async fn events_of_source(
+        &self,
+        source_name: &str,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE source_name = $1 ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(source_name)
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error("listing a source's events"))?;
+        rows.iter().map(event_from_row).collect()
+    }
 }
 
 impl Store {

@@ -1,24 +1,42 @@
-//! `/api/v1/events`: stored events (what started jobs), one event, and its replay.
+//! `/api/v1/events`: stored events (what started jobs; all, or one stored source's), one
+//! event, and its replay.
 
-use super::{ApiResult, Id, IdPath, LimitQuery, Path, Query, Shared, caller_orbit};
+use super::{ApiResult, Bounded, Id, IdPath, Path, Query, Shared, caller_orbit};
 use crate::engine::EventRecord;
 use crate::server::auth::Principal;
 use crate::server::error::ErrorBody;
 use axum::Json;
 use axum::extract::{Extension, State};
 use axum::response::IntoResponse;
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// `?limit=&source_name=`.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct EventsQuery {
+    /// At most this many events (default 100).
+    #[param(inline)]
+    limit: Option<Bounded<1, 1000>>,
+    /// Only the events this stored source produced.
+    source_name: Option<String>,
+}
 
 #[utoipa::path(get, path = "/api/v1/events", tag = "events",
-    summary = "List stored events, newest first.",
-    params(LimitQuery),
+    summary = "List stored events, newest first (all, or one stored source's).",
+    params(EventsQuery),
     responses((status = 200, description = "The events", body = Vec<EventRecord>)))]
 pub(crate) async fn list_events(
     State(state): State<Shared>,
-    Query(query): Query<LimitQuery>,
+    Query(query): Query<EventsQuery>,
 ) -> ApiResult {
-    Ok(Json(state.orbit.events(query.limit()).await?).into_response())
+    let limit = query.limit.map_or(100, |limit| limit.0);
+    let events = match &query.source_name {
+        Some(name) => state.orbit.store().events_of_source(name, limit).await?,
+        None => state.orbit.events(limit).await?,
+    };
+    Ok(Json(events).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/events/{id}", tag = "events",
