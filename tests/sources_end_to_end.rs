@@ -12,6 +12,7 @@
 
 mod common;
 
+use common::api::wait_state;
 use common::moto::{moto_sqs_source, notified_queue};
 use common::process::ServerProcess;
 use common::{env, rclone, sftp_config, unique};
@@ -233,8 +234,7 @@ spec = {{ endpoint = "outbox", interval_ms = 300 }}
     );
     for event in &events {
         let id = event["job_ids"][0].as_i64().unwrap();
-        let job = api.get(&format!("/api/v1/jobs/{id}"), key).await.json();
-        assert_eq!(job["state"], "succeeded", "{job}");
+        wait_state(api, key, id, "succeeded").await;
     }
     let sources = until("the counters", async || {
         let list = api.get("/api/v1/sources", key).await.json();

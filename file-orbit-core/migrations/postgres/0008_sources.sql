@@ -23,3 +23,5 @@ CREATE TABLE sources (
 
 -- The named source an event came from (NULL: a direct call, a schedule, a replay).
 ALTER TABLE events ADD COLUMN source_name TEXT;
+-- Events of one source, newest first (GET /api/v1/events?source_name=).
+CREATE INDEX events_by_source_name ON events (source_name, id);
