@@ -446,4 +446,23 @@ mod tests {
         let text = toml::to_string(&config.api_keys[0]).unwrap();
         assert!(!text.contains(key.expose()));
     }
+
+    #[test]
+    fn the_readme_recipe_is_a_valid_configuration() {
+        let readme = include_str!("../../../README.md");
+        let recipe = readme
+            .split("**Recipe:")
+            .nth(1)
+            .and_then(|rest| rest.split("```toml\n").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .expect("the README's recipe");
+        // Its secrets by reference, here given in place.
+        let text = recipe
+            .replace("{ env = \"UPLOADS_SECRET\" }", "\"s3-secret\"")
+            .replace("{ env = \"PARTNER_PASSWORD\" }", "\"sftp-password\"");
+        let config = ServerConfig::from_toml(&text).unwrap();
+        assert_eq!(config.sources.len(), 1);
+        assert_eq!(config.sources[0].0.spec.kind(), "sqs");
+        assert_eq!(config.templates[0].matcher.source, "uploads");
+    }
 }
