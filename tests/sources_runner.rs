@@ -230,3 +230,37 @@ async fn a_source_that_cannot_start_is_failing_with_the_reason_until_it_can() {
     status_until(&orbit, "late", |s| s.state == SourceState::Running).await;
     runner.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_number_of_sources_is_bounded_by_the_limits() {
+    let (url, _dir) = sqlite_url();
+    let orbit = Orbit::open(file_orbit::engine::OrbitOptions {
+        limits: file_orbit::engine::Limits {
+            max_sources: 2,
+            ..Default::default()
+        },
+        ..orbit_options(&url)
+    })
+    .await
+    .unwrap();
+    let inbox = endpoint(Kind::Local, "inbox");
+    orbit.put_endpoint(&inbox, 4).await.unwrap();
+    for name in ["one", "two"] {
+        orbit
+            .put_source(&watch(name, "inbox", json!({})))
+            .await
+            .unwrap();
+    }
+    let err = orbit
+        .put_source(&watch("three", "inbox", json!({})))
+        .await
+        .unwrap_err();
+    assert_eq!(err.field.as_deref(), Some("name"), "{err}");
+    assert!(err.message.contains("limits.max_sources"), "{err}");
+    // Replacing one at the limit is fine.
+    orbit
+        .put_source(&watch("two", "inbox", json!({"node": "elsewhere"})))
+        .await
+        .unwrap();
+    assert_eq!(orbit.sources().await.unwrap().len(), 2);
+}

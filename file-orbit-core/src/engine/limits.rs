@@ -1,5 +1,5 @@
 //! The bounds on every number a caller can put into a job or template (parallelism,
-//! priority, retries, chain length) and on how often a job may lose its worker, so that no
+//! priority, retries, chain length), on the number of stored sources, and on how often a job may lose its worker, so that no
 //! single request or stored job can exhaust a process or stall the queue. Configurable;
 //! checked at submission (a whole request: `queue/checks.rs`) and again before a stored
 //! job runs (its spec: `check_spec`).
@@ -25,6 +25,9 @@ pub struct Limits {
     /// A job whose worker is lost (crashed, killed, cut off) this many times is dead:
     /// it may be what kills its workers.
     pub max_lost_attempts: u32,
+    /// The most stored event sources (each runs on some node: a task, a queue poller or an
+    /// inotify watch).
+    pub max_sources: u32,
 }
 
 impl Default for Limits {
@@ -36,6 +39,7 @@ impl Default for Limits {
             max_retry_delay_ms: 24 * 3600 * 1000,
             max_next_hops: 32,
             max_lost_attempts: 3,
+            max_sources: 256,
         }
     }
 }
@@ -51,6 +55,7 @@ impl Limits {
             ("limits.max_parallelism", self.max_parallelism as u64),
             ("limits.max_attempts", self.max_attempts as u64),
             ("limits.max_lost_attempts", self.max_lost_attempts as u64),
+            ("limits.max_sources", self.max_sources as u64),
         ];
         for (field, value) in positive {
             if value == 0 {

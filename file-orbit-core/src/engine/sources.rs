@@ -43,6 +43,9 @@ impl NodeIdentity {
         if !is_label_text(&self.name) {
             return invalid("name".into(), LABEL_TEXT);
         }
+        if self.labels.len() > MAX_LABELS {
+            return invalid("labels".into(), TOO_MANY_LABELS);
+        }
         for (key, value) in &self.labels {
             if !is_label_text(key) || !is_label_text(value) {
                 return invalid(format!("labels.{key}"), LABEL_TEXT);
@@ -52,6 +55,9 @@ impl NodeIdentity {
     }
 }
 
+/// The most labels a node or a placement has.
+const MAX_LABELS: usize = 32;
+const TOO_MANY_LABELS: &str = "at most 32 labels";
 const LABEL_TEXT: &str = "must be 1 to 253 characters of letters, digits and ._-:/";
 
 fn is_label_text(text: &str) -> bool {
@@ -95,6 +101,9 @@ impl Placement {
     /// Checks the node name and labels; the error names the field.
     pub fn validate(&self) -> Result<()> {
         let invalid = |field: String| Err(Error::invalid_field("placement", field, LABEL_TEXT));
+        if self.labels.len() > MAX_LABELS {
+            return Err(Error::invalid_field("placement", "labels", TOO_MANY_LABELS));
+        }
         if self.node.as_ref().is_some_and(|name| !is_label_text(name)) {
             return invalid("node".into());
         }
@@ -283,6 +292,21 @@ impl Store {
         let context = "storing a source";
         let mut tx = self.pool.begin().await.map_err(db_error(context))?;
         let placement = serde_json::to_string(source.placement).unwrap_or_default();
+        let others: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sources WHERE name <> $1")
+            .bind(source.name)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error(context))?;
+        let most = i64::from(self.limits.max_sources);
+        if others >= most {
+            return Err(Error::invalid_field(
+                context,
+                "name",
+                format!(
+                    "there are {others} sources already, the most allowed (limits.max_sources = {most})"
+                ),
+            ));
+        }
         let revision: i64 = sqlx::query_scalar(
             "INSERT INTO sources (name, kind, public_spec, sealed_spec, key_id, enabled, \
                  placement, revision, state, counters, created_at, updated_at) \

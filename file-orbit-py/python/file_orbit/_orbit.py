@@ -204,8 +204,9 @@ class Orbit:
         actor: Who this process is in the audit log.
         limits: Bounds on what jobs and templates may ask for, overriding the defaults:
             ``max_parallelism`` (64), ``max_priority`` (1,000,000), ``max_attempts`` (100),
-            ``max_retry_delay_ms`` (one day), ``max_next_hops`` (32) and
-            ``max_lost_attempts`` (3: a job whose worker is lost that often is dead).
+            ``max_retry_delay_ms`` (one day), ``max_next_hops`` (32),
+            ``max_lost_attempts`` (3: a job whose worker is lost that often is dead) and
+            ``max_sources`` (256 stored sources).
         node: This node's name, for stored sources' placements (default: the host name).
         labels: This node's labels (e.g. ``{"site": "paris"}``): a source placed on labels
             runs only on nodes carrying all of them.
