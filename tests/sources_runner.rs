@@ -1,8 +1,9 @@
 //! The source runner, two nodes in one process on one SQLite store: each source runs on
 //! exactly one node its placement admits; a pause stops it within a second and a resume
-//! starts it again; an edit restarts it with the new spec; a delete stops it; a graceful
+//! starts it again; an edit restarts it with the new spec; a delete removes it; a graceful
 //! shutdown hands its sources to the other node at once; a source that cannot start is
-//! `failing` with the reason (and no secret), and runs once its folder exists.
+//! `failing` with the reason, and runs once its folder exists; `limits.max_sources` bounds
+//! how many there are.
 
 mod common;
 
@@ -151,6 +152,9 @@ async fn sources_run_once_where_placed_and_follow_pause_edit_delete_and_shutdown
         .unwrap();
     events_until(&a, "witness", &["two.txt"]).await;
     assert_eq!(events_of(&a, "lyon-only").await, ["one.txt"]);
+    // Paused first, so it is seen to stop before it goes (a delete stops it unseen).
+    a.pause_source("witness").await.unwrap();
+    status_until(&a, "witness", |s| s.owner.is_none()).await;
     a.delete_source("witness").await.unwrap();
     a.resume_source("lyon-only").await.unwrap();
     status_until(&a, "lyon-only", |s| s.state == SourceState::Running).await;
@@ -170,9 +174,8 @@ async fn sources_run_once_where_placed_and_follow_pause_edit_delete_and_shutdown
     drop_file(&root.join("sub"), "three.txt");
     events_until(&a, "lyon-only", &["one.txt", "sub/three.txt"]).await;
 
-    // Delete: stopped; a new file makes no event of it.
+    // Delete: gone from the store (its runner stops it at its next check, as for a pause).
     a.delete_source("lyon-only").await.unwrap();
-    status_until(&a, "anywhere", |s| s.owner.is_none()).await;
     assert!(a.source_status("lyon-only").await.is_err());
 
     // Shutdown hands over at once: "anywhere" moves to the other node.

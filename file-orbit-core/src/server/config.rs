@@ -8,7 +8,7 @@ use crate::engine::{DEFAULT_MAX_CONCURRENT, Limits, NodeIdentity, Orbit, Transfe
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::{Secret, with_secrets_revealed};
 use crate::service::declared::{
-    DeclaredSource, SourceRunnerConfig, apply_declared_sources, resolve_secret_references,
+    DeclaredSource, SourceRunnerConfig, apply_declared_sources, resolve_declared,
     secret_from_reference,
 };
 use crate::service::logs::LogConfig;
@@ -128,13 +128,7 @@ impl TryFrom<toml::Table> for DeclaredEndpoint {
             Some(toml::Value::Integer(n)) if (1..=i64::from(u32::MAX)).contains(&n) => n as u32,
             Some(_) => return Err("max_concurrent: must be a positive integer".into()),
         };
-        let name = table
-            .get("name")
-            .and_then(|name| name.as_str())
-            .unwrap_or("?")
-            .to_string();
-        resolve_secret_references(&mut table, "")
-            .map_err(|err| format!("endpoint {name:?}: {err}"))?;
+        let name = resolve_declared(&mut table, "endpoint")?;
         let endpoint = Endpoint::deserialize(toml::Value::Table(table))
             .map_err(|err| format!("endpoint {name:?}: {}", err.message()))?;
         Ok(DeclaredEndpoint {

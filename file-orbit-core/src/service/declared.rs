@@ -22,18 +22,27 @@ impl TryFrom<toml::Table> for DeclaredSource {
     type Error = String;
 
     fn try_from(mut table: toml::Table) -> std::result::Result<Self, String> {
-        let name = table
-            .get("name")
-            .and_then(|name| name.as_str())
-            .unwrap_or("?")
-            .to_string();
-        resolve_secret_references(&mut table, "")
-            .map_err(|err| format!("source {name:?}: {err}"))?;
+        let name = resolve_declared(&mut table, "source")?;
         let json = serde_json::to_value(&table).map_err(|err| format!("source {name:?}: {err}"))?;
         Source::parse(None, json)
             .map(DeclaredSource)
             .map_err(|err| format!("source {name:?}: {}", err.detail()))
     }
+}
+
+/// The `name` of a declared `what` (endpoint, source), after replacing the secret
+/// references in its table by the secrets (an error names it and never holds a secret).
+pub(crate) fn resolve_declared(
+    table: &mut toml::Table,
+    what: &str,
+) -> std::result::Result<String, String> {
+    let name = table
+        .get("name")
+        .and_then(|name| name.as_str())
+        .unwrap_or("?")
+        .to_string();
+    resolve_secret_references(table, "").map_err(|err| format!("{what} {name:?}: {err}"))?;
+    Ok(name)
 }
 
 /// `[source_runner]`: whether this process runs stored sources, and how it leases them.

@@ -101,6 +101,15 @@ class SqsSource:
         return {key: value for key, value in config.items() if value is not None}
 
 
+def _settle_folder_spec(spec: LocalWatch | RemotePoll) -> None:
+    """Stores a watch's or poll's endpoint by name and its ignore globs as a tuple, then has
+    the core check the spec (errors name the core's field)."""
+    object.__setattr__(spec, "endpoint", _endpoint_name(spec.endpoint))
+    if spec.ignore is not None:
+        object.__setattr__(spec, "ignore", tuple(spec.ignore))
+    _native.validate_source_spec(spec._kind, json.dumps(spec._to_core()))
+
+
 @dataclass(frozen=True)
 class LocalWatch:
     """A stored local endpoint's folder, watched on the node that sees it: each complete
@@ -134,10 +143,7 @@ class LocalWatch:
     _kind: ClassVar[str] = "local_watch"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "endpoint", _endpoint_name(self.endpoint))
-        if self.ignore is not None:
-            object.__setattr__(self, "ignore", tuple(self.ignore))
-        _native.validate_source_spec(self._kind, json.dumps(self._to_core()))
+        _settle_folder_spec(self)
 
     def _to_core(self) -> dict[str, Any]:
         """The core's JSON form (``LocalWatch``: durations in milliseconds)."""
@@ -174,10 +180,7 @@ class RemotePoll:
     _kind: ClassVar[str] = "remote_poll"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "endpoint", _endpoint_name(self.endpoint))
-        if self.ignore is not None:
-            object.__setattr__(self, "ignore", tuple(self.ignore))
-        _native.validate_source_spec(self._kind, json.dumps(self._to_core()))
+        _settle_folder_spec(self)
 
     def _to_core(self) -> dict[str, Any]:
         """The core's JSON form (``RemotePoll``: the interval in milliseconds)."""
