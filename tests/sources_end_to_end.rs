@@ -15,25 +15,13 @@ mod common;
 use common::api::wait_state;
 use common::moto::{moto_sqs_source, notified_queue};
 use common::process::ServerProcess;
-use common::{env, rclone, sftp_config, unique};
+use common::{env, rclone, sftp_config, unique, until};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Any wait of the test (the server's start, a file's arrival, a job's end).
 const DEADLINE: Duration = Duration::from_secs(90);
-
-/// Polls `check` every 100 ms until it gives a value, at most `DEADLINE`.
-async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn sftp_home_path(root: &str) -> PathBuf {
     Path::new(&env("SFTP_HOME")).join(root)
@@ -167,7 +155,7 @@ spec = {{ endpoint = "outbox", interval_ms = 300 }}
     let (api, key) = (&server.api, server.admin.as_str());
 
     // Every source runs here.
-    let sources: Vec<Value> = until("three running sources", async || {
+    let sources: Vec<Value> = until("three running sources", DEADLINE, async || {
         let list = api.get("/api/v1/sources", key).await.json();
         let list = list.as_array()?.clone();
         (list.len() == 3 && list.iter().all(|s| s["state"] == "running")).then_some(list)
@@ -203,14 +191,14 @@ spec = {{ endpoint = "outbox", interval_ms = 300 }}
         (partner.join("drop/invoice.pdf"), &b"%PDF-1.7 invoice"[..]),
         (pulled.join("statement.txt"), &b"statement"[..]),
     ] {
-        until(&format!("{}", path.display()), async || {
+        until(&format!("{}", path.display()), DEADLINE, async || {
             (std::fs::read(&path).ok().as_deref() == Some(bytes)).then_some(())
         })
         .await;
     }
 
     // The jobs and events, with the sources' names.
-    let events = until("three processed events", async || {
+    let events = until("three processed events", DEADLINE, async || {
         let events = api.get("/api/v1/events", key).await.json();
         let events = events.as_array()?.clone();
         (events.len() == 3 && events.iter().all(|e| e["state"] == "processed")).then_some(events)
@@ -236,7 +224,7 @@ spec = {{ endpoint = "outbox", interval_ms = 300 }}
         let id = event["job_ids"][0].as_i64().unwrap();
         wait_state(api, key, id, "succeeded").await;
     }
-    let sources = until("the counters", async || {
+    let sources = until("the counters", DEADLINE, async || {
         let list = api.get("/api/v1/sources", key).await.json();
         let list = list.as_array()?.clone();
         list.iter()

@@ -248,3 +248,19 @@ pub fn orbit_options(store_url: &str) -> file_orbit::engine::OrbitOptions {
         ..Default::default()
     }
 }
+
+/// Polls `check` every 100 ms until it gives a value; panics naming `what` after `deadline`.
+pub async fn until<T>(
+    what: &str,
+    deadline: std::time::Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
