@@ -106,7 +106,7 @@ fn drop_file(root: &Path, name: &str) {
 async fn sources_run_once_where_placed_and_follow_pause_edit_delete_and_shutdown() {
     let (url, _dir) = sqlite_url();
     let (a, runner_a) = node(&url, "node-a", "paris").await;
-    let (b, runner_b) = node(&url, "node-b", "lyon").await;
+    let (_b, runner_b) = node(&url, "node-b", "lyon").await;
     let inbox = endpoint(Kind::Local, "inbox");
     a.put_endpoint(&inbox, 4).await.unwrap();
     let root = local_root(&inbox);
@@ -136,7 +136,8 @@ async fn sources_run_once_where_placed_and_follow_pause_edit_delete_and_shutdown
     status_until(&a, "lyon-only", |s| s.counters.received == 1).await;
 
     // Pause: stopped within a second wherever it ran; nothing while paused; resume.
-    b.pause_source("lyon-only").await.unwrap();
+    // Paused through node a; it runs on node b.
+    a.pause_source("lyon-only").await.unwrap();
     let (paused, took) = status_until(&a, "lyon-only", |s| {
         s.state == SourceState::Paused && s.owner.is_none()
     })
