@@ -71,15 +71,26 @@ pub struct Source {
     pub placement: Placement,
 }
 
-/// A source as written, before its spec is read by its kind.
+/// A source as written, before its spec is read by its kind (also the API document's
+/// schema of `PUT /api/v1/sources/{name}`'s body).
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema), schema(as = SourcePut))]
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WrittenSource {
+pub(crate) struct WrittenSource {
+    /// Optional where a path or a table names the source; must match it.
     name: Option<String>,
+    #[cfg_attr(
+        feature = "server",
+        schema(pattern = "^(sqs|local_watch|remote_poll)$")
+    )]
     kind: String,
+    /// The kind's fields; secrets are write-only.
+    #[cfg_attr(feature = "server", schema(value_type = Object))]
     spec: Value,
+    /// Default true; false stores the source paused.
     #[serde(default = "enabled_by_default")]
     enabled: bool,
+    /// Where the source may run (default: any node running the engine).
     #[serde(default)]
     placement: Placement,
 }

@@ -7,7 +7,9 @@
 
 use super::config::Role;
 use super::error::ErrorBody;
-use super::handlers::{Shared, audit, endpoints, events, job_stream, jobs, keys, logs, templates};
+use super::handlers::{
+    Shared, audit, endpoints, events, job_stream, jobs, keys, logs, sources, templates,
+};
 use super::health;
 use axum::Json;
 use axum::http::Method;
@@ -52,6 +54,12 @@ pub(super) fn handlers() -> Vec<(Role, UtoipaMethodRouter<Shared>)> {
         (Viewer, routes!(events::list_events)),
         (Viewer, routes!(events::get_event)),
         (Operator, routes!(events::replay_event)),
+        (Viewer, routes!(sources::list_sources)),
+        (Viewer, routes!(sources::get_source)),
+        (Admin, routes!(sources::put_source)),
+        (Admin, routes!(sources::delete_source)),
+        (Operator, routes!(sources::pause_source)),
+        (Operator, routes!(sources::resume_source)),
         (Admin, routes!(keys::list_keys)),
         (Admin, routes!(keys::create_key)),
         (Admin, routes!(keys::revoke_key)),
@@ -113,7 +121,7 @@ pub fn required_role(method: &Method, route: &str) -> Option<Role> {
     info(
         title = "File Orbit",
         description = "A managed-file-transfer engine's control plane: endpoints, transfer \
-            templates, jobs (with live progress), events, API keys, the audit log and logs."
+            templates, jobs (with live progress), event sources, events, API keys, the audit log and logs."
     ),
     paths(health::health, document),
     components(schemas(ErrorBody, job_stream::JobUpdate)),
@@ -449,6 +457,18 @@ mod tests {
         ] {
             assert!(s3["properties"][field].is_object(), "{field}: {s3}");
         }
+        // A source's body: what `Source::parse` reads, unknown fields refused.
+        let put_source = operation("put", "/api/v1/sources/{name}");
+        let body = &put_source["requestBody"]["content"]["application/json"]["schema"];
+        assert_eq!(body["$ref"], "#/components/schemas/SourcePut", "{body}");
+        let source = &doc["components"]["schemas"]["SourcePut"];
+        assert_eq!(source["additionalProperties"], false, "{source}");
+        assert_eq!(source["required"], json!(["kind", "spec"]), "{source}");
+        assert_eq!(source["properties"]["spec"]["type"], "object", "{source}");
+        assert!(
+            source["properties"]["kind"]["pattern"].is_string(),
+            "{source}"
+        );
         let metrics = operation("get", "/metrics");
         assert!(
             metrics["responses"]["200"]["content"][crate::server::metrics::CONTENT_TYPE]

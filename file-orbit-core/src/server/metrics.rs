@@ -1,13 +1,14 @@
 //! `/metrics`: Prometheus (OpenMetrics text) read from the store on each scrape, so every
 //! node of a cluster reports the same totals — transfers by outcome and endpoint, bytes,
 //! attempts and a histogram of their durations, retries, dead letters, queue depth, active
-//! transfers per endpoint, events, the live worker processes — plus this node's workers.
+//! transfers per endpoint, events, the live worker processes, each event source's counters,
+//! state and last event (never a field of its spec) — plus this node's workers.
 //! Everything comes from `Store` methods reading the totals the store keeps (a few rows,
 //! however many jobs it holds), never from counting jobs.
 
 use super::AppState;
 use super::error::ApiError;
-use crate::engine::{AttemptTotals, JobCounts, JobState, LiveWorkers};
+use crate::engine::{AttemptTotals, JobCounts, JobState, LiveWorkers, SourceState, SourceStatus};
 use crate::error::{Error, ErrorKind};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -17,7 +18,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The content type of `/metrics`: OpenMetrics text.
 pub(super) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -31,6 +32,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     let attempts = StoredHistograms::of(&store.attempt_totals().await?);
     let events = store.event_totals().await?;
     let nodes = store.worker_nodes().await?;
+    let sources = store.sources().await?;
     let counts = JobCounts::of(&jobs);
 
     let mut registry = Registry::default();
@@ -195,6 +197,8 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
         running,
     );
 
+    register_sources(&mut registry, &sources);
+
     let mut text = String::new();
     encode(&mut text, &registry).map_err(|err| {
         ApiError::from(Error::new(
@@ -204,6 +208,58 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
         ))
     })?;
     Ok((text, CONTENT_TYPE))
+}
+
+/// Per source (its name the only label from it): the counters summed over every node that
+/// ran it, its state, and when it last saw something.
+fn register_sources(registry: &mut Registry, sources: &[SourceStatus]) {
+    let events = Family::<Labels, Counter>::default();
+    let states = Family::<Labels, Gauge>::default();
+    let last_event = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    for source in sources {
+        let name = || ("source", source.name.clone());
+        let counters = source.counters;
+        for (counter, n) in [
+            ("received", counters.received),
+            ("ingested", counters.ingested),
+            ("duplicates", counters.duplicates),
+            ("dead", counters.dead),
+            ("errors", counters.errors),
+        ] {
+            events
+                .get_or_create(&vec![name(), ("counter", counter.to_string())])
+                .inc_by(n);
+        }
+        for state in [
+            SourceState::Running,
+            SourceState::Starting,
+            SourceState::Failing,
+            SourceState::Paused,
+        ] {
+            states
+                .get_or_create(&vec![name(), ("state", state.as_str().to_string())])
+                .set(i64::from(source.state == state));
+        }
+        if let Some(at) = source.last_event_at {
+            last_event.get_or_create(&vec![name()]).set(at as f64 / 1e3);
+        }
+    }
+    registry.register(
+        "file_orbit_source_events",
+        "What each event source has done, summed over the nodes that ran it: received, \
+         ingested, duplicates, dead, errors",
+        events,
+    );
+    registry.register(
+        "file_orbit_source_state",
+        "Each event source's state (running, starting, failing, paused): 1 for the one it is in",
+        states,
+    );
+    registry.register(
+        "file_orbit_source_last_event_timestamp_seconds",
+        "When each event source last saw something (unix seconds)",
+        last_event,
+    );
 }
 
 /// A histogram counted by the store, not observed in this process: per bucket counts (not

@@ -1,7 +1,7 @@
 //! `/api/v1/endpoints`: list, read, create or replace (secrets write-only: `***` is refused),
 //! delete and test endpoints.
 
-use super::{ApiResult, Body, Path, Query, Shared, caller_orbit};
+use super::{ApiResult, Body, Path, Query, Shared, caller_orbit, refuse_masked_secrets};
 use crate::endpoint::{Endpoint, EndpointConfig, Problem, TestOptions};
 use crate::engine::{DEFAULT_MAX_CONCURRENT, EndpointSummary};
 use crate::server::AppState;
@@ -77,12 +77,7 @@ pub(crate) async fn put_endpoint(
     let Value::Object(fields) = body else {
         return Err(ApiError::invalid("body", "the body must be a JSON object"));
     };
-    if let Some(path) = masked_secret(&Value::Object(fields.clone()), "") {
-        return Err(ApiError::invalid(
-            &path,
-            "\"***\" is how secrets are shown, not a value: send the real secret",
-        ));
-    }
+    refuse_masked_secrets(&Value::Object(fields.clone()))?;
     // Values leave the message: a secret sent in the wrong shape is never echoed.
     let put: EndpointPut = from_json(Value::Object(fields)).map_err(|mut api| {
         api.message = format!("invalid endpoint: {}", api.message);
@@ -123,29 +118,6 @@ pub(crate) async fn put_endpoint(
         StatusCode::CREATED
     };
     Ok((status, Json(endpoint_summary(&state, &name).await?)).into_response())
-}
-
-/// The path of the first string that is exactly `***` (a secret copied back from a
-/// listing), if any.
-fn masked_secret(value: &Value, path: &str) -> Option<String> {
-    let join = |key: &str| {
-        if path.is_empty() {
-            key.to_string()
-        } else {
-            format!("{path}.{key}")
-        }
-    };
-    match value {
-        Value::String(text) if text == "***" => Some(path.to_string()),
-        Value::Object(map) => map
-            .iter()
-            .find_map(|(key, value)| masked_secret(value, &join(key))),
-        Value::Array(items) => items
-            .iter()
-            .enumerate()
-            .find_map(|(index, value)| masked_secret(value, &format!("{path}[{index}]"))),
-        _ => None,
-    }
 }
 
 #[utoipa::path(delete, path = "/api/v1/endpoints/{name}", tag = "endpoints",

@@ -1,6 +1,7 @@
 //! The API's handlers, one file per resource, and what they share: the extractors whose
-//! errors are API errors (400 naming the field, 413, 415), query-parameter checks and the
-//! caller's `Orbit`. The routes, their roles and the middleware are `server::routes`.
+//! errors are API errors (400 naming the field, 413, 415), query-parameter checks, the
+//! refusal of `***` secrets copied back from a listing, and the caller's `Orbit`. The
+//! routes, their roles and the middleware are `server::routes`.
 
 pub(crate) mod audit;
 pub(crate) mod endpoints;
@@ -9,6 +10,7 @@ pub(crate) mod job_stream;
 pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod logs;
+pub(crate) mod sources;
 pub(crate) mod templates;
 
 use super::AppState;
@@ -32,6 +34,40 @@ pub(crate) type ApiResult<T = Response> = Result<T, ApiError>;
 /// The Orbit that names this request's caller in the audit log (`key:<name>`, `jwt:<sub>`).
 pub(crate) fn caller_orbit(state: &AppState, caller: &Principal) -> crate::engine::Orbit {
     state.orbit.acting_as(&caller.name)
+}
+
+/// Refuses a body holding a secret copied back from a listing: a string that is exactly
+/// `***` is a 400 naming its path (e.g. `auth.password`, `spec.secret_access_key`).
+pub(crate) fn refuse_masked_secrets(body: &Value) -> ApiResult<()> {
+    match masked_secret(body, "") {
+        Some(path) => Err(ApiError::invalid(
+            &path,
+            "\"***\" is how secrets are shown, not a value: send the real secret",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The path of the first string that is exactly `***`, if any.
+fn masked_secret(value: &Value, path: &str) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        Value::String(text) if text == "***" => Some(path.to_string()),
+        Value::Object(map) => map
+            .iter()
+            .find_map(|(key, value)| masked_secret(value, &join(key))),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, value)| masked_secret(value, &format!("{path}[{index}]"))),
+        _ => None,
+    }
 }
 
 /// A JSON body whose errors are API errors (400 naming the field or its path, 413, 415).
