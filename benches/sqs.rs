@@ -27,6 +27,8 @@ mod common;
 #[path = "support/jobs.rs"]
 #[allow(dead_code)] // the job-store benches' helpers
 mod jobs;
+#[path = "support/uploads.rs"]
+mod uploads;
 
 use common::moto::{moto_sqs_source, notified_queue};
 use common::{moto_s3, unique};
@@ -35,24 +37,16 @@ use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
 use file_orbit::engine::{JobState, Matcher, Orbit, OrbitOptions, TransferTemplate};
 use file_orbit::events::sqs::{SqsSource, SqsStats};
 use file_orbit::path_template::PathTemplate;
-use file_orbit::rclone::Rclone;
 use file_orbit::transfer::TransferSpec;
-use jobs::{env_or, ms, percentile};
+use jobs::{ms, percentile};
 use serde_json::json;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
-
-fn number(name: &str, default: usize) -> usize {
-    env_or(name, &default.to_string())
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} must be a number"))
-}
+use uploads::{Uploader, arrived, number};
 
 struct Bench {
     orbit: Orbit,
-    rclone: &'static Rclone,
-    s3: Endpoint,
-    staging: PathBuf,
+    uploader: Uploader,
     dst: PathBuf,
     _dir: tempfile::TempDir,
 }
@@ -85,8 +79,7 @@ impl Bench {
             )
             .unwrap();
         orbit.put_endpoint(&s3, 64).await.unwrap();
-        let (staging, dst) = (dir.path().join("staging"), dir.path().join("dst"));
-        std::fs::create_dir_all(&staging).unwrap();
+        let dst = dir.path().join("dst");
         std::fs::create_dir_all(&dst).unwrap();
         let local = Endpoint {
             name: "dst".into(),
@@ -117,34 +110,12 @@ impl Bench {
         source.queue_url = notified_queue(&sqs, &bucket, &bucket, &[]).await;
         let bench = Bench {
             orbit,
-            rclone,
-            s3,
-            staging,
+            uploader: Uploader::new(rclone, &s3, dir.path().join("staging")),
             dst,
             _dir: dir,
         };
         (bench, source)
     }
-
-    /// Uploads a 1 KiB object `name` with rclone (returns once it is in the bucket).
-    fn upload(&self, name: &str) -> impl std::future::Future<Output = ()> + Send + 'static {
-        std::fs::write(self.staging.join(name), [b'x'; 1024]).unwrap();
-        let input = json!({
-            "srcFs": self.staging.display().to_string(), "srcRemote": name,
-            "dstFs": self.s3.to_rclone(self.rclone, "").unwrap(), "dstRemote": name,
-        });
-        let rclone = self.rclone;
-        async move {
-            rclone
-                .rpc_async("operations/copyfile", input)
-                .await
-                .unwrap();
-        }
-    }
-}
-
-fn arrived(path: &Path) -> bool {
-    std::fs::metadata(path).is_ok_and(|meta| meta.len() == 1024)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
@@ -164,7 +135,7 @@ async fn main() {
     for index in 0..objects {
         let name = format!("lat-{index}.bin");
         let start = Instant::now();
-        bench.upload(&name).await;
+        bench.uploader.upload(&name).await;
         let uploaded = Instant::now();
         let target = bench.dst.join(&name);
         while !arrived(&target) {
@@ -213,7 +184,7 @@ async fn main() {
     for chunk in names.chunks(16) {
         let mut uploads = tokio::task::JoinSet::new();
         for name in chunk {
-            uploads.spawn(bench.upload(name));
+            uploads.spawn(bench.uploader.upload(name));
         }
         uploads.join_all().await;
     }
