@@ -35,7 +35,7 @@ mod jobs;
 #[path = "support/uploads.rs"]
 mod uploads;
 
-use common::moto::{moto_sqs_source, notified_queue};
+use common::moto::{moto_s3_endpoint_toml, moto_sqs_source, moto_sqs_source_toml, notified_queue};
 use common::process::ServerProcess;
 use common::{ensure_bucket, env, moto_s3, rclone, unique};
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
@@ -43,7 +43,7 @@ use jobs::{ms, percentile};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use uploads::{Uploader, arrived, number};
+use uploads::{Uploader, arrived, number, one_at_a_time};
 
 /// The source's name in the TOML.
 const SOURCE: &str = "uploads";
@@ -73,28 +73,13 @@ impl Bench {
         let (data, dst) = (dir.path().join("data"), dir.path().join("dst"));
         std::fs::create_dir_all(&data).unwrap();
         std::fs::create_dir_all(&dst).unwrap();
-        let (region, moto, key_id) = (
-            env("MOTO_REGION"),
-            env("MOTO_ENDPOINT"),
-            env("MOTO_ACCESS_KEY_ID"),
-        );
         let config = format!(
             r#"workers = {workers}
 
 [node]
 name = "bench"
 
-[[endpoints]]
-name = "s3in"
-type = "s3"
-bucket = "{bucket}"
-region = "{region}"
-endpoint_url = "{moto}"
-access_key_id = "{key_id}"
-secret_access_key = {{ env = "{SECRET_ENV}" }}
-force_path_style = true
-max_concurrent = 64
-
+{s3}
 [[endpoints]]
 name = "dst"
 type = "local"
@@ -106,12 +91,16 @@ name = "all"
 matcher = {{ source = "s3in", path_glob = "**" }}
 spec = {{ source = "s3in", source_path = "", destination = "dst", destination_path = "{{filename}}", scope = "file", verify = false }}
 
-[[sources]]
-name = "{SOURCE}"
-kind = "sqs"
-spec = {{ queue_url = "{queue_url}", region = "{region}", endpoint_url = "{moto}", access_key_id = "{key_id}", secret_access_key = {{ env = "{SECRET_ENV}" }}, endpoint = "s3in", wait_time_seconds = 20 }}
-"#,
-            dst = dst.display()
+{source}"#,
+            dst = dst.display(),
+            s3 = moto_s3_endpoint_toml("s3in", &bucket, SECRET_ENV, 64),
+            source = moto_sqs_source_toml(
+                SOURCE,
+                &queue_url,
+                "s3in",
+                SECRET_ENV,
+                "wait_time_seconds = 20"
+            ),
         );
         let secret = env("MOTO_SECRET_ACCESS_KEY");
         let server = ServerProcess::start(&data, &config, &[(SECRET_ENV, secret.as_str())]);
@@ -191,27 +180,7 @@ async fn main() {
 
     // 1. Latency, one object at a time.
     let bench = Bench::start(workers, timeout).await;
-    let mut latencies = Vec::with_capacity(objects);
-    let mut uploads = Vec::with_capacity(objects);
-    let phase = Instant::now();
-    for index in 0..objects {
-        let name = format!("lat-{index}.bin");
-        let start = Instant::now();
-        bench.uploader.upload(&name).await;
-        let uploaded = Instant::now();
-        let target = bench.dst.join(&name);
-        while !arrived(&target) {
-            assert!(
-                phase.elapsed() < timeout,
-                "latency phase timed out at {index}"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        uploads.push(uploaded - start);
-        latencies.push(uploaded.elapsed());
-    }
-    latencies.sort();
-    uploads.sort();
+    let (latencies, uploads) = one_at_a_time(&bench.uploader, &bench.dst, objects, timeout).await;
     let (jobs, succeeded) = bench.job_counts().await;
     let counters = reported_counters(&bench.server, objects).await;
     drop(bench);

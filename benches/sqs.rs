@@ -42,7 +42,7 @@ use jobs::{ms, percentile};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use uploads::{Uploader, arrived, number};
+use uploads::{Uploader, arrived, number, one_at_a_time};
 
 struct Bench {
     orbit: Orbit,
@@ -129,27 +129,7 @@ async fn main() {
     let (bench, source) = Bench::new().await;
     let consumer = bench.orbit.start_sqs_source(source).await.unwrap();
     let pool = bench.orbit.start_workers(workers);
-    let mut latencies = Vec::with_capacity(objects);
-    let mut uploads = Vec::with_capacity(objects);
-    let phase = Instant::now();
-    for index in 0..objects {
-        let name = format!("lat-{index}.bin");
-        let start = Instant::now();
-        bench.uploader.upload(&name).await;
-        let uploaded = Instant::now();
-        let target = bench.dst.join(&name);
-        while !arrived(&target) {
-            assert!(
-                phase.elapsed() < timeout,
-                "latency phase timed out at {index}"
-            );
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        uploads.push(uploaded - start);
-        latencies.push(uploaded.elapsed());
-    }
-    latencies.sort();
-    uploads.sort();
+    let (latencies, uploads) = one_at_a_time(&bench.uploader, &bench.dst, objects, timeout).await;
     let stats: SqsStats = consumer.stats();
     consumer.shutdown().await;
     pool.shutdown().await;

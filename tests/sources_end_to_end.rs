@@ -13,7 +13,7 @@
 mod common;
 
 use common::api::wait_state;
-use common::moto::{moto_sqs_source, notified_queue};
+use common::moto::{moto_s3_endpoint_toml, moto_sqs_source, moto_sqs_source_toml, notified_queue};
 use common::process::ServerProcess;
 use common::{env, rclone, sftp_config, unique, until};
 use serde_json::{Value, json};
@@ -95,16 +95,7 @@ workers = 2
 name = "node-e2e"
 labels = {{ site = "test" }}
 
-[[endpoints]]
-name = "uploads"
-type = "s3"
-bucket = "{bucket}"
-region = "{region}"
-endpoint_url = "{moto}"
-force_path_style = true
-access_key_id = "{key_id}"
-secret_access_key = {{ env = "FO_E2E_S3_SECRET" }}
-
+{s3}
 [[endpoints]]
 name = "drop"
 type = "local"
@@ -115,11 +106,7 @@ name = "pulled"
 type = "local"
 root = "{pulled}"
 {partner}{outbox}{t1}{t2}{t3}
-[[sources]]
-name = "s3-uploads"
-kind = "sqs"
-spec = {{ queue_url = "{queue_url}", region = "{region}", endpoint_url = "{moto}", endpoint = "uploads", access_key_id = "{key_id}", secret_access_key = {{ env = "FO_E2E_SQS_SECRET" }}, wait_time_seconds = 1 }}
-
+{sqs}
 [[sources]]
 name = "drop-folder"
 kind = "local_watch"
@@ -131,9 +118,6 @@ name = "partner-outbox"
 kind = "remote_poll"
 spec = {{ endpoint = "outbox", interval_ms = 300 }}
 "#,
-        region = env("MOTO_REGION"),
-        moto = env("MOTO_ENDPOINT"),
-        key_id = env("MOTO_ACCESS_KEY_ID"),
         watched = watched.display(),
         pulled = pulled.display(),
         partner = sftp("partner", &partner_root),
@@ -141,6 +125,14 @@ spec = {{ endpoint = "outbox", interval_ms = 300 }}
         t1 = template("s3-to-partner", "uploads", "partner", "s3/{relpath}"),
         t2 = template("drop-to-partner", "drop", "partner", "drop/{relpath}"),
         t3 = template("outbox-to-pulled", "outbox", "pulled", "{relpath}"),
+        s3 = moto_s3_endpoint_toml("uploads", &bucket, "FO_E2E_S3_SECRET", 4),
+        sqs = moto_sqs_source_toml(
+            "s3-uploads",
+            &queue_url,
+            "uploads",
+            "FO_E2E_SQS_SECRET",
+            "wait_time_seconds = 1"
+        ),
     );
     let server = ServerProcess::start(
         data.path(),

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::moto::{moto_sqs_source, notified_queue};
+use common::moto::{moto_s3_endpoint_toml, moto_sqs_source, moto_sqs_source_toml, notified_queue};
 use common::process::{ServerProcess, shared_master_key};
 use common::{ensure_bucket, env, moto_s3, postgres_url, rclone, unique};
 use file_orbit::endpoint::{Endpoint, EndpointConfig};
@@ -50,11 +50,6 @@ fn object_name(index: usize) -> String {
 /// The configuration both servers share, apart from the node's name.
 fn config(node: &str, store_url: &str, bucket: &str, queue_url: &str, dirs: [&Path; 2]) -> String {
     let [destination, inbox] = dirs.map(|dir| dir.display().to_string());
-    let (region, moto, key_id) = (
-        env("MOTO_REGION"),
-        env("MOTO_ENDPOINT"),
-        env("MOTO_ACCESS_KEY_ID"),
-    );
     format!(
         r#"store_url = "{store_url}"
 workers = 2
@@ -69,17 +64,7 @@ name = "{node}"
 [source_runner]
 lease_secs = {LEASE_SECS}
 
-[[endpoints]]
-name = "s3in"
-type = "s3"
-bucket = "{bucket}"
-region = "{region}"
-endpoint_url = "{moto}"
-access_key_id = "{key_id}"
-secret_access_key = {{ env = "{SECRET_ENV}" }}
-force_path_style = true
-max_concurrent = 16
-
+{s3}
 [[endpoints]]
 name = "dst"
 type = "local"
@@ -96,16 +81,20 @@ name = "s3-to-dst"
 matcher = {{ source = "s3in", path_glob = "**" }}
 spec = {{ source = "s3in", source_path = "", destination = "dst", destination_path = "{{filename}}", scope = "file" }}
 
-[[sources]]
-name = "{SQS_SOURCE}"
-kind = "sqs"
-spec = {{ queue_url = "{queue_url}", region = "{region}", endpoint_url = "{moto}", access_key_id = "{key_id}", secret_access_key = {{ env = "{SECRET_ENV}" }}, endpoint = "s3in", wait_time_seconds = 1, visibility_timeout_seconds = 5 }}
-
+{sqs}
 [[sources]]
 name = "{POLL_SOURCE}"
 kind = "remote_poll"
 spec = {{ endpoint = "inbox", path = "", interval_ms = 500 }}
-"#
+"#,
+        s3 = moto_s3_endpoint_toml("s3in", bucket, SECRET_ENV, 16),
+        sqs = moto_sqs_source_toml(
+            SQS_SOURCE,
+            queue_url,
+            "s3in",
+            SECRET_ENV,
+            "wait_time_seconds = 1, visibility_timeout_seconds = 5"
+        ),
     )
 }
 

@@ -1,11 +1,12 @@
 //! For the S3 → SQS → destination benches: 1 KiB objects written to a staging folder and
 //! uploaded to a moto bucket with rclone, whether one has arrived at a local destination,
-//! and the benches' numeric env settings.
+//! the one-at-a-time latency phase, and the benches' numeric env settings.
 
 use file_orbit::endpoint::Endpoint;
 use file_orbit::rclone::Rclone;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The size of every object.
 pub const OBJECT_BYTES: usize = 1024;
@@ -48,6 +49,39 @@ impl Uploader {
 /// The object is at `path` with its full size.
 pub fn arrived(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|meta| meta.len() == OBJECT_BYTES as u64)
+}
+
+/// Uploads `objects` objects (`lat-N.bin`) one at a time, each once the previous one is
+/// at `dst`; returns the latencies (upload done → file at `dst`) and the upload times,
+/// both sorted. Panics after `timeout`.
+pub async fn one_at_a_time(
+    uploader: &Uploader,
+    dst: &Path,
+    objects: usize,
+    timeout: Duration,
+) -> (Vec<Duration>, Vec<Duration>) {
+    let mut latencies = Vec::with_capacity(objects);
+    let mut uploads = Vec::with_capacity(objects);
+    let phase = Instant::now();
+    for index in 0..objects {
+        let name = format!("lat-{index}.bin");
+        let start = Instant::now();
+        uploader.upload(&name).await;
+        let uploaded = Instant::now();
+        let target = dst.join(&name);
+        while !arrived(&target) {
+            assert!(
+                phase.elapsed() < timeout,
+                "latency phase timed out at {index}"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        uploads.push(uploaded - start);
+        latencies.push(uploaded.elapsed());
+    }
+    latencies.sort();
+    uploads.sort();
+    (latencies, uploads)
 }
 
 /// The number in env `name`, else `default`.

@@ -1,5 +1,6 @@
-//! S3 notifications on the moto server: an SQS source's settings for moto, and a fresh
-//! queue that receives a bucket's `ObjectCreated` notifications.
+//! S3 notifications on the moto server: an SQS source's settings for moto (in Rust and as
+//! server TOML, with moto's S3 endpoint), and a fresh queue that receives a bucket's
+//! `ObjectCreated` notifications.
 
 use super::env;
 use file_orbit::endpoint::AwsCredentials;
@@ -71,4 +72,54 @@ pub async fn notified_queue(
         .send(&xml)
         .unwrap();
     url
+}
+
+/// The server TOML `[[endpoints]]` of S3 endpoint `name` on moto's `bucket`, its secret
+/// read from env `secret_env`.
+pub fn moto_s3_endpoint_toml(
+    name: &str,
+    bucket: &str,
+    secret_env: &str,
+    max_concurrent: u32,
+) -> String {
+    format!(
+        r#"
+[[endpoints]]
+name = "{name}"
+type = "s3"
+bucket = "{bucket}"
+region = "{region}"
+endpoint_url = "{moto}"
+force_path_style = true
+access_key_id = "{key_id}"
+secret_access_key = {{ env = "{secret_env}" }}
+max_concurrent = {max_concurrent}
+"#,
+        region = env("MOTO_REGION"),
+        moto = env("MOTO_ENDPOINT"),
+        key_id = env("MOTO_ACCESS_KEY_ID"),
+    )
+}
+
+/// The server TOML `[[sources]]` of SQS source `name` on moto's queue `queue_url` about S3
+/// endpoint `endpoint`, its secret read from env `secret_env`, with the spec's `extra`
+/// fields (e.g. `wait_time_seconds = 1`).
+pub fn moto_sqs_source_toml(
+    name: &str,
+    queue_url: &str,
+    endpoint: &str,
+    secret_env: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"
+[[sources]]
+name = "{name}"
+kind = "sqs"
+spec = {{ queue_url = "{queue_url}", region = "{region}", endpoint_url = "{moto}", endpoint = "{endpoint}", access_key_id = "{key_id}", secret_access_key = {{ env = "{secret_env}" }}, {extra} }}
+"#,
+        region = env("MOTO_REGION"),
+        moto = env("MOTO_ENDPOINT"),
+        key_id = env("MOTO_ACCESS_KEY_ID"),
+    )
 }
