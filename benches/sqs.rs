@@ -42,7 +42,7 @@ use jobs::{ms, percentile};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use uploads::{Uploader, arrived, number, one_at_a_time};
+use uploads::{Uploader, burst_of, number, one_at_a_time};
 
 struct Bench {
     orbit: Orbit,
@@ -160,26 +160,8 @@ async fn main() {
     let consumer = bench.orbit.start_sqs_source(source).await.unwrap();
     let pool = bench.orbit.start_workers(workers);
     let start = Instant::now();
-    let names: Vec<String> = (0..burst).map(|i| format!("burst-{i}.bin")).collect();
-    for chunk in names.chunks(16) {
-        let mut uploads = tokio::task::JoinSet::new();
-        for name in chunk {
-            uploads.spawn(bench.uploader.upload(name));
-        }
-        uploads.join_all().await;
-    }
-    let uploaded = start.elapsed();
-    let mut left: Vec<PathBuf> = names.iter().map(|name| bench.dst.join(name)).collect();
-    while !left.is_empty() {
-        assert!(
-            start.elapsed() < timeout,
-            "burst timed out with {} files missing",
-            left.len()
-        );
-        left.retain(|path| !arrived(path));
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let all_arrived = start.elapsed();
+    let (uploaded, all_arrived) =
+        burst_of(&bench.uploader, &bench.dst, burst, start, timeout).await;
     let stats = consumer.stats();
     consumer.shutdown().await;
     pool.shutdown().await;

@@ -1,6 +1,6 @@
 //! For the S3 → SQS → destination benches: 1 KiB objects written to a staging folder and
 //! uploaded to a moto bucket with rclone, whether one has arrived at a local destination,
-//! the one-at-a-time latency phase, and the benches' numeric env settings.
+//! the one-at-a-time latency phase and the burst, and the benches' numeric env settings.
 
 use file_orbit::endpoint::Endpoint;
 use file_orbit::rclone::Rclone;
@@ -82,6 +82,38 @@ pub async fn one_at_a_time(
     latencies.sort();
     uploads.sort();
     (latencies, uploads)
+}
+
+/// Uploads `burst` objects (`burst-N.bin`), 16 at a time, and waits until all are at
+/// `dst`; returns when the uploads were done and when the last file arrived, both counted
+/// from `start`. Panics after `timeout`.
+pub async fn burst_of(
+    uploader: &Uploader,
+    dst: &Path,
+    burst: usize,
+    start: Instant,
+    timeout: Duration,
+) -> (Duration, Duration) {
+    let names: Vec<String> = (0..burst).map(|i| format!("burst-{i}.bin")).collect();
+    for chunk in names.chunks(16) {
+        let mut uploads = tokio::task::JoinSet::new();
+        for name in chunk {
+            uploads.spawn(uploader.upload(name));
+        }
+        uploads.join_all().await;
+    }
+    let uploaded = start.elapsed();
+    let mut left: Vec<PathBuf> = names.iter().map(|name| dst.join(name)).collect();
+    while !left.is_empty() {
+        assert!(
+            start.elapsed() < timeout,
+            "burst timed out with {} files missing",
+            left.len()
+        );
+        left.retain(|path| !arrived(path));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (uploaded, start.elapsed())
 }
 
 /// The number in env `name`, else `default`.
