@@ -13,7 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import os
 import pathlib
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
@@ -251,3 +255,42 @@ def test_bad_sources_are_refused_naming_the_field(orbit: fo.Orbit, queue: Queue,
     with pytest.raises(fo.ConfigError) as bad_node:
         fo.Orbit(tmp_path / "other.db", master_key=MASTER_KEY, node="bad name")
     assert bad_node.value.field == "name", bad_node.value
+
+
+def test_the_worker_service_runs_the_watch_placed_on_its_node(store: str, tmp_path: pathlib.Path) -> None:
+    inbox, out = tmp_path / "inbox", tmp_path / "out"
+    inbox.mkdir()
+    out.mkdir()
+    with fo.Orbit(store, master_key=MASTER_KEY, node="elsewhere") as orbit:
+        orbit.add_endpoint(fo.Local("inbox", root=inbox))
+        orbit.add_endpoint(fo.Local("out", root=out))
+        orbit.add_template(fo.Template("inbox-to-out", fo.TransferSpec("inbox", "out", destination_path="{relpath}")))
+        orbit.put_source("host-b-inbox", fo.LocalWatch("inbox", stable_for=0), node="host-b")
+        service = subprocess.Popen(
+            [sys.executable, "-m", "file_orbit", "worker", "--store", store, "--node", "host-b", "--label", "site=b"],
+            env={**os.environ, "FILE_ORBIT_MASTER_KEY": MASTER_KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_until(
+                lambda: orbit.source("host-b-inbox").state == "running",
+                timeout=TIMEOUT,
+                what="the watch running on host-b",
+            )
+            assert orbit.source("host-b-inbox").owner_node == "host-b"
+            (inbox / "from-b.txt").write_bytes(b"seen on host b")
+            wait_until(lambda: (out / "from-b.txt").exists(), timeout=TIMEOUT, what="the file at the destination")
+        finally:
+            service.send_signal(signal.SIGTERM)
+            try:
+                printed, errors = service.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                service.kill()
+                printed, errors = service.communicate()
+        assert service.returncode == 0, errors
+        assert "with the sources this node may run" in printed, printed
+        # Stopped: its sources are released, and this process (elsewhere) may not run them.
+        assert orbit.source("host-b-inbox").owner_node is None
+    assert (out / "from-b.txt").read_bytes() == b"seen on host b"

@@ -1,8 +1,9 @@
 """``python -m file_orbit worker``: File Orbit's workers as a service, for hosts that have
-the wheel and nothing else. They run the store's queued jobs until SIGTERM or SIGINT, then
-stop leasing, give running transfers ``--grace`` seconds and put the rest back in the
-queue for other workers. The store's master key comes from ``$FILE_ORBIT_MASTER_KEY`` (or,
-for SQLite, the key file beside the database).
+the wheel and nothing else. They run the store's queued jobs, and the stored sources this
+node may run (``--node``, ``--label``; a folder watch placed on this host), until SIGTERM or
+SIGINT; then they release the sources, stop leasing, give running transfers ``--grace``
+seconds and put the rest back in the queue for other workers. The store's master key comes
+from ``$FILE_ORBIT_MASTER_KEY`` (or, for SQLite, the key file beside the database).
 """
 
 from __future__ import annotations
@@ -64,7 +65,25 @@ def _parser() -> argparse.ArgumentParser:
         help="seconds running transfers get to finish on shutdown (default 30)",
     )
     worker.add_argument("--name", default="worker", help="who the audit log names (default worker)")
+    worker.add_argument("--node", default=None, help="this node's name for sources' placements (default: the host name)")
+    worker.add_argument(
+        "--label",
+        type=_label,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a label of this node for sources' placements (repeatable)",
+    )
+    worker.add_argument("--no-sources", action="store_true", help="run no stored sources here, only jobs")
     return parser
+
+
+def _label(text: str) -> tuple[str, str]:
+    """An argparse type: ``KEY=VALUE``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or not value:
+        raise argparse.ArgumentTypeError(f"write a label as KEY=VALUE, not {text!r}")
+    return key, value
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,12 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    with Orbit(args.store, actor=args.name) as orbit:
+    with Orbit(args.store, actor=args.name, node=args.node, labels=dict(args.label)) as orbit:
+        sources = None if args.no_sources else orbit.run_sources()
         workers = orbit.start_workers(args.workers)
-        print(f"file-orbit worker: {args.workers} workers on {_shown(args.store)}; stop with SIGTERM", flush=True)
+        running = "" if sources is None else ", with the sources this node may run"
+        print(f"file-orbit worker: {args.workers} workers on {_shown(args.store)}{running}; stop with SIGTERM", flush=True)
         while not stop.wait(timeout=1.0):
             pass  # a bounded wait: the signal handler runs between waits
         print(f"file-orbit worker: stopping; running transfers get {args.grace:g} s", flush=True)
+        if sources is not None:
+            sources.stop()
         clean = workers.stop(grace=args.grace)
     print("file-orbit worker: stopped" + ("" if clean else " (unfinished jobs went back to the queue)"), flush=True)
     return 0
