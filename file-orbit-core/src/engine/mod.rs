@@ -30,6 +30,7 @@ pub use queue::{
 };
 pub use sources::{NodeIdentity, Placement, SourceCounters, SourceState, SourceStatus, host_name};
 pub(crate) use sources::{SourceReport, StoredSource};
+pub(crate) use store::now_ms;
 pub use store::{Backend, Store};
 pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, TransferTemplate};
 pub use totals::{AttemptTotal, AttemptTotals, JobTotal};

@@ -14,7 +14,7 @@ use super::local::{LocalWatchStats, LocalWatcher};
 use super::poll::{PollStats, Poller};
 use super::source::SourceSpec;
 use super::sqs::{SqsConsumer, SqsStats};
-use crate::engine::{Orbit, SourceCounters, SourceReport, SourceState, SourceStatus};
+use crate::engine::{Orbit, SourceCounters, SourceReport, SourceState, SourceStatus, now_ms};
 use crate::error::{Error, ErrorKind, Result};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -284,10 +284,6 @@ struct Runner {
     held: HashMap<String, Held>,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 impl Runner {
     async fn run(mut self, mut stopped: watch::Receiver<bool>) {
         tracing::info!(owner = %self.owner, "source runner started");
@@ -317,7 +313,9 @@ impl Runner {
             .iter()
             .map(|status| (status.name.as_str(), status))
             .collect();
-        let node = &self.orbit.options().node;
+        // A handle of its own, so that `self` can be borrowed mutably below.
+        let orbit = self.orbit.clone();
+        let node = &orbit.options().node;
 
         // Stop sources deleted, paused or placed elsewhere; restart edited ones.
         let names: Vec<String> = self.held.keys().cloned().collect();
@@ -326,12 +324,7 @@ impl Runner {
             let keep = status.is_some_and(|status| status.enabled && status.placement.admits(node));
             let held = self.held.get_mut(&name).expect("held");
             if !keep {
-                held.stop().await;
-                self.held.remove(&name);
-                self.orbit
-                    .store()
-                    .release_source(&name, &self.owner)
-                    .await?;
+                self.retire(&name).await?;
                 tracing::info!(source = %name, "source stopped (paused, deleted or placed elsewhere)");
             } else if let Some(status) = status.filter(|status| status.revision != held.revision) {
                 held.stop().await;
