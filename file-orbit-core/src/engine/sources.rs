@@ -404,7 +404,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT {SOURCE_COLUMNS} FROM sources ORDER BY name"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await
         .map_err(db_error("listing sources"))?;
         let now = now_ms();
@@ -418,7 +418,7 @@ impl Store {
             "SELECT {SOURCE_COLUMNS} FROM sources WHERE name = $1"
         ))
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await
         .map_err(db_error(context))?
         .ok_or_else(|| no_source(context, name))?;
@@ -431,7 +431,7 @@ impl Store {
         let context = "reading a source";
         let row = sqlx::query("SELECT sealed_spec, key_id, revision FROM sources WHERE name = $1")
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reader)
             .await
             .map_err(db_error(context))?
             .ok_or_else(|| no_source(context, name))?;
@@ -449,7 +449,7 @@ impl Store {
     pub(crate) async fn sources_sealed_by_other_keys(&self, current: &str) -> Result<Vec<String>> {
         sqlx::query_scalar("SELECT name FROM sources WHERE key_id <> $1 ORDER BY name")
             .bind(current)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reader)
             .await
             .map_err(db_error("listing sources to re-seal"))
     }
