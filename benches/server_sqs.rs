@@ -35,15 +35,13 @@ mod jobs;
 #[path = "support/uploads.rs"]
 mod uploads;
 
-use common::moto::{moto_s3_endpoint_toml, moto_sqs_source, moto_sqs_source_toml, notified_queue};
+use common::moto::{moto_s3_endpoint_toml, moto_sqs_source_toml, notified_bucket};
 use common::process::ServerProcess;
-use common::{ensure_bucket, env, moto_s3, rclone, unique};
-use file_orbit::endpoint::{Endpoint, EndpointConfig};
-use jobs::{ms, percentile};
+use common::{env, rclone};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use uploads::{Uploader, burst_of, number, one_at_a_time};
+use uploads::{Uploader, burst_of, number, one_at_a_time, print_latencies};
 
 /// The source's name in the TOML.
 const SOURCE: &str = "uploads";
@@ -62,14 +60,7 @@ struct Bench {
 impl Bench {
     async fn start(workers: usize, timeout: Duration) -> Bench {
         let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-        let bucket = unique("fo-bench-server-sqs");
-        let s3 = Endpoint {
-            name: "s3in".into(),
-            config: EndpointConfig::S3(moto_s3(&bucket, "")),
-        };
-        ensure_bucket(&s3);
-        let sqs = moto_sqs_source("s3in").client().await;
-        let queue_url = notified_queue(&sqs, &bucket, &bucket, &[]).await;
+        let (s3, bucket, queue_url) = notified_bucket("fo-bench-server-sqs", "s3in").await;
         let (data, dst) = (dir.path().join("data"), dir.path().join("dst"));
         std::fs::create_dir_all(&data).unwrap();
         std::fs::create_dir_all(&dst).unwrap();
@@ -185,23 +176,14 @@ async fn main() {
     let counters = reported_counters(&bench.server, objects).await;
     drop(bench);
 
-    println!(
-        "\n## S3 upload → SQS → file at the destination through the server process (moto, {workers} workers)\n"
+    print_latencies(
+        &format!(
+            "S3 upload → SQS → file at the destination through the server process (moto, {workers} workers)"
+        ),
+        objects,
+        &uploads,
+        &latencies,
     );
-    println!("| phase | objects | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |");
-    println!("|---|---|---|---|---|---|");
-    for (what, sorted) in [
-        ("upload (rclone → moto)", &uploads),
-        ("uploaded → file at destination", &latencies),
-    ] {
-        println!(
-            "| {what} | {objects} | {} | {} | {} | {} |",
-            ms(percentile(sorted, 0.5)),
-            ms(percentile(sorted, 0.9)),
-            ms(percentile(sorted, 0.99)),
-            ms(*sorted.last().unwrap_or(&Duration::ZERO)),
-        );
-    }
     println!("\njobs: {jobs} ({succeeded} succeeded); source counters: {counters}");
     println!("goal: p50 ≤ 500 ms");
     assert_eq!(jobs, objects, "lost or doubled");

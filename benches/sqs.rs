@@ -38,11 +38,10 @@ use file_orbit::engine::{JobState, Matcher, Orbit, OrbitOptions, TransferTemplat
 use file_orbit::events::sqs::{SqsSource, SqsStats};
 use file_orbit::path_template::PathTemplate;
 use file_orbit::transfer::TransferSpec;
-use jobs::{ms, percentile};
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use uploads::{Uploader, burst_of, number, one_at_a_time};
+use uploads::{Uploader, burst_of, number, one_at_a_time, print_latencies};
 
 struct Bench {
     orbit: Orbit,
@@ -134,21 +133,12 @@ async fn main() {
     consumer.shutdown().await;
     pool.shutdown().await;
 
-    println!("\n## S3 upload → SQS → file at the destination (moto, {workers} workers)\n");
-    println!("| phase | objects | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |");
-    println!("|---|---|---|---|---|---|");
-    for (what, sorted) in [
-        ("upload (rclone → moto)", &uploads),
-        ("uploaded → file at destination", &latencies),
-    ] {
-        println!(
-            "| {what} | {objects} | {} | {} | {} | {} |",
-            ms(percentile(sorted, 0.5)),
-            ms(percentile(sorted, 0.9)),
-            ms(percentile(sorted, 0.99)),
-            ms(*sorted.last().unwrap_or(&Duration::ZERO)),
-        );
-    }
+    print_latencies(
+        &format!("S3 upload → SQS → file at the destination (moto, {workers} workers)"),
+        objects,
+        &uploads,
+        &latencies,
+    );
     println!("\nconsumer: {stats:?}");
     println!("goal: p50 ≤ 500 ms");
 

@@ -13,7 +13,7 @@
 mod common;
 
 use common::api::wait_state;
-use common::moto::{moto_s3_endpoint_toml, moto_sqs_source, moto_sqs_source_toml, notified_queue};
+use common::moto::{moto_s3_endpoint_toml, moto_sqs_source_toml, notified_bucket};
 use common::process::ServerProcess;
 use common::{env, rclone, sftp_config, unique, until};
 use serde_json::{Value, json};
@@ -31,16 +31,8 @@ fn sftp_home_path(root: &str) -> PathBuf {
 async fn a_server_runs_the_sqs_watch_and_poll_sources_its_toml_declares() {
     let data = tempfile::tempdir().unwrap();
     let canary = unique("canary-sqs-secret");
-    let bucket = unique("fo-e2e");
-
     // The bucket, its queue, the folders.
-    let s3 = file_orbit::endpoint::Endpoint {
-        name: "bucket".into(),
-        config: file_orbit::endpoint::EndpointConfig::S3(common::moto_s3(&bucket, "")),
-    };
-    common::ensure_bucket(&s3);
-    let sqs = moto_sqs_source("bucket").client().await;
-    let queue_url = notified_queue(&sqs, &bucket, &bucket, &[]).await;
+    let (s3, bucket, queue_url) = notified_bucket("fo-e2e", "bucket").await;
     let watched = data.path().join("drop");
     let pulled = data.path().join("pulled");
     std::fs::create_dir_all(&watched).unwrap();

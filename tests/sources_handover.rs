@@ -9,10 +9,9 @@
 
 mod common;
 
-use common::moto::{moto_s3_endpoint_toml, moto_sqs_source, moto_sqs_source_toml, notified_queue};
+use common::moto::{moto_s3_endpoint_toml, moto_sqs_source_toml, notified_bucket};
 use common::process::{ServerProcess, shared_master_key};
-use common::{ensure_bucket, env, moto_s3, postgres_url, rclone, unique};
-use file_orbit::endpoint::{Endpoint, EndpointConfig};
+use common::{env, postgres_url, rclone};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -132,14 +131,7 @@ fn arrived(destination: &Path) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_owner_s_sources_move_to_the_other_node_and_no_event_is_lost_or_doubled() {
     let store_url = postgres_url().await;
-    let bucket = unique("fo-handover");
-    let s3 = Endpoint {
-        name: "s3in".into(),
-        config: EndpointConfig::S3(moto_s3(&bucket, "")),
-    };
-    ensure_bucket(&s3);
-    let sqs = moto_sqs_source("s3in").client().await;
-    let queue_url = notified_queue(&sqs, &bucket, &bucket, &[]).await;
+    let (s3, bucket, queue_url) = notified_bucket("fo-handover", "s3in").await;
     let (destination, inbox, staging) = (
         tempfile::tempdir().unwrap(),
         tempfile::tempdir().unwrap(),

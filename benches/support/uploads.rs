@@ -1,7 +1,9 @@
 //! For the S3 → SQS → destination benches: 1 KiB objects written to a staging folder and
 //! uploaded to a moto bucket with rclone, whether one has arrived at a local destination,
-//! the one-at-a-time latency phase and the burst, and the benches' numeric env settings.
+//! the one-at-a-time latency phase (and its table) and the burst, and the benches' numeric
+//! env settings.
 
+use super::jobs::{ms, percentile};
 use file_orbit::endpoint::Endpoint;
 use file_orbit::rclone::Rclone;
 use serde_json::{Value, json};
@@ -82,6 +84,26 @@ pub async fn one_at_a_time(
     latencies.sort();
     uploads.sort();
     (latencies, uploads)
+}
+
+/// Prints the latency phase's table: `uploads` and `latencies` (both sorted) of `objects`
+/// objects, under the heading `title`.
+pub fn print_latencies(title: &str, objects: usize, uploads: &[Duration], latencies: &[Duration]) {
+    println!("\n## {title}\n");
+    println!("| phase | objects | p50 (ms) | p90 (ms) | p99 (ms) | max (ms) |");
+    println!("|---|---|---|---|---|---|");
+    for (what, sorted) in [
+        ("upload (rclone → moto)", uploads),
+        ("uploaded → file at destination", latencies),
+    ] {
+        println!(
+            "| {what} | {objects} | {} | {} | {} | {} |",
+            ms(percentile(sorted, 0.5)),
+            ms(percentile(sorted, 0.9)),
+            ms(percentile(sorted, 0.99)),
+            ms(*sorted.last().unwrap_or(&Duration::ZERO)),
+        );
+    }
 }
 
 /// Uploads `burst` objects (`burst-N.bin`), 16 at a time, and waits until all are at

@@ -1,9 +1,10 @@
 //! S3 notifications on the moto server: an SQS source's settings for moto (in Rust and as
 //! server TOML, with moto's S3 endpoint), and a fresh queue that receives a bucket's
-//! `ObjectCreated` notifications.
+//! `ObjectCreated` notifications (with a fresh bucket, in one call).
 
-use super::env;
+use super::{ensure_bucket, env, moto_s3, unique};
 use file_orbit::endpoint::AwsCredentials;
+use file_orbit::endpoint::{Endpoint, EndpointConfig};
 use file_orbit::events::sqs::SqsSource;
 use file_orbit::events::sqs::aws_sdk_sqs::{self, types::QueueAttributeName};
 
@@ -18,6 +19,21 @@ pub fn moto_sqs_source(endpoint: &str) -> SqsSource {
     );
     source.wait_time_seconds = 1;
     source
+}
+
+/// A fresh moto bucket (`unique(prefix)`, created) as S3 endpoint `name` at its root, and
+/// a fresh queue its `ObjectCreated` notifications go to: the endpoint, the bucket and the
+/// queue's URL.
+pub async fn notified_bucket(prefix: &str, name: &str) -> (Endpoint, String, String) {
+    let bucket = unique(prefix);
+    let s3 = Endpoint {
+        name: name.into(),
+        config: EndpointConfig::S3(moto_s3(&bucket, "")),
+    };
+    ensure_bucket(&s3);
+    let sqs = moto_sqs_source(name).client().await;
+    let queue_url = notified_queue(&sqs, &bucket, &bucket, &[]).await;
+    (s3, bucket, queue_url)
 }
 
 /// Creates queue `name` with `attributes`; returns its URL.
