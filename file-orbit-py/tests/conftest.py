@@ -5,11 +5,16 @@ file, ``FILE_ORBIT_TEST_*``), unique names, and tree helpers.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pathlib
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -113,6 +118,40 @@ def wait_until(check: Callable[[], bool], timeout: float = 30.0, what: str = "co
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+@dataclass
+class ServiceRun:
+    """What a ``python -m file_orbit worker`` process printed and how it ended (set once it
+    stopped)."""
+
+    returncode: int | None = None
+    printed: str = ""
+    errors: str = ""
+
+
+@contextlib.contextmanager
+def worker_service(*args: str) -> Iterator[ServiceRun]:
+    """Runs ``python -m file_orbit worker ARGS`` (with the test master key) for the ``with``
+    block, then stops it with SIGTERM (SIGKILL after 60 s) and fills in the yielded run."""
+    run = ServiceRun()
+    service = subprocess.Popen(
+        [sys.executable, "-m", "file_orbit", "worker", *args],
+        env={**os.environ, "FILE_ORBIT_MASTER_KEY": MASTER_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield run
+    finally:
+        service.send_signal(signal.SIGTERM)
+        try:
+            run.printed, run.errors = service.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            service.kill()
+            run.printed, run.errors = service.communicate()
+        run.returncode = service.returncode
 
 
 def cancel_once_moving(transfer: fo.Transfer) -> None:

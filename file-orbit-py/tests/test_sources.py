@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import os
 import pathlib
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
 import pytest
-from conftest import MASTER_KEY, wait_until
+from conftest import MASTER_KEY, wait_until, worker_service
 from test_sqs import CANARY, TIMEOUT, Queue, s3in
 from test_sqs import queue as queue  # the fixture: a bucket notifying a fresh queue
 from test_sqs import source as sqs_source
@@ -266,14 +262,7 @@ def test_the_worker_service_runs_the_watch_placed_on_its_node(store: str, tmp_pa
         orbit.add_endpoint(fo.Local("out", root=out))
         orbit.add_template(fo.Template("inbox-to-out", fo.TransferSpec("inbox", "out", destination_path="{relpath}")))
         orbit.put_source("host-b-inbox", fo.LocalWatch("inbox", stable_for=0), node="host-b")
-        service = subprocess.Popen(
-            [sys.executable, "-m", "file_orbit", "worker", "--store", store, "--node", "host-b", "--label", "site=b"],
-            env={**os.environ, "FILE_ORBIT_MASTER_KEY": MASTER_KEY},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with worker_service("--store", store, "--node", "host-b", "--label", "site=b") as service:
             wait_until(
                 lambda: orbit.source("host-b-inbox").state == "running",
                 timeout=TIMEOUT,
@@ -282,15 +271,8 @@ def test_the_worker_service_runs_the_watch_placed_on_its_node(store: str, tmp_pa
             assert orbit.source("host-b-inbox").owner_node == "host-b"
             (inbox / "from-b.txt").write_bytes(b"seen on host b")
             wait_until(lambda: (out / "from-b.txt").exists(), timeout=TIMEOUT, what="the file at the destination")
-        finally:
-            service.send_signal(signal.SIGTERM)
-            try:
-                printed, errors = service.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                service.kill()
-                printed, errors = service.communicate()
-        assert service.returncode == 0, errors
-        assert "with the sources this node may run" in printed, printed
+        assert service.returncode == 0, service.errors
+        assert "with the sources this node may run" in service.printed, service.printed
         # Stopped: its sources are released, and this process (elsewhere) may not run them.
         assert orbit.source("host-b-inbox").owner_node is None
     assert (out / "from-b.txt").read_bytes() == b"seen on host b"

@@ -29,6 +29,7 @@ from conftest import (
     test_tree,
     unique,
     wait_until,
+    worker_service,
     write_tree,
 )
 
@@ -325,25 +326,11 @@ def test_the_worker_service_runs_queued_jobs_and_stops_on_sigterm(store: str, lo
         orbit.add_endpoint(fo.Local("src", root=source))
         orbit.add_endpoint(fo.Local("out", root=out))
         job = orbit.submit(fo.TransferSpec("src", "out", source_path="a.txt", scope="file", destination_path="{filename}"))
-        service = subprocess.Popen(
-            [sys.executable, "-m", "file_orbit", "worker", "--store", store, "--workers", "2", "--grace", "5"],
-            env={**os.environ, "FILE_ORBIT_MASTER_KEY": MASTER_KEY},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+        with worker_service("--store", store, "--workers", "2", "--grace", "5") as service:
             assert job.wait(timeout=60).state == "succeeded"
-        finally:
-            service.send_signal(signal.SIGTERM)
-            try:
-                printed, errors = service.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                service.kill()
-                printed, errors = service.communicate()
-    assert service.returncode == 0, errors
-    assert "2 workers on" in printed and "stopped" in printed, printed
-    assert MASTER_KEY not in printed + errors
+    assert service.returncode == 0, service.errors
+    assert "2 workers on" in service.printed and "stopped" in service.printed, service.printed
+    assert MASTER_KEY not in service.printed + service.errors
     assert read_tree(out) == {"a.txt": b"by the worker service\n"}
 
 
