@@ -41,7 +41,7 @@ use common::{env, rclone};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use uploads::{Uploader, burst_of, number, one_at_a_time, print_latencies};
+use uploads::{RunSize, Uploader, burst_of, one_at_a_time, print_latencies};
 
 /// The source's name in the TOML.
 const SOURCE: &str = "uploads";
@@ -164,10 +164,12 @@ fn files_in(dir: &Path) -> usize {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
-    let objects = number("FILE_ORBIT_BENCH_SQS_OBJECTS", 200);
-    let burst = number("FILE_ORBIT_BENCH_SQS_BURST", 2000);
-    let workers = number("FILE_ORBIT_BENCH_SQS_WORKERS", 4);
-    let timeout = Duration::from_secs(number("FILE_ORBIT_BENCH_TIMEOUT_S", 900) as u64);
+    let RunSize {
+        objects,
+        burst,
+        workers,
+        timeout,
+    } = RunSize::from_env();
 
     // 1. Latency, one object at a time.
     let bench = Bench::start(workers, timeout).await;

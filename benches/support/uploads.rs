@@ -138,8 +138,29 @@ pub async fn burst_of(
     (uploaded, start.elapsed())
 }
 
+/// The sizes of an S3 → SQS bench run, from the environment: `FILE_ORBIT_BENCH_SQS_OBJECTS`
+/// (200, one at a time), `FILE_ORBIT_BENCH_SQS_BURST` (2,000; 0 skips the burst),
+/// `FILE_ORBIT_BENCH_SQS_WORKERS` (4), `FILE_ORBIT_BENCH_TIMEOUT_S` (900, per phase).
+pub struct RunSize {
+    pub objects: usize,
+    pub burst: usize,
+    pub workers: usize,
+    pub timeout: Duration,
+}
+
+impl RunSize {
+    pub fn from_env() -> RunSize {
+        RunSize {
+            objects: number("FILE_ORBIT_BENCH_SQS_OBJECTS", 200),
+            burst: number("FILE_ORBIT_BENCH_SQS_BURST", 2000),
+            workers: number("FILE_ORBIT_BENCH_SQS_WORKERS", 4),
+            timeout: Duration::from_secs(number("FILE_ORBIT_BENCH_TIMEOUT_S", 900) as u64),
+        }
+    }
+}
+
 /// The number in env `name`, else `default`.
-pub fn number(name: &str, default: usize) -> usize {
+fn number(name: &str, default: usize) -> usize {
     std::env::var(name)
         .map(|text| {
             text.parse()

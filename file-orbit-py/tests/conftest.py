@@ -65,11 +65,12 @@ def sftp_dir(root: str) -> pathlib.Path:
     return pathlib.Path(env("SFTP_HOME")) / root
 
 
-def moto(name: str, prefix: str) -> fo.S3:
-    """An S3 endpoint on the test moto server, under ``prefix`` of the test bucket."""
+def moto(name: str, prefix: str, bucket: str = BUCKET) -> fo.S3:
+    """An S3 endpoint on the test moto server, under ``prefix`` of ``bucket`` (default the
+    test bucket)."""
     return fo.S3(
         name,
-        bucket=BUCKET,
+        bucket=bucket,
         prefix=prefix,
         provider="Other",
         region=env("MOTO_REGION"),

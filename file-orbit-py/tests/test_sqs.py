@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
-from conftest import MASTER_KEY, env, unique, wait_until
+from conftest import MASTER_KEY, env, moto, unique, wait_until
 
 import file_orbit as fo
 
@@ -82,17 +82,7 @@ def queue() -> Iterator[Queue]:
 
 def s3in(bucket: str) -> fo.S3:
     """The S3 endpoint the notifications are about: ``in/`` of the test's bucket."""
-    return fo.S3(
-        "s3in",
-        bucket=bucket,
-        prefix="in",
-        provider="Other",
-        region=env("MOTO_REGION"),
-        endpoint_url=env("MOTO_ENDPOINT"),
-        access_key_id=env("MOTO_ACCESS_KEY_ID"),
-        secret_access_key=env("MOTO_SECRET_ACCESS_KEY"),
-        force_path_style=True,
-    )
+    return moto("s3in", "in", bucket)
 
 
 def source(queue_url: str, **overrides: object) -> fo.SqsSource:
