@@ -155,14 +155,7 @@ impl Store {
 
     /// The newest `limit` events, newest first.
     pub async fn events(&self, limit: i64) -> Result<Vec<EventRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events ORDER BY id DESC LIMIT $1"
-        ))
-        .bind(limit.clamp(1, 10_000))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error("listing events"))?;
-        rows.iter().map(event_from_row).collect()
+        self.newest_events(None, limit).await
     }
 
     /// The newest `limit` events the stored source `source_name` produced, newest first.
@@ -171,14 +164,31 @@ impl Store {
         source_name: &str,
         limit: i64,
     ) -> Result<Vec<EventRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE source_name = $1 ORDER BY id DESC LIMIT $2"
-        ))
-        .bind(source_name)
-        .bind(limit.clamp(1, 10_000))
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_error("listing a source's events"))?;
+        self.newest_events(Some(source_name), limit).await
+    }
+
+    /// The newest `limit` events (at most 10,000), of stored source `source_name` if given.
+    async fn newest_events(
+        &self,
+        source_name: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>> {
+        let (filter, limit_at) = match source_name {
+            Some(_) => ("WHERE source_name = $1 ", 2),
+            None => ("", 1),
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events {filter}ORDER BY id DESC LIMIT ${limit_at}"
+        );
+        let mut query = sqlx::query(&sql);
+        if let Some(name) = source_name {
+            query = query.bind(name);
+        }
+        let rows = query
+            .bind(limit.clamp(1, 10_000))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error("listing events"))?;
         rows.iter().map(event_from_row).collect()
     }
 }
