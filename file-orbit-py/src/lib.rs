@@ -21,9 +21,7 @@ mod transfer;
 
 use file_orbit_core::endpoint::{Endpoint, SmbConfig};
 use file_orbit_core::error::{Error, ErrorKind};
-use file_orbit_core::events::local::LocalWatch;
-use file_orbit_core::events::poll::RemotePoll;
-use file_orbit_core::events::sqs::SqsSource;
+use file_orbit_core::events::source::SourceSpec;
 use file_orbit_core::rclone::{Rclone, RcloneOptions};
 use file_orbit_core::serde_errors::from_json_value;
 use file_orbit_core::{Result as CoreResult, Secret};
@@ -131,17 +129,10 @@ fn validate_endpoint(config: &str) -> PyResult<()> {
 /// JSON form) with the core's own checks; raises `ConfigError` naming the field.
 #[pyfunction]
 fn validate_source_spec(kind: &str, spec: &str) -> PyResult<()> {
-    match kind {
-        "sqs" => read_spec::<SqsSource>("sqs source", spec).and_then(|s| s.validate()),
-        "local_watch" => read_spec::<LocalWatch>("local watch", spec).and_then(|s| s.validate()),
-        "remote_poll" => read_spec::<RemotePoll>("remote poll", spec).and_then(|s| s.validate()),
-        other => Err(Error::invalid_field(
-            "source",
-            "kind",
-            format!("unknown kind {other:?}"),
-        )),
-    }
-    .map_err(to_py_err)
+    from_json("source spec", spec)
+        .and_then(|fields| SourceSpec::parse(kind, fields))
+        .map(drop)
+        .map_err(to_py_err)
 }
 
 /// Splits `//host/share/path` into (host, share, root) with the core's parser.

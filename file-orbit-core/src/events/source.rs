@@ -50,6 +50,29 @@ impl SourceSpec {
         }
     }
 
+    /// Reads `kind`'s spec from its `fields` and checks them: the one reading of a spec,
+    /// for a whole source (`Source::parse`) and for a spec alone (Python's spec classes).
+    /// Errors name the field within the spec (`queue_url`) or `kind`, never a secret.
+    pub fn parse(kind: &str, fields: Value) -> Result<SourceSpec> {
+        let spec = match kind {
+            "sqs" => from_json_value("sqs source", fields).map(SourceSpec::Sqs),
+            "local_watch" => from_json_value("local watch", fields).map(SourceSpec::LocalWatch),
+            "remote_poll" => from_json_value("remote poll", fields).map(SourceSpec::RemotePoll),
+            other => Err(unknown_kind(other)),
+        }?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Checks the spec's fields (no store, no disk); errors name the field within it.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            SourceSpec::Sqs(sqs) => sqs.validate(),
+            SourceSpec::LocalWatch(watch) => watch.validate(),
+            SourceSpec::RemotePoll(poll) => poll.validate(),
+        }
+    }
+
     /// The spec's fields as JSON (secrets as `***` unless revealed).
     fn fields(&self) -> Value {
         let value = serde_json::to_value(self).unwrap_or(Value::Null);
@@ -99,6 +122,19 @@ fn enabled_by_default() -> bool {
     true
 }
 
+/// The error for a `kind` that is none of [`SOURCE_KINDS`] (naming field `kind`).
+fn unknown_kind(kind: &str) -> Error {
+    Error::invalid_field(
+        "source",
+        "kind",
+        format!(
+            "unknown kind {:?}; one of {}",
+            kind.chars().take(40).collect::<String>(),
+            SOURCE_KINDS.join(", ")
+        ),
+    )
+}
+
 impl Source {
     /// Reads and checks a source written as JSON; `name` is the name given beside it (a
     /// path's), which a `name` field inside must match. Errors name the field (`kind`,
@@ -118,23 +154,13 @@ impl Source {
             (None, Some(inside)) => inside,
             (None, None) => return Err(Error::invalid_field(context, "name", "is required")),
         };
-        let spec = match written.kind.as_str() {
-            "sqs" => from_json_value(context, written.spec).map(SourceSpec::Sqs),
-            "local_watch" => from_json_value(context, written.spec).map(SourceSpec::LocalWatch),
-            "remote_poll" => from_json_value(context, written.spec).map(SourceSpec::RemotePoll),
-            other => {
-                return Err(Error::invalid_field(
-                    context,
-                    "kind",
-                    format!(
-                        "unknown kind {:?}; one of {}",
-                        other.chars().take(40).collect::<String>(),
-                        SOURCE_KINDS.join(", ")
-                    ),
-                ));
-            }
+        if !SOURCE_KINDS.contains(&written.kind.as_str()) {
+            return Err(unknown_kind(&written.kind));
         }
-        .map_err(|err| err.within("spec"))?;
+        let spec = SourceSpec::parse(&written.kind, written.spec).map_err(|err| Error {
+            context: context.into(),
+            ..err.within("spec")
+        })?;
         let source = Source {
             name,
             spec,
@@ -158,11 +184,7 @@ impl Source {
                 "must be 1 to 200 characters, not only spaces, without '/' or control characters",
             ));
         }
-        let checked = match &self.spec {
-            SourceSpec::Sqs(sqs) => sqs.validate(),
-            SourceSpec::LocalWatch(watch) => watch.validate(),
-            SourceSpec::RemotePoll(poll) => poll.validate(),
-        };
+        let checked = self.spec.validate();
         let within = |at: &'static str| {
             move |err: Error| Error {
                 context: context.into(),
