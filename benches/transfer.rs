@@ -781,6 +781,7 @@ fn destination(bench: &Bench, target: Target, root: &str) -> Option<Destination>
             };
             if target == Target::Moto {
                 let bucket_root = Endpoint {
+                    bandwidth: None,
                     name: "bench-bucket".into(),
                     config: EndpointConfig::S3(s3("")),
                 };
@@ -800,6 +801,7 @@ fn destination(bench: &Bench, target: Target, root: &str) -> Option<Destination>
     Some(Destination {
         target,
         endpoint: Endpoint {
+            bandwidth: None,
             name: format!("bench-{}", target.key()),
             config,
         },
@@ -994,6 +996,7 @@ fn main() {
         drop_caches,
         dir: tmp.path().to_path_buf(),
         source: Endpoint {
+            bandwidth: None,
             name: "bench-source".into(),
             config: EndpointConfig::Local(LocalConfig { root: source_root }),
         },

@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const SHIM_SOURCES: [&str; 3] = ["go/main.go", "go/go.mod", "go/go.sum"];
+const SHIM_SOURCES: [&str; 4] = ["go/main.go", "go/bwlimit.go", "go/go.mod", "go/go.sum"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=FILE_ORBIT_LIBRCLONE");

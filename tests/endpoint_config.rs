@@ -254,6 +254,7 @@ fn unc_paths_give_host_share_and_root() {
         assert!(err.message.contains(bad), "{err}");
     }
     let endpoint = Endpoint {
+        bandwidth: None,
         name: "f".into(),
         config: EndpointConfig::Smb(smb),
     };

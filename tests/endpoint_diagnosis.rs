@@ -22,6 +22,7 @@ const WRONG: &str = "wrong-Pa55-canary-31";
 
 async fn diagnose(config: EndpointConfig) -> file_orbit::endpoint::Diagnosis {
     let endpoint = Endpoint {
+        bandwidth: None,
         name: "under-test".into(),
         config,
     };
@@ -53,6 +54,7 @@ async fn healthy_endpoints_of_every_kind_pass() {
         );
     }
     let key = Endpoint {
+        bandwidth: None,
         name: "sftp-key".into(),
         config: EndpointConfig::Sftp(file_orbit::endpoint::SftpConfig {
             auth: SftpAuth::KeyFile {
@@ -276,6 +278,7 @@ fn with_provider(endpoint: &Endpoint, provider: &str) -> Endpoint {
         panic!("not S3");
     };
     Endpoint {
+        bandwidth: None,
         name: endpoint.name.clone(),
         config: EndpointConfig::S3(S3Config {
             provider: Some(provider.into()),
@@ -367,6 +370,7 @@ async fn a_root_the_account_may_not_write_is_not_writable() {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let diagnosis = diagnose(config.clone()).await;
         let read_only = Endpoint {
+            bandwidth: None,
             name: "under-test".into(),
             config,
         }
@@ -417,6 +421,7 @@ async fn a_missing_root_the_first_transfer_creates_is_a_warning() {
 
         // Only read from: the root must exist.
         let read_only = Endpoint {
+            bandwidth: None,
             name: "under-test".into(),
             config,
         }

@@ -72,6 +72,7 @@ pub fn endpoint(kind: Kind, name: &str) -> Endpoint {
         Kind::Smb => EndpointConfig::Smb(smb_config(&root)),
     };
     let endpoint = Endpoint {
+        bandwidth: None,
         name: name.to_string(),
         config,
     };
@@ -117,6 +118,7 @@ pub fn ensure_bucket(endpoint: &Endpoint) {
         return;
     };
     let bucket_only = Endpoint {
+        bandwidth: None,
         name: endpoint.name.clone(),
         config: EndpointConfig::S3(S3Config {
             prefix: String::new(),

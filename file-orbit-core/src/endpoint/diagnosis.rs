@@ -233,6 +233,7 @@ impl Endpoint {
             EndpointConfig::Smb(smb) => smb.root = parent_dir(&smb.root)?,
         }
         Some(Endpoint {
+            bandwidth: None,
             name: self.name.clone(),
             config,
         })

@@ -4,10 +4,12 @@
 //! options (`ssh`, `*_command`) cannot be set.
 
 mod aws;
+mod bandwidth;
 mod diagnosis;
 
 pub(crate) use aws::check_endpoint_url;
 pub use aws::{AwsCredentials, StaticKeys};
+pub use bandwidth::{Bandwidth, Rates};
 pub use diagnosis::{Diagnosis, Problem, TestOptions};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -45,6 +47,13 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Endpoint {
     pub name: String,
+    /// The most every transfer to and from this endpoint may move together, live: a rate
+    /// (`10M`), upload:download (`10M:2M`), `off`, or a weekly timetable (`08:00,512k
+    /// 19:00,off`, `Mon-08:00,1M Sat-00:00,off`) in the server's local time. Server-side
+    /// copies within the endpoint move no bytes through File Orbit and are not charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "server", schema(value_type = Option<String>, example = "08:00,512k 19:00,off"))]
+    pub bandwidth: Option<Bandwidth>,
     #[serde(flatten)]
     pub config: EndpointConfig,
 }
@@ -431,6 +440,9 @@ impl Endpoint {
             }
         };
         config.insert("_root".into(), root.into());
+        // Read by our shim (not rclone): the Fs moves its bytes through this endpoint's
+        // bandwidth limiter, shared by every transfer of the process.
+        config.insert("orbit_endpoint".into(), self.name.clone().into());
         Ok(Fs::Config(config))
     }
 }

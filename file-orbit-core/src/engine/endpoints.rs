@@ -1,11 +1,13 @@
 //! Endpoints in the store: a row per endpoint with its public config (secrets as `***`),
 //! its sealed config and the key id that sealed it, and `max_concurrent`; created, edited
-//! and deleted with their audit records. Sealing and unsealing is the keyring's job
+//! and deleted with their audit records; each endpoint's bandwidth limit in its own column. Sealing and unsealing is the keyring's job
 //! (`Orbit`), never this module's: only sealed bytes pass through here.
 
 use super::audit;
 use super::store::{Cell, Store, db_error, put_named};
+use crate::endpoint::{Bandwidth, Rates};
 use crate::error::{Error, ErrorKind, Result};
+use chrono::{DateTime, Local};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -22,6 +24,20 @@ pub struct EndpointSummary {
     pub config: Value,
     pub max_concurrent: i64,
     pub key_id: String,
+    /// The bandwidth limit as written (also in `config`); none when unlimited.
+    pub bandwidth: Option<String>,
+    /// The rates the limit sets now (bytes per second; null is no limit).
+    pub bandwidth_now: Rates,
+    /// When a timetable next changes the rates, and to what.
+    pub bandwidth_next: Option<BandwidthChange>,
+}
+
+/// A timetable's next change.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct BandwidthChange {
+    pub at: DateTime<Local>,
+    pub rates: Rates,
 }
 
 /// An endpoint as it is stored: what `Store::put_endpoint` writes.
@@ -35,6 +51,7 @@ pub(crate) struct StoredEndpoint<'a> {
     pub sealed: &'a str,
     pub key_id: &'a str,
     pub max_concurrent: u32,
+    pub bandwidth: Option<&'a str>,
 }
 
 impl Store {
@@ -57,6 +74,10 @@ impl Store {
                 ("sealed_config", Cell::Text(endpoint.sealed)),
                 ("key_id", Cell::Text(endpoint.key_id)),
                 ("max_concurrent", Cell::Int(endpoint.max_concurrent as i64)),
+                (
+                    "bandwidth",
+                    endpoint.bandwidth.map_or(Cell::Null, Cell::Text),
+                ),
             ],
             context,
         )
@@ -66,7 +87,8 @@ impl Store {
         } else {
             "endpoint.created"
         };
-        let detail = json!({"kind": endpoint.kind, "max_concurrent": endpoint.max_concurrent});
+        let detail = json!({"kind": endpoint.kind, "max_concurrent": endpoint.max_concurrent,
+            "bandwidth": endpoint.bandwidth});
         audit::append(
             &mut tx,
             self.backend,
@@ -141,15 +163,29 @@ impl Store {
     /// Every endpoint, secrets shown as `***`.
     pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>> {
         let rows = sqlx::query(
-            "SELECT name, kind, public_config, max_concurrent, key_id FROM endpoints ORDER BY name",
+            "SELECT name, kind, public_config, max_concurrent, key_id, bandwidth FROM endpoints \
+             ORDER BY name",
         )
         .fetch_all(&self.reader)
         .await
         .map_err(db_error("listing endpoints"))?;
+        let now = Local::now();
         rows.iter()
             .map(|row| {
                 let read = || -> Result<EndpointSummary, sqlx::Error> {
+                    let bandwidth: Option<String> = row.try_get("bandwidth")?;
+                    let limit = bandwidth
+                        .as_deref()
+                        .and_then(|text| text.parse::<Bandwidth>().ok());
                     Ok(EndpointSummary {
+                        bandwidth_now: limit
+                            .as_ref()
+                            .map_or(Rates::UNLIMITED, |l| l.rates_at(&now)),
+                        bandwidth_next: limit
+                            .as_ref()
+                            .and_then(|l| l.next_change(&now))
+                            .map(|(at, rates)| BandwidthChange { at, rates }),
+                        bandwidth,
                         name: row.try_get("name")?,
                         kind: row.try_get("kind")?,
                         config: serde_json::from_str(&row.try_get::<String, _>("public_config")?)
@@ -181,5 +217,13 @@ impl Store {
                 Ok((name, u32::try_from(max).unwrap_or(u32::MAX)))
             })
             .collect()
+    }
+
+    /// Every endpoint's bandwidth limit as written: (name, limit or none).
+    pub(crate) async fn endpoint_bandwidths(&self) -> Result<Vec<(String, Option<String>)>> {
+        sqlx::query_as("SELECT name, bandwidth FROM endpoints")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error("reading bandwidth limits"))
     }
 }

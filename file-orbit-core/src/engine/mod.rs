@@ -4,6 +4,7 @@
 
 mod api_keys;
 mod audit;
+mod bandwidth;
 mod endpoints;
 mod event_log;
 mod keyring;
@@ -18,8 +19,9 @@ mod worker;
 
 pub use api_keys::StoredApiKey;
 pub use audit::AuditRecord;
+pub use bandwidth::{BandwidthOptions, BandwidthUsage};
 use endpoints::StoredEndpoint;
-pub use endpoints::{DEFAULT_MAX_CONCURRENT, EndpointSummary};
+pub use endpoints::{BandwidthChange, DEFAULT_MAX_CONCURRENT, EndpointSummary};
 pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
 pub use limits::Limits;
@@ -69,6 +71,8 @@ pub struct OrbitOptions {
     pub node: NodeIdentity,
     /// Bounds on the numbers of jobs and templates (parallelism, priority, retries, hops).
     pub limits: Limits,
+    /// The service-wide bandwidth limit and how endpoints' limits are applied.
+    pub bandwidth: BandwidthOptions,
 }
 
 impl Default for OrbitOptions {
@@ -83,6 +87,7 @@ impl Default for OrbitOptions {
             actor: "local".into(),
             node: NodeIdentity::default(),
             limits: Limits::default(),
+            bandwidth: BandwidthOptions::default(),
         }
     }
 }
@@ -126,6 +131,7 @@ struct Inner {
     /// Bumped whenever this process makes work runnable, so idle workers wake at once
     /// instead of at their next poll (which still catches other processes' work).
     new_work: tokio::sync::watch::Sender<u64>,
+    governor: bandwidth::Governor,
 }
 
 impl Orbit {
@@ -154,6 +160,7 @@ impl Orbit {
                 rclone,
                 options,
                 new_work: tokio::sync::watch::channel(0).0,
+                governor: Default::default(),
             }),
         })
     }
@@ -243,6 +250,7 @@ impl Orbit {
             sealed: &sealed,
             key_id: &key_id,
             max_concurrent,
+            bandwidth: endpoint.bandwidth.as_ref().map(|limit| limit.as_str()),
         };
         self.store().put_endpoint(&stored, self.actor()).await
     }
@@ -383,6 +391,7 @@ impl Orbit {
 
     /// Starts `count` workers in this process.
     pub fn start_workers(&self, count: usize) -> Workers {
+        self.govern_bandwidth();
         Workers::start(self.clone(), count)
     }
 

@@ -174,6 +174,7 @@ pub(crate) fn now_ms() -> i64 {
 pub(crate) enum Cell<'a> {
     Text(&'a str),
     Int(i64),
+    Null,
 }
 
 /// Creates or replaces row `name` of `table` (keyed by `name`, with `created_at` and
@@ -194,6 +195,7 @@ pub(crate) async fn put_named(
             .fold(sqlx::query(sql), |query, (_, cell)| match cell {
                 Cell::Text(text) => query.bind(text.to_string()),
                 Cell::Int(number) => query.bind(*number),
+                Cell::Null => query.bind(None::<String>),
             })
     };
     let n = columns.len();

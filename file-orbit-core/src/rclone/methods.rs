@@ -370,3 +370,34 @@ rc_method!(DeleteFile, "operations/deletefile", Empty);
 #[serde(transparent)]
 pub struct Purge(pub FsPath);
 rc_method!(Purge, "operations/purge", Empty);
+
+/// `orbit/bwlimit` (our shim): sets an endpoint's bandwidth limits, or with no endpoint
+/// the service-wide ones, in bytes per second (0: no limit); live for running transfers.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrbitBwLimit {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    pub upload: u64,
+    pub download: u64,
+}
+rc_method!(OrbitBwLimit, "orbit/bwlimit", Empty);
+
+/// `orbit/bwstats` (our shim): the limits in force and the bytes moved, per endpoint.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OrbitBwStats {}
+rc_method!(OrbitBwStats, "orbit/bwstats", BwStatsReply);
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct BwStatsReply {
+    pub endpoints: std::collections::HashMap<String, MeterStats>,
+    pub service: MeterStats,
+}
+
+/// One endpoint's limits (bytes per second, 0: none) and bytes moved, each direction.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct MeterStats {
+    pub upload_limit: u64,
+    pub download_limit: u64,
+    pub upload_bytes: u64,
+    pub download_bytes: u64,
+}

@@ -2,7 +2,7 @@
 //! delete and test endpoints.
 
 use super::{ApiResult, Body, Path, Query, Shared, caller_orbit, refuse_masked_secrets};
-use crate::endpoint::{Endpoint, EndpointConfig, Problem, TestOptions};
+use crate::endpoint::{Bandwidth, Endpoint, EndpointConfig, Problem, TestOptions};
 use crate::engine::{DEFAULT_MAX_CONCURRENT, EndpointSummary};
 use crate::server::AppState;
 use crate::server::auth::Principal;
@@ -54,6 +54,10 @@ pub(crate) struct EndpointPut {
     /// Transfers at once from or to this endpoint (default 4).
     #[schema(minimum = 1, maximum = 4294967295_u64)]
     max_concurrent: Option<u32>,
+    /// Bandwidth limit (`10M`, `10M:2M`, `off`, or a timetable `08:00,512k 19:00,off`);
+    /// changing it applies to transfers already running within a second.
+    #[schema(value_type = Option<String>, example = "08:00,512k 19:00,off")]
+    bandwidth: Option<Bandwidth>,
     #[serde(flatten)]
     config: EndpointConfig,
 }
@@ -100,6 +104,7 @@ pub(crate) async fn put_endpoint(
         Some(n) => n,
     };
     let endpoint = Endpoint {
+        bandwidth: put.bandwidth,
         name: name.clone(),
         config: put.config,
     };
