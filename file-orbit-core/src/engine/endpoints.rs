@@ -160,8 +160,8 @@ impl Store {
         Ok((sealed, key_id))
     }
 
-    /// Every endpoint, secrets shown as `***`.
-    pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>> {
+    /// Every endpoint, secrets shown as `***`, with the bandwidth rates in force at `now`.
+    pub async fn endpoints(&self, now: DateTime<Local>) -> Result<Vec<EndpointSummary>> {
         let rows = sqlx::query(
             "SELECT name, kind, public_config, max_concurrent, key_id, bandwidth FROM endpoints \
              ORDER BY name",
@@ -169,7 +169,6 @@ impl Store {
         .fetch_all(&self.reader)
         .await
         .map_err(db_error("listing endpoints"))?;
-        let now = Local::now();
         rows.iter()
             .map(|row| {
                 let read = || -> Result<EndpointSummary, sqlx::Error> {

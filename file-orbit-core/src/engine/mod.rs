@@ -268,9 +268,11 @@ impl Orbit {
             .map_err(|err| Error::new(ErrorKind::Store, "reading an endpoint", err.to_string()))
     }
 
-    /// Every endpoint, secrets shown as `***`.
+    /// Every endpoint, secrets shown as `***`, with the bandwidth rates in force now and
+    /// the next timetable change (on the governor's clock).
     pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>> {
-        self.store().endpoints().await
+        let now = chrono::Local::now() + self.inner.options.bandwidth.clock_offset;
+        self.store().endpoints(now).await
     }
 
     /// Re-seals every endpoint and source with the current master key; returns how many changed.

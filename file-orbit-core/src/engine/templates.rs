@@ -352,7 +352,7 @@ impl Store {
         example: &JobRequest,
     ) -> Result<()> {
         let known: Vec<String> = self
-            .endpoints()
+            .endpoints(chrono::Local::now())
             .await?
             .into_iter()
             .map(|endpoint| endpoint.name)
