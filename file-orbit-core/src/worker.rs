@@ -4,7 +4,8 @@
 //! the configuration comes from (`--config PATH`, `$FILE_ORBIT_CONFIG` or the environment
 //! alone). `examples/worker.rs` wires it to a process.
 
-use crate::engine::{Limits, NodeIdentity, Orbit, OrbitOptions};
+use crate::endpoint::Bandwidth;
+use crate::engine::{BandwidthOptions, Limits, NodeIdentity, Orbit, OrbitOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::service::declared::{DeclaredSource, SourceRunnerConfig, apply_declared_sources};
 use crate::service::logs::LogConfig;
@@ -52,6 +53,10 @@ pub struct WorkerConfig {
     /// `[source_runner]`: whether this worker runs stored sources, and their lease.
     #[serde(default)]
     pub source_runner: SourceRunnerConfig,
+    /// The most this worker's transfers to and from remote endpoints may move together,
+    /// on top of each endpoint's own limit (as an endpoint's `bandwidth`).
+    #[serde(default)]
+    pub bandwidth: Option<Bandwidth>,
 }
 
 fn default_workers() -> usize {
@@ -85,6 +90,7 @@ impl WorkerConfig {
             node: NodeIdentity::default(),
             sources: Vec::new(),
             source_runner: SourceRunnerConfig::default(),
+            bandwidth: None,
         }
     }
 
@@ -211,6 +217,10 @@ impl WorkerConfig {
             actor: self.name.clone(),
             limits: self.limits,
             node: self.node.clone(),
+            bandwidth: BandwidthOptions {
+                service: self.bandwidth.clone(),
+                ..Default::default()
+            },
             ..OrbitOptions::default()
         }
     }

@@ -10,9 +10,10 @@ use crate::transfer::{NativeTransfer, TransferStopper};
 use crate::{awaitable, block, from_json, lock, rclone, read_spec, runtime, to_json, to_py_err};
 use file_orbit_core::Result as CoreResult;
 use file_orbit_core::Secret;
-use file_orbit_core::endpoint::{Endpoint, TestOptions};
+use file_orbit_core::endpoint::{Bandwidth, Endpoint, TestOptions};
 use file_orbit_core::engine::{
-    JobFilter, JobRequest, JobState, Limits, NodeIdentity, Orbit, OrbitOptions, TransferTemplate,
+    BandwidthOptions, JobFilter, JobRequest, JobState, Limits, NodeIdentity, Orbit, OrbitOptions,
+    TransferTemplate,
 };
 use file_orbit_core::error::{Error, ErrorKind};
 use file_orbit_core::events::local::LocalWatch;
@@ -47,6 +48,8 @@ struct OpenOptions {
     node: Option<String>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    /// The service-wide bandwidth limit on remote endpoints.
+    bandwidth: Option<Bandwidth>,
 }
 
 impl OpenOptions {
@@ -67,6 +70,10 @@ impl OpenOptions {
                 labels: self.labels,
             },
             limits: self.limits,
+            bandwidth: BandwidthOptions {
+                service: self.bandwidth,
+                ..defaults.bandwidth
+            },
         }
     }
 }

@@ -3,7 +3,7 @@
 //! sources declared as code. Unknown keys are refused by name.
 
 use super::error::without_values;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Bandwidth, Endpoint};
 use crate::engine::{DEFAULT_MAX_CONCURRENT, Limits, NodeIdentity, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::{Secret, with_secrets_revealed};
@@ -105,6 +105,10 @@ pub struct ServerConfig {
     pub sources: Vec<DeclaredSource>,
     /// `[source_runner]`: whether this server runs stored sources, and their lease.
     pub source_runner: SourceRunnerConfig,
+    /// The most this server's transfers to and from remote endpoints may move together,
+    /// on top of each endpoint's own limit: a rate, `up:down` or a weekly timetable, as an
+    /// endpoint's `bandwidth`.
+    pub bandwidth: Option<Bandwidth>,
 }
 
 /// An endpoint of the configuration file: the endpoint's own fields (`name`, `type`, ...)
@@ -129,6 +133,11 @@ impl TryFrom<toml::Table> for DeclaredEndpoint {
             Some(_) => return Err("max_concurrent: must be a positive integer".into()),
         };
         let name = resolve_declared(&mut table, "endpoint")?;
+        if let Some(toml::Value::String(limit)) = table.get("bandwidth") {
+            limit
+                .parse::<Bandwidth>()
+                .map_err(|why| format!("endpoint {name:?}: bandwidth: {why}"))?;
+        }
         let endpoint = Endpoint::deserialize(toml::Value::Table(table))
             .map_err(|err| format!("endpoint {name:?}: {}", err.message()))?;
         Ok(DeclaredEndpoint {
@@ -180,6 +189,7 @@ impl Default for ServerConfig {
             node: NodeIdentity::default(),
             sources: Vec::new(),
             source_runner: SourceRunnerConfig::default(),
+            bandwidth: None,
         }
     }
 }

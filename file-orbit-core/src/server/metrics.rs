@@ -2,13 +2,16 @@
 //! node of a cluster reports the same totals — transfers by outcome and endpoint, bytes,
 //! attempts and a histogram of their durations, retries, dead letters, queue depth, active
 //! transfers per endpoint, events, the live worker processes, each event source's counters,
-//! state and last event (never a field of its spec) — plus this node's workers.
+//! state and last event (never a field of its spec) — plus this node's workers and its
+//! bandwidth per endpoint (limit in force, bytes per second, bytes moved).
 //! Everything comes from `Store` methods reading the totals the store keeps (a few rows,
 //! however many jobs it holds), never from counting jobs.
 
 use super::AppState;
 use super::error::ApiError;
-use crate::engine::{AttemptTotals, JobCounts, JobState, LiveWorkers, SourceState, SourceStatus};
+use crate::engine::{
+    AttemptTotals, BandwidthUsage, JobCounts, JobState, LiveWorkers, SourceState, SourceStatus,
+};
 use crate::error::{Error, ErrorKind};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
@@ -198,6 +201,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     );
 
     register_sources(&mut registry, &sources);
+    register_bandwidth(&mut registry, &state.orbit.bandwidth_usage());
 
     let mut text = String::new();
     encode(&mut text, &registry).map_err(|err| {
@@ -259,6 +263,58 @@ fn register_sources(registry: &mut Registry, sources: &[SourceStatus]) {
         "file_orbit_source_last_event_timestamp_seconds",
         "When each event source last saw something (unix seconds)",
         last_event,
+    );
+}
+
+/// Per endpoint of this node (`endpoint=""` is the service-wide limit) and direction: the
+/// limit in force (0: none), bytes per second over the last seconds, bytes moved.
+fn register_bandwidth(registry: &mut Registry, usage: &[BandwidthUsage]) {
+    let limits = Family::<Labels, Gauge>::default();
+    let rates = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    let moved = Family::<Labels, Counter>::default();
+    for endpoint in usage {
+        let name = endpoint.endpoint.clone().unwrap_or_default();
+        for (direction, limit, rate, bytes) in [
+            (
+                "upload",
+                endpoint.limit.upload,
+                endpoint.upload_rate,
+                endpoint.upload_bytes,
+            ),
+            (
+                "download",
+                endpoint.limit.download,
+                endpoint.download_rate,
+                endpoint.download_bytes,
+            ),
+        ] {
+            let labels = vec![
+                ("endpoint", name.clone()),
+                ("direction", direction.to_string()),
+            ];
+            let limit = limit.map_or(0, |limit| i64::try_from(limit).unwrap_or(i64::MAX));
+            limits.get_or_create(&labels).set(limit);
+            rates.get_or_create(&labels).set(rate);
+            moved.get_or_create(&labels).inc_by(bytes);
+        }
+    }
+    registry.register(
+        "file_orbit_endpoint_bandwidth_limit_bytes_per_second",
+        "Each endpoint's bandwidth limit in force on this node (endpoint=\"\": the service-wide \
+         limit on remote endpoints; 0: no limit)",
+        limits,
+    );
+    registry.register(
+        "file_orbit_endpoint_throughput_bytes_per_second",
+        "Bytes per second this node's transfers move to (upload) and from (download) each \
+         endpoint, over the last seconds",
+        rates,
+    );
+    registry.register(
+        "file_orbit_endpoint_transferred_bytes",
+        "Bytes this node's transfers moved to (upload) and from (download) each endpoint \
+         since it started",
+        moved,
     );
 }
 

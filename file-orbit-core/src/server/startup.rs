@@ -5,7 +5,7 @@
 //! the `keys` command line lives in `keys_cli`.
 
 use super::config::ServerConfig;
-use crate::engine::OrbitOptions;
+use crate::engine::{BandwidthOptions, OrbitOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 use crate::service::logs;
@@ -162,6 +162,10 @@ impl Startup {
             actor: "server".into(),
             limits: self.config.limits,
             node: self.config.node.clone(),
+            bandwidth: BandwidthOptions {
+                service: self.config.bandwidth.clone(),
+                ..Default::default()
+            },
             ..Default::default()
         }
     }

@@ -26,6 +26,12 @@ class Endpoint:
     name: str
     """The endpoint's name; transfers, templates and jobs refer to it."""
 
+    _: KW_ONLY
+    bandwidth: str | None = None
+    """The most all transfers to and from this endpoint may move together, live: a rate
+    (``"10M"``), ``"up:down"`` (``"10M:2M"``), ``"off"`` or a weekly timetable
+    (``"08:00,512k 19:00,off"``, ``"Mon-08:00,1M Sat-00:00,off"``)."""
+
     kind: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
@@ -42,7 +48,8 @@ class Endpoint:
     def _to_core(self) -> dict[str, Any]:
         """The core's JSON form, secrets included (only ever handed to the native module)."""
         config = {key: value for key, value in self._config().items() if value is not None}
-        return {"name": self.name, "type": self.kind, **config}
+        limit = {} if self.bandwidth is None else {"bandwidth": self.bandwidth}
+        return {"name": self.name, "type": self.kind, **limit, **config}
 
 
 @dataclass(frozen=True)

@@ -598,6 +598,9 @@ class EndpointInfo:
         config: The configuration in the core's form, secrets as ``"***"``.
         max_concurrent: Transfers at once involving this endpoint.
         key_id: The id of the master key that sealed its credentials.
+        bandwidth: Its bandwidth limit as written (``None``: no limit).
+        bandwidth_now: The rates that limit sets now.
+        bandwidth_next: When a timetable next changes the rates, and to what.
     """
 
     name: str
@@ -605,6 +608,22 @@ class EndpointInfo:
     config: Mapping[str, Any]
     max_concurrent: int
     key_id: str
+    bandwidth: str | None
+    bandwidth_now: Rates
+    bandwidth_next: tuple[_dt.datetime, Rates] | None
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Bandwidth rates in bytes per second; ``None`` is no limit.
+
+    Attributes:
+        upload: Bytes written to the endpoint.
+        download: Bytes read from it.
+    """
+
+    upload: int | None
+    download: int | None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ._models import (
     JobInfo,
     JobState,
     Mode,
+    Rates,
     RetryPolicy,
     Scope,
     SourceStatus,
@@ -52,6 +53,7 @@ def _open_options(
     limits: Mapping[str, int] | None,
     node: str | None,
     labels: Mapping[str, str] | None,
+    bandwidth: str | None,
 ) -> str:
     url = os.fspath(store)
     if "://" not in url:
@@ -72,6 +74,7 @@ def _open_options(
             "limits": dict(limits or {}),
             "node": node,
             "labels": dict(labels or {}),
+            "bandwidth": bandwidth,
         }
     )
 
@@ -162,7 +165,21 @@ def _source_request(
 
 
 def _endpoint_info(data: Mapping[str, Any]) -> EndpointInfo:
-    return EndpointInfo(data["name"], data["kind"], data["config"], data["max_concurrent"], data["key_id"])
+    return EndpointInfo(
+        data["name"],
+        data["kind"],
+        data["config"],
+        data["max_concurrent"],
+        data["key_id"],
+        data["bandwidth"],
+        Rates(**data["bandwidth_now"]),
+        None
+        if data["bandwidth_next"] is None
+        else (
+            _dt.datetime.fromisoformat(data["bandwidth_next"]["at"]),
+            Rates(**data["bandwidth_next"]["rates"]),
+        ),
+    )
 
 
 def _audit_record(data: Mapping[str, Any]) -> AuditRecord:
@@ -210,6 +227,10 @@ class Orbit:
         node: This node's name, for stored sources' placements (default: the host name).
         labels: This node's labels (e.g. ``{"site": "paris"}``): a source placed on labels
             runs only on nodes carrying all of them.
+        bandwidth: The most this process's transfers to and from remote endpoints (S3,
+            SFTP, SMB) may move together, on top of each endpoint's own ``bandwidth``: a
+            rate (``"10M"``), ``"up:down"`` (``"10M:2M"``) or a weekly timetable
+            (``"08:00,512k 19:00,off"``).
 
     Example::
 
@@ -238,9 +259,10 @@ class Orbit:
         limits: Mapping[str, int] | None = None,
         node: str | None = None,
         labels: Mapping[str, str] | None = None,
+        bandwidth: str | None = None,
     ) -> None:
         options = _open_options(
-            store, master_key, previous_keys, lease, aging, poll_interval, actor, limits, node, labels
+            store, master_key, previous_keys, lease, aging, poll_interval, actor, limits, node, labels, bandwidth
         )
         self._native = _native.NativeOrbit.open(options)
 
@@ -699,10 +721,11 @@ class AsyncOrbit:
         limits: Mapping[str, int] | None = None,
         node: str | None = None,
         labels: Mapping[str, str] | None = None,
+        bandwidth: str | None = None,
     ) -> AsyncOrbit:
         """Opens the store; the arguments are those of :class:`Orbit`."""
         options = _open_options(
-            store, master_key, previous_keys, lease, aging, poll_interval, actor, limits, node, labels
+            store, master_key, previous_keys, lease, aging, poll_interval, actor, limits, node, labels, bandwidth
         )
         return cls(await _native.NativeOrbit.open_async(options))
 
