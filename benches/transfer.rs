@@ -32,11 +32,7 @@
 //! means File Orbit is faster), then every run's wall and CPU seconds.
 
 use chrono::Utc;
-use file_orbit::Secret;
-use file_orbit::endpoint::{
-    AwsCredentials, Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, S3Config, SftpAuth,
-    SftpConfig, SmbConfig,
-};
+use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
 use file_orbit::path_template::PathTemplate;
 use file_orbit::rclone::methods::{Fs, SyncCopy, TreeTransfer};
 use file_orbit::rclone::{JobOptions, Rclone};
@@ -46,6 +42,13 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "support/cpu.rs"]
+mod cpu;
+#[path = "support/targets.rs"]
+mod targets;
+use cpu::cpu_seconds;
+use targets::{Target, parse_target, remote_config, test_env};
 
 /// rclone's default `--transfers`; File Orbit sets `Checkers` to twice this, which is
 /// rclone's default `--checkers` (8).
@@ -77,40 +80,6 @@ fn env_list(name: &str, default: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
-}
-
-fn test_env(name: &str) -> Option<String> {
-    std::env::var(format!("FILE_ORBIT_TEST_{name}")).ok()
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Target {
-    Local,
-    Sftp,
-    Smb,
-    S3,
-    Moto,
-}
-
-impl Target {
-    fn key(self) -> &'static str {
-        match self {
-            Target::Local => "local",
-            Target::Sftp => "sftp",
-            Target::Smb => "smb",
-            Target::S3 => "s3",
-            Target::Moto => "moto",
-        }
-    }
-    fn label(self) -> &'static str {
-        match self {
-            Target::Local => "local→local",
-            Target::Sftp => "local→SFTP (sshd)",
-            Target::Smb => "local→SMB (Samba)",
-            Target::S3 => "local→S3 (rclone serve s3)",
-            Target::Moto => "local→S3 (moto)",
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -289,18 +258,6 @@ struct Sample {
 
 /// One timed run's outcome, or why it failed.
 type RunResult = Result<Sample, String>;
-
-/// CPU seconds used so far by this process (`RUSAGE_SELF`) or its reaped children.
-fn cpu_seconds(who: libc::c_int) -> f64 {
-    // SAFETY: getrusage fills in the zeroed struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(who, &mut usage);
-        usage
-    };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
 
 /// rclone-side settings of a variant run (investigation only).
 #[derive(Clone, Default)]
@@ -692,17 +649,6 @@ fn measure(
 }
 
 fn destination(bench: &Bench, target: Target, root: &str) -> Option<Destination> {
-    let need = |names: &[&str]| -> Option<Vec<String>> {
-        let values: Option<Vec<String>> = names.iter().map(|n| test_env(n)).collect();
-        if values.is_none() {
-            eprintln!(
-                "skipping {}: FILE_ORBIT_TEST_{}… not set (source target/test-servers/env)",
-                target.label(),
-                names[0]
-            );
-        }
-        values
-    };
     let mut own_bucket = None;
     let mut local_root = None;
     let config = match target {
@@ -712,92 +658,24 @@ fn destination(bench: &Bench, target: Target, root: &str) -> Option<Destination>
             local_root = Some(dir.clone());
             EndpointConfig::Local(LocalConfig { root: dir })
         }
-        Target::Sftp => {
-            let v = need(&[
-                "SFTP_HOST",
-                "SFTP_PORT",
-                "SFTP_USER",
-                "SFTP_PASSWORD",
-                "SFTP_KNOWN_HOSTS",
-            ])?;
-            EndpointConfig::Sftp(SftpConfig {
-                host: v[0].clone(),
-                port: v[1].parse().unwrap(),
-                user: v[2].clone(),
-                auth: SftpAuth::Password {
-                    password: Secret::new(v[3].clone()),
-                },
-                host_key: HostKeyCheck::KnownHostsFile {
-                    path: PathBuf::from(&v[4]),
-                },
-                root: root.into(),
-                server_hashes: false,
-            })
-        }
-        Target::Smb => {
-            let v = need(&[
-                "SMB_HOST",
-                "SMB_PORT",
-                "SMB_USER",
-                "SMB_PASSWORD",
-                "SMB_SHARE",
-            ])?;
-            EndpointConfig::Smb(SmbConfig {
-                host: v[0].clone(),
-                port: v[1].parse().unwrap(),
-                user: v[2].clone(),
-                password: Secret::new(v[3].clone()),
-                domain: "WORKGROUP".into(),
-                share: v[4].clone(),
-                root: root.into(),
-            })
-        }
-        Target::S3 | Target::Moto => {
-            let prefix = if target == Target::S3 {
-                "RCLONE_S3"
-            } else {
-                "MOTO"
-            };
-            let v = need(&[
-                &format!("{prefix}_ENDPOINT"),
-                &format!("{prefix}_REGION"),
-                &format!("{prefix}_ACCESS_KEY_ID"),
-                &format!("{prefix}_SECRET_ACCESS_KEY"),
-            ])?;
-            let bucket = match target {
-                Target::S3 => test_env("RCLONE_S3_BUCKET")?,
-                _ => "fo-bench".to_string(),
-            };
-            let s3 = |prefix: &str| S3Config {
-                provider: None,
-                bucket: bucket.clone(),
-                prefix: prefix.into(),
-                region: Some(v[1].clone()),
-                endpoint_url: Some(v[0].clone()),
-                credentials: AwsCredentials::new(v[2].clone(), Secret::new(v[3].clone())),
-                force_path_style: Some(true),
-                storage_class: None,
-                server_side_encryption: None,
-            };
-            if target == Target::Moto {
-                let bucket_root = Endpoint {
-                    bandwidth: None,
-                    name: "bench-bucket".into(),
-                    config: EndpointConfig::S3(s3("")),
-                };
-                let fs = bucket_root.to_rclone(bench.rclone, "").unwrap();
-                if let Err(err) = bench
-                    .rclone
-                    .rpc("operations/mkdir", &json!({"fs": fs, "remote": ""}))
-                {
-                    eprintln!("skipping {}: cannot create bucket: {err}", target.label());
-                    return None;
-                }
-                own_bucket = Some(bucket_root);
-            }
-            EndpointConfig::S3(s3(root))
-        }
+        _ => remote_config(target, root)?,
     };
+    if target == Target::Moto {
+        let bucket_root = Endpoint {
+            bandwidth: None,
+            name: "bench-bucket".into(),
+            config: remote_config(target, "")?,
+        };
+        let fs = bucket_root.to_rclone(bench.rclone, "").unwrap();
+        if let Err(err) = bench
+            .rclone
+            .rpc("operations/mkdir", &json!({"fs": fs, "remote": ""}))
+        {
+            eprintln!("skipping {}: cannot create bucket: {err}", target.label());
+            return None;
+        }
+        own_bucket = Some(bucket_root);
+    }
     Some(Destination {
         target,
         endpoint: Endpoint {
@@ -899,17 +777,6 @@ fn print_table(rows: &[Row]) {
             cell(&row.cli),
             ratio(&row.cli, &row.fo),
         );
-    }
-}
-
-fn parse_target(key: &str) -> Target {
-    match key {
-        "local" => Target::Local,
-        "sftp" => Target::Sftp,
-        "smb" => Target::Smb,
-        "s3" => Target::S3,
-        "moto" => Target::Moto,
-        other => panic!("unknown target {other:?} in FILE_ORBIT_BENCH_TARGETS"),
     }
 }
 

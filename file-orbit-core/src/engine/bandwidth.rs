@@ -4,7 +4,7 @@
 //! for the metrics. The throttling itself is the shim's (`orbit/bwlimit`).
 
 use super::{Inner, Orbit};
-use crate::endpoint::{Bandwidth, Rates};
+use crate::endpoint::{Bandwidth, Endpoint, Rates};
 use crate::rclone::methods::{MeterStats, OrbitBwLimit, OrbitBwStats};
 use chrono::{DateTime, Local, TimeDelta};
 use serde::Serialize;
@@ -54,6 +54,9 @@ pub struct BandwidthUsage {
 pub(super) struct Governor {
     started: std::sync::atomic::AtomicBool,
     usage: Mutex<Vec<BandwidthUsage>>,
+    /// The rates set in the shim per endpoint (none: the service-wide ones); absent is
+    /// no limit.
+    applied: Mutex<HashMap<Option<String>, Rates>>,
 }
 
 /// Byte counters of every endpoint at one instant.
@@ -73,6 +76,18 @@ impl Orbit {
         }
     }
 
+    /// Sets `endpoint`'s limit as this copy of it says, now, unless the shim has it
+    /// already: a job's transfer starts under its endpoint's limit even when the governor
+    /// has not yet seen a change just made.
+    pub(super) async fn apply_bandwidth(&self, endpoint: &Endpoint) {
+        let now = Local::now() + self.inner.options.bandwidth.clock_offset;
+        let rates = endpoint
+            .bandwidth
+            .as_ref()
+            .map_or(Rates::UNLIMITED, |limit| limit.rates_at(&now));
+        apply(&self.inner, Some(endpoint.name.clone()), rates).await;
+    }
+
     /// Per endpoint (and service-wide), the limit in force in this process and the bytes
     /// its transfers move; empty until workers have started.
     pub fn bandwidth_usage(&self) -> Vec<BandwidthUsage> {
@@ -85,8 +100,39 @@ impl Orbit {
     }
 }
 
+/// Sets `endpoint`'s rates in the shim unless they are set already.
+async fn apply(inner: &Inner, endpoint: Option<String>, rates: Rates) {
+    let applied = &inner.governor.applied;
+    let current = |map: &HashMap<Option<String>, Rates>| map.get(&endpoint).copied();
+    if applied
+        .lock()
+        .ok()
+        .and_then(|map| current(&map))
+        .unwrap_or(Rates::UNLIMITED)
+        == rates
+    {
+        return;
+    }
+    let call = OrbitBwLimit {
+        endpoint: endpoint.clone(),
+        upload: rates.upload.unwrap_or(0),
+        download: rates.download.unwrap_or(0),
+    };
+    match inner.rclone.call_async(&call).await {
+        Ok(_) => {
+            if let Ok(mut map) = applied.lock() {
+                if rates == Rates::UNLIMITED {
+                    map.remove(&endpoint);
+                } else {
+                    map.insert(endpoint, rates);
+                }
+            }
+        }
+        Err(err) => tracing::warn!(?endpoint, %err, "setting a bandwidth limit"),
+    }
+}
+
 async fn govern(inner: Weak<Inner>) {
-    let mut applied: HashMap<Option<String>, Rates> = HashMap::new();
     let mut parsed: HashMap<String, Bandwidth> = HashMap::new();
     let mut samples: VecDeque<Sample> = VecDeque::new();
     loop {
@@ -110,23 +156,15 @@ async fn govern(inner: Weak<Inner>) {
                     .collect();
                 let service = options.service.as_ref();
                 wanted.insert(None, service.map_or(Rates::UNLIMITED, |l| l.rates_at(&now)));
-                for gone in applied.keys() {
-                    wanted.entry(gone.clone()).or_insert(Rates::UNLIMITED);
+                let limited: Vec<Option<String>> = match inner.governor.applied.lock() {
+                    Ok(map) => map.keys().cloned().collect(),
+                    Err(_) => Vec::new(),
+                };
+                for gone in limited {
+                    wanted.entry(gone).or_insert(Rates::UNLIMITED);
                 }
                 for (endpoint, rates) in wanted {
-                    if applied.get(&endpoint) == Some(&rates) {
-                        continue;
-                    }
-                    let call = OrbitBwLimit {
-                        endpoint: endpoint.clone(),
-                        upload: rates.upload.unwrap_or(0),
-                        download: rates.download.unwrap_or(0),
-                    };
-                    match inner.rclone.call_async(&call).await {
-                        Ok(_) if rates == Rates::UNLIMITED => drop(applied.remove(&endpoint)),
-                        Ok(_) => drop(applied.insert(endpoint, rates)),
-                        Err(err) => tracing::warn!(?endpoint, %err, "setting a bandwidth limit"),
-                    }
+                    apply(&inner, endpoint, rates).await;
                 }
             }
             Err(err) => tracing::warn!(%err, "reading bandwidth limits"),

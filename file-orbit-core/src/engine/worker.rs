@@ -389,6 +389,8 @@ impl Worker {
         orbit.options().limits.check_spec(&job.spec, "spec")?;
         let source = orbit.endpoint(&job.spec.source).await?;
         let destination = orbit.endpoint(&job.spec.destination).await?;
+        orbit.apply_bandwidth(&source).await;
+        orbit.apply_bandwidth(&destination).await;
         let now = chrono::DateTime::from_timestamp_millis(job.created_at)
             .unwrap_or_else(chrono::Utc::now);
         let transfer =
