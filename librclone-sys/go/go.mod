@@ -2,7 +2,10 @@ module github.com/file-orbit/librclone-shim
 
 go 1.26.0
 
-require github.com/rclone/rclone v1.76.0
+require (
+	github.com/rclone/rclone v1.76.0
+	golang.org/x/time v0.16.0
+)
 
 require (
 	github.com/IBM/go-sdk-core/v5 v5.25.1 // indirect
@@ -108,7 +111,6 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
 	golang.org/x/text v0.43.0 // indirect
-	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 	gopkg.in/check.v1 v1.0.0-20201130134442-10cb98267c6c // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
