@@ -94,8 +94,12 @@ pub(crate) fn from_json<T: serde::de::DeserializeOwned>(what: &str, text: &str) 
         .map_err(|err| Error::new(ErrorKind::InvalidInput, what, err.to_string()))
 }
 
-/// Reads a source's spec (JSON text in the core's form) as `T`; an error names the field.
-pub(crate) fn read_spec<T: serde::de::DeserializeOwned>(what: &str, text: &str) -> CoreResult<T> {
+/// Reads JSON text in the core's form (a source's spec, an endpoint, the orbit's options)
+/// as `T`; an error names the field, never its value.
+pub(crate) fn from_json_named<T: serde::de::DeserializeOwned>(
+    what: &str,
+    text: &str,
+) -> CoreResult<T> {
     from_json_value(what, from_json(what, text)?)
 }
 
@@ -121,7 +125,7 @@ fn load_rclone(py: Python<'_>) -> PyResult<(String, String)> {
 /// Checks an endpoint config (the core's JSON form); raises `ConfigError` naming the field.
 #[pyfunction]
 fn validate_endpoint(config: &str) -> PyResult<()> {
-    let endpoint: Endpoint = from_json("endpoint config", config).map_err(to_py_err)?;
+    let endpoint: Endpoint = from_json_named("endpoint config", config).map_err(to_py_err)?;
     endpoint.validate().map_err(to_py_err)
 }
 

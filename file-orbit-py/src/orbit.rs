@@ -7,7 +7,9 @@
 
 use crate::service::{NativeService, Service, ServiceStopper};
 use crate::transfer::{NativeTransfer, TransferStopper};
-use crate::{awaitable, block, from_json, lock, rclone, read_spec, runtime, to_json, to_py_err};
+use crate::{
+    awaitable, block, from_json, from_json_named, lock, rclone, runtime, to_json, to_py_err,
+};
 use file_orbit_core::Result as CoreResult;
 use file_orbit_core::Secret;
 use file_orbit_core::endpoint::{Bandwidth, Endpoint, TestOptions};
@@ -320,14 +322,14 @@ async fn start_transfer(
 
 /// Starts watching a local folder (`spec`: the core's `LocalWatch` JSON).
 async fn watch_local(orbit: Orbit, spec: String) -> CoreResult<NativeService> {
-    let spec: LocalWatch = read_spec("local watch", &spec)?;
+    let spec: LocalWatch = from_json_named("local watch", &spec)?;
     let watcher = orbit.start_local_watch(spec).await?;
     Ok(NativeService::new(Service::LocalWatch(watcher)))
 }
 
 /// Starts consuming S3 notifications from the queue of `source` (the core's JSON form).
 async fn consume_sqs(orbit: Orbit, source: String) -> CoreResult<NativeService> {
-    let source: SqsSource = read_spec("sqs source", &source)?;
+    let source: SqsSource = from_json_named("sqs source", &source)?;
     let consumer = orbit.start_sqs_source(source).await?;
     Ok(NativeService::new(Service::Sqs(consumer)))
 }
@@ -447,14 +449,14 @@ impl NativeOrbit {
     /// Opens (creating and migrating) the store; loads librclone on first use.
     #[staticmethod]
     fn open(py: Python<'_>, options: &str) -> PyResult<NativeOrbit> {
-        let options: OpenOptions = from_json("orbit options", options).map_err(to_py_err)?;
+        let options: OpenOptions = from_json_named("orbit options", options).map_err(to_py_err)?;
         block(py, open(options))
     }
 
     /// `open` as an awaitable.
     #[staticmethod]
     fn open_async<'py>(py: Python<'py>, options: &str) -> PyResult<Bound<'py, PyAny>> {
-        let options: OpenOptions = from_json("orbit options", options).map_err(to_py_err)?;
+        let options: OpenOptions = from_json_named("orbit options", options).map_err(to_py_err)?;
         awaitable(py, open(options))
     }
 
@@ -541,7 +543,7 @@ impl NativeOrbit {
 
     /// Starts polling a remote folder (`spec`: the core's `RemotePoll` JSON).
     fn poll_remote(&self, spec: &str) -> PyResult<NativeService> {
-        let spec: RemotePoll = read_spec("remote poll", spec).map_err(to_py_err)?;
+        let spec: RemotePoll = from_json_named("remote poll", spec).map_err(to_py_err)?;
         let orbit = self.live()?;
         let _runtime = runtime().enter();
         let poller = NativeService::new(Service::Poll(orbit.start_remote_poll(spec)));

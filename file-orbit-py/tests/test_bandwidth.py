@@ -9,7 +9,7 @@ import pytest
 
 import file_orbit as fo
 
-from .conftest import MASTER_KEY
+from conftest import MASTER_KEY
 
 MIB = 1 << 20
 

@@ -84,7 +84,7 @@ CASES: dict[type, tuple[str, list[Any]]] = {
             )
         ],
     ),
-    fo.Local: ("endpoint", [fo.Local("inbox", root="/srv/inbox")]),
+    fo.Local: ("endpoint", [fo.Local("inbox", root="/srv/inbox", bandwidth="08:00,512k 19:00,off")]),
     fo.S3: (
         "endpoint",
         [
@@ -101,6 +101,7 @@ CASES: dict[type, tuple[str, list[Any]]] = {
                 force_path_style=True,
                 storage_class="STANDARD_IA",
                 server_side_encryption="AES256",
+                bandwidth="10M:2M",
             )
         ],
     ),
@@ -116,6 +117,7 @@ CASES: dict[type, tuple[str, list[Any]]] = {
                 known_hosts="/etc/ssh/known_hosts",
                 root="/upload",
                 server_hashes=True,
+                bandwidth="Mon-08:00,1M Sat-00:00,off",
             ),
             fo.Sftp(
                 "partner-key",
@@ -178,6 +180,7 @@ CASES: dict[type, tuple[str, list[Any]]] = {
                 user="DOM\\u",
                 password="smb-pw",
                 share="data",
+                bandwidth="off",
                 port=1445,
                 domain="CORP",
                 root="in/2026",

@@ -70,6 +70,7 @@ class Local(Endpoint):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", os.path.abspath(os.fspath(self.root)))
+        super().__post_init__()
 
     def _config(self) -> dict[str, Any]:
         return {"root": os.fspath(self.root)}
