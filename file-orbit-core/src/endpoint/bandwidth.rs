@@ -119,7 +119,10 @@ impl FromStr for Bandwidth {
             return Err(format!("is longer than {MAX_LEN} characters"));
         }
         if !text.contains([' ', ',', ';']) {
-            let rates = parse_rates(text)?;
+            let rates = parse_rates(text).map_err(|why| match text.split_once(':') {
+                Some(_) => format!("{text:?} is no rate or upload:download pair: {why}"),
+                None => why,
+            })?;
             return Ok(Bandwidth {
                 text: text.into(),
                 slots: vec![(0, rates)],

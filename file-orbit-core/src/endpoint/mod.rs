@@ -9,7 +9,7 @@ mod diagnosis;
 
 pub(crate) use aws::check_endpoint_url;
 pub use aws::{AwsCredentials, StaticKeys};
-pub use bandwidth::{Bandwidth, Rates};
+pub use bandwidth::{Bandwidth, MIN_RATE, Rates};
 pub use diagnosis::{Diagnosis, Problem, TestOptions};
 
 use crate::error::{Error, ErrorKind, Result};

@@ -1,10 +1,12 @@
 //! The bandwidth governor: in every process that runs transfers, applies each stored
 //! endpoint's limit (rate or timetable, read from the store so edits made anywhere apply)
 //! and the service-wide limit to this process's rclone, live, and samples the bytes moved
-//! for the metrics. The throttling itself is the shim's (`orbit/bwlimit`).
+//! for the metrics. Processes sharing a store share each endpoint's cap in proportion to
+//! the transfers each runs on it. The throttling itself is the shim's (`orbit/bwlimit`).
 
+use super::worker::held_by_this_process;
 use super::{Inner, Orbit};
-use crate::endpoint::{Bandwidth, Endpoint, Rates};
+use crate::endpoint::{Bandwidth, Endpoint, MIN_RATE, Rates};
 use crate::rclone::methods::{MeterStats, OrbitBwLimit, OrbitBwStats};
 use chrono::{DateTime, Local, TimeDelta};
 use serde::Serialize;
@@ -57,6 +59,8 @@ pub(super) struct Governor {
     /// The rates set in the shim per endpoint (none: the service-wide ones); absent is
     /// no limit.
     applied: Mutex<HashMap<Option<String>, Rates>>,
+    /// This process's part of each endpoint's cap (absent: all of it).
+    shares: Mutex<HashMap<String, f64>>,
 }
 
 /// Byte counters of every endpoint at one instant.
@@ -81,11 +85,22 @@ impl Orbit {
     /// has not yet seen a change just made.
     pub(super) async fn apply_bandwidth(&self, endpoint: &Endpoint) {
         let now = Local::now() + self.inner.options.bandwidth.clock_offset;
+        let governor = &self.inner.governor;
+        let share = governor
+            .shares
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&endpoint.name).copied());
         let rates = endpoint
             .bandwidth
             .as_ref()
             .map_or(Rates::UNLIMITED, |limit| limit.rates_at(&now));
-        apply(&self.inner, Some(endpoint.name.clone()), rates).await;
+        apply(
+            &self.inner,
+            Some(endpoint.name.clone()),
+            shared(rates, share.unwrap_or(1.0)),
+        )
+        .await;
     }
 
     /// Per endpoint (and service-wide), the limit in force in this process and the bytes
@@ -98,6 +113,44 @@ impl Orbit {
             .map(|usage| usage.clone())
             .unwrap_or_default()
     }
+}
+
+/// `rates` scaled to `share` of them, never below the lowest rate a limit may set.
+fn shared(rates: Rates, share: f64) -> Rates {
+    let part = |rate: Option<u64>| rate.map(|r| ((r as f64 * share) as u64).max(MIN_RATE));
+    Rates {
+        upload: part(rates.upload),
+        download: part(rates.download),
+    }
+}
+
+/// This process's share of each endpoint's cap, from the running transfers of all
+/// processes: its own over all of them, or, with none running here, the part the next
+/// one would have.
+fn shares_of(running: &[(String, String, String)]) -> HashMap<String, f64> {
+    let mut counts: HashMap<&str, (u32, u32)> = HashMap::new();
+    for (source, destination, owner) in running {
+        let mine = u32::from(held_by_this_process(owner));
+        for endpoint in [source, destination] {
+            let (own, all) = counts.entry(endpoint).or_default();
+            *own += mine;
+            *all += 1;
+            if source == destination {
+                break;
+            }
+        }
+    }
+    counts
+        .into_iter()
+        .map(|(endpoint, (own, all))| {
+            let share = if own == 0 {
+                1.0 / f64::from(all + 1)
+            } else {
+                f64::from(own) / f64::from(all)
+            };
+            (endpoint.to_string(), share)
+        })
+        .collect()
 }
 
 /// Sets `endpoint`'s rates in the shim unless they are set already.
@@ -141,8 +194,10 @@ async fn govern(inner: Weak<Inner>) {
         };
         let options = &inner.options.bandwidth;
         let now: DateTime<Local> = Local::now() + options.clock_offset;
-        match inner.store.endpoint_bandwidths().await {
-            Ok(limits) => {
+        let running = inner.store.running_transfers().await;
+        match (inner.store.endpoint_bandwidths().await, running) {
+            (Ok(limits), Ok(running)) => {
+                let shares = shares_of(&running);
                 let mut wanted: HashMap<Option<String>, Rates> = limits
                     .into_iter()
                     .filter_map(|(name, text)| {
@@ -151,7 +206,8 @@ async fn govern(inner: Weak<Inner>) {
                             let limit = text.parse().ok()?;
                             parsed.insert(text.clone(), limit);
                         }
-                        Some((Some(name), parsed[&text].rates_at(&now)))
+                        let share = shares.get(&name).copied().unwrap_or(1.0);
+                        Some((Some(name), shared(parsed[&text].rates_at(&now), share)))
                     })
                     .collect();
                 let service = options.service.as_ref();
@@ -163,11 +219,14 @@ async fn govern(inner: Weak<Inner>) {
                 for gone in limited {
                     wanted.entry(gone).or_insert(Rates::UNLIMITED);
                 }
+                if let Ok(mut kept) = inner.governor.shares.lock() {
+                    *kept = shares;
+                }
                 for (endpoint, rates) in wanted {
                     apply(&inner, endpoint, rates).await;
                 }
             }
-            Err(err) => tracing::warn!(%err, "reading bandwidth limits"),
+            (Err(err), _) | (_, Err(err)) => tracing::warn!(%err, "reading bandwidth limits"),
         }
         match inner.rclone.call_async(&OrbitBwStats {}).await {
             Ok(stats) => {
@@ -226,4 +285,62 @@ fn usage_of(samples: &VecDeque<Sample>) -> Vec<BandwidthUsage> {
         .collect();
     usage.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
     usage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_process_takes_the_share_of_its_running_transfers() {
+        let here = format!(
+            "{}-{}-w0",
+            super::super::sources::host_name(),
+            std::process::id()
+        );
+        let there = "elsewhere-1-w0".to_string();
+        let job = |source: &str, destination: &str, owner: &str| {
+            (
+                source.to_string(),
+                destination.to_string(),
+                owner.to_string(),
+            )
+        };
+        let shares = shares_of(&[
+            job("in", "sftp", &here),
+            job("in", "sftp", &there),
+            job("in", "sftp", &there),
+            job("in", "s3", &there),
+            job("disk", "disk", &here),
+        ]);
+        assert_eq!(shares["sftp"], 1.0 / 3.0);
+        assert_eq!(shares["in"], 1.0 / 4.0);
+        assert_eq!(shares["s3"], 0.5, "none here: the next one's part");
+        assert_eq!(shares["disk"], 1.0, "a job within one endpoint counts once");
+        let half = shared(
+            Rates {
+                upload: Some(4 << 20),
+                download: None,
+            },
+            0.5,
+        );
+        assert_eq!(
+            half,
+            Rates {
+                upload: Some(2 << 20),
+                download: None
+            }
+        );
+        assert_eq!(
+            shared(
+                Rates {
+                    upload: Some(2048),
+                    download: None
+                },
+                0.01
+            )
+            .upload,
+            Some(MIN_RATE)
+        );
+    }
 }

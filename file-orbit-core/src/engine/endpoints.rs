@@ -218,6 +218,17 @@ impl Store {
             .collect()
     }
 
+    /// The endpoints and lease owner of every running (leased) job.
+    pub(crate) async fn running_transfers(&self) -> Result<Vec<(String, String, String)>> {
+        sqlx::query_as(
+            "SELECT source_endpoint, destination_endpoint, lease_owner FROM jobs \
+             WHERE state = 'leased' AND lease_owner IS NOT NULL",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error("reading running transfers"))
+    }
+
     /// Every endpoint's bandwidth limit as written: (name, limit or none).
     pub(crate) async fn endpoint_bandwidths(&self) -> Result<Vec<(String, Option<String>)>> {
         sqlx::query_as("SELECT name, bandwidth FROM endpoints")

@@ -57,6 +57,18 @@ fn lease_retries(poll_interval: Duration) -> backon::ExponentialBackoff {
         .build()
 }
 
+/// What every lease owner of this process's workers starts with: `{host}-{pid}`.
+fn process_prefix() -> String {
+    format!("{}-{}", super::sources::host_name(), std::process::id())
+}
+
+/// Whether `owner` (a job's lease owner) is a worker of this process.
+pub(super) fn held_by_this_process(owner: &str) -> bool {
+    owner
+        .strip_prefix(&process_prefix())
+        .is_some_and(|rest| rest.starts_with(['.', '-']))
+}
+
 impl Workers {
     pub(super) fn start(orbit: Orbit, count: usize) -> Workers {
         let (stop, stopped) = watch::channel(false);
@@ -65,8 +77,8 @@ impl Workers {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let host = super::sources::host_name();
         let base = match STARTED.fetch_add(1, Ordering::Relaxed) {
-            0 => format!("{host}-{}", std::process::id()),
-            n => format!("{host}-{}.{n}", std::process::id()),
+            0 => process_prefix(),
+            n => format!("{}.{n}", process_prefix()),
         };
         let dispatcher = Dispatcher {
             orbit,
