@@ -45,12 +45,12 @@ func (m *meter) set(bytesPerSecond int64) {
 	m.limiter.SetLimit(rate.Limit(bytesPerSecond))
 }
 
-// take counts n bytes and waits until the bucket lets them pass; a cancelled ctx ends
-// the wait at once.
+// take waits until the bucket lets n bytes pass, counting them as they do; a cancelled
+// ctx ends the wait at once.
 func (m *meter) take(ctx context.Context, n int) error {
-	m.bytes.Add(int64(n))
 	for n > 0 {
 		if m.limiter.Limit() == rate.Inf {
+			m.bytes.Add(int64(n))
 			return nil
 		}
 		k := min(n, m.limiter.Burst())
@@ -63,6 +63,7 @@ func (m *meter) take(ctx context.Context, n int) error {
 			}
 			continue // the burst shrank under a new rate: take smaller steps
 		}
+		m.bytes.Add(int64(k))
 		n -= k
 	}
 	return nil

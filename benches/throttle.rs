@@ -12,7 +12,7 @@
 //!    (the key removed), alternating, CPU seconds of this process per copy. Goal ≤ 3% more.
 //!
 //!   scripts/test-servers.sh start && source target/test-servers/env &&
-//!   cargo bench --bench bandwidth
+//!   cargo bench --bench throttle
 //!
 //! Settings (env):
 //!   FILE_ORBIT_BENCH_TARGETS=local,sftp,smb,s3   (targets without their env vars are skipped)
