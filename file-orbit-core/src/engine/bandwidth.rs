@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 pub struct BandwidthOptions {
     /// The most all transfers to and from remote endpoints (S3, SFTP, SMB) of this process
     /// may move together, on top of each endpoint's own limit; local disks are not charged.
+    /// One per process: with several orbits in one process, the last one set holds.
     pub service: Option<Bandwidth>,
     /// How often limits are re-read from the store and timetables re-evaluated.
     pub check_every: Duration,
