@@ -187,25 +187,26 @@ async fn a_lowered_cap_reaches_a_running_transfer_and_cancelling_does_not_wait()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_timetable_switches_at_its_boundary() {
     let (url, _dir) = sqlite_url();
-    // The governor's clock is 4 s before the next full minute of this test's clock.
+    let source = source_with(&unique("bw-src"), 1, 24 * MIB);
+    let local = endpoint(Kind::Local, &unique("bw-local"));
+    // The governor's clock reads `LEAD` before a full minute when the orbit opens.
+    const LEAD: Duration = Duration::from_secs(6);
     let now = Local::now();
     let boundary = (now + TimeDelta::minutes(2))
         .with_second(0)
         .unwrap()
         .with_nanosecond(0)
         .unwrap();
-    let shifted = boundary - TimeDelta::seconds(4);
     let mut options = orbit_options(&url);
-    options.bandwidth.clock_offset = shifted - now;
-    let before = boundary - TimeDelta::minutes(1);
+    options.bandwidth.clock_offset = boundary - TimeDelta::from_std(LEAD).unwrap() - now;
+    let at_boundary = Instant::now() + LEAD;
     let table = format!(
         "{},1M {},3M",
-        before.format("%H:%M"),
+        (boundary - TimeDelta::minutes(1)).format("%H:%M"),
         boundary.format("%H:%M")
     );
     let orbit = open(options).await;
-    let source = source_with(&unique("bw-src"), 1, 24 * MIB);
-    let local = limited(endpoint(Kind::Local, &unique("bw-local")), &table);
+    let local = limited(local, &table);
     orbit.put_endpoint(&source, 4).await.unwrap();
     orbit.put_endpoint(&local, 4).await.unwrap();
     let listed = orbit.endpoints().await.unwrap();
@@ -215,7 +216,6 @@ async fn a_timetable_switches_at_its_boundary() {
     assert_eq!(next.rates.upload, Some(3 * MIB));
 
     let workers = orbit.start_workers(2);
-    let start = Instant::now();
     copy_all(&orbit, &source.name, 1, &local.name).await;
     until(
         "the transfer to start",
@@ -223,19 +223,16 @@ async fn a_timetable_switches_at_its_boundary() {
         async || (uploaded(&orbit, &local.name) > 0).then_some(()),
     )
     .await;
-    // Before the boundary (4 s after start on the shifted clock): 1 MiB/s.
+    // Before the boundary: 1 MiB/s.
     let (from, at) = (uploaded(&orbit, &local.name), Instant::now());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let slow = (uploaded(&orbit, &local.name) - from) as f64 / at.elapsed().as_secs_f64();
     assert!(
-        start.elapsed() < Duration::from_secs(4),
-        "too slow to measure"
+        Instant::now() + Duration::from_millis(300) < at_boundary,
+        "the transfer started too late to measure before the boundary"
     );
     // After it (plus the governor's half second): 3 MiB/s.
-    tokio::time::sleep(
-        Duration::from_secs(4).saturating_sub(start.elapsed()) + Duration::from_secs(1),
-    )
-    .await;
+    tokio::time::sleep_until((at_boundary + Duration::from_secs(1)).into()).await;
     let (from, at) = (uploaded(&orbit, &local.name), Instant::now());
     tokio::time::sleep(Duration::from_secs(3)).await;
     let fast = (uploaded(&orbit, &local.name) - from) as f64 / at.elapsed().as_secs_f64();
