@@ -44,6 +44,7 @@ fn every_kind_parses_from_toml_and_maps_to_whitelisted_options() {
             "_root",
             "host",
             "known_hosts_file",
+            "orbit_endpoint",
             "pass",
             "port",
             "shell_type",
@@ -52,6 +53,8 @@ fn every_kind_parses_from_toml_and_maps_to_whitelisted_options() {
         ]
     );
     assert_eq!(config["_root"], "outbox/sub/dir");
+    // Read by the shim only: the endpoint's bandwidth limiter.
+    assert_eq!(config["orbit_endpoint"], "partner");
     assert_eq!(config["port"], "22");
     assert_ne!(config["pass"], PASSWORD, "sftp passwords must be obscured");
 
@@ -66,7 +69,17 @@ fn every_kind_parses_from_toml_and_maps_to_whitelisted_options() {
     )
     .unwrap();
     let (keys, config) = rclone_keys(&s3);
-    assert_eq!(keys, ["_root", "env_auth", "provider", "region", "type"]);
+    assert_eq!(
+        keys,
+        [
+            "_root",
+            "env_auth",
+            "orbit_endpoint",
+            "provider",
+            "region",
+            "type"
+        ]
+    );
     assert_eq!(config["_root"], "data-lake/raw/sub/dir");
 
     let smb = from_toml(&format!(
@@ -84,7 +97,16 @@ fn every_kind_parses_from_toml_and_maps_to_whitelisted_options() {
     let (keys, config) = rclone_keys(&smb);
     assert_eq!(
         keys,
-        ["_root", "domain", "host", "pass", "port", "type", "user"]
+        [
+            "_root",
+            "domain",
+            "host",
+            "orbit_endpoint",
+            "pass",
+            "port",
+            "type",
+            "user"
+        ]
     );
     assert_eq!(
         (config["domain"].as_str(), config["user"].as_str()),
