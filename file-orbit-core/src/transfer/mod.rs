@@ -4,6 +4,7 @@
 
 mod filters;
 mod lanes;
+mod parallelism;
 mod renames;
 
 pub use filters::Filters;
@@ -108,8 +109,8 @@ pub struct TransferSpec {
     #[serde(default)]
     pub verify: bool,
     /// Files transferred in parallel (rclone `Transfers`; checkers are twice it); unset:
-    /// a default for the endpoints' backends (32 for S3 and SMB, 16 for SFTP, rclone's 4
-    /// between local endpoints).
+    /// 32 when either endpoint is remote (S3, SFTP, SMB), rclone's 4 between two local
+    /// endpoints.
     #[serde(default)]
     pub parallelism: Option<u32>,
 }
@@ -350,23 +351,6 @@ async fn refuse_links_below(endpoint: &Endpoint, path: &str) -> Result<()> {
     }
 }
 
-const SFTP_PARALLELISM: u32 = 16;
-
-/// Files transferred at once when the spec leaves it open: the most any remote side of
-/// the transfer wants, or rclone's default (4) between two local endpoints. rclone's
-/// defaults pay a round trip per file and per check four and eight at a time; S3 and SMB
-/// take many requests at once (measured at 20 ms added round trip: `benches/latency.rs`).
-/// SFTP gains less: each transfer holds an SSH connection, opened at most ten a second
-/// per remote (rclone's SFTP pacer), and partner servers often cap sessions per user.
-fn default_parallelism(source: &Endpoint, destination: &Endpoint) -> Option<u32> {
-    let wanted = |endpoint: &Endpoint| match endpoint.config {
-        EndpointConfig::Local(_) => None,
-        EndpointConfig::S3(_) | EndpointConfig::Smb(_) => Some(32),
-        EndpointConfig::Sftp(_) => Some(SFTP_PARALLELISM),
-    };
-    wanted(source).max(wanted(destination))
-}
-
 /// Splits `a/b/c.txt` into (`a/b`, `c.txt`).
 fn split_parent(path: &str) -> (&str, &str) {
     let path = path.trim_matches('/');
@@ -427,7 +411,7 @@ impl TransferJob {
         }
         if let Some(transfers) = spec
             .parallelism
-            .or_else(|| default_parallelism(source, destination))
+            .or_else(|| parallelism::default_for(source, destination))
         {
             config.insert("Transfers".into(), transfers.into());
             config.insert("Checkers".into(), transfers.saturating_mul(2).into());
