@@ -16,10 +16,13 @@ use crate::rclone::methods::Fs;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, MutexGuard};
 
-/// Remote (its JSON config) → the lanes its running transfers hold.
-static TAKEN: Mutex<BTreeMap<String, BTreeSet<usize>>> = Mutex::new(BTreeMap::new());
+/// A remote: the SHA-256 of its JSON config (which holds its obscured password).
+type RemoteKey = [u8; 32];
 
-fn taken() -> MutexGuard<'static, BTreeMap<String, BTreeSet<usize>>> {
+/// Remote → the lanes its running transfers hold.
+static TAKEN: Mutex<BTreeMap<RemoteKey, BTreeSet<usize>>> = Mutex::new(BTreeMap::new());
+
+fn taken() -> MutexGuard<'static, BTreeMap<RemoteKey, BTreeSet<usize>>> {
     TAKEN
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -27,7 +30,7 @@ fn taken() -> MutexGuard<'static, BTreeMap<String, BTreeSet<usize>>> {
 
 /// A lane held by one running transfer; dropping it frees the lane.
 pub(super) struct Lane {
-    remote: String,
+    remote: RemoteKey,
     index: usize,
 }
 
@@ -41,9 +44,11 @@ impl Lane {
         if config.get("type").and_then(|t| t.as_str()) != Some("sftp") {
             return None;
         }
-        let remote = serde_json::Value::Object(config.clone()).to_string();
+        use sha2::Digest;
+        let config = serde_json::Value::Object(config.clone()).to_string();
+        let remote: RemoteKey = sha2::Sha256::digest(config.as_bytes()).into();
         let mut taken = taken();
-        let lanes = taken.entry(remote.clone()).or_default();
+        let lanes = taken.entry(remote).or_default();
         let index = (0..).find(|lane| !lanes.contains(lane)).unwrap_or(0);
         lanes.insert(index);
         Some(Lane { remote, index })
