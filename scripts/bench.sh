@@ -3,6 +3,9 @@
 #   rpc       in-process rc calls vs `rclone rcd` over HTTP
 #   transfer  tree copies vs the rclone CLI and `cp -r`, to local disk and to the real test
 #             servers (sshd SFTP, Samba SMB, rclone serve s3, moto S3)
+#   latency   many small files (a tree, and one-file jobs through the engine) to the test
+#             servers behind 20 ms of added round trip, vs the rclone CLI
+#             (FILE_ORBIT_BENCH_LATENCY_FILES=200 by default; the table uses 2000)
 # Installs what they need (idempotently: the test servers' software and the peer, the rclone
 # CLI of the release librclone-sys/go/go.mod pins, built with `go install` into
 # <target>/rclone-cli/<version>/ and skipped when that binary already reports the version),
@@ -31,3 +34,4 @@ source "${FILE_ORBIT_TEST_SERVERS_DIR:-target/test-servers}/env"
 
 cargo bench --bench rpc
 cargo bench --bench transfer
+cargo bench --bench latency

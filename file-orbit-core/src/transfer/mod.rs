@@ -3,6 +3,8 @@
 //! as one rclone job with progress and cancellation, followed by verification.
 
 mod filters;
+mod lanes;
+mod parallelism;
 mod renames;
 
 pub use filters::Filters;
@@ -106,7 +108,9 @@ pub struct TransferSpec {
     /// from a remote keep it.
     #[serde(default)]
     pub verify: bool,
-    /// Files transferred in parallel (rclone `Transfers`); rclone's default when unset.
+    /// Files transferred in parallel (rclone `Transfers`; checkers are twice it); unset:
+    /// 32 when either endpoint is remote (S3, SFTP, SMB), rclone's 4 between two local
+    /// endpoints.
     #[serde(default)]
     pub parallelism: Option<u32>,
 }
@@ -114,7 +118,7 @@ pub struct TransferSpec {
 impl TransferSpec {
     /// A copy of the file `source_path` of endpoint `source` to `destination_path` of
     /// endpoint `destination`; every other option at its default (overwrite, no filters,
-    /// no verification, rclone's parallelism).
+    /// no verification, the backends' default parallelism).
     pub fn file(
         source: &str,
         source_path: &str,
@@ -206,6 +210,8 @@ pub struct TransferJob {
     about: Route,
     /// What the user should know although it succeeds (names the destination changes).
     warnings: Vec<String>,
+    /// The lanes its remotes run on, held until it ends.
+    lanes: Vec<lanes::Lane>,
 }
 
 /// The endpoints and paths of a transfer, for its error messages.
@@ -260,10 +266,11 @@ pub async fn stat_file(
     path: &str,
     opt: ListOptions,
 ) -> Result<Option<ListItem>> {
-    let (dir, name) = split_parent(path);
+    // Rooted at the endpoint's root, like a one-file transfer, so the lookup reuses the
+    // endpoint's connections instead of opening a remote for the file's directory.
     let stat = Stat {
-        fs: endpoint.to_rclone(rclone, dir)?,
-        remote: name.to_string(),
+        fs: endpoint.to_rclone(rclone, "")?,
+        remote: path.trim_matches('/').to_string(),
         opt,
     };
     match rclone.call_async(&stat).await {
@@ -402,7 +409,10 @@ impl TransferJob {
         if both_local && !spec.verify {
             config.insert("IgnoreChecksum".into(), true.into());
         }
-        if let Some(transfers) = spec.parallelism {
+        if let Some(transfers) = spec
+            .parallelism
+            .or_else(|| parallelism::default_for(source, destination))
+        {
             config.insert("Transfers".into(), transfers.into());
             config.insert("Checkers".into(), transfers.saturating_mul(2).into());
         }
@@ -423,16 +433,26 @@ impl TransferJob {
         };
 
         let mut warnings = Vec::new();
+        let mut held = Vec::new();
         let (job, verification) = match spec.scope {
             Scope::File => {
-                let (src_dir, src_name) = split_parent(source_path);
-                let (dst_dir, dst_name) = split_parent(&destination_path);
-                let transfer = FileTransfer {
-                    src_fs: source.to_rclone(rclone, src_dir)?,
-                    src_remote: src_name.to_string(),
-                    dst_fs: destination.to_rclone(rclone, dst_dir)?,
-                    dst_remote: dst_name.to_string(),
+                // Both remotes rooted at their endpoint's root, the paths inside them: every
+                // one-file job on an endpoint then names the same rclone remote, so rclone's
+                // remote cache hands all of them one backend and its pool of warm
+                // connections. A remote per directory cost a new SSH (or SMB) session with
+                // its handshake for every job into another directory.
+                let mut transfer = FileTransfer {
+                    src_fs: source.to_rclone(rclone, "")?,
+                    src_remote: source_path.to_string(),
+                    dst_fs: destination.to_rclone(rclone, "")?,
+                    dst_remote: destination_path.trim_matches('/').to_string(),
                 };
+                for fs in [&mut transfer.src_fs, &mut transfer.dst_fs] {
+                    if let Some(lane) = lanes::Lane::take(fs) {
+                        lane.apply(fs);
+                        held.push(lane);
+                    }
+                }
                 let job = match spec.mode {
                     TransferMode::Move => rclone.start(&MoveFile(transfer), options).await?,
                     _ => rclone.start(&CopyFile(transfer), options).await?,
@@ -487,6 +507,7 @@ impl TransferJob {
                 destination: destination.name.clone(),
             },
             warnings,
+            lanes: held,
         })
     }
 
@@ -518,6 +539,7 @@ impl TransferJob {
 
     /// Waits for the transfer, then verifies it when the spec asked for it.
     pub async fn wait(self) -> Result<Progress> {
+        let _lanes = self.lanes;
         let progress = self.job.progress_receiver();
         let rclone = self.rclone;
         let about = self.about;

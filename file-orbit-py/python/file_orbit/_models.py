@@ -167,7 +167,7 @@ class TransferSpec:
             ``"newer_only"``.
         verify: Compare source and destination afterwards (hash, or bytes); a difference
             fails the transfer.
-        parallelism: Files transferred at once (rclone's default when None).
+        parallelism: Files transferred at once (None: a default for the endpoints' backends).
     """
 
     source: str | Endpoint
