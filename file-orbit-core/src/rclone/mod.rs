@@ -5,6 +5,7 @@
 mod job;
 pub mod methods;
 mod redact;
+mod threads;
 
 pub use job::{JobCanceller, JobOptions, Progress, RcloneJob};
 pub use librclone_sys::RCLONE_VERSION as PINNED_RCLONE_VERSION;
