@@ -1,19 +1,17 @@
-//! Long rc calls as rclone jobs: each runs as one plain (synchronous) call on its own
-//! thread, so its end is seen the moment rclone returns; its stats group (`_group`) is
-//! read into a progress stream while it runs, and `job/stopgroup` cancels it.
+//! Long rc calls as rclone jobs (`_async`): one stats group per job, polled with
+//! `job/status` + `core/stats` into a progress stream, cancelled with `job/stop`.
 
-use super::methods::{CoreStats, CoreStatsDelete, JobStopGroup, Stats};
-use super::{Rclone, from_json};
+use super::methods::{AsyncJob, CoreStats, CoreStatsDelete, JobStatus, JobStop, Stats};
+use super::{Rclone, error_from_message, from_json};
 use crate::error::{Error, ErrorKind, Result};
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use std::marker::PhantomData;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::WatchStream;
-use tracing::Instrument;
 
 /// Per-job options passed to rclone with the call.
 #[derive(Debug, Clone)]
@@ -23,8 +21,7 @@ pub struct JobOptions {
     /// `_filter`: rclone filter options, e.g. `{"IncludeRule": ["*.csv"], "MinSize": "1k"}`.
     pub filter: Option<Map<String, Value>>,
     /// How often progress is read from rclone once the job has run a while (before that,
-    /// every tenth of the time it has run, from 5 ms). The end of the job is not polled:
-    /// it is known when rclone's call returns.
+    /// every tenth of the time it has run, from 5 ms), so small jobs end without waiting.
     pub poll_interval: Duration,
 }
 
@@ -75,104 +72,22 @@ impl From<Stats> for Progress {
 
 /// A running rclone job whose reply is a `T`.
 pub struct RcloneJob<T> {
-    method: &'static str,
-    shared: Arc<Shared>,
-    progress: watch::Receiver<Progress>,
-    outcome: oneshot::Receiver<Result<Value>>,
-    reply: PhantomData<fn() -> T>,
-}
-
-/// What the job's thread, its progress follower and its cancellers share.
-struct Shared {
     client: &'static Rclone,
     method: &'static str,
+    jobid: i64,
     group: String,
-    /// Set by `JobCanceller::cancel` (under `ended`'s lock) before it stops the job.
-    stopped: AtomicBool,
-    /// True once the call returned and its stats group is deleted. Held while the stats
-    /// group is read, so that no read re-creates it after its deletion (rclone creates a
-    /// group on first use), and while progress is published, so the final counters stay last.
-    ended: Mutex<bool>,
-    /// Signalled when `ended` turns true.
-    ended_notify: Notify,
-    progress: watch::Sender<Progress>,
-}
-
-impl Shared {
-    fn ended(&self) -> MutexGuard<'_, bool> {
-        self.ended
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Reads the group's counters into the progress stream unless the job has ended.
-    fn publish_progress(&self) {
-        let ended = self.ended();
-        if *ended {
-            return;
-        }
-        let stats = CoreStats {
-            group: Some(self.group.clone()),
-        };
-        if let Ok(stats) = self.client.call(&stats) {
-            self.publish(stats);
-        }
-    }
-
-    fn publish(&self, stats: Stats) {
-        self.progress.send_if_modified(|current| {
-            let next = Progress::from(stats);
-            let changed = *current != next;
-            *current = next;
-            changed
-        });
-    }
-
-    fn cancelled(&self) -> Error {
-        Error::new(
-            ErrorKind::Cancelled,
-            format!("rclone {}", self.method),
-            "the job was stopped",
-        )
-    }
-
-    /// The job's thread: the call, then its final counters, then the group is dropped.
-    fn run(&self, params: Value) -> Result<Value> {
-        let result = if self.stopped.load(Ordering::SeqCst) {
-            Err(self.cancelled())
-        } else {
-            self.client.rpc(self.method, &params)
-        };
-        let mut ended = self.ended();
-        let stats = CoreStats {
-            group: Some(self.group.clone()),
-        };
-        if let Ok(stats) = self.client.call(&stats) {
-            self.publish(stats);
-        }
-        let delete = CoreStatsDelete {
-            group: self.group.clone(),
-        };
-        if let Err(err) = self.client.call(&delete) {
-            tracing::debug!(%err, "could not delete an rclone stats group");
-        }
-        *ended = true;
-        // A job stopped here ends as cancelled even when rclone reports success.
-        let stopped = self.stopped.load(Ordering::SeqCst);
-        drop(ended);
-        self.ended_notify.notify_one();
-        if stopped {
-            Err(self.cancelled())
-        } else {
-            result
-        }
-    }
+    progress: watch::Receiver<Progress>,
+    outcome: oneshot::Receiver<Result<Value>>,
+    stopped: Arc<AtomicBool>,
+    reply: PhantomData<fn() -> T>,
 }
 
 /// Stops one rclone job; see `RcloneJob::canceller`.
 #[derive(Clone)]
 pub struct JobCanceller {
-    shared: Arc<Shared>,
+    client: &'static Rclone,
+    jobid: i64,
+    stopped: Arc<AtomicBool>,
 }
 
 impl JobCanceller {
@@ -180,24 +95,25 @@ impl JobCanceller {
     /// `ErrorKind::Cancelled` even when rclone reports success: a copy stopped before its
     /// first file returns no error from rclone, and must not pass for a finished copy.
     pub async fn cancel(&self) -> Result<()> {
+        let not_found = |err: &Error| err.kind == ErrorKind::NotFound;
+        match self
+            .client
+            .call_async(&JobStatus { jobid: self.jobid })
+            .await
         {
-            let ended = self.shared.ended();
-            if *ended {
-                return Ok(());
-            }
-            self.shared.stopped.store(true, Ordering::SeqCst);
+            Ok(status) if status.finished => return Ok(()),
+            Ok(_) => {}
+            // The job already finished and expired: nothing left to stop.
+            Err(err) if not_found(&err) => return Ok(()),
+            Err(err) => return Err(err),
         }
-        stop_group(&self.shared).await
+        self.stopped.store(true, Ordering::SeqCst);
+        match self.client.call_async(&JobStop { jobid: self.jobid }).await {
+            Ok(_) => Ok(()),
+            Err(err) if not_found(&err) => Ok(()),
+            Err(err) => Err(err),
+        }
     }
-}
-
-/// Asks rclone to stop the jobs of the group. A job not registered with rclone yet
-/// misses it: its thread sees `stopped` before the call, or the follower asks again.
-async fn stop_group(shared: &Shared) -> Result<()> {
-    let stop = JobStopGroup {
-        group: shared.group.clone(),
-    };
-    shared.client.call_async(&stop).await.map(|_| ())
 }
 
 static NEXT_GROUP: AtomicU64 = AtomicU64::new(1);
@@ -217,6 +133,7 @@ impl<T: DeserializeOwned> RcloneJob<T> {
             ));
         };
         let group = format!("file-orbit-{}", NEXT_GROUP.fetch_add(1, Ordering::Relaxed));
+        params.insert("_async".into(), true.into());
         params.insert("_group".into(), group.clone().into());
         if let Some(config) = options.config {
             params.insert("_config".into(), config.into());
@@ -224,45 +141,43 @@ impl<T: DeserializeOwned> RcloneJob<T> {
         if let Some(filter) = options.filter {
             params.insert("_filter".into(), filter.into());
         }
+        let reply = client.rpc_async(method, params.into()).await?;
+        let AsyncJob { jobid } = from_json(method, reply)?;
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (outcome_tx, outcome) = oneshot::channel();
-        let shared = Arc::new(Shared {
+        let stopped = Arc::new(AtomicBool::new(false));
+        tokio::spawn(follow(
+            client,
+            Followed {
+                method,
+                jobid,
+                group: group.clone(),
+                stopped: stopped.clone(),
+            },
+            options.poll_interval,
+            progress_tx,
+            outcome_tx,
+        ));
+        Ok(RcloneJob {
             client,
             method,
+            jobid,
             group,
-            stopped: AtomicBool::new(false),
-            ended: Mutex::new(false),
-            ended_notify: Notify::new(),
-            progress: progress_tx,
-        });
-        let runner = shared.clone();
-        let span = tracing::debug_span!(parent: None, "rclone_job");
-        // Its own thread, not tokio's blocking pool: a transfer may run for hours, and a
-        // runtime waits for its blocking pool when it shuts down.
-        super::threads::run(Box::new(move || {
-            let _entered = span.enter();
-            let _ = outcome_tx.send(runner.run(Value::Object(params)));
-        }))
-        .map_err(|err| {
-            Error::new(
-                ErrorKind::Library,
-                format!("rclone {method}"),
-                format!("could not start a thread for the job: {err}"),
-            )
-        })?;
-        tokio::spawn(follow(shared.clone(), options.poll_interval));
-        Ok(RcloneJob {
-            method,
-            shared,
             progress,
             outcome,
+            stopped,
             reply: PhantomData,
         })
     }
 
+    /// rclone's id for this job.
+    pub fn id(&self) -> i64 {
+        self.jobid
+    }
+
     /// The stats group holding this job's counters.
     pub fn group(&self) -> &str {
-        &self.shared.group
+        &self.group
     }
 
     /// Progress updates: the current snapshot first, then each change until the job ends.
@@ -289,7 +204,9 @@ impl<T: DeserializeOwned> RcloneJob<T> {
     /// A handle that can stop the job while another task waits for it.
     pub fn canceller(&self) -> JobCanceller {
         JobCanceller {
-            shared: self.shared.clone(),
+            client: self.client,
+            jobid: self.jobid,
+            stopped: self.stopped.clone(),
         }
     }
 
@@ -299,7 +216,7 @@ impl<T: DeserializeOwned> RcloneJob<T> {
             Error::new(
                 ErrorKind::Protocol,
                 format!("rclone {}", self.method),
-                "the job's thread stopped before the job ended",
+                "job follower stopped before the job ended",
             )
         })??;
         from_json(self.method, output)
@@ -309,31 +226,67 @@ impl<T: DeserializeOwned> RcloneJob<T> {
 /// The first progress read comes this soon after the start.
 const FIRST_POLL: Duration = Duration::from_millis(5);
 
-/// Reads the job's progress until it ends; asks again to stop a stopped job that is still
-/// running (a stop sent before rclone registered the job found nothing to stop).
-async fn follow(shared: Arc<Shared>, poll_interval: Duration) {
-    // Reads at a tenth of the time the job has run (5 ms at first, then up to the interval).
+/// The job `follow` polls.
+struct Followed {
+    method: &'static str,
+    jobid: i64,
+    group: String,
+    /// Set by `JobCanceller::cancel` before it stops the job.
+    stopped: Arc<AtomicBool>,
+}
+
+/// Polls the job until it ends, publishing progress; then drops its stats group.
+async fn follow(
+    client: &'static Rclone,
+    job: Followed,
+    poll_interval: Duration,
+    progress: watch::Sender<Progress>,
+    outcome: oneshot::Sender<Result<Value>>,
+) {
+    let Followed {
+        method,
+        jobid,
+        group,
+        stopped,
+    } = job;
+    // Polls at a tenth of the time the job has run (5 ms at first, then up to the
+    // interval), so noticing the end adds at most ~10% to a short job.
     let started = tokio::time::Instant::now();
-    loop {
+    let result = loop {
         let wait = (started.elapsed() / 10).clamp(FIRST_POLL.min(poll_interval), poll_interval);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shared.ended_notify.notified() => return,
+        tokio::time::sleep(wait).await;
+        let status = match client.call_async(&JobStatus { jobid }).await {
+            Ok(status) => status,
+            Err(err) => break Err(err),
+        };
+        let stats = CoreStats {
+            group: Some(group.clone()),
+        };
+        if let Ok(stats) = client.call_async(&stats).await {
+            progress.send_if_modified(|current| {
+                let next = Progress::from(stats);
+                let changed = *current != next;
+                *current = next;
+                changed
+            });
         }
-        if shared.stopped.load(Ordering::SeqCst) {
-            if !*shared.ended() {
-                if let Err(err) = stop_group(&shared).await {
-                    tracing::debug!(%err, "could not stop an rclone job");
-                }
-            }
-            continue;
+        if status.finished {
+            break if stopped.load(Ordering::SeqCst) {
+                Err(Error::new(
+                    ErrorKind::Cancelled,
+                    format!("rclone {method}"),
+                    "the job was stopped",
+                ))
+            } else if status.success {
+                Ok(status.output.unwrap_or(Value::Object(Map::new())))
+            } else {
+                Err(error_from_message(method, 500, &status.error))
+            };
         }
-        let reader = shared.clone();
-        let read = tokio::task::spawn_blocking(move || reader.publish_progress())
-            .instrument(tracing::debug_span!("progress_read"))
-            .await;
-        if read.is_err() {
-            return;
-        }
+    };
+    let delete = CoreStatsDelete { group };
+    if let Err(err) = client.call_async(&delete).await {
+        tracing::debug!(%err, "could not delete an rclone stats group");
     }
+    let _ = outcome.send(result);
 }

@@ -129,12 +129,37 @@ pub struct CoreStatsDelete {
 }
 rc_method!(CoreStatsDelete, "core/stats-delete", Empty);
 
-/// `job/stopgroup`: cancels the running jobs of a stats group.
+/// `job/status`.
 #[derive(Debug, Clone, Serialize)]
-pub struct JobStopGroup {
-    pub group: String,
+pub struct JobStatus {
+    pub jobid: i64,
 }
-rc_method!(JobStopGroup, "job/stopgroup", Empty);
+rc_method!(JobStatus, "job/status", JobStatusReply);
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobStatusReply {
+    pub id: i64,
+    pub group: String,
+    pub finished: bool,
+    pub success: bool,
+    pub error: String,
+    pub duration: f64,
+    #[serde(default)]
+    pub output: Option<Value>,
+}
+
+/// `job/stop`: cancels a running job.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobStop {
+    pub jobid: i64,
+}
+rc_method!(JobStop, "job/stop", Empty);
+
+/// The reply of any call made with `_async: true`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AsyncJob {
+    pub jobid: i64,
+}
 
 /// `operations/copyfile` and `operations/movefile` take the same parameters.
 #[derive(Debug, Clone, Serialize)]

@@ -5,7 +5,6 @@
 mod job;
 pub mod methods;
 mod redact;
-mod threads;
 
 pub use job::{JobCanceller, JobOptions, Progress, RcloneJob};
 pub use librclone_sys::RCLONE_VERSION as PINNED_RCLONE_VERSION;
