@@ -1,10 +1,11 @@
 //! In-process workers: one dispatcher leases as many jobs as there are free worker slots
-//! in one store transaction, each job runs its transfer in its slot while heartbeating the
-//! lease, and one reporter records the successes in batches (one transaction for all that
-//! finished meanwhile). A lost lease or a cancel request stops the transfer; shutdown stops
-//! leasing and lets running transfers finish, or after a grace period stops them and hands
-//! their jobs back to the queue. The process keeps its entry in the worker registry fresh,
-//! and publishes its running transfers' progress to the store once a second in one write.
+//! in one store transaction and reads their endpoints in one query, each job runs its
+//! transfer in its slot while heartbeating the lease, and one reporter records the
+//! successes in batches (one transaction for all that finished meanwhile). A lost lease or
+//! a cancel request stops the transfer; shutdown stops leasing and lets running transfers
+//! finish, or after a grace period stops them and hands their jobs back to the queue. The
+//! process keeps its entry in the worker registry fresh, and publishes its running
+//! transfers' progress to the store once a second in one write.
 
 use super::queue::{Completion, Job, JobProgress, LeaseStatus};
 use super::{Orbit, Store};
