@@ -27,7 +27,11 @@
 //!   FILE_ORBIT_BENCH_QUEUE_BACKENDS=sqlite,postgres
 //!   FILE_ORBIT_BENCH_QUEUE_ENGINE_JOBS=2000  copies in the engine cells (0: none)
 //!   FILE_ORBIT_BENCH_QUEUE_ENGINE_SLOTS=16   workers of the engine cells
+//!   FILE_ORBIT_BENCH_QUEUE_ENGINE_DIR=/tmp   where the engine cells' files go (e.g. a
+//!                                            tmpfs such as /dev/shm: no disk file system)
 //!   FILE_ORBIT_BENCH_TIMEOUT_S=300         per phase (submit, drain); then the cell stops
+//!   FILE_ORBIT_BENCH_QUEUE_PROFILE=1       engine cells: where each job's time goes, from
+//!                                          the engine's tracing spans (costs some speed)
 //!
 //! Prints a markdown table; latency is one lease_many + its complete_many (one batch), as a
 //! worker sees it.
@@ -43,6 +47,8 @@ use std::time::{Duration, Instant};
 mod jobs;
 #[path = "support/pg.rs"]
 mod pg;
+#[path = "support/phases.rs"]
+mod phases;
 use jobs::{env_or, ms, noop_request, percentile};
 use pg::PgDb;
 
@@ -239,6 +245,10 @@ struct EngineCell {
     elapsed: Duration,
     copied: usize,
     timed_out: bool,
+    /// CPU time (user + system) of this process from start to all succeeded.
+    cpu: Duration,
+    /// Span name → (count, wall time), when profiling.
+    phases: phases::Totals,
 }
 
 /// `jobs` one-file copies of 1 KiB between two local endpoints, run by the engine's own
@@ -250,7 +260,10 @@ async fn run_engine_cell(
     slots: usize,
     timeout: Duration,
 ) -> EngineCell {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = match std::env::var("FILE_ORBIT_BENCH_QUEUE_ENGINE_DIR") {
+        Ok(parent) => tempfile::tempdir_in(parent).unwrap(),
+        Err(_) => tempfile::tempdir().unwrap(),
+    };
     let (inbox, archive) = (dir.path().join("inbox"), dir.path().join("archive"));
     std::fs::create_dir_all(inbox.join("incoming")).unwrap();
     std::fs::create_dir_all(&archive).unwrap();
@@ -279,6 +292,9 @@ async fn run_engine_cell(
             .await
             .unwrap();
     }
+    phases::take();
+    eprintln!("engine cell {backend}: {jobs} jobs submitted; workers start");
+    let cpu_before = cpu_time();
     let started = Instant::now();
     let workers = orbit.start_workers(slots);
     let (done, timed_out) = loop {
@@ -291,6 +307,8 @@ async fn run_engine_cell(
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let elapsed = started.elapsed();
+    let cpu = cpu_time() - cpu_before;
+    let phases = phases::take();
     workers.shutdown().await;
     let copied = std::fs::read_dir(archive.join("archive")).map_or(0, |dir| dir.count());
     assert!(
@@ -304,7 +322,21 @@ async fn run_engine_cell(
         elapsed,
         copied,
         timed_out,
+        cpu,
+        phases,
     }
+}
+
+/// This process's CPU time so far (user + system, all threads).
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let micros = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+    Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
 
 fn main() {
@@ -328,6 +360,9 @@ fn main() {
         .unwrap();
     let timeout = Duration::from_secs(env_or("FILE_ORBIT_BENCH_TIMEOUT_S", "300").parse().unwrap());
     let pg_admin = std::env::var("FILE_ORBIT_TEST_POSTGRES_URL").ok();
+    if env_or("FILE_ORBIT_BENCH_QUEUE_PROFILE", "0") == "1" {
+        phases::install();
+    }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -399,18 +434,49 @@ fn main() {
             "\nEngine end to end: `Orbit::start_workers(slots)` running one-file local→local copies \
              of 1 KiB through rclone"
         );
-        println!("\n| backend | slots | jobs | jobs/s | files copied |");
-        println!("|---|---|---|---|---|");
+        println!(
+            "\n| backend | slots | jobs | jobs/s | files copied | CPU µs per job | cores busy |"
+        );
+        println!("|---|---|---|---|---|---|---|");
         for c in &engine_cells {
             let flag = if c.timed_out { " (timed out)" } else { "" };
             println!(
-                "| {} | {} | {}{flag} | {:.0} | {} |",
+                "| {} | {} | {}{flag} | {:.0} | {} | {:.0} | {:.2} |",
                 c.backend,
                 c.slots,
                 c.done,
                 c.done as f64 / c.elapsed.as_secs_f64(),
                 c.copied,
+                c.cpu.as_secs_f64() / c.done.max(1) as f64 * 1e6,
+                c.cpu.as_secs_f64() / c.elapsed.as_secs_f64(),
             );
         }
+        for c in engine_cells.iter().filter(|c| !c.phases.is_empty()) {
+            print_phases(c);
+        }
+    }
+}
+
+/// Per span: how many, wall time per job, and share of the slots' time (slots × elapsed).
+fn print_phases(c: &EngineCell) {
+    let slot_time = c.elapsed.as_secs_f64() * c.slots as f64;
+    println!(
+        "\n{} — {} jobs in {:.2} s, {} slots: {:.0} µs of slot time per job\n",
+        c.backend,
+        c.done,
+        c.elapsed.as_secs_f64(),
+        c.slots,
+        slot_time / c.done.max(1) as f64 * 1e6,
+    );
+    println!("| span | count | µs per span | µs per job | % of slot time |");
+    println!("|---|---|---|---|---|");
+    for (name, (count, total)) in &c.phases {
+        let total = total.as_secs_f64();
+        println!(
+            "| {name} | {count} | {:.0} | {:.0} | {:.1} |",
+            total / (*count).max(1) as f64 * 1e6,
+            total / c.done.max(1) as f64 * 1e6,
+            total / slot_time * 100.0,
+        );
     }
 }

@@ -160,6 +160,43 @@ impl Store {
         Ok((sealed, key_id))
     }
 
+    /// (name, sealed config, key id) of those of the endpoints `names` that exist, in one
+    /// read: the endpoints of a batch of leased jobs.
+    pub(crate) async fn sealed_endpoints(
+        &self,
+        names: &[&str],
+    ) -> Result<Vec<(String, String, String)>> {
+        let context = "reading endpoints";
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list: Vec<String> = (1..=names.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT name, sealed_config, key_id FROM endpoints WHERE name IN ({})",
+            list.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for name in names {
+            query = query.bind(*name);
+        }
+        let rows = query
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error(context))?;
+        rows.iter()
+            .map(|row| {
+                let read = || -> Result<(String, String, String), sqlx::Error> {
+                    Ok((
+                        row.try_get("name")?,
+                        row.try_get("sealed_config")?,
+                        row.try_get("key_id")?,
+                    ))
+                };
+                read().map_err(db_error(context))
+            })
+            .collect()
+    }
+
     /// Every endpoint, secrets shown as `***`, with the bandwidth rates in force at `now`.
     pub async fn endpoints(&self, now: DateTime<Local>) -> Result<Vec<EndpointSummary>> {
         let rows = sqlx::query(

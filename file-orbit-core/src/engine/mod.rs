@@ -263,7 +263,24 @@ impl Orbit {
     /// The endpoint named `name`, credentials unsealed.
     pub async fn endpoint(&self, name: &str) -> Result<Endpoint> {
         let (sealed, key_id) = self.store().sealed_endpoint(name).await?;
-        let plain = self.inner.keyring.open(&key_id, &sealed)?;
+        self.unseal_endpoint(&key_id, &sealed)
+    }
+
+    /// Those of the endpoints `names` that exist, credentials unsealed, from one store read
+    /// (a missing name is simply absent).
+    pub(crate) async fn endpoints_named(
+        &self,
+        names: &[&str],
+    ) -> Result<std::collections::HashMap<String, Endpoint>> {
+        let sealed = self.store().sealed_endpoints(names).await?;
+        sealed
+            .into_iter()
+            .map(|(name, sealed, key_id)| Ok((name, self.unseal_endpoint(&key_id, &sealed)?)))
+            .collect()
+    }
+
+    fn unseal_endpoint(&self, key_id: &str, sealed: &str) -> Result<Endpoint> {
+        let plain = self.inner.keyring.open(key_id, sealed)?;
         serde_json::from_slice(&plain)
             .map_err(|err| Error::new(ErrorKind::Store, "reading an endpoint", err.to_string()))
     }

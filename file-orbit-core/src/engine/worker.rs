@@ -1,10 +1,11 @@
 //! In-process workers: one dispatcher leases as many jobs as there are free worker slots
-//! in one store transaction, each job runs its transfer in its slot while heartbeating the
-//! lease, and one reporter records the successes in batches (one transaction for all that
-//! finished meanwhile). A lost lease or a cancel request stops the transfer; shutdown stops
-//! leasing and lets running transfers finish, or after a grace period stops them and hands
-//! their jobs back to the queue. The process keeps its entry in the worker registry fresh,
-//! and publishes its running transfers' progress to the store once a second in one write.
+//! in one store transaction and reads their endpoints in one query, each job runs its
+//! transfer in its slot while heartbeating the lease, and one reporter records the
+//! successes in batches (one transaction for all that finished meanwhile). A lost lease or
+//! a cancel request stops the transfer; shutdown stops leasing and lets running transfers
+//! finish, or after a grace period stops them and hands their jobs back to the queue. The
+//! process keeps its entry in the worker registry fresh, and publishes its running
+//! transfers' progress to the store once a second in one write.
 
 use super::queue::{Completion, Job, JobProgress, LeaseStatus};
 use super::{Orbit, Store};
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
+use tracing::Instrument;
 
 /// Running workers; `shutdown` stops them (so does dropping this handle, after their
 /// current jobs).
@@ -37,6 +39,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(1);
 /// The running transfers of a process: job id → (lease holder, its progress).
 type ProgressBoard = Arc<Mutex<BoardEntries>>;
 type BoardEntries = HashMap<i64, (String, watch::Receiver<Progress>)>;
+
+/// The endpoints of a batch of leased jobs, by name, read once for the batch.
+type Endpoints = HashMap<String, Endpoint>;
 
 /// The most successes recorded in one transaction.
 const REPORT_BATCH: usize = 64;
@@ -176,9 +181,11 @@ impl Dispatcher {
                 .collect();
             let leased = store
                 .lease_many(&owners, options.lease, options.aging)
+                .instrument(tracing::debug_span!("lease_many"))
                 .await;
             let idle = match leased {
                 Ok(jobs) => {
+                    let endpoints = Arc::new(self.endpoints_of(&jobs).await);
                     if failures > 0 {
                         tracing::info!(failures, "leasing works again");
                         failures = 0;
@@ -192,6 +199,7 @@ impl Dispatcher {
                             released: self.released.clone(),
                             report: report.clone(),
                             board: board.clone(),
+                            endpoints: endpoints.clone(),
                         };
                         let slot = *slot;
                         running.spawn(async move {
@@ -229,6 +237,25 @@ impl Dispatcher {
         if let Err(err) = store.node_stopped(&self.base).await {
             tracing::warn!(%err, "could not record the stop in the worker registry");
         }
+    }
+
+    /// The endpoints `jobs` name, read in one go. Empty when the read fails: each job then
+    /// looks its endpoints up itself, and fails (or is retried) with that lookup's error.
+    async fn endpoints_of(&self, jobs: &[Job]) -> Endpoints {
+        let mut names: Vec<&str> = jobs
+            .iter()
+            .flat_map(|job| [job.spec.source.as_str(), job.spec.destination.as_str()])
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        self.orbit
+            .endpoints_named(&names)
+            .instrument(tracing::debug_span!("endpoints"))
+            .await
+            .unwrap_or_else(|err| {
+                tracing::debug!(%err, "could not read the endpoints of leased jobs");
+                Endpoints::new()
+            })
     }
 }
 
@@ -294,6 +321,7 @@ async fn record_successes(orbit: Orbit, mut reports: mpsc::UnboundedReceiver<Com
             .notify(|err, after| {
                 tracing::warn!(jobs = batch.len(), %err, ?after, "recording successes failed; retrying");
             })
+            .instrument(tracing::debug_span!("complete_many"))
             .await;
         match recorded {
             Ok(_) => orbit.wake_workers(),
@@ -313,6 +341,8 @@ struct Worker {
     report: mpsc::UnboundedSender<Completion>,
     /// Where this slot's running transfer shows its progress.
     board: ProgressBoard,
+    /// The endpoints of the batch this job was leased in.
+    endpoints: Arc<Endpoints>,
 }
 
 /// The board, even if a worker panicked holding it (its entries stay usable).
@@ -399,14 +429,15 @@ impl Worker {
         // A job stored before the limits were lowered (or by a process with higher ones)
         // must not be able to exhaust this one.
         orbit.options().limits.check_spec(&job.spec, "spec")?;
-        let source = orbit.endpoint(&job.spec.source).await?;
-        let destination = orbit.endpoint(&job.spec.destination).await?;
+        let source = self.endpoint(&job.spec.source).await?;
+        let destination = self.endpoint(&job.spec.destination).await?;
         orbit.apply_bandwidth(&source).await;
         orbit.apply_bandwidth(&destination).await;
         let now = chrono::DateTime::from_timestamp_millis(job.created_at)
             .unwrap_or_else(chrono::Utc::now);
-        let transfer =
-            TransferJob::start(orbit.rclone(), &job.spec, &source, &destination, now).await?;
+        let transfer = TransferJob::start(orbit.rclone(), &job.spec, &source, &destination, now)
+            .instrument(tracing::debug_span!("transfer_start"))
+            .await?;
         let canceller = transfer.canceller();
         let mut warnings = transfer.warnings().to_vec();
         locked(&self.board).insert(job.id, (self.id.clone(), transfer.progress_receiver()));
@@ -415,7 +446,9 @@ impl Worker {
         let lease = orbit.options().lease;
         let mut heartbeat = tokio::time::interval(lease / 3);
         heartbeat.tick().await;
-        let wait = transfer.wait();
+        let wait = transfer
+            .wait()
+            .instrument(tracing::debug_span!("transfer_wait"));
         tokio::pin!(wait);
         let mut lease_lost = false;
         let mut released = false;
@@ -466,6 +499,15 @@ impl Worker {
                     }
                 }
             }
+        }
+    }
+
+    /// The endpoint `name` as read for this job's batch, else from the store (whose error,
+    /// e.g. that no such endpoint exists, is the job's).
+    async fn endpoint(&self, name: &str) -> Result<Endpoint> {
+        match self.endpoints.get(name) {
+            Some(endpoint) => Ok(endpoint.clone()),
+            None => self.orbit.endpoint(name).await,
         }
     }
 

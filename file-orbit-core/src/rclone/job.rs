@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio_stream::wrappers::WatchStream;
+use tracing::Instrument;
 
 /// Per-job options passed to rclone with the call.
 #[derive(Debug, Clone)]
@@ -141,7 +142,10 @@ impl<T: DeserializeOwned> RcloneJob<T> {
         if let Some(filter) = options.filter {
             params.insert("_filter".into(), filter.into());
         }
-        let reply = client.rpc_async(method, params.into()).await?;
+        let reply = client
+            .rpc_async(method, params.into())
+            .instrument(tracing::debug_span!("rclone_job_start"))
+            .await?;
         let AsyncJob { jobid } = from_json(method, reply)?;
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (outcome_tx, outcome) = oneshot::channel();
@@ -254,15 +258,22 @@ async fn follow(
     let started = tokio::time::Instant::now();
     let result = loop {
         let wait = (started.elapsed() / 10).clamp(FIRST_POLL.min(poll_interval), poll_interval);
-        tokio::time::sleep(wait).await;
-        let status = match client.call_async(&JobStatus { jobid }).await {
+        tokio::time::sleep(wait)
+            .instrument(tracing::debug_span!("poll_sleep"))
+            .await;
+        let polled = tracing::debug_span!("poll_status");
+        let status = match client
+            .call_async(&JobStatus { jobid })
+            .instrument(polled.clone())
+            .await
+        {
             Ok(status) => status,
             Err(err) => break Err(err),
         };
         let stats = CoreStats {
             group: Some(group.clone()),
         };
-        if let Ok(stats) = client.call_async(&stats).await {
+        if let Ok(stats) = client.call_async(&stats).instrument(polled).await {
             progress.send_if_modified(|current| {
                 let next = Progress::from(stats);
                 let changed = *current != next;
@@ -285,7 +296,11 @@ async fn follow(
         }
     };
     let delete = CoreStatsDelete { group };
-    if let Err(err) = client.call_async(&delete).await {
+    if let Err(err) = client
+        .call_async(&delete)
+        .instrument(tracing::debug_span!("stats_delete"))
+        .await
+    {
         tracing::debug!(%err, "could not delete an rclone stats group");
     }
     let _ = outcome.send(result);
