@@ -8,6 +8,7 @@ mod parallelism;
 mod renames;
 
 pub use filters::Filters;
+pub use parallelism::default_for as default_parallelism;
 
 use crate::endpoint::{Endpoint, EndpointConfig};
 use crate::error::{Error, ErrorKind, Result};

@@ -14,7 +14,7 @@ use crate::endpoint::{Endpoint, EndpointConfig};
 const REMOTE_PARALLELISM: u32 = 32;
 
 /// The parallelism of a spec between these endpoints that leaves it open.
-pub(super) fn default_for(source: &Endpoint, destination: &Endpoint) -> Option<u32> {
+pub fn default_for(source: &Endpoint, destination: &Endpoint) -> Option<u32> {
     let local = |endpoint: &Endpoint| matches!(endpoint.config, EndpointConfig::Local(_));
     (!local(source) || !local(destination)).then_some(REMOTE_PARALLELISM)
 }
