@@ -25,9 +25,15 @@
 //!   FILE_ORBIT_BENCH_TIMEOUT_S=600          per run
 //! Prints markdown tables; a ratio > 1 means File Orbit is faster.
 
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/settings.rs"]
+mod settings;
+use settings::{env_list, env_or};
 #[path = "../tests/common/latency.rs"]
 mod latency;
 
+use cli::{connection_string, first_line};
 use file_orbit::Secret;
 use file_orbit::endpoint::{
     AwsCredentials, Endpoint, EndpointConfig, HostKeyCheck, LocalConfig, S3Config, SftpAuth,
@@ -36,33 +42,14 @@ use file_orbit::endpoint::{
 use file_orbit::engine::{JobRequest, JobState, Orbit, OrbitOptions};
 use file_orbit::path_template::PathTemplate;
 use file_orbit::rclone::Rclone;
-use file_orbit::rclone::methods::Fs;
 use file_orbit::transfer::{TransferJob, TransferSpec};
 use latency::LatencyRelay;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const FILE_BYTES: usize = 4096;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(value) => value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not valid")),
-        Err(_) => default,
-    }
-}
-
-fn env_list(name: &str, default: &str) -> Vec<String> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
-}
 
 fn test_env(name: &str) -> String {
     let key = format!("FILE_ORBIT_TEST_{name}");
@@ -91,31 +78,6 @@ fn write_tree(root: &Path, files: usize) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, &buf).unwrap();
     }
-}
-
-/// rclone's connection string for a JSON-object remote, built as rclone's rc does
-/// (`fs/rc/cache.go`: sorted keys, values in single quotes with `'` doubled).
-fn connection_string(fs: &Fs) -> String {
-    let Fs::Config(map) = fs else {
-        panic!("expected a JSON-object remote, got {fs:?}")
-    };
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let mut params: Vec<(&String, String)> = map
-        .iter()
-        .filter(|(k, _)| *k != "type" && *k != "_root")
-        .map(|(k, v)| (k, text(v)))
-        .collect();
-    params.sort();
-    let mut out = format!(":{}", text(&map["type"]));
-    for (key, value) in params {
-        out.push_str(&format!(",{key}='{}'", value.replace('\'', "''")));
-    }
-    out.push(':');
-    out.push_str(&text(&map["_root"]));
-    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -489,17 +451,8 @@ fn main() {
     let timeout = Duration::from_secs(env_or("FILE_ORBIT_BENCH_TIMEOUT_S", 600));
     let cli = std::env::var("FILE_ORBIT_RCLONE_CLI").unwrap_or_else(|_| "rclone".into());
     let rclone = Rclone::global().expect("librclone loads");
-    let cli_version = Command::new(&cli)
-        .arg("version")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_else(|err| panic!("cannot run the rclone CLI {cli}: {err}"));
+    let cli_version = first_line(&cli, "version");
+    assert!(!cli_version.starts_with("cannot run"), "{cli_version}");
     let tmp = tempfile::Builder::new()
         .prefix("fo-bench-latency-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))

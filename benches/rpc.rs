@@ -4,6 +4,9 @@
 //! (`scripts/bench.sh` builds it with `go install` and sets the variable); another release
 //! is refused. Prints a markdown table.
 
+#[path = "support/cli.rs"]
+mod cli;
+use cli::first_line;
 use file_orbit::rclone::Rclone;
 use serde_json::json;
 use std::net::{TcpListener, TcpStream};
@@ -111,17 +114,11 @@ fn micros(d: Duration) -> String {
 fn main() {
     let cli = std::env::var("FILE_ORBIT_RCLONE_CLI").unwrap_or_else(|_| "rclone".into());
     let client = Rclone::global().expect("librclone loads");
-    let cli_version = Command::new(&cli)
-        .arg("version")
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_else(|err| panic!("cannot run {cli} (scripts/bench.sh builds it): {err}"));
+    let cli_version = first_line(&cli, "version");
+    assert!(
+        !cli_version.starts_with("cannot run"),
+        "{cli_version} (scripts/bench.sh builds it)"
+    );
     assert_eq!(
         cli_version,
         format!("rclone {}", client.version().version),

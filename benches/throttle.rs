@@ -23,6 +23,8 @@
 
 #[path = "support/cpu.rs"]
 mod cpu;
+#[path = "support/settings.rs"]
+mod settings;
 #[path = "support/targets.rs"]
 mod targets;
 
@@ -34,26 +36,13 @@ use file_orbit::rclone::Rclone;
 use file_orbit::rclone::methods::{Fs, OrbitBwStats};
 use file_orbit::transfer::TransferSpec;
 use serde_json::json;
+use settings::{env_list, env_or};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use targets::{Target, parse_target, remote_config};
 
 const MIB: u64 = 1 << 20;
 const FILES: usize = 4;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: &str) -> T {
-    let text = std::env::var(name).unwrap_or_else(|_| default.to_string());
-    text.parse()
-        .unwrap_or_else(|_| panic!("{name}={text:?} is not valid"))
-}
-
-fn list(name: &str, default: &str) -> Vec<String> {
-    env_or::<String>(name, default)
-        .split(',')
-        .map(|item| item.trim().to_string())
-        .filter(|item| !item.is_empty())
-        .collect()
-}
 
 /// A file of `bytes` pseudo-random bytes (not compressible, not all zero).
 fn write_file(path: &Path, bytes: u64) {
@@ -118,7 +107,7 @@ fn purge(rclone: &Rclone, endpoint: &Endpoint) {
 }
 
 async fn capped_run(orbit: &Orbit, dir: &Path, target: Target, cap_mib: u64) -> Option<CapRow> {
-    let seconds: u64 = env_or("FILE_ORBIT_BENCH_BW_SECONDS", "6");
+    let seconds: u64 = env_or("FILE_ORBIT_BENCH_BW_SECONDS", 6);
     let name = format!("bw-{}-{cap_mib}", target.key());
     let mut dst = destination(target, &name, dir)?;
     dst.bandwidth = Some(format!("{cap_mib}M").parse().unwrap());
@@ -197,11 +186,11 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let targets: Vec<Target> = list("FILE_ORBIT_BENCH_TARGETS", "local,sftp,smb,s3")
+    let targets: Vec<Target> = env_list("FILE_ORBIT_BENCH_TARGETS", "local,sftp,smb,s3")
         .iter()
         .map(|key| parse_target(key))
         .collect();
-    let caps: Vec<u64> = list("FILE_ORBIT_BENCH_BW_CAPS_MIB", "1,5,20")
+    let caps: Vec<u64> = env_list("FILE_ORBIT_BENCH_BW_CAPS_MIB", "1,5,20")
         .iter()
         .map(|cap| {
             cap.parse()
@@ -250,8 +239,8 @@ async fn main() {
         );
     }
 
-    let cpu_mib: u64 = env_or("FILE_ORBIT_BENCH_BW_CPU_MIB", "512");
-    let runs: usize = env_or("FILE_ORBIT_BENCH_BW_CPU_RUNS", "3");
+    let cpu_mib: u64 = env_or("FILE_ORBIT_BENCH_BW_CPU_MIB", 512);
+    let runs: usize = env_or("FILE_ORBIT_BENCH_BW_CPU_RUNS", 3);
     let rclone = orbit.rclone();
     let src = local("cpu-src", dir.path().join("cpu-src"));
     write_file(&dir.path().join("cpu-src/big.bin"), cpu_mib * MIB);

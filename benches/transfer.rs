@@ -43,8 +43,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "support/cli.rs"]
+mod cli;
+#[path = "support/settings.rs"]
+mod settings;
+use settings::{env_list, env_or};
 #[path = "support/cpu.rs"]
 mod cpu;
+use cli::{connection_string, first_line};
 #[path = "support/targets.rs"]
 mod targets;
 use cpu::cpu_seconds;
@@ -60,26 +66,8 @@ const MIB: u64 = 1 << 20;
 /// Big file for the remote targets unless FILE_ORBIT_BENCH_REMOTE_BIG_MIB says otherwise.
 const DEFAULT_REMOTE_BIG_MIB: u64 = 1024;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    match std::env::var(name) {
-        Ok(value) => value
-            .parse()
-            .unwrap_or_else(|_| panic!("{name}={value:?} is not valid")),
-        Err(_) => default,
-    }
-}
-
 fn env_flag(name: &str) -> bool {
     matches!(std::env::var(name).as_deref(), Ok("1" | "true" | "yes"))
-}
-
-fn env_list(name: &str, default: &str) -> Vec<String> {
-    std::env::var(name)
-        .unwrap_or_else(|_| default.into())
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,32 +167,6 @@ fn write_big(dir: &Path, mib: u64) {
         file.write_all(&buf).unwrap();
     }
     file.sync_all().unwrap();
-}
-
-/// rclone's connection string for a JSON-object remote, built exactly as rclone's rc does
-/// in-process (`fs/rc/cache.go`: sorted keys, values in single quotes with `'` doubled), so
-/// the CLI opens the very same remote.
-fn connection_string(fs: &Fs) -> String {
-    let Fs::Config(map) = fs else {
-        panic!("expected a JSON-object remote, got {fs:?}")
-    };
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
-    let mut params: Vec<(&String, String)> = map
-        .iter()
-        .filter(|(k, _)| *k != "type" && *k != "_root")
-        .map(|(k, v)| (k, text(v)))
-        .collect();
-    params.sort();
-    let mut out = format!(":{}", text(&map["type"]));
-    for (key, value) in params {
-        out.push_str(&format!(",{key}='{}'", value.replace('\'', "''")));
-    }
-    out.push(':');
-    out.push_str(&text(&map["_root"]));
-    out
 }
 
 fn fs_type_name(path: &Path) -> String {
@@ -778,20 +740,6 @@ fn print_table(rows: &[Row]) {
             ratio(&row.cli, &row.fo),
         );
     }
-}
-
-fn first_line(program: &str, arg: &str) -> String {
-    Command::new(program)
-        .arg(arg)
-        .output()
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_else(|err| format!("cannot run {program}: {err}"))
 }
 
 fn main() {
