@@ -4,8 +4,9 @@
 //! checked at submission (a whole request: `queue/checks.rs`) and again before a stored
 //! job runs (its spec: `check_spec`).
 
+use crate::endpoint::Endpoint;
 use crate::error::{Error, Result};
-use crate::transfer::TransferSpec;
+use crate::transfer::{TransferSpec, default_parallelism};
 use serde::{Deserialize, Serialize};
 
 /// Upper bounds for jobs and templates; the defaults suit a node with a few cores.
@@ -85,5 +86,67 @@ impl Limits {
             }
         }
         Ok(())
+    }
+
+    /// `spec` with `max_parallelism` when it leaves parallelism open and the backends'
+    /// default between `source` and `destination` is above it; None when it runs as it is.
+    pub fn bound_default_parallelism(
+        &self,
+        spec: &TransferSpec,
+        source: &Endpoint,
+        destination: &Endpoint,
+    ) -> Option<TransferSpec> {
+        let default = default_parallelism(source, destination)?;
+        (spec.parallelism.is_none() && default > self.max_parallelism).then(|| TransferSpec {
+            parallelism: Some(self.max_parallelism),
+            ..spec.clone()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{EndpointConfig, LocalConfig, SmbConfig};
+    use crate::secret::Secret;
+
+    #[test]
+    fn an_open_parallelism_gets_the_default_only_up_to_the_limit() {
+        let local = Endpoint {
+            bandwidth: None,
+            name: "disk".into(),
+            config: EndpointConfig::Local(LocalConfig {
+                root: "/srv".into(),
+            }),
+        };
+        let smb = Endpoint {
+            bandwidth: None,
+            name: "share".into(),
+            config: EndpointConfig::Smb(
+                SmbConfig::from_unc("//files/data", "u", Secret::new("p")).unwrap(),
+            ),
+        };
+        let spec = TransferSpec::tree("disk", "", "share", "x".parse().unwrap());
+        let low = Limits {
+            max_parallelism: 8,
+            ..Limits::default()
+        };
+        let bounded = low.bound_default_parallelism(&spec, &local, &smb).unwrap();
+        assert_eq!(bounded.parallelism, Some(8));
+        assert!(
+            Limits::default()
+                .bound_default_parallelism(&spec, &local, &smb)
+                .is_none()
+        );
+        assert!(
+            low.bound_default_parallelism(&spec, &local, &local)
+                .is_none(),
+            "4 < 8"
+        );
+        let set = TransferSpec {
+            parallelism: Some(2),
+            ..spec
+        };
+        assert!(low.bound_default_parallelism(&set, &local, &smb).is_none());
     }
 }

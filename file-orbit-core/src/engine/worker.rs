@@ -12,9 +12,7 @@ use super::{Orbit, Store};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Progress;
-use crate::transfer::{
-    Scope, TransferJob, TransferMode, TransferSpec, default_parallelism, file_exists,
-};
+use crate::transfer::{Scope, TransferJob, TransferMode, file_exists};
 use backon::{ExponentialBuilder, Retryable};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -439,14 +437,9 @@ impl Worker {
             .unwrap_or_else(chrono::Utc::now);
         // A spec that leaves parallelism open gets the backends' default, within the
         // limits of this process.
-        let max = orbit.options().limits.max_parallelism;
-        let capped = (job.spec.parallelism.is_none()
-            && default_parallelism(&source, &destination).is_some_and(|n| n > max))
-        .then(|| TransferSpec {
-            parallelism: Some(max),
-            ..job.spec.clone()
-        });
-        let spec = capped.as_ref().unwrap_or(&job.spec);
+        let limits = &orbit.options().limits;
+        let bounded = limits.bound_default_parallelism(&job.spec, &source, &destination);
+        let spec = bounded.as_ref().unwrap_or(&job.spec);
         let transfer = TransferJob::start(orbit.rclone(), spec, &source, &destination, now)
             .instrument(tracing::debug_span!("transfer_start"))
             .await?;
