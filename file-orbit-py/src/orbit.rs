@@ -165,6 +165,7 @@ enum Call {
     VerifyAuditLog,
     RotateKeys,
     Workers,
+    BandwidthUsage,
     /// A source as written (`Source::parse`'s JSON: name, kind, spec, enabled, placement).
     PutSource {
         source: Value,
@@ -232,6 +233,7 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
                 .await?,
         )?,
         Call::Workers => value(&orbit.store().worker_nodes().await?)?,
+        Call::BandwidthUsage => value(&orbit.bandwidth_usage())?,
         Call::Chain { id } => value(&orbit.chain_of(id).await?)?,
         Call::WaitJob {
             id,

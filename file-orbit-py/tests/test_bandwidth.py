@@ -9,7 +9,7 @@ import pytest
 
 import file_orbit as fo
 
-from conftest import MASTER_KEY
+from conftest import MASTER_KEY, wait_until
 
 MIB = 1 << 20
 
@@ -34,6 +34,14 @@ def test_an_endpoint_limit_is_listed_and_holds_its_jobs(orbit: fo.Orbit, local_d
     # 3 MiB at 1 MiB/s (the first bytes pass without waiting: at most a tenth of a second's worth).
     assert took > 2.5, f"3 MiB passed a 1M cap in {took:.2f} s"
     assert (out / "big.bin").stat().st_size == 3 * MIB
+    # The governor keeps sampling while the orbit is open.
+    wait_until(
+        lambda: any(u.endpoint == "out" and u.upload_bytes >= 3 * MIB for u in orbit.bandwidth_usage()),
+        what="the bytes moved to show",
+    )
+    (usage,) = [u for u in orbit.bandwidth_usage() if u.endpoint == "out"]
+    assert usage.limit == fo.Rates(upload=MIB, download=MIB)
+    assert any(u.endpoint is None for u in orbit.bandwidth_usage()), "the service-wide entry"
 
 
 def test_a_timetable_shows_its_next_change(orbit: fo.Orbit, local_dirs) -> None:

@@ -42,6 +42,7 @@ from ._endpoints import Endpoint, Local, S3, Sftp, Smb
 from ._handles import Job, Service, Transfer
 from ._models import (
     AuditRecord,
+    BandwidthUsage,
     Conflict,
     Diagnosis,
     EndpointInfo,
@@ -84,6 +85,7 @@ from .errors import (
 __all__ = [
     "AsyncOrbit",
     "AuditRecord",
+    "BandwidthUsage",
     "AuthenticationError",
     "CancelledError",
     "ConfigError",

@@ -654,6 +654,27 @@ class AuditRecord:
 
 
 @dataclass(frozen=True)
+class BandwidthUsage:
+    """What one endpoint's transfers in this process are allowed and move now.
+
+    Attributes:
+        endpoint: The endpoint; ``None`` for the service-wide limit on remote endpoints.
+        limit: The rates in force in this process (its share of the endpoint's cap).
+        upload_rate: Bytes per second written to it over the last two seconds or so.
+        download_rate: Bytes per second read from it, likewise.
+        upload_bytes: Bytes written to it since the process started.
+        download_bytes: Bytes read from it since the process started.
+    """
+
+    endpoint: str | None
+    limit: Rates
+    upload_rate: float
+    download_rate: float
+    upload_bytes: int
+    download_bytes: int
+
+
+@dataclass(frozen=True)
 class WorkerInfo:
     """A worker process of the cluster, from the worker registry.
 

@@ -20,6 +20,7 @@ from ._endpoints import Endpoint
 from ._handles import Job, Service, Transfer
 from ._models import (
     AuditRecord,
+    BandwidthUsage,
     Conflict,
     Diagnosis,
     EndpointInfo,
@@ -184,6 +185,10 @@ def _endpoint_info(data: Mapping[str, Any]) -> EndpointInfo:
 
 def _audit_record(data: Mapping[str, Any]) -> AuditRecord:
     return AuditRecord(**{**data, "at": _ms_to_datetime(data["at"])})
+
+
+def _bandwidth_usage(data: Mapping[str, Any]) -> BandwidthUsage:
+    return BandwidthUsage(**{**data, "limit": Rates(**data["limit"])})
 
 
 def _worker_info(data: Mapping[str, Any]) -> WorkerInfo:
@@ -453,6 +458,11 @@ class Orbit:
     def workers(self) -> list[WorkerInfo]:
         """The worker processes of the cluster seen in the last day, alive ones first."""
         return [_worker_info(data) for data in self._call("workers")]
+
+    def bandwidth_usage(self) -> list[BandwidthUsage]:
+        """Per endpoint (and ``endpoint=None``: the service-wide limit), the limit in force in
+        this process and what its transfers move; empty until workers have started."""
+        return [_bandwidth_usage(data) for data in self._call("bandwidth_usage")]
 
     def chain(self, id: int) -> list[JobInfo]:
         """Every job of the chain job ``id`` belongs to, in order."""
@@ -869,6 +879,10 @@ class AsyncOrbit:
     async def workers(self) -> list[WorkerInfo]:
         """See :meth:`Orbit.workers`."""
         return [_worker_info(data) for data in await self._call("workers")]
+
+    async def bandwidth_usage(self) -> list[BandwidthUsage]:
+        """See :meth:`Orbit.bandwidth_usage`."""
+        return [_bandwidth_usage(data) for data in await self._call("bandwidth_usage")]
 
     async def chain(self, id: int) -> list[JobInfo]:
         """See :meth:`Orbit.chain`."""
