@@ -89,17 +89,24 @@ impl Bandwidth {
     pub fn next_change<Tz: TimeZone>(&self, at: &DateTime<Tz>) -> Option<(DateTime<Tz>, Rates)> {
         let now = minute_of_week(at);
         let current = self.slot_at(now).1;
-        (1..=MINUTES_PER_WEEK).find_map(|ahead| {
-            let minute = (now + ahead) % MINUTES_PER_WEEK;
-            let (start, rates) = self.slot_at(minute);
-            (start == minute && rates != current).then(|| {
-                let at = at.clone()
-                    - Duration::seconds(at.second().into())
-                    - Duration::nanoseconds(at.nanosecond().into())
-                    + Duration::minutes(ahead.into());
-                (at, rates)
+        // The nearest entry ahead (1 minute to a week) that sets other rates: each entry
+        // is in force from its start.
+        let (ahead, rates) = self
+            .slots
+            .iter()
+            .filter(|(_, rates)| *rates != current)
+            .map(|(start, rates)| {
+                (
+                    (start + MINUTES_PER_WEEK - now - 1) % MINUTES_PER_WEEK + 1,
+                    *rates,
+                )
             })
-        })
+            .min_by_key(|(ahead, _)| *ahead)?;
+        let at = at.clone()
+            - Duration::seconds(at.second().into())
+            - Duration::nanoseconds(at.nanosecond().into())
+            + Duration::minutes(ahead.into());
+        Some((at, rates))
     }
 }
 
@@ -334,6 +341,13 @@ mod tests {
         assert_eq!(table.rates_at(&at(3, 3, 0)).upload, None);
         let (when, rates) = table.next_change(&at(3, 19, 0)).unwrap();
         assert_eq!((when, rates.upload), (at(4, 8, 0), Some(512 << 10)));
+        let same_rate_between: Bandwidth = "08:00,1M 12:00,1M 19:00,off".parse().unwrap();
+        let (when, rates) = same_rate_between.next_change(&at(2, 9, 0)).unwrap();
+        assert_eq!(
+            (when, rates.upload),
+            (at(2, 19, 0), None),
+            "12:00 changes nothing"
+        );
         assert!(
             "10M"
                 .parse::<Bandwidth>()
