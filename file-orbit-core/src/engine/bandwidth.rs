@@ -85,7 +85,7 @@ impl Orbit {
     /// already: a job's transfer starts under its endpoint's limit even when the governor
     /// has not yet seen a change just made.
     pub(super) async fn apply_bandwidth(&self, endpoint: &Endpoint) {
-        let now = Local::now() + self.inner.options.bandwidth.clock_offset;
+        let now = self.inner.timetable_now();
         let governor = &self.inner.governor;
         let share = governor
             .shares
@@ -113,6 +113,13 @@ impl Orbit {
             .lock()
             .map(|usage| usage.clone())
             .unwrap_or_default()
+    }
+}
+
+impl Inner {
+    /// The time timetables are evaluated at: now, plus the configured clock offset.
+    pub(super) fn timetable_now(&self) -> DateTime<Local> {
+        Local::now() + self.options.bandwidth.clock_offset
     }
 }
 
@@ -187,28 +194,20 @@ async fn apply(inner: &Inner, endpoint: Option<String>, rates: Rates) {
 }
 
 async fn govern(inner: Weak<Inner>) {
-    let mut parsed: HashMap<String, Bandwidth> = HashMap::new();
     let mut samples: VecDeque<Sample> = VecDeque::new();
     loop {
         let Some(inner) = inner.upgrade() else {
             return;
         };
         let options = &inner.options.bandwidth;
-        let now: DateTime<Local> = Local::now() + options.clock_offset;
-        let running = inner.store.running_transfers().await;
-        match (inner.store.endpoint_bandwidths().await, running) {
-            (Ok(limits), Ok(running)) => {
-                let shares = shares_of(&running);
+        let now = inner.timetable_now();
+        match limits_and_shares(&inner).await {
+            Ok((limits, shares)) => {
                 let mut wanted: HashMap<Option<String>, Rates> = limits
                     .into_iter()
-                    .filter_map(|(name, text)| {
-                        let text = text?;
-                        if !parsed.contains_key(&text) {
-                            let limit = text.parse().ok()?;
-                            parsed.insert(text.clone(), limit);
-                        }
+                    .map(|(name, limit)| {
                         let share = shares.get(&name).copied().unwrap_or(1.0);
-                        Some((Some(name), shared(parsed[&text].rates_at(&now), share)))
+                        (Some(name), shared(limit.rates_at(&now), share))
                     })
                     .collect();
                 let service = options.service.as_ref();
@@ -227,7 +226,7 @@ async fn govern(inner: Weak<Inner>) {
                     apply(&inner, endpoint, rates).await;
                 }
             }
-            (Err(err), _) | (_, Err(err)) => tracing::warn!(%err, "reading bandwidth limits"),
+            Err(err) => tracing::warn!(%err, "reading bandwidth limits"),
         }
         match inner.rclone.call_async(&OrbitBwStats {}).await {
             Ok(stats) => {
@@ -251,6 +250,26 @@ async fn govern(inner: Weak<Inner>) {
         drop(inner);
         tokio::time::sleep(pause).await;
     }
+}
+
+/// The stored endpoints' limits and, when any is set, this process's share of each
+/// endpoint's cap (the running transfers are only read when there is a cap to share).
+async fn limits_and_shares(
+    inner: &Inner,
+) -> crate::error::Result<(Vec<(String, Bandwidth)>, HashMap<String, f64>)> {
+    let limits: Vec<(String, Bandwidth)> = inner
+        .store
+        .endpoint_bandwidths()
+        .await?
+        .into_iter()
+        .filter_map(|(name, text)| Some((name, text?.parse().ok()?)))
+        .collect();
+    let shares = if limits.is_empty() {
+        HashMap::new()
+    } else {
+        shares_of(&inner.store.running_transfers().await?)
+    };
+    Ok((limits, shares))
 }
 
 /// The latest counters with rates over the samples kept.

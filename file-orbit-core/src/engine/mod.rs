@@ -288,8 +288,7 @@ impl Orbit {
     /// Every endpoint, secrets shown as `***`, with the bandwidth rates in force now and
     /// the next timetable change (on the governor's clock).
     pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>> {
-        let now = chrono::Local::now() + self.inner.options.bandwidth.clock_offset;
-        self.store().endpoints(now).await
+        self.store().endpoints(self.inner.timetable_now()).await
     }
 
     /// Re-seals every endpoint and source with the current master key; returns how many changed.

@@ -63,14 +63,15 @@ fn lease_retries(poll_interval: Duration) -> backon::ExponentialBackoff {
 }
 
 /// What every lease owner of this process's workers starts with: `{host}-{pid}`.
-fn process_prefix() -> String {
-    format!("{}-{}", super::sources::host_name(), std::process::id())
+fn process_prefix() -> &'static str {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PREFIX.get_or_init(|| format!("{}-{}", super::sources::host_name(), std::process::id()))
 }
 
 /// Whether `owner` (a job's lease owner) is a worker of this process.
 pub(super) fn held_by_this_process(owner: &str) -> bool {
     owner
-        .strip_prefix(&process_prefix())
+        .strip_prefix(process_prefix())
         .is_some_and(|rest| rest.starts_with(['.', '-']))
 }
 
@@ -82,7 +83,7 @@ impl Workers {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let host = super::sources::host_name();
         let base = match STARTED.fetch_add(1, Ordering::Relaxed) {
-            0 => process_prefix(),
+            0 => process_prefix().to_string(),
             n => format!("{}.{n}", process_prefix()),
         };
         let dispatcher = Dispatcher {
