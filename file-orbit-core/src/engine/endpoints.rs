@@ -1,7 +1,8 @@
 //! Endpoints in the store: a row per endpoint with its public config (secrets as `***`),
-//! its sealed config and the key id that sealed it, and `max_concurrent`; created, edited
-//! and deleted with their audit records; each endpoint's bandwidth limit in its own column. Sealing and unsealing is the keyring's job
-//! (`Orbit`), never this module's: only sealed bytes pass through here.
+//! its sealed config and the key id that sealed it, `max_concurrent` and its bandwidth
+//! limit as written; created, edited and deleted with their audit records. Sealing and
+//! unsealing is the keyring's job (`Orbit`), never this module's: only sealed bytes pass
+//! through here.
 
 use super::audit;
 use super::store::{Cell, Store, db_error, put_named};
@@ -142,22 +143,14 @@ impl Store {
 
     /// The sealed config of the endpoint named `name` and the id of the key that sealed it.
     pub(crate) async fn sealed_endpoint(&self, name: &str) -> Result<(String, String)> {
-        let context = "reading an endpoint";
-        let row = sqlx::query("SELECT sealed_config, key_id FROM endpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_error(context))?
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::NotFound,
-                    context,
-                    format!("no endpoint named {name:?}"),
-                )
-            })?;
-        let sealed = row.try_get("sealed_config").map_err(db_error(context))?;
-        let key_id = row.try_get("key_id").map_err(db_error(context))?;
-        Ok((sealed, key_id))
+        match self.sealed_endpoints(&[name]).await?.pop() {
+            Some((_, sealed, key_id)) => Ok((sealed, key_id)),
+            None => Err(Error::new(
+                ErrorKind::NotFound,
+                "reading an endpoint",
+                format!("no endpoint named {name:?}"),
+            )),
+        }
     }
 
     /// (name, sealed config, key id) of those of the endpoints `names` that exist, in one

@@ -7,6 +7,7 @@ use crate::endpoint::{Bandwidth, Endpoint};
 use crate::engine::{DEFAULT_MAX_CONCURRENT, Limits, NodeIdentity, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::{Secret, with_secrets_revealed};
+use crate::serde_errors::from_json_value;
 use crate::service::declared::{
     DeclaredSource, SourceRunnerConfig, apply_declared_sources, resolve_declared,
     secret_from_reference,
@@ -133,13 +134,11 @@ impl TryFrom<toml::Table> for DeclaredEndpoint {
             Some(_) => return Err("max_concurrent: must be a positive integer".into()),
         };
         let name = resolve_declared(&mut table, "endpoint")?;
-        if let Some(toml::Value::String(limit)) = table.get("bandwidth") {
-            limit
-                .parse::<Bandwidth>()
-                .map_err(|why| format!("endpoint {name:?}: bandwidth: {why}"))?;
-        }
-        let endpoint = Endpoint::deserialize(toml::Value::Table(table))
-            .map_err(|err| format!("endpoint {name:?}: {}", err.message()))?;
+        // Read as the API reads a body: the error names the field (also one whose own
+        // parser refused it, like `bandwidth`) and never quotes a value.
+        let fields = serde_json::to_value(toml::Value::Table(table)).map_err(|e| e.to_string())?;
+        let endpoint: Endpoint = from_json_value(&format!("endpoint {name:?}"), fields)
+            .map_err(|err| err.to_string())?;
         Ok(DeclaredEndpoint {
             endpoint,
             max_concurrent,
