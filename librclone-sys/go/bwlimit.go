@@ -158,10 +158,10 @@ type throttledObject struct {
 	f *throttledFs
 }
 
-func wrapFs(ctx context.Context, base fs.Fs, t throttle) *throttledFs {
+func wrapFs(base fs.Fs, t throttle) *throttledFs {
 	f := &throttledFs{Fs: base, t: t}
-	ft := *base.Features() // every feature of the base, then the byte-moving ones replaced
 	baseFt := base.Features()
+	ft := *baseFt // every feature of the base, then the byte-moving ones replaced
 	ft.UnWrap = nil
 	ft.WrapFs = nil
 	ft.SetWrapper = nil
@@ -349,7 +349,7 @@ func throttleBackends() {
 			if remote {
 				t.service = serviceMeters
 			}
-			return wrapFs(ctx, f, t), err
+			return wrapFs(f, t), err
 		}
 	}
 }
