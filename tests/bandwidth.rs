@@ -5,13 +5,13 @@
 
 mod common;
 
+use common::copies::{all_succeeded, copy_numbered, numbered_source};
+
 use chrono::{Local, TimeDelta, Timelike};
 use common::{Kind, endpoint, local_root, orbit_options, sqlite_url, unique, until};
 use file_orbit::endpoint::{Bandwidth, Endpoint};
-use file_orbit::engine::{JobRequest, JobState, Orbit, OrbitOptions};
-use file_orbit::path_template::PathTemplate;
+use file_orbit::engine::{JobState, Orbit, OrbitOptions};
 use file_orbit::rclone::methods::OrbitBwStats;
-use file_orbit::transfer::TransferSpec;
 use std::time::{Duration, Instant};
 
 const MIB: u64 = 1 << 20;
@@ -21,38 +21,8 @@ fn limited(mut endpoint: Endpoint, bandwidth: &str) -> Endpoint {
     endpoint
 }
 
-/// A local source endpoint holding `files` files of `size` bytes each (`f0.bin`, ...).
-fn source_with(name: &str, files: usize, size: u64) -> Endpoint {
-    let source = endpoint(Kind::Local, name);
-    let root = local_root(&source);
-    for i in 0..files {
-        let body: Vec<u8> = (0..size).map(|b| (b * 31 + i as u64) as u8).collect();
-        std::fs::write(root.join(format!("f{i}.bin")), body).unwrap();
-    }
-    source
-}
-
 async fn open(options: OrbitOptions) -> Orbit {
     Orbit::open(options).await.unwrap()
-}
-
-async fn copy_all(orbit: &Orbit, source: &str, files: usize, destination: &str) -> Vec<i64> {
-    let mut ids = Vec::new();
-    for i in 0..files {
-        let template: PathTemplate = format!("{destination}/{{filename}}").parse().unwrap();
-        let spec = TransferSpec::file(source, &format!("f{i}.bin"), destination, template);
-        ids.push(orbit.submit(&JobRequest::new(spec)).await.unwrap());
-    }
-    ids
-}
-
-/// Waits for every job to succeed; returns the time from `start` until the last did.
-async fn all_done(orbit: &Orbit, ids: &[i64], start: Instant) -> Duration {
-    for id in ids {
-        let job = orbit.wait(*id, Duration::from_secs(60)).await.unwrap();
-        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
-    }
-    start.elapsed()
 }
 
 fn assert_near(what: &str, measured: f64, cap: f64) {
@@ -75,7 +45,7 @@ fn uploaded(orbit: &Orbit, endpoint: &str) -> u64 {
 async fn each_endpoint_holds_its_own_cap_while_an_uncapped_one_runs_free() {
     let (url, _dir) = sqlite_url();
     let orbit = open(orbit_options(&url)).await;
-    let source = source_with(&unique("bw-src"), 3, 6 * MIB);
+    let source = numbered_source(&unique("bw-src"), 3, 6 * MIB);
     let sftp = limited(endpoint(Kind::Sftp, &unique("bw-sftp")), "2M");
     let s3 = limited(endpoint(Kind::S3, &unique("bw-s3")), "3M:off");
     let smb = limited(endpoint(Kind::Smb, &unique("bw-smb")), "1.5M");
@@ -90,16 +60,16 @@ async fn each_endpoint_holds_its_own_cap_while_an_uncapped_one_runs_free() {
     // the workers' start triggers, only by the time of one store read.
     let start = Instant::now();
     let (sftp_ids, s3_ids, smb_ids, free_ids) = (
-        copy_all(&orbit, &source.name, 2, &sftp.name).await,
-        copy_all(&orbit, &source.name, 3, &s3.name).await,
-        copy_all(&orbit, &source.name, 2, &smb.name).await,
-        copy_all(&orbit, &source.name, 3, &free.name).await,
+        copy_numbered(&orbit, &source.name, 2, &sftp.name).await,
+        copy_numbered(&orbit, &source.name, 3, &s3.name).await,
+        copy_numbered(&orbit, &source.name, 2, &smb.name).await,
+        copy_numbered(&orbit, &source.name, 3, &free.name).await,
     );
     let (sftp_took, s3_took, smb_took, free_took) = tokio::join!(
-        all_done(&orbit, &sftp_ids, start),
-        all_done(&orbit, &s3_ids, start),
-        all_done(&orbit, &smb_ids, start),
-        all_done(&orbit, &free_ids, start),
+        all_succeeded(&orbit, &sftp_ids, start),
+        all_succeeded(&orbit, &s3_ids, start),
+        all_succeeded(&orbit, &smb_ids, start),
+        all_succeeded(&orbit, &free_ids, start),
     );
     workers.shutdown().await;
     for took in [sftp_took, s3_took, smb_took] {
@@ -136,12 +106,12 @@ async fn each_endpoint_holds_its_own_cap_while_an_uncapped_one_runs_free() {
 async fn a_lowered_cap_reaches_a_running_transfer_and_cancelling_does_not_wait() {
     let (url, _dir) = sqlite_url();
     let orbit = open(orbit_options(&url)).await;
-    let source = source_with(&unique("bw-src"), 1, 40 * MIB);
+    let source = numbered_source(&unique("bw-src"), 1, 40 * MIB);
     let sftp = limited(endpoint(Kind::Sftp, &unique("bw-sftp")), "4M");
     orbit.put_endpoint(&source, 4).await.unwrap();
     orbit.put_endpoint(&sftp, 4).await.unwrap();
     let workers = orbit.start_workers(2);
-    let id = copy_all(&orbit, &source.name, 1, &sftp.name).await[0];
+    let id = copy_numbered(&orbit, &source.name, 1, &sftp.name).await[0];
     until(
         "the transfer to move 4 MiB",
         Duration::from_secs(20),
@@ -187,7 +157,7 @@ async fn a_lowered_cap_reaches_a_running_transfer_and_cancelling_does_not_wait()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_timetable_switches_at_its_boundary() {
     let (url, _dir) = sqlite_url();
-    let source = source_with(&unique("bw-src"), 1, 24 * MIB);
+    let source = numbered_source(&unique("bw-src"), 1, 24 * MIB);
     let local = endpoint(Kind::Local, &unique("bw-local"));
     // The governor's clock reads `LEAD` before a full minute when the orbit opens.
     const LEAD: Duration = Duration::from_secs(6);
@@ -216,7 +186,7 @@ async fn a_timetable_switches_at_its_boundary() {
     assert_eq!(next.rates.upload, Some(3 * MIB));
 
     let workers = orbit.start_workers(2);
-    copy_all(&orbit, &source.name, 1, &local.name).await;
+    copy_numbered(&orbit, &source.name, 1, &local.name).await;
     until(
         "the transfer to start",
         Duration::from_secs(10),

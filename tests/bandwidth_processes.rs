@@ -4,14 +4,14 @@
 
 mod common;
 
+use common::copies::{all_succeeded, copy_numbered, numbered_source};
+
 use common::process::{ServerProcess, shared_master_key};
-use common::{Kind, endpoint, local_root, orbit_options, postgres_url, unique};
+use common::{Kind, endpoint, orbit_options, postgres_url, unique};
 use file_orbit::endpoint::Endpoint;
-use file_orbit::engine::{JobRequest, JobState, Orbit};
-use file_orbit::path_template::PathTemplate;
+use file_orbit::engine::Orbit;
 use file_orbit::rclone::methods::OrbitBwStats;
-use file_orbit::transfer::TransferSpec;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const MIB: u64 = 1 << 20;
 const FILES: usize = 8;
@@ -25,11 +25,7 @@ async fn two_processes_share_an_endpoint_s_cap() {
     let mut options = orbit_options(&store_url);
     options.master_key = Some(key.clone());
     let orbit = Orbit::open(options).await.unwrap();
-    let source = endpoint(Kind::Local, &unique("procs-src"));
-    for i in 0..FILES {
-        let body: Vec<u8> = (0..FILE_BYTES).map(|b| (b * 13 + i as u64) as u8).collect();
-        std::fs::write(local_root(&source).join(format!("f{i}.bin")), body).unwrap();
-    }
+    let source = numbered_source(&unique("procs-src"), FILES, FILE_BYTES);
     let sftp = Endpoint {
         bandwidth: Some("3M".parse().unwrap()),
         ..endpoint(Kind::Sftp, &unique("procs-sftp"))
@@ -45,21 +41,8 @@ async fn two_processes_share_an_endpoint_s_cap() {
     );
     let workers = orbit.start_workers(4);
     let started = Instant::now();
-    let mut ids = Vec::new();
-    for i in 0..FILES {
-        let spec = TransferSpec::file(
-            &source.name,
-            &format!("f{i}.bin"),
-            &sftp.name,
-            PathTemplate::parse("{filename}").unwrap(),
-        );
-        ids.push(orbit.submit(&JobRequest::new(spec)).await.unwrap());
-    }
-    for id in &ids {
-        let job = orbit.wait(*id, Duration::from_secs(120)).await.unwrap();
-        assert_eq!(job.state, JobState::Succeeded, "{:?}", job.last_error);
-    }
-    let took = started.elapsed();
+    let ids = copy_numbered(&orbit, &source.name, FILES, &sftp.name).await;
+    let took = all_succeeded(&orbit, &ids, started).await;
     workers.shutdown().await;
 
     // Both processes moved some of the bytes (the server's count is its last sample's).

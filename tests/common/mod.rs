@@ -5,6 +5,7 @@
 
 #[cfg(feature = "server")]
 pub mod api;
+pub mod copies;
 pub mod latency;
 pub mod moto;
 #[cfg(feature = "server")]
