@@ -317,6 +317,12 @@ mod tests {
         }
         let long = vec!["08:00,1M"; MAX_ENTRIES + 1].join(" ");
         assert!(long.parse::<Bandwidth>().unwrap_err().contains("entries"));
+        let huge = format!("{}M", "1".repeat(MAX_LEN));
+        assert!(
+            huge.parse::<Bandwidth>()
+                .unwrap_err()
+                .contains("longer than")
+        );
     }
 
     #[test]
