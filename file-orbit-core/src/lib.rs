@@ -6,6 +6,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod notify;
 pub mod path_template;
 pub mod rclone;
 pub mod secret;
