@@ -7,7 +7,10 @@
 use crate::endpoint::Bandwidth;
 use crate::engine::{BandwidthOptions, Limits, NodeIdentity, Orbit, OrbitOptions};
 use crate::error::{Error, ErrorKind, Result};
-use crate::service::declared::{DeclaredSource, SourceRunnerConfig, apply_declared_sources};
+use crate::service::declared::{
+    DeclaredNotification, DeclaredSource, NotifierConfig, SourceRunnerConfig,
+    apply_declared_notifications, apply_declared_sources,
+};
 use crate::service::logs::LogConfig;
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -57,6 +60,11 @@ pub struct WorkerConfig {
     /// on top of each endpoint's own limit (as an endpoint's `bandwidth`).
     #[serde(default)]
     pub bandwidth: Option<Bandwidth>,
+    /// `[[notifications]]` declared as code: stored at start when new or changed.
+    pub notifications: Vec<DeclaredNotification>,
+    /// `[notifier]`: whether this worker sends notifications, the hosts their channels
+    /// may reach (`allow`), job links (`link_base`: the server's URL), tries.
+    pub notifier: NotifierConfig,
 }
 
 fn default_workers() -> usize {
@@ -91,6 +99,8 @@ impl WorkerConfig {
             sources: Vec::new(),
             source_runner: SourceRunnerConfig::default(),
             bandwidth: None,
+            notifications: Vec::new(),
+            notifier: NotifierConfig::default(),
         }
     }
 
@@ -207,6 +217,7 @@ impl WorkerConfig {
             ..err.within("node")
         })?;
         self.source_runner.validate()?;
+        self.notifier.validate()?;
         self.log.validate()
     }
 
@@ -221,6 +232,7 @@ impl WorkerConfig {
                 service: self.bandwidth.clone(),
                 ..Default::default()
             },
+            notify_allow: self.notifier.allow.clone(),
             ..OrbitOptions::default()
         }
     }
@@ -234,8 +246,14 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> R
     config.validate()?;
     let orbit = Orbit::open(config.orbit_options()).await?;
     apply_declared_sources(&orbit.acting_as("config"), &config.sources).await?;
+    apply_declared_notifications(&orbit.acting_as("config"), &config.notifications).await?;
     let sources = match config.source_runner.enabled {
         true => Some(orbit.start_source_runner(config.source_runner.options())?),
+        false => None,
+    };
+    let default_link = crate::notify::NotifierOptions::default().link_base;
+    let notifier = match config.notifier.enabled {
+        true => Some(orbit.start_notifier(config.notifier.options(&default_link))?),
         false => None,
     };
     let workers = orbit.start_workers(config.workers);
@@ -247,6 +265,9 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> R
     shutdown.await;
     if let Some(sources) = sources {
         sources.shutdown().await;
+    }
+    if let Some(notifier) = notifier {
+        notifier.shutdown().await;
     }
     tracing::info!("stopping: no new jobs; waiting for running transfers");
     let grace = Duration::from_secs(config.shutdown_grace_secs);

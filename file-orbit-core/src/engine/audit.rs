@@ -144,6 +144,45 @@ pub(crate) async fn append_many(
     Ok(())
 }
 
+fn records_from_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<AuditRecord>> {
+    rows.iter()
+        .map(|row| {
+            Ok(AuditRecord {
+                id: row.try_get("id")?,
+                at: row.try_get("at")?,
+                actor: row.try_get("actor")?,
+                action: row.try_get("action")?,
+                subject: row.try_get("subject")?,
+                outcome: row.try_get("outcome")?,
+                detail: serde_json::from_str(&row.try_get::<String, _>("detail")?)
+                    .unwrap_or(Value::Null),
+                prev_hash: row.try_get("prev_hash")?,
+                hash: row.try_get("hash")?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(db_error("reading the audit log"))
+}
+
+/// Up to `limit` records after record `after`, oldest first, inside the caller's
+/// transaction (records commit in id order: appends are serialised).
+pub(crate) async fn records_after(
+    tx: &mut Transaction<'_, Any>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AuditRecord>> {
+    let rows = sqlx::query(
+        "SELECT id, at, actor, action, subject, outcome, detail, prev_hash, hash \
+         FROM audit_log WHERE id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_error("reading the audit log"))?;
+    records_from_rows(&rows)
+}
+
 impl Store {
     /// The newest `limit` audit records, newest first.
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRecord>> {
@@ -155,23 +194,7 @@ impl Store {
         .fetch_all(&self.reader)
         .await
         .map_err(db_error("reading the audit log"))?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditRecord {
-                    id: row.try_get("id")?,
-                    at: row.try_get("at")?,
-                    actor: row.try_get("actor")?,
-                    action: row.try_get("action")?,
-                    subject: row.try_get("subject")?,
-                    outcome: row.try_get("outcome")?,
-                    detail: serde_json::from_str(&row.try_get::<String, _>("detail")?)
-                        .unwrap_or(Value::Null),
-                    prev_hash: row.try_get("prev_hash")?,
-                    hash: row.try_get("hash")?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(db_error("reading the audit log"))
+        records_from_rows(&rows)
     }
 
     /// Recomputes the whole chain; `Ok(None)` when intact, else the id of the first record
@@ -213,6 +236,22 @@ impl Store {
 }
 
 impl Store {
+    /// Appends one record on its own (an action that changes nothing else in the store:
+    /// a connection test, a test message).
+    pub(crate) async fn append_audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        outcome: &str,
+        detail: &Value,
+    ) -> Result<()> {
+        let context = "appending to the audit log";
+        let mut tx = self.pool.begin().await.map_err(db_error(context))?;
+        append(&mut tx, self.backend, actor, action, subject, outcome, detail).await?;
+        tx.commit().await.map_err(db_error(context))
+    }
+
     /// Deletes the row of `kind` (`endpoint`, `template`) named `name` with `delete` (a
     /// fixed `DELETE ... WHERE name = $1`) inside `tx`, audits `<kind>.deleted` by `actor`
     /// and commits; NotFound when there is no such row.

@@ -1,10 +1,11 @@
 //! The stored events: one row per distinct event (UNIQUE dedup key), its payload, the
 //! templates it matched and the jobs it made.
 
+use super::audit;
 use super::store::{Store, db_error, now_ms};
 use crate::error::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -85,6 +86,8 @@ impl Store {
         state: &str,
         error: Option<&str>,
     ) -> Result<(i64, EventState)> {
+        let context = "storing an event";
+        let mut tx = self.pool.begin().await.map_err(db_error(context))?;
         let inserted = sqlx::query(
             "INSERT INTO events (source, dedup_key, payload, matched_templates, job_ids, state, error, created_at, source_name) \
              VALUES ($1, $2, $3, '[]', '[]', $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
@@ -96,13 +99,29 @@ impl Store {
         .bind(error)
         .bind(now_ms())
         .bind(source_name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(db_error("storing an event"))?;
+        .map_err(db_error(context))?;
         if let Some(row) = inserted {
-            let id = row.try_get(0).map_err(db_error("storing an event"))?;
-            return Ok((id, EventState::parse(state)));
+            let id: i64 = row.try_get(0).map_err(db_error(context))?;
+            let state = EventState::parse(state);
+            if state == EventState::Dead {
+                // A rejected event is announced (notifications read the audit log).
+                audit::append(
+                    &mut tx,
+                    self.backend,
+                    source_name.unwrap_or(source),
+                    "event.rejected",
+                    &format!("event/{id}"),
+                    "failed",
+                    &json!({"source": source, "source_name": source_name, "error": error}),
+                )
+                .await?;
+            }
+            tx.commit().await.map_err(db_error(context))?;
+            return Ok((id, state));
         }
+        tx.commit().await.map_err(db_error(context))?;
         let row = sqlx::query("SELECT id, state FROM events WHERE dedup_key = $1")
             .bind(dedup_key)
             .fetch_one(&self.pool)

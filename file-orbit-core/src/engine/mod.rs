@@ -10,6 +10,7 @@ mod event_log;
 mod keyring;
 mod limits;
 mod nodes;
+mod notifications;
 mod queue;
 mod sources;
 mod store;
@@ -26,6 +27,8 @@ pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
 pub use limits::Limits;
 pub use nodes::{LiveWorkers, WorkerNode};
+pub use notifications::{MessageFilter, NotificationSummary, OutboxMessage};
+pub(crate) use notifications::{Dispatch, NewMessage, RuleRow, StoredNotification};
 pub use queue::{
     Completion, Job, JobCounts, JobFilter, JobProgress, JobRequest, JobState, LeaseStatus,
     RetryPolicy,
@@ -38,7 +41,7 @@ pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, Tr
 pub use totals::{AttemptTotal, AttemptTotals, JobTotal};
 pub use worker::Workers;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Diagnosis, Endpoint, TestOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Rclone;
 use crate::secret::{Secret, with_secrets_revealed};
@@ -73,6 +76,10 @@ pub struct OrbitOptions {
     pub limits: Limits,
     /// The service-wide bandwidth limit and how endpoints' limits are applied.
     pub bandwidth: BandwidthOptions,
+    /// The hosts, addresses and networks notification channels may reach (see
+    /// `notify::guard`): `hooks.slack.com`, `*.webhook.office.com`, `10.1.2.3`,
+    /// `10.0.0.0/8`. Private, loopback and link-local addresses only when listed.
+    pub notify_allow: Vec<String>,
 }
 
 impl Default for OrbitOptions {
@@ -88,6 +95,7 @@ impl Default for OrbitOptions {
             node: NodeIdentity::default(),
             limits: Limits::default(),
             bandwidth: BandwidthOptions::default(),
+            notify_allow: Vec::new(),
         }
     }
 }
@@ -285,6 +293,30 @@ impl Orbit {
             .map_err(|err| Error::new(ErrorKind::Store, "reading an endpoint", err.to_string()))
     }
 
+    /// Tests endpoint `name` (see `Endpoint::test_with`) and audits the outcome as
+    /// `endpoint.tested` (a failure is what notifications call `endpoint_test_failed`).
+    pub async fn test_endpoint(&self, name: &str, options: TestOptions) -> Result<Diagnosis> {
+        let endpoint = self.endpoint(name).await?;
+        let diagnosis = endpoint.test_with(self.rclone(), options).await;
+        let (outcome, detail) = match &diagnosis.problem {
+            None => ("ok", serde_json::json!({"warning": diagnosis.warning})),
+            Some(problem) => (
+                "failed",
+                serde_json::json!({"problem": problem, "message": diagnosis.message}),
+            ),
+        };
+        self.store()
+            .append_audit(
+                self.actor(),
+                "endpoint.tested",
+                &format!("endpoint/{name}"),
+                outcome,
+                &detail,
+            )
+            .await?;
+        Ok(diagnosis)
+    }
+
     /// Every endpoint, secrets shown as `***`, with the bandwidth rates in force now and
     /// the next timetable change (on the governor's clock).
     pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>> {
@@ -302,7 +334,9 @@ impl Orbit {
             let endpoint = self.endpoint(name).await?;
             self.put_endpoint(&endpoint, *max_concurrent).await?;
         }
-        Ok(stale.len() + self.reseal_sources(&current).await?)
+        Ok(stale.len()
+            + self.reseal_sources(&current).await?
+            + self.reseal_notifications(&current).await?)
     }
 
     pub async fn put_template(&self, template: &TransferTemplate) -> Result<()> {

@@ -492,7 +492,19 @@ impl Store {
         lease_until: i64,
         report: &SourceReport<'_>,
     ) -> Result<bool> {
-        let renewed = sqlx::query(
+        let context = "renewing a source's lease";
+        let mut tx = self.pool.begin().await.map_err(db_error(context))?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT state FROM sources WHERE name = $1 AND owner = $2")
+                .bind(name)
+                .bind(owner)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error(context))?;
+        let Some(before) = before else {
+            return Ok(false);
+        };
+        sqlx::query(
             "UPDATE sources SET lease_until = $1, state = $2, counters = $3, \
                  last_event_at = $4, last_error = $5 WHERE name = $6 AND owner = $7",
         )
@@ -503,11 +515,24 @@ impl Store {
         .bind(report.last_error)
         .bind(name)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
-        .map_err(db_error("renewing a source's lease"))?
-        .rows_affected();
-        Ok(renewed == 1)
+        .map_err(db_error(context))?;
+        if report.state == SourceState::Failing && SourceState::parse(&before) != SourceState::Failing {
+            // The change to failing is announced (notifications read the audit log).
+            audit::append(
+                &mut tx,
+                self.backend,
+                owner,
+                "source.failing",
+                &format!("source/{name}"),
+                "failed",
+                &json!({"error": report.last_error}),
+            )
+            .await?;
+        }
+        tx.commit().await.map_err(db_error(context))?;
+        Ok(true)
     }
 
     /// Gives up `owner`'s lease of source `name` (stopped, paused, or the node shutting

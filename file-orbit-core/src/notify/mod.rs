@@ -6,10 +6,14 @@
 //! by `runner` on any node; `guard` decides which hosts may be reached.
 
 pub mod channel;
+mod dispatch;
+mod manage;
 pub mod message;
+pub mod runner;
 
 pub use channel::{Channel, EmailChannel, SlackChannel, SmtpTls, TeamsChannel, WebhookChannel};
 pub use message::{ErrorFacts, Item, JobFacts, Message, Side};
+pub use runner::{Notifier, NotifierOptions};
 
 use crate::error::{Error, Result};
 use crate::serde_errors::from_json_value;
@@ -29,7 +33,7 @@ pub enum NotifyEvent {
     JobDead,
     /// The last job of a chain of two or more finished well.
     ChainCompleted,
-    /// An incoming event was refused (unreadable, or matched by nothing it could run).
+    /// An incoming event could not be used (malformed, or naming what does not exist).
     EventRejected,
     /// A stored source stopped working.
     SourceFailing,
@@ -128,6 +132,20 @@ const MAX_FILTER_NAMES: usize = 100;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 const MAX_ATTEMPTS: u32 = 100;
 
+/// What a notification reports and how often: the part of it that is not secret, read by
+/// the dispatcher without unsealing anything.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    pub events: Vec<NotifyEvent>,
+    #[serde(default)]
+    pub filter: NotifyFilter,
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+    /// Tries of one message before it is dead (1 to 100; default 8).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
 /// A stored notification: a rule and its channel. As JSON (or TOML):
 /// `{"name": "ops", "channel": {"type": "email", ...}, "events": ["job_dead"],
 ///   "filter": {"templates": ["nightly"]}, "rate_limit": {"messages": 5, "per_secs": 60},
@@ -136,11 +154,8 @@ const MAX_ATTEMPTS: u32 = 100;
 pub struct Notification {
     pub name: String,
     pub channel: Channel,
-    pub events: Vec<NotifyEvent>,
-    pub filter: NotifyFilter,
-    pub rate_limit: RateLimit,
-    /// Tries of one message before it is dead (1 to 100; default 8).
-    pub max_attempts: u32,
+    #[serde(flatten)]
+    pub rule: Rule,
     pub enabled: bool,
 }
 
@@ -202,10 +217,12 @@ impl Notification {
         let notification = Notification {
             name,
             channel,
-            events: written.events,
-            filter: written.filter,
-            rate_limit: written.rate_limit,
-            max_attempts: written.max_attempts,
+            rule: Rule {
+                events: written.events,
+                filter: written.filter,
+                rate_limit: written.rate_limit,
+                max_attempts: written.max_attempts,
+            },
             enabled: written.enabled,
         };
         notification.validate()?;
@@ -230,6 +247,15 @@ impl Notification {
             context: context.into(),
             ..err.within("channel")
         })?;
+        self.rule.validate()
+    }
+}
+
+impl Rule {
+    /// Checks the events, filter, rate limit and tries; errors name the field.
+    pub fn validate(&self) -> Result<()> {
+        let context = "notification";
+        let invalid = |field: &str, why: String| Err(Error::invalid_field(context, field, why));
         if self.events.is_empty() {
             return invalid(
                 "events",
@@ -273,13 +299,12 @@ impl Notification {
     }
 
     /// Whether an event of `kind` about `facts` (its template, endpoints, source) is one
-    /// this notification reports.
+    /// the rule reports.
     pub fn admits(&self, kind: NotifyEvent, facts: &Facts<'_>) -> bool {
         let any_of = |wanted: &[String], have: &[&str]| {
             wanted.is_empty() || have.iter().any(|name| wanted.iter().any(|w| w == name))
         };
-        self.enabled
-            && self.events.contains(&kind)
+        self.events.contains(&kind)
             && any_of(&self.filter.templates, &facts.templates)
             && any_of(&self.filter.endpoints, &facts.endpoints)
             && any_of(&self.filter.sources, &facts.sources)

@@ -8,7 +8,8 @@
 use super::config::Role;
 use super::error::ErrorBody;
 use super::handlers::{
-    Shared, audit, endpoints, events, job_stream, jobs, keys, logs, sources, templates,
+    Shared, audit, endpoints, events, job_stream, jobs, keys, logs, notifications, sources,
+    templates,
 };
 use super::health;
 use axum::Json;
@@ -60,6 +61,13 @@ pub(super) fn handlers() -> Vec<(Role, UtoipaMethodRouter<Shared>)> {
         (Admin, routes!(sources::delete_source)),
         (Operator, routes!(sources::pause_source)),
         (Operator, routes!(sources::resume_source)),
+        (Viewer, routes!(notifications::list_notifications)),
+        (Viewer, routes!(notifications::get_notification)),
+        (Admin, routes!(notifications::put_notification)),
+        (Admin, routes!(notifications::delete_notification)),
+        (Operator, routes!(notifications::test_notification)),
+        (Viewer, routes!(notifications::list_outbox)),
+        (Operator, routes!(notifications::retry_outbox_message)),
         (Admin, routes!(keys::list_keys)),
         (Admin, routes!(keys::create_key)),
         (Admin, routes!(keys::revoke_key)),
@@ -121,7 +129,7 @@ pub fn required_role(method: &Method, route: &str) -> Option<Role> {
     info(
         title = "File Orbit",
         description = "A managed-file-transfer engine's control plane: endpoints, transfer \
-            templates, jobs (with live progress), event sources, events, API keys, the audit log and logs."
+            templates, jobs (with live progress), event sources, events, notifications and their outbox, API keys, the audit log and logs."
     ),
     paths(health::health, document),
     components(schemas(ErrorBody, job_stream::JobUpdate)),

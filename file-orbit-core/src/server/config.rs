@@ -1,6 +1,6 @@
 //! The server's TOML configuration: where to listen, the store, workers, API keys
-//! (hashed), the JWT secret, rate limits, logs, the node, and endpoints, templates and
-//! sources declared as code. Unknown keys are refused by name.
+//! (hashed), the JWT secret, rate limits, logs, the node, the notifier, and endpoints,
+//! templates, sources and notifications declared as code. Unknown keys are refused by name.
 
 use super::error::without_values;
 use crate::endpoint::{Bandwidth, Endpoint};
@@ -9,7 +9,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::secret::{Secret, with_secrets_revealed};
 use crate::serde_errors::from_json_value;
 use crate::service::declared::{
-    DeclaredSource, SourceRunnerConfig, apply_declared_sources, resolve_declared,
+    DeclaredNotification, DeclaredSource, NotifierConfig, SourceRunnerConfig,
+    apply_declared_notifications, apply_declared_sources, resolve_declared,
     secret_from_reference,
 };
 use crate::service::logs::LogConfig;
@@ -110,6 +111,11 @@ pub struct ServerConfig {
     /// on top of each endpoint's own limit: a rate, `up:down` or a weekly timetable, as an
     /// endpoint's `bandwidth`.
     pub bandwidth: Option<Bandwidth>,
+    /// `[[notifications]]` declared as code: stored at start when new or changed.
+    pub notifications: Vec<DeclaredNotification>,
+    /// `[notifier]`: whether this server sends notifications, the hosts their channels
+    /// may reach (`allow`), job links, tries. Applied when the store is opened.
+    pub notifier: NotifierConfig,
 }
 
 /// An endpoint of the configuration file: the endpoint's own fields (`name`, `type`, ...)
@@ -189,6 +195,8 @@ impl Default for ServerConfig {
             sources: Vec::new(),
             source_runner: SourceRunnerConfig::default(),
             bandwidth: None,
+            notifications: Vec::new(),
+            notifier: NotifierConfig::default(),
         }
     }
 }
@@ -276,6 +284,7 @@ impl ServerConfig {
             ..err.within("node")
         })?;
         self.source_runner.validate()?;
+        self.notifier.validate()?;
         self.log.validate()
     }
 
@@ -317,7 +326,8 @@ impl ServerConfig {
                 orbit.put_template(template).await?;
             }
         }
-        apply_declared_sources(orbit, &self.sources).await
+        apply_declared_sources(orbit, &self.sources).await?;
+        apply_declared_notifications(orbit, &self.notifications).await
     }
 
     /// When no API key is configured, makes an admin key named `bootstrap-admin`, adds

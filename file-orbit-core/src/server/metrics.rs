@@ -36,6 +36,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     let events = store.event_totals().await?;
     let nodes = store.worker_nodes().await?;
     let sources = store.sources().await?;
+    let notifications = store.notification_totals().await?;
     let counts = JobCounts::of(&jobs);
 
     let mut registry = Registry::default();
@@ -202,6 +203,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
 
     register_sources(&mut registry, &sources);
     register_bandwidth(&mut registry, &state.orbit.bandwidth_usage());
+    register_notifications(&mut registry, &notifications);
 
     let mut text = String::new();
     encode(&mut text, &registry).map_err(|err| {
@@ -263,6 +265,32 @@ fn register_sources(registry: &mut Registry, sources: &[SourceStatus]) {
         "file_orbit_source_last_event_timestamp_seconds",
         "When each event source last saw something (unix seconds)",
         last_event,
+    );
+}
+
+/// Per channel type: messages sent, tries failed and messages dead (store-wide totals,
+/// kept as they happen). Every channel and outcome appears, at 0 before its first.
+fn register_notifications(registry: &mut Registry, totals: &[(String, String, i64)]) {
+    let messages = Family::<Labels, Counter>::default();
+    for channel in crate::notify::channel::CHANNEL_TYPES {
+        for outcome in ["sent", "failed", "dead"] {
+            let n = totals
+                .iter()
+                .find(|(c, o, _)| c == channel && o == outcome)
+                .map_or(0, |(_, _, n)| *n);
+            messages
+                .get_or_create(&vec![
+                    ("channel", channel.to_string()),
+                    ("outcome", outcome.to_string()),
+                ])
+                .inc_by(n.max(0) as u64);
+        }
+    }
+    registry.register(
+        "file_orbit_notification_messages",
+        "Notification messages by channel type: sent, failed (a try that did not work) and \
+         dead (given up after the rule's tries or a permanent refusal)",
+        messages,
     );
 }
 

@@ -35,6 +35,7 @@ pub use startup::{
 use crate::engine::{Orbit, Workers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runner::SourceRunner;
+use crate::notify::Notifier;
 use crate::events::schedule::Scheduler;
 use auth::{Authenticator, RateLimiter};
 use std::net::SocketAddr;
@@ -109,6 +110,7 @@ pub struct Server {
     addr: SocketAddr,
     scheduler: Option<Scheduler>,
     sources: Option<SourceRunner>,
+    notifier: Option<Notifier>,
     stop: watch::Sender<bool>,
     http: JoinHandle<std::io::Result<()>>,
     workers: Option<Workers>,
@@ -149,6 +151,11 @@ impl Server {
             true => Some(orbit.start_source_runner(config.source_runner.options())?),
             false => None,
         };
+        // Every node may send notifications; each message is sent by the one leasing it.
+        let notifier = match config.notifier.enabled {
+            true => Some(orbit.start_notifier(config.notifier.options(&format!("http://{addr}")))?),
+            false => None,
+        };
         status.count.store(config.workers, Ordering::Relaxed);
         let grace = Duration::from_secs(config.shutdown_grace_secs);
         let (stop, stopping) = watch::channel(false);
@@ -169,6 +176,7 @@ impl Server {
             addr,
             scheduler,
             sources,
+            notifier,
             stop,
             http,
             workers,
@@ -195,6 +203,9 @@ impl Server {
         }
         if let Some(sources) = self.sources.take() {
             sources.shutdown().await;
+        }
+        if let Some(notifier) = self.notifier.take() {
+            notifier.shutdown().await;
         }
         if let Some(workers) = self.workers.take() {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

@@ -155,7 +155,8 @@ impl Startup {
         Ok(Some(key))
     }
 
-    /// The store, the server's actor, the configured limits and the node.
+    /// The store, the server's actor, the configured limits, the node, the bandwidth
+    /// limit and the notifier's allow-list.
     pub fn orbit_options(&self) -> OrbitOptions {
         OrbitOptions {
             store_url: self.store_url.clone(),
@@ -166,6 +167,7 @@ impl Startup {
                 service: self.config.bandwidth.clone(),
                 ..Default::default()
             },
+            notify_allow: self.config.notifier.allow.clone(),
             ..Default::default()
         }
     }

@@ -1,12 +1,14 @@
 //! What both services' TOML declares beside their own settings: secrets given by
 //! reference (`{ env = "NAME" }`, `{ file = "/path" }`), the node's identity (`[node]`),
 //! sources declared as code (`[[sources]]`) and how the source runner leases them
-//! (`[source_runner]`).
+//! (`[source_runner]`), notifications declared as code (`[[notifications]]`) and how the
+//! notifier sends them (`[notifier]`, with the allow-list of hosts channels may reach).
 
 use crate::engine::Orbit;
 use crate::error::Result;
 use crate::events::runner::SourceRunnerOptions;
 use crate::events::source::Source;
+use crate::notify::{Notification, NotifierOptions};
 use crate::secret::with_secrets_revealed;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -43,6 +45,118 @@ pub(crate) fn resolve_declared(
         .to_string();
     resolve_secret_references(table, "").map_err(|err| format!("{what} {name:?}: {err}"))?;
     Ok(name)
+}
+
+/// A notification of the configuration file: as `PUT /api/v1/notifications/{name}`
+/// takes it plus its `name`; a secret field of the channel (`password`, `signing_key`,
+/// `webhook_url`) may be `{ env = "NAME" }` or `{ file = "/path" }`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(try_from = "toml::Table")]
+pub struct DeclaredNotification(pub Notification);
+
+impl TryFrom<toml::Table> for DeclaredNotification {
+    type Error = String;
+
+    fn try_from(mut table: toml::Table) -> std::result::Result<Self, String> {
+        let name = resolve_declared(&mut table, "notification")?;
+        let json = serde_json::to_value(&table)
+            .map_err(|err| format!("notification {name:?}: {err}"))?;
+        Notification::parse(None, json)
+            .map(DeclaredNotification)
+            .map_err(|err| format!("notification {name:?}: {}", err.detail()))
+    }
+}
+
+/// Stores the declared notifications that are new or differ from the stored ones.
+pub async fn apply_declared_notifications(
+    orbit: &Orbit,
+    declared: &[DeclaredNotification],
+) -> Result<()> {
+    let revealed = |notification: &Notification| {
+        with_secrets_revealed(|| serde_json::to_value(notification).ok())
+    };
+    for DeclaredNotification(notification) in declared {
+        let unchanged = match orbit.notification(&notification.name).await {
+            Ok(stored) => revealed(&stored) == revealed(notification),
+            Err(_) => false,
+        };
+        if !unchanged {
+            orbit.put_notification(notification).await?;
+        }
+    }
+    Ok(())
+}
+
+/// `[notifier]`: whether this process sends notifications, the hosts their channels may
+/// reach, and how it tries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifierConfig {
+    /// Send notifications from this process (default true; any node may, each message
+    /// is sent by one).
+    pub enabled: bool,
+    /// The hosts, addresses and networks channels may reach: `hooks.slack.com`,
+    /// `*.webhook.office.com`, `smtp.example.com`, `10.1.2.3`, `10.0.0.0/8`. Private,
+    /// loopback and link-local addresses (also those a name resolves to) only when listed.
+    pub allow: Vec<String>,
+    /// Where job links in messages point (`<link_base>/api/v1/jobs/<id>`); the server's
+    /// default is its own address.
+    pub link_base: Option<String>,
+    /// How often the audit log and the outbox are read (50..=10000).
+    pub check_ms: u64,
+    /// The wait after a first failed try, doubled after each (100..=3600000).
+    pub first_retry_ms: u64,
+    /// The longest wait between tries (first_retry..=86400 s).
+    pub max_retry_secs: u64,
+    /// How long one send may take (1..=120).
+    pub timeout_secs: u64,
+}
+
+impl Default for NotifierConfig {
+    fn default() -> Self {
+        let options = NotifierOptions::default();
+        NotifierConfig {
+            enabled: true,
+            allow: Vec::new(),
+            link_base: None,
+            check_ms: options.check_every.as_millis() as u64,
+            first_retry_ms: options.first_retry.as_millis() as u64,
+            max_retry_secs: options.max_retry.as_secs(),
+            timeout_secs: options.timeout.as_secs(),
+        }
+    }
+}
+
+impl NotifierConfig {
+    /// The notifier's options; `default_link_base` when `link_base` is unset.
+    pub fn options(&self, default_link_base: &str) -> NotifierOptions {
+        NotifierOptions {
+            link_base: self
+                .link_base
+                .clone()
+                .unwrap_or_else(|| default_link_base.to_string()),
+            check_every: Duration::from_millis(self.check_ms),
+            first_retry: Duration::from_millis(self.first_retry_ms),
+            max_retry: Duration::from_secs(self.max_retry_secs),
+            timeout: Duration::from_secs(self.timeout_secs),
+        }
+    }
+
+    /// Checks the bounds and the allow-list; the error names `notifier.<field>`.
+    pub fn validate(&self) -> Result<()> {
+        crate::notify::guard::AllowList::parse(&self.allow)
+            .map_err(|err| err.within("notifier"))?;
+        self.options("http://127.0.0.1").validate().map_err(|err| {
+            let field = match err.field.as_deref() {
+                Some("check_every") => "check_ms",
+                Some("first_retry") => "first_retry_ms",
+                Some("max_retry") => "max_retry_secs",
+                Some("timeout") => "timeout_secs",
+                _ => "link_base",
+            };
+            err.with_field(field).within("notifier")
+        })
+    }
 }
 
 /// `[source_runner]`: whether this process runs stored sources, and how it leases them.
@@ -105,13 +219,15 @@ pub async fn apply_declared_sources(orbit: &Orbit, declared: &[DeclaredSource]) 
     Ok(())
 }
 
-/// The secret fields of endpoint configurations.
-pub(crate) const SECRET_FIELDS: [&str; 5] = [
+/// The secret fields of endpoint configurations and notification channels.
+pub(crate) const SECRET_FIELDS: [&str; 7] = [
     "password",
     "secret_access_key",
     "session_token",
     "passphrase",
     "pem",
+    "signing_key",
+    "webhook_url",
 ];
 
 /// Replaces each secret field of `table` (and its sub-tables) written as a reference,

@@ -199,7 +199,7 @@ impl Store {
             "job.dead"
         };
         let detail = json!({"attempt": job.attempts, "error_kind": kind, "retryable": error.retryable,
-                            "run_after": run_after});
+                            "run_after": run_after, "error": message});
         audit::append(
             &mut tx,
             self.backend,

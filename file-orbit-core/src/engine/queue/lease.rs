@@ -117,16 +117,18 @@ impl Store {
         }
         // An attempt still open belonged to a worker that lost its lease (crashed); only a
         // job leased before can have one.
+        let mut lost = Vec::new();
         for job in jobs.iter().filter(|job| job.attempts > 1) {
-            sqlx::query(
+            let workers: Vec<Option<String>> = sqlx::query_scalar(
                 "UPDATE job_attempts SET finished_at = $1, outcome = 'lost' \
-                 WHERE job_id = $2 AND finished_at IS NULL",
+                 WHERE job_id = $2 AND finished_at IS NULL RETURNING worker",
             )
             .bind(now)
             .bind(job.id)
-            .execute(&mut *tx)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db_error("closing a lost attempt"))?;
+            lost.extend(workers.into_iter().map(|worker| worker_lost(job.id, job.attempts - 1, worker)));
         }
         let sql = format!(
             "INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES {}",
@@ -144,15 +146,15 @@ impl Store {
             .execute(&mut *tx)
             .await
             .map_err(db_error("recording an attempt"))?;
-        let entries: Vec<_> = jobs
-            .iter()
-            .map(|job| audit::Entry {
+        let entries: Vec<_> = lost
+            .into_iter()
+            .chain(jobs.iter().map(|job| audit::Entry {
                 actor: job.lease_owner.as_deref().unwrap_or_default(),
                 action: "job.started",
                 subject: format!("job/{}", job.id),
                 outcome: "ok",
                 detail: json!({"attempt": job.attempts}),
-            })
+            }))
             .collect();
         audit::append_many(&mut tx, self.backend, &entries).await?;
         Self::commit(tx, "leasing jobs").await?;
@@ -184,25 +186,27 @@ impl Store {
         for row in rows {
             let id: i64 = row.try_get(0).map_err(db_error("reaping lost jobs"))?;
             let attempts: i64 = row.try_get(1).map_err(db_error("reaping lost jobs"))?;
-            sqlx::query(
-                "UPDATE job_attempts SET finished_at = $1, outcome = 'lost' WHERE job_id = $2 AND finished_at IS NULL",
+            let workers: Vec<Option<String>> = sqlx::query_scalar(
+                "UPDATE job_attempts SET finished_at = $1, outcome = 'lost' WHERE job_id = $2 AND finished_at IS NULL \
+                 RETURNING worker",
             )
             .bind(now)
             .bind(id)
-            .execute(&mut **tx)
+            .fetch_all(&mut **tx)
             .await
             .map_err(db_error("reaping lost jobs"))?;
-            let detail = json!({"attempt": attempts, "error_kind": "WorkerLost"});
-            audit::append(
-                tx,
-                self.backend,
-                "engine",
-                "job.dead",
-                &format!("job/{id}"),
-                "failed",
-                &detail,
-            )
-            .await?;
+            let mut entries: Vec<_> = workers
+                .into_iter()
+                .map(|worker| worker_lost(id, attempts, worker))
+                .collect();
+            entries.push(audit::Entry {
+                actor: "engine",
+                action: "job.dead",
+                subject: format!("job/{id}"),
+                outcome: "failed",
+                detail: json!({"attempt": attempts, "error_kind": "WorkerLost"}),
+            });
+            audit::append_many(tx, self.backend, &entries).await?;
         }
         Ok(())
     }
@@ -291,5 +295,17 @@ impl Store {
             .await
             .map_err(db_error("recording progress"))?;
         Ok(())
+    }
+}
+
+/// The audit record of a job whose `worker` was lost during `attempt` (found when its
+/// lease had expired).
+fn worker_lost(id: i64, attempt: i64, worker: Option<String>) -> audit::Entry<'static> {
+    audit::Entry {
+        actor: "engine",
+        action: "job.worker_lost",
+        subject: format!("job/{id}"),
+        outcome: "failed",
+        detail: json!({"attempt": attempt, "worker": worker}),
     }
 }

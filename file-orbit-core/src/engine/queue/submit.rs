@@ -3,7 +3,7 @@
 
 use super::{JOB_COLUMNS, Job, JobCounts, JobFilter, JobRequest, job_from_row, to_json};
 use crate::engine::audit;
-use crate::engine::store::{Store, db_error, now_ms};
+use crate::engine::store::{Store, db_error, now_ms, placeholder_rows};
 use crate::error::{Error, ErrorKind, Result};
 use serde_json::json;
 use sqlx::{Any, Row, Transaction};
@@ -91,6 +91,24 @@ impl Store {
                 Error::new(ErrorKind::NotFound, "reading a job", format!("no job {id}"))
             })?;
         job_from_row(&row)
+    }
+
+    /// The jobs of `ids` that exist, in no particular order (one read).
+    pub(crate) async fn jobs_with_ids(&self, ids: &[i64]) -> Result<Vec<Job>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id IN {}",
+            placeholder_rows(1, 1, &vec!["$"; ids.len()])
+        );
+        let rows = ids
+            .iter()
+            .fold(sqlx::query(&sql), |query, id| query.bind(*id))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_error("reading jobs"))?;
+        rows.iter().map(job_from_row).collect()
     }
 
     /// Jobs, newest first, optionally in one state.

@@ -171,14 +171,14 @@ pub(crate) struct EndpointTest {
         (status = 404, description = "No endpoint of that name", body = ErrorBody)))]
 pub(crate) async fn test_endpoint(
     State(state): State<Shared>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     Query(query): Query<TestQuery>,
 ) -> ApiResult {
     let write_probe = query.write_probe.unwrap_or(true);
-    let endpoint = state.orbit.endpoint(&name).await?;
-    let diagnosis = endpoint
-        .test_with(state.orbit.rclone(), TestOptions { write_probe })
-        .await;
+    let diagnosis = caller_orbit(&state, &caller)
+        .test_endpoint(&name, TestOptions { write_probe })
+        .await?;
     Ok(Json(EndpointTest {
         ok: diagnosis.is_ok(),
         endpoint: diagnosis.endpoint,

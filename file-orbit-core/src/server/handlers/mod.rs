@@ -10,6 +10,7 @@ pub(crate) mod job_stream;
 pub(crate) mod jobs;
 pub(crate) mod keys;
 pub(crate) mod logs;
+pub(crate) mod notifications;
 pub(crate) mod sources;
 pub(crate) mod templates;
 
