@@ -494,8 +494,9 @@ class Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, value) -> None:
         self._send(status, json.dumps(value).encode())
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None after answering 413 (the connection then closes)."""
+    def _read_body(self) -> bytes | tuple[int, str]:
+        """The request body, or the (status, problem) to refuse it with; then the connection
+        closes after the answer."""
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             body = b""
             while True:
@@ -509,15 +510,18 @@ class Handler(BaseHTTPRequestHandler):
                 body += self.rfile.read(size)
                 self.rfile.readline(3)
         else:
-            length = int(self.headers.get("Content-Length") or 0)
+            length = self.headers.get("Content-Length") or "0"
+            if not length.isdigit():
+                self.close_connection = True
+                return 400, "header Content-Length is not a number"
+            length = int(length)
             if length <= MAX_BODY:
                 return self.rfile.read(length)
             if length <= MAX_DRAIN:
                 while length > 0:
                     length -= len(self.rfile.read(min(length, 65536)) or b"x" * length)
         self.close_connection = True
-        self._json(413, {"ok": False, "problems": [f"body larger than {MAX_BODY} bytes"]})
-        return None
+        return 413, f"body larger than {MAX_BODY} bytes"
 
     def _route(self) -> tuple[str, list[str]]:
         path = urllib.parse.urlsplit(self.path).path
@@ -548,7 +552,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:  # noqa: N802
         path, parts = self._route()
         body = self._read_body()
-        if body is None:
+        if isinstance(body, tuple):
+            self._json(body[0], {"ok": False, "problems": [body[1]]})
             return
         if len(parts) != 2 or parts[0] != "control" or not NAME_RE.fullmatch(parts[1]):
             self._json(404, {"ok": False, "problems": [f"no such path: PUT {path}"]})
@@ -571,7 +576,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         kind = parts[0] if len(parts) == 2 and NAME_RE.fullmatch(parts[1]) else None
         if kind not in ("webhook", "slack", "teams"):
-            if body is not None:
+            if isinstance(body, tuple):
+                self._json(body[0], {"ok": False, "problems": [body[1]]})
+            else:
                 self._json(404, {"ok": False, "problems": [f"no such path: POST {path}"]})
             return
         name = parts[1]
@@ -582,22 +589,22 @@ class Handler(BaseHTTPRequestHandler):
         entry = {
             "at": time.time(),
             "path": path,
-            "status": 413,
+            "status": None,
             "headers": headers,
             "body": "",
             "json": None,
-            "problems": [f"body larger than {MAX_BODY} bytes"],
+            "problems": [],
             "id": headers.get("x-file-orbit-id"),
         }
-        if body is None:
-            self.store.record(name, False, entry)
+        if isinstance(body, tuple):
+            self._refuse(name, entry, body[0], [body[1]])
             return
         parsed, json_error = None, None
         try:
             parsed = json.loads(body)
         except ValueError as e:
             json_error = str(e)
-        entry.update(body=body.decode("utf-8", "replace"), json=parsed, problems=[])
+        entry.update(body=body.decode("utf-8", "replace"), json=parsed)
         control = self.store.control(name)
         mode = control["mode"]
         if mode == "down":
@@ -705,6 +712,14 @@ def serve_http(store: Store, host: str, port: int) -> ThreadingHTTPServer:
 
 
 # ------------------------------------------------------------------ SMTP
+def _part_text(part) -> str:
+    """A text part decoded; with an unknown charset, its bytes as UTF-8 (bad bytes replaced)."""
+    try:
+        return part.get_content()
+    except (LookupError, UnicodeError):
+        return (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
+
+
 class MailHandler:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -718,9 +733,9 @@ class MailHandler:
                 continue
             ctype = part.get_content_type()
             if ctype == "text/plain" and text is None:
-                text = part.get_content()
+                text = _part_text(part)
             elif ctype == "text/html" and html is None:
-                html = part.get_content()
+                html = _part_text(part)
 
         def addresses(header: str) -> list[str]:
             value = msg.get(header)
