@@ -704,11 +704,13 @@ def control_problems(changes) -> list[str]:
     return problems
 
 
-def serve_http(store: Store, host: str, port: int) -> ThreadingHTTPServer:
-    handler = type("BoundHandler", (Handler,), {"store": store})
-    httpd = ThreadingHTTPServer((host, port), handler)
-    httpd.daemon_threads = True
-    return httpd
+class HttpServer(ThreadingHTTPServer):
+    daemon_threads = True  # a hanging request never holds up the stop
+    request_queue_size = 128  # the default 5 refuses a burst of parallel senders
+
+
+def serve_http(store: Store, host: str, port: int) -> HttpServer:
+    return HttpServer((host, port), type("BoundHandler", (Handler,), {"store": store}))
 
 
 # ------------------------------------------------------------------ SMTP
