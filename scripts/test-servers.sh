@@ -7,11 +7,20 @@
 #   moto      moto_server (S3 + SQS + SNS)      127.0.0.1:5000
 #   rclone-s3 rclone serve s3                   127.0.0.1:5001  bucket fo-bucket
 #   postgres  PostgreSQL (private cluster)      127.0.0.1:5433  db file_orbit_test
+#   notify    scripts/notify-receivers.py       127.0.0.1:5080  HTTP: webhook/Slack/Teams
+#             (aiosmtpd + http.server)          127.0.0.1:2525  SMTP, STARTTLS + AUTH required
+#                                               127.0.0.1:2465  SMTPS (implicit TLS), same auth
+#             user orbit; records what it receives, served at GET /received/...; its
+#             private CA and server certificate (localhost, 127.0.0.1) in <state>/notify.
+#             The three ports can be moved with FILE_ORBIT_TEST_NOTIFY_HTTP_PORT,
+#             FILE_ORBIT_TEST_NOTIFY_SMTP_PORT and FILE_ORBIT_TEST_NOTIFY_SMTPS_PORT.
 #
 # Owns the state dir ${FILE_ORBIT_TEST_SERVERS_DIR:-<repo>/target/test-servers}
 # (a relative value is taken from the repo root): configs, keys, data, logs/,
 # one <name>.pid per server, and `env` — a sourceable file of
-# FILE_ORBIT_TEST_* variables describing every server, written after a
+# FILE_ORBIT_TEST_* variables describing every server (and FILE_ORBIT_TEST_NSS_WRAPPER,
+# nss_wrapper's preload library, for tests that make a host name resolve to an address
+# of their choice through NSS_WRAPPER_HOSTS), written after a
 # successful start and removed by stop. (The SMB share and PostgreSQL's
 # cluster go to /var/tmp/file-orbit-test-servers.<n> instead when the state dir
 # lies below a directory other users cannot traverse.) It also owns the Unix user `fotest`
@@ -21,7 +30,9 @@
 # Servers are detached (setsid), recorded by pid and stopped by pid: SIGTERM,
 # a bounded wait, then SIGKILL; PostgreSQL through pg_ctl stop. `start` is
 # idempotent (a running, healthy server is left alone), so is `stop`.
-# `status` exits 0 when all servers are up, 3 otherwise.
+# `status` exits 0 when all servers are up, 3 otherwise. Each command takes optional
+# server names to act on only those (`start notify`); `stop NAME...` then leaves the
+# env file and the test user's files alone.
 #
 # Needs root (sshd/smbd authenticate a Unix user); as a normal user it re-runs
 # itself with sudo. Install the software first: scripts/install-test-deps.sh.
@@ -45,6 +56,9 @@ SMB_PORT=4445
 MOTO_PORT=5000
 RS3_PORT=5001
 PG_PORT=5433
+NOTIFY_HTTP_PORT=${FILE_ORBIT_TEST_NOTIFY_HTTP_PORT:-5080}
+SMTP_PORT=${FILE_ORBIT_TEST_NOTIFY_SMTP_PORT:-2525}
+SMTPS_PORT=${FILE_ORBIT_TEST_NOTIFY_SMTPS_PORT:-2465}
 
 TEST_USER=fotest
 TEST_PASSWORD=fotest-pw-1
@@ -59,13 +73,17 @@ RS3_BUCKET=fo-bucket
 PG_USER=postgres
 PG_PASSWORD=fotest-pw-1
 PG_DB=file_orbit_test
+# Canaries: tests check that File Orbit never shows these in its output, logs or metrics.
+SMTP_USER=orbit
+SMTP_PASSWORD=smtp-canary-Qz7xK2pL9
+WEBHOOK_SIGNING_KEY=webhook-canary-key-5Jm2Vx8Rq
 
 # Readiness: at most READY_TRIES polls, 0.25 s apart.
 READY_TRIES=${FILE_ORBIT_TEST_READY_TRIES:-120}
 # Stop: at most STOP_TRIES polls, 0.25 s apart, after SIGTERM before SIGKILL.
 STOP_TRIES=40
 
-SERVERS=(sftp smb moto rclone-s3 postgres)
+SERVERS=(sftp smb moto rclone-s3 postgres notify)
 
 # others_can_reach DIR: every existing parent of DIR is traversable by other users.
 others_can_reach() {
@@ -97,10 +115,11 @@ SMB_SHARE_DIR=$SHARED/smb-share
 RS3_DIR=$STATE/rclone-s3
 PG_DIR=$SHARED/pg
 PG_DATA=$PG_DIR/data
+NOTIFY_DIR=$STATE/notify
 ENV_FILE=$STATE/env
 
 usage() {
-    echo "usage: ${0##*/} start|stop|status" >&2
+    echo "usage: ${0##*/} start|stop|status [$(printf '%s|' "${SERVERS[@]}" | sed 's/|$//')...]" >&2
     exit 2
 }
 
@@ -115,6 +134,8 @@ if [[ $EUID -ne 0 ]]; then
     exec sudo "${sudo_flags[@]}" -- env PATH="$PATH" \
         FILE_ORBIT_TEST_SERVERS_DIR="$STATE" FILE_ORBIT_PYTHON="$py" FILE_ORBIT_RCLONE="$rc" \
         PYTHONUSERBASE="$("$py" -m site --user-base)" FILE_ORBIT_TEST_READY_TRIES="$READY_TRIES" \
+        FILE_ORBIT_TEST_NOTIFY_HTTP_PORT="$NOTIFY_HTTP_PORT" FILE_ORBIT_TEST_NOTIFY_SMTP_PORT="$SMTP_PORT" \
+        FILE_ORBIT_TEST_NOTIFY_SMTPS_PORT="$SMTPS_PORT" \
         bash "$SCRIPT_DIR/${0##*/}" "$@"
 fi
 
@@ -130,6 +151,7 @@ cmd_pattern() {
     moto) printf '%s\n' "moto.server -H $HOST -p $MOTO_PORT" ;;
     rclone-s3) printf '%s\n' "$RS3_DIR" ;;
     postgres) printf '%s\n' "$PG_DATA" ;;
+    notify) printf '%s\n' "notify-receivers.py --dir $NOTIFY_DIR" ;;
     esac
 }
 
@@ -504,6 +526,33 @@ stop_postgres() {
     rm -f "$(pidfile postgres)"
 }
 
+# ------------------------------------------------------------------ notify (receivers)
+# Ready: the HTTP receiver answers /health (it listens last, after both SMTP ports) and
+# the SMTP port greets with 220.
+notify_ready() {
+    curl -sf -o /dev/null --max-time 2 "http://$HOST:$NOTIFY_HTTP_PORT/health" || return 1
+    local banner
+    banner=$( (exec 3<>"/dev/tcp/$HOST/$SMTP_PORT" && timeout 2 head -n 1 <&3) 2>/dev/null) || return 1
+    [[ $banner == 220* ]]
+}
+
+start_notify() {
+    local py
+    py=$(fo_python) || fo_die "notify: python3 not found"
+    "$py" -c 'import aiosmtpd, cryptography' 2>/dev/null ||
+        fo_die "notify: $py cannot import aiosmtpd and cryptography (run scripts/install-test-deps.sh)"
+    ensure_port_free notify "$NOTIFY_HTTP_PORT"
+    ensure_port_free notify "$SMTP_PORT"
+    ensure_port_free notify "$SMTPS_PORT"
+    : >"$LOGS/notify.log"
+    # The credentials go in the environment, not on the command line.
+    launch notify "$LOGS/notify.log" env FILE_ORBIT_TEST_SMTP_USER="$SMTP_USER" \
+        FILE_ORBIT_TEST_SMTP_PASSWORD="$SMTP_PASSWORD" FILE_ORBIT_TEST_WEBHOOK_SIGNING_KEY="$WEBHOOK_SIGNING_KEY" \
+        "$py" "$SCRIPT_DIR/notify-receivers.py" --dir "$NOTIFY_DIR" --host "$HOST" \
+        --http-port "$NOTIFY_HTTP_PORT" --smtp-port "$SMTP_PORT" --smtps-port "$SMTPS_PORT"
+    wait_ready notify "$LAUNCHED_PID" notify_ready "$LOGS/notify.log"
+}
+
 # ------------------------------------------------------------------ per-server dispatch
 ready_fn() {
     case $1 in
@@ -512,6 +561,7 @@ ready_fn() {
     moto) echo moto_ready ;;
     rclone-s3) echo rs3_ready ;;
     postgres) echo pg_ready ;;
+    notify) echo notify_ready ;;
     esac
 }
 
@@ -522,6 +572,7 @@ start_fn() {
     moto) echo start_moto ;;
     rclone-s3) echo start_rclone_s3 ;;
     postgres) echo start_postgres ;;
+    notify) echo start_notify ;;
     esac
 }
 
@@ -572,7 +623,16 @@ write_env() {
             "POSTGRES_USER=$PG_USER" \
             "POSTGRES_PASSWORD=$PG_PASSWORD" \
             "POSTGRES_DB=$PG_DB" \
-            "POSTGRES_URL=postgres://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/$PG_DB"; do
+            "POSTGRES_URL=postgres://$PG_USER:$PG_PASSWORD@$HOST:$PG_PORT/$PG_DB" \
+            "NOTIFY_URL=http://$HOST:$NOTIFY_HTTP_PORT" \
+            "NOTIFY_CA=$NOTIFY_DIR/ca.pem" \
+            "SMTP_HOST=$HOST" \
+            "SMTP_PORT=$SMTP_PORT" \
+            "SMTPS_PORT=$SMTPS_PORT" \
+            "SMTP_USER=$SMTP_USER" \
+            "SMTP_PASSWORD=$SMTP_PASSWORD" \
+            "WEBHOOK_SIGNING_KEY=$WEBHOOK_SIGNING_KEY" \
+            "NSS_WRAPPER=$(fo_nss_wrapper || true)"; do
             printf 'export FILE_ORBIT_TEST_%s=%q\n' "${kv%%=*}" "${kv#*=}"
         done
     } >"$tmp"
@@ -601,7 +661,7 @@ cmd_start() {
     rm -f "$ENV_FILE"
     ensure_test_user
     local name pid
-    for name in "${SERVERS[@]}"; do
+    for name in "${SELECTED[@]}"; do
         if pid=$(running_pid "$name"); then
             if [[ $name == postgres ]]; then PG_BIN=$(fo_pg_bin) || true; fi
             if "$(ready_fn "$name")"; then
@@ -618,7 +678,11 @@ cmd_start() {
     done
     write_env
     chown_client_files
-    fo_log "all test servers up; source $ENV_FILE"
+    if [[ ${#SELECTED[@]} -eq ${#SERVERS[@]} ]]; then
+        fo_log "all test servers up; source $ENV_FILE"
+    else
+        fo_log "${SELECTED[*]} up; source $ENV_FILE"
+    fi
 }
 
 # The files tests wrote over SFTP (every test uses its own root in the test user's
@@ -632,14 +696,15 @@ remove_sftp_test_files() {
 
 cmd_stop() {
     local name
-    for name in "${SERVERS[@]}"; do stop_one "$name"; done
+    for name in "${SELECTED[@]}"; do stop_one "$name"; done
+    [[ ${#SELECTED[@]} -eq ${#SERVERS[@]} ]] || return 0
     remove_sftp_test_files
     rm -f "$ENV_FILE"
 }
 
 cmd_status() {
     local name pid state all=0
-    for name in "${SERVERS[@]}"; do
+    for name in "${SELECTED[@]}"; do
         if pid=$(running_pid "$name"); then
             if [[ $name == postgres ]]; then PG_BIN=$(fo_pg_bin) || true; fi
             if "$(ready_fn "$name")"; then state="running (pid $pid)"; else
@@ -655,8 +720,18 @@ cmd_status() {
     return "$all"
 }
 
-[[ $# -eq 1 ]] || usage
-case $1 in
+[[ $# -ge 1 ]] || usage
+cmd=$1
+shift
+# The servers to act on: those named, in SERVERS order, else all.
+SELECTED=()
+for name in "$@"; do
+    [[ " ${SERVERS[*]} " == *" $name "* ]] || usage
+done
+for name in "${SERVERS[@]}"; do
+    if [[ $# -eq 0 || " $* " == *" $name "* ]]; then SELECTED+=("$name"); fi
+done
+case $cmd in
 start) cmd_start ;;
 stop) cmd_stop ;;
 status) cmd_status ;;

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (idempotently), starts the real test
-# servers on 127.0.0.1 (sshd, smbd, moto, rclone serve s3, PostgreSQL), runs formatting,
-# lint, rustdoc, the import-circle check and every test of the workspace, then the Python
-# bindings' suite (wheel built, installed in a fresh virtualenv, pytest;
-# scripts/test-python.sh), the API's contract (Schemathesis and a generated client against
-# the example server; scripts/test-api-contract.sh), and stops the servers.
+# servers on 127.0.0.1 (sshd, smbd, moto, rclone serve s3, PostgreSQL, the notification
+# receivers), runs formatting, lint, rustdoc, the import-circle check, the notification
+# receivers' self-test and every test of the workspace, then the Python bindings' suite
+# (wheel built, installed in a fresh virtualenv, pytest; scripts/test-python.sh), the API's
+# contract (Schemathesis and a generated client against the example server;
+# scripts/test-api-contract.sh), and stops the servers.
 # Every suite runs even when an earlier one failed; the exit status is the first failure's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps
 # No two modules (Rust or the Python package) import each other, directly or round a loop.
 scripts/check-import-cycles.py --self-test
 scripts/check-import-cycles.py
+# The receivers the notification tests send to (SMTP with STARTTLS and AUTH, signed
+# webhooks, Slack, Teams) accept what they should and refuse what they should.
+scripts/notify-receivers.py --self-test
 
 # The suites' temporary files (local endpoint roots, pytest's tmp_path) live in one
 # directory that goes when the run ends, so repeated runs do not fill /tmp.
