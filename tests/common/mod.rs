@@ -8,6 +8,7 @@ pub mod api;
 pub mod copies;
 pub mod latency;
 pub mod moto;
+pub mod receivers;
 #[cfg(feature = "server")]
 pub mod process;
 pub mod relay;

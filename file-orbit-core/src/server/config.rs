@@ -450,6 +450,41 @@ mod tests {
     }
 
     #[test]
+    fn notifications_are_declared_with_secrets_by_reference_and_refused_by_field() {
+        // SAFETY: the variable is this test's own; no other test reads or writes it.
+        unsafe { std::env::set_var("FO_CONFIG_TEST_SLACK_URL", "https://hooks.slack.com/services/T/B/x") };
+        let text = "[notifier]\nallow = [\"hooks.slack.com\"]\n\n[[notifications]]\nname = \"ops\"\n\
+                    events = [\"job_dead\", \"source_failing\"]\nrate_limit = { messages = 3, per_secs = 60 }\n\
+                    channel = { type = \"slack\", webhook_url = { env = \"FO_CONFIG_TEST_SLACK_URL\" } }\n";
+        let config = ServerConfig::from_toml(text).unwrap();
+        let notification = &config.notifications[0].0;
+        assert_eq!(notification.rule.rate_limit.messages, 3);
+        assert_eq!(
+            notification.channel.url(),
+            Some("https://hooks.slack.com/services/T/B/x")
+        );
+        for (text, field) in [
+            (
+                "[[notifications]]\nname = \"x\"\nevents = [\"job_exploded\"]\n\
+                 channel = { type = \"teams\", webhook_url = \"https://x.example/y\" }\n",
+                "events[0]",
+            ),
+            (
+                "[[notifications]]\nname = \"x\"\nevents = [\"job_dead\"]\n\
+                 channel = { type = \"email\", host = \"smtp.example\", from = \"a@b.c\", to = [\"nope\"] }\n",
+                "channel.to[0]",
+            ),
+            ("[notifier]\nallow = [\"*\"]\n", "notifier.allow[0]"),
+            ("[notifier]\ncheck_ms = 1\n", "notifier.check_ms"),
+        ] {
+            let err = ServerConfig::from_toml(text)
+                .and_then(|config| config.validate().map(|_| config))
+                .unwrap_err();
+            assert!(err.to_string().contains(field), "{field}: {err}");
+        }
+    }
+
+    #[test]
     fn bootstrap_key_is_stored_hashed() {
         let mut config = ServerConfig::default();
         let key = config.ensure_admin_key().unwrap();
