@@ -8,6 +8,7 @@
 pub mod channel;
 pub mod guard;
 pub mod message;
+pub mod render;
 
 pub use channel::{Channel, EmailChannel, SlackChannel, SmtpTls, TeamsChannel, WebhookChannel};
 pub use message::{ErrorFacts, Item, JobFacts, Message, Side};
