@@ -228,9 +228,21 @@ impl AllowList {
         }
     }
 
-    /// Checks a host as written (a name, an address, `[::1]`, or a form the URL standard
-    /// reads as an address such as `2852039166`) and gives the addresses to connect to.
+    /// [`AllowList::guard`] with its refusal in words for a person, e.g. `host
+    /// "meta.example" resolves to 169.254.169.254, a link-local address not in
+    /// notifications.allow`.
     pub async fn check(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> std::result::Result<Vec<SocketAddr>, String> {
+        self.guard(host, port).await.map_err(|err| err.to_string())
+    }
+
+    /// Checks a host as written (a name, an address, `[::1]`, or a form the URL standard
+    /// reads as an address such as `2852039166`) and gives the addresses to connect to
+    /// (see [`AllowList::guard_host`]).
+    pub async fn guard(
         &self,
         host: &str,
         port: u16,
@@ -250,13 +262,13 @@ impl AllowList {
             Host::Ipv4(ip) => Host::Ipv4(*ip),
             Host::Ipv6(ip) => Host::Ipv6(*ip),
         };
-        self.check_host(&parsed, port).await
+        self.guard_host(&parsed, port).await
     }
 
     /// Checks a host: (a) it must be allowed (see [`AllowList::check_name`]); (b) a name is
     /// resolved (the system resolver, at most [`RESOLVE_TIMEOUT`]) and EVERY address it
     /// resolves to must be public or in a listed range. Gives the addresses with `port`.
-    pub async fn check_host(
+    pub async fn guard_host(
         &self,
         host: &Host<&str>,
         port: u16,
@@ -481,7 +493,7 @@ impl reqwest::dns::Resolve for GuardedResolver {
         let allow = Arc::clone(&self.allow);
         let host = name.as_str().to_string();
         Box::pin(async move {
-            let addrs = allow.check(&host, 0).await?;
+            let addrs = allow.guard(&host, 0).await?;
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }

@@ -209,18 +209,18 @@ async fn a_listed_address_admits_only_itself_not_a_name_for_it() {
     let allow = list(&["127.0.0.1"]);
     let url = Url::parse("http://127.0.0.1:5080/x").unwrap();
     assert_eq!(allow.check_url(&url), Ok(()));
-    let addrs = allow.check("127.0.0.1", 5080).await.unwrap();
+    let addrs = allow.guard("127.0.0.1", 5080).await.unwrap();
     assert_eq!(addrs, vec!["127.0.0.1:5080".parse().unwrap()]);
 
     let localhost = Url::parse("http://localhost:5080/x").unwrap();
     let why = refused(allow.check_url(&localhost));
     assert_eq!(why, "host \"localhost\" is not in notifications.allow");
-    refused(allow.check("localhost", 5080).await);
+    refused(allow.guard("localhost", 5080).await);
 
     // The name alone is not enough: it resolves to a loopback address not listed.
     let name_only = list(&["localhost"]);
     assert_eq!(name_only.check_url(&localhost), Ok(()));
-    let why = refused(name_only.check("localhost", 5080).await);
+    let why = refused(name_only.guard("localhost", 5080).await);
     assert!(why.starts_with("host \"localhost\" resolves to "), "{why}");
     assert!(
         why.contains("a loopback address not in notifications.allow"),
@@ -229,7 +229,7 @@ async fn a_listed_address_admits_only_itself_not_a_name_for_it() {
 
     // Both: every address localhost resolves to (127.0.0.1, and ::1 where /etc/hosts says so).
     let both = list(&["localhost", "127.0.0.0/8", "::1"]);
-    let addrs = both.check("localhost", 5080).await.unwrap();
+    let addrs = both.guard("localhost", 5080).await.unwrap();
     assert!(
         !addrs.is_empty()
             && addrs
@@ -256,7 +256,7 @@ async fn addresses_in_normalised_forms_are_judged_by_the_address() {
             "{written}: {why}"
         );
     }
-    let why = refused(allow.check("2852039166", 25).await);
+    let why = refused(allow.guard("2852039166", 25).await);
     assert!(
         why.starts_with("address 169.254.169.254 (a link-local address)"),
         "{why}"
@@ -290,8 +290,21 @@ fn a_refusal_never_quotes_the_urls_path_or_query() {
 #[tokio::test]
 async fn an_unknown_name_is_unresolved_not_refused() {
     let allow = list(&["no-such-host.invalid"]);
-    match allow.check("no-such-host.invalid", 80).await {
+    match allow.guard("no-such-host.invalid", 80).await {
         Err(GuardError::Unresolved(why)) => assert!(why.contains("no-such-host.invalid"), "{why}"),
         other => panic!("expected Unresolved, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn check_says_why_in_words() {
+    let allow = list(&["127.0.0.1"]);
+    assert_eq!(
+        allow.check("evil.com", 443).await,
+        Err("host \"evil.com\" is not in notifications.allow".to_string())
+    );
+    assert_eq!(
+        allow.check("127.0.0.1", 25).await,
+        Ok(vec!["127.0.0.1:25".parse().unwrap()])
+    );
 }

@@ -6,6 +6,7 @@
 //! by `runner` on any node; `guard` decides which hosts may be reached.
 
 pub mod channel;
+pub mod deliver;
 pub mod guard;
 pub mod message;
 pub mod render;
