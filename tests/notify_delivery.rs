@@ -341,7 +341,11 @@ async fn a_server_without_the_ca_is_not_trusted() {
         .await
         .unwrap_err();
     assert_eq!(err.kind, ErrorKind::Connection, "{err}");
-    assert!(err.message.contains("invalid peer certificate: UnknownIssuer"), "{err}");
+    assert!(
+        err.message
+            .contains("invalid peer certificate: UnknownIssuer"),
+        "{err}"
+    );
     assert!(mails(&to).await.is_empty());
 }
 

@@ -178,7 +178,7 @@ impl AllowList {
     /// Whether a host name is named by an exact or a wildcard entry.
     fn names(&self, name: &str) -> bool {
         let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-        self.names.iter().any(|listed| *listed == name)
+        self.names.contains(&name)
             || self.wildcards.iter().any(|suffix| {
                 name.strip_suffix(suffix.as_str())
                     .and_then(|head| head.strip_suffix('.'))
