@@ -644,3 +644,27 @@ fn a_bad_timeout_is_refused_naming_the_field() {
         assert_eq!(err.field.as_deref(), Some("timeout"));
     }
 }
+
+#[tokio::test]
+async fn a_request_that_cannot_be_made_is_final() {
+    let mut bad = message(1);
+    bad.id = "an id\nwith a newline".into();
+    let channel = Channel::Webhook(WebhookChannel {
+        url: format!("http://127.0.0.1:{}/hook", closed_port()),
+        signing_key: Secret::new("signing-key-0123456789"),
+    });
+    let err = delivery(&["127.0.0.1"], TIMEOUT)
+        .send(&channel, &bad)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (err.kind, err.retryable),
+        (ErrorKind::InvalidInput, false),
+        "{err}"
+    );
+    assert!(
+        err.message
+            .starts_with("the request to the webhook could not be made"),
+        "{err}"
+    );
+}

@@ -188,7 +188,19 @@ impl Delivery {
             }
             cause = next;
         }
-        let root = cause.to_string();
+        // reqwest's own words (no source below it) would quote the URL.
+        let root = match std::error::Error::source(err) {
+            Some(_) => cause.to_string(),
+            None => "no detail".to_string(),
+        };
+        if err.is_builder() {
+            let message = format!(
+                "the request to the {} could not be made ({root})",
+                channel.kind()
+            );
+            return Error::new(ErrorKind::InvalidInput, CONTEXT, scrub(channel, message))
+                .with_retryable(false);
+        }
         let message = if err.is_timeout() {
             format!(
                 "{} did not answer within {} s",
