@@ -67,7 +67,12 @@ async fn endpoints(orbit: &Orbit) {
 
 /// Submits a copy of `path` from `in` to `out`, tried once; its id.
 async fn copy(orbit: &Orbit, path: &str) -> i64 {
-    let spec = TransferSpec::file("in", path, "out", PathTemplate::parse("{filename}").unwrap());
+    let spec = TransferSpec::file(
+        "in",
+        path,
+        "out",
+        PathTemplate::parse("{filename}").unwrap(),
+    );
     let request = JobRequest {
         retry: RetryPolicy {
             max_attempts: 1,
@@ -133,9 +138,18 @@ async fn a_dead_job_is_mailed_through_starttls_with_auth() {
         format!("https://orbit.example/api/v1/jobs/{id}"),
         "NotFound".into(),
     ] {
-        assert!(text.contains(&needle), "{needle:?} not in the mail:\n{text}");
+        assert!(
+            text.contains(&needle),
+            "{needle:?} not in the mail:\n{text}"
+        );
     }
-    assert!(sent.answer.as_deref().unwrap_or_default().starts_with("SMTP 250"), "{sent:?}");
+    assert!(
+        sent.answer
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with("SMTP 250"),
+        "{sent:?}"
+    );
     notifier.shutdown().await;
     workers.shutdown().await;
 }
@@ -165,7 +179,10 @@ async fn webhook_slack_and_teams_receivers_accept_the_messages() {
     let notifier = orbit.start_notifier(quick()).unwrap();
     let good = copy(&orbit, "a.txt").await;
     let bad = copy(&orbit, "missing.txt").await;
-    assert_eq!(orbit.wait(good, WAIT).await.unwrap().state, JobState::Succeeded);
+    assert_eq!(
+        orbit.wait(good, WAIT).await.unwrap().state,
+        JobState::Succeeded
+    );
     assert_eq!(orbit.wait(bad, WAIT).await.unwrap().state, JobState::Dead);
     for name in &names {
         let got = until("two messages", WAIT, async || {
@@ -187,7 +204,10 @@ async fn webhook_slack_and_teams_receivers_accept_the_messages() {
     assert_eq!(dead["count"], 1);
     let item = &dead["items"][0];
     assert_eq!(item["job"]["id"], bad, "{item}");
-    assert_eq!(item["job"]["source"], json!({"endpoint": "in", "path": "missing.txt"}));
+    assert_eq!(
+        item["job"]["source"],
+        json!({"endpoint": "in", "path": "missing.txt"})
+    );
     assert_eq!(item["error"]["kind"], "NotFound", "{item}");
     assert_eq!(
         hooks[0]["headers"]["x-file-orbit-id"], hooks[0]["json"]["id"],
@@ -230,7 +250,14 @@ async fn a_receiver_that_is_down_gets_the_message_once_it_is_back() {
     assert!(gaps[1] >= gaps[0] * 1.5, "the wait grows: {gaps:?}");
     let waiting = outbox(&orbit, &name).await;
     assert_eq!(waiting.len(), 1);
-    assert!(waiting[0].last_error.as_deref().unwrap_or_default().contains("503"), "{waiting:?}");
+    assert!(
+        waiting[0]
+            .last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("503"),
+        "{waiting:?}"
+    );
 
     control(&name, json!({"mode": "up"}));
     let sent = until("the message sent", WAIT, async || {
@@ -297,11 +324,17 @@ async fn a_burst_of_failures_is_at_most_the_limit_of_messages_with_counts() {
     // Every failure is counted once in what was sent (the digests go at their window's end).
     let got = until("every failure reported", WAIT * 2, async || {
         let got = accepted(&name);
-        let counted: u64 = got.iter().map(|hook| hook["json"]["count"].as_u64().unwrap()).sum();
+        let counted: u64 = got
+            .iter()
+            .map(|hook| hook["json"]["count"].as_u64().unwrap())
+            .sum();
         (counted >= JOBS as u64).then_some(got)
     })
     .await;
-    let counted: u64 = got.iter().map(|hook| hook["json"]["count"].as_u64().unwrap()).sum();
+    let counted: u64 = got
+        .iter()
+        .map(|hook| hook["json"]["count"].as_u64().unwrap())
+        .sum();
     assert_eq!(counted, JOBS as u64);
     // At most LIMIT messages per window: the windows the failures spanned bound the total.
     let audit = orbit.audit_log(10_000).await.unwrap();
@@ -328,8 +361,14 @@ async fn a_burst_of_failures_is_at_most_the_limit_of_messages_with_counts() {
         .expect("a digest");
     let count = digest["count"].as_u64().unwrap();
     assert_eq!(digest["counts"]["job_dead"], count);
-    assert_eq!(digest["items"].as_array().unwrap().len(), 50.min(count as usize));
-    assert_eq!(digest["omitted"].as_u64().unwrap(), count.saturating_sub(50));
+    assert_eq!(
+        digest["items"].as_array().unwrap().len(),
+        50.min(count as usize)
+    );
+    assert_eq!(
+        digest["omitted"].as_u64().unwrap(),
+        count.saturating_sub(50)
+    );
     assert!(refused(&name).is_empty());
     notifier.shutdown().await;
     workers.shutdown().await;
@@ -342,16 +381,27 @@ async fn filters_choose_which_notifications_hear_of_a_job() {
     let (hears, deaf) = (unique("hears"), unique("deaf"));
     receivers::fresh(&hears);
     receivers::fresh(&deaf);
-    let mut matching = notification(&hears, receivers::webhook(&hears), &[NotifyEvent::JobSucceeded]);
+    let mut matching = notification(
+        &hears,
+        receivers::webhook(&hears),
+        &[NotifyEvent::JobSucceeded],
+    );
     matching.rule.filter.endpoints = vec!["out".into()];
-    let mut other = notification(&deaf, receivers::webhook(&deaf), &[NotifyEvent::JobSucceeded]);
+    let mut other = notification(
+        &deaf,
+        receivers::webhook(&deaf),
+        &[NotifyEvent::JobSucceeded],
+    );
     other.rule.filter.endpoints = vec!["elsewhere".into()];
     orbit.put_notification(&matching).await.unwrap();
     orbit.put_notification(&other).await.unwrap();
     let workers = orbit.start_workers(1);
     let notifier = orbit.start_notifier(quick()).unwrap();
     let id = copy(&orbit, "a.txt").await;
-    assert_eq!(orbit.wait(id, WAIT).await.unwrap().state, JobState::Succeeded);
+    assert_eq!(
+        orbit.wait(id, WAIT).await.unwrap().state,
+        JobState::Succeeded
+    );
     until("the matching rule's message", WAIT, async || {
         (accepted(&hears).len() == 1).then_some(())
     })

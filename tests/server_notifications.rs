@@ -41,15 +41,30 @@ async fn notifications_are_managed_by_role_and_tested_for_real() {
     let name = unique("ops");
     receivers::fresh(&name);
     let body = webhook_body(&name);
-    assert_eq!(put(&ts, &ts.keys.operator, &name, body.clone()).await.status, 403);
+    assert_eq!(
+        put(&ts, &ts.keys.operator, &name, body.clone())
+            .await
+            .status,
+        403
+    );
     let created = put(&ts, &ts.keys.admin, &name, body.clone()).await;
     assert_eq!(created.status, 201, "{}", created.body);
     let summary = created.json();
     assert_eq!(summary["channel"]["signing_key"], "***", "{summary}");
     assert_eq!(summary["rule"]["events"], json!(["job_dead"]));
     assert_eq!(put(&ts, &ts.keys.admin, &name, body).await.status, 200);
-    let listed = ts.api.get("/api/v1/notifications", &ts.keys.viewer).await.json();
-    assert!(listed.as_array().unwrap().iter().any(|n| n["name"] == name.as_str()));
+    let listed = ts
+        .api
+        .get("/api/v1/notifications", &ts.keys.viewer)
+        .await
+        .json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["name"] == name.as_str())
+    );
 
     // A test message goes out at once and the receiver's answer comes back.
     let path = format!("/api/v1/notifications/{name}/test");
@@ -64,8 +79,15 @@ async fn notifications_are_managed_by_role_and_tested_for_real() {
     control(&name, json!({"mode": "down"}));
     let answer = ts.api.post(&path, &ts.keys.operator, None).await.json();
     assert_eq!(answer["ok"], false, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("503"), "{answer}");
-    let audit = ts.api.get("/api/v1/audit?limit=100", &ts.keys.viewer).await.json();
+    assert!(
+        answer["error"].as_str().unwrap().contains("503"),
+        "{answer}"
+    );
+    let audit = ts
+        .api
+        .get("/api/v1/audit?limit=100", &ts.keys.viewer)
+        .await
+        .json();
     let tests: Vec<&Value> = audit
         .as_array()
         .unwrap()
@@ -84,7 +106,10 @@ async fn notifications_are_managed_by_role_and_tested_for_real() {
         )
         .await;
     assert_eq!(deleted.status, 204, "{}", deleted.body);
-    let gone = ts.api.get(&format!("/api/v1/notifications/{name}"), &ts.keys.viewer).await;
+    let gone = ts
+        .api
+        .get(&format!("/api/v1/notifications/{name}"), &ts.keys.viewer)
+        .await;
     assert_eq!(gone.status, 404);
 }
 
@@ -102,7 +127,11 @@ async fn bad_notifications_are_refused_naming_the_field() {
     };
     let local = format!("{}/webhook/x", receivers::base());
     let cases = [
-        (mail("not an address"), "channel.to[0]", "not a mail address"),
+        (
+            mail("not an address"),
+            "channel.to[0]",
+            "not a mail address",
+        ),
         (
             json!({"channel": {"type": "webhook", "url": local, "signing_key": SIGNING_KEY},
                    "events": ["job_exploded"]}),
@@ -111,12 +140,28 @@ async fn bad_notifications_are_refused_naming_the_field() {
         ),
         (hook("not a url"), "channel.url", "not a URL"),
         (hook("ftp://127.0.0.1/x"), "channel.url", "http or https"),
-        (hook("http://10.1.2.3/hook"), "channel.url", "notifier.allow"),
-        (hook("http://169.254.169.254/latest"), "channel.url", "notifier.allow"),
+        (
+            hook("http://10.1.2.3/hook"),
+            "channel.url",
+            "notifier.allow",
+        ),
+        (
+            hook("http://169.254.169.254/latest"),
+            "channel.url",
+            "notifier.allow",
+        ),
         // The URL standard reads these as 169.254.169.254 and ::ffff:169.254.169.254.
         (hook("http://2852039166/"), "channel.url", "notifier.allow"),
-        (hook("http://[::ffff:a9fe:a9fe]/"), "channel.url", "notifier.allow"),
-        (hook("http://localhost:5080/"), "channel.url", "notifier.allow"),
+        (
+            hook("http://[::ffff:a9fe:a9fe]/"),
+            "channel.url",
+            "notifier.allow",
+        ),
+        (
+            hook("http://localhost:5080/"),
+            "channel.url",
+            "notifier.allow",
+        ),
         (
             json!({"channel": {"type": "webhook", "url": local, "signing_key": "short"},
                    "events": ["job_dead"]}),
@@ -149,7 +194,11 @@ async fn bad_notifications_are_refused_naming_the_field() {
             "{body}: {error} should say {words:?}"
         );
     }
-    let none = ts.api.get("/api/v1/notifications", &ts.keys.viewer).await.json();
+    let none = ts
+        .api
+        .get("/api/v1/notifications", &ts.keys.viewer)
+        .await
+        .json();
     assert_eq!(none, json!([]), "nothing bad was stored");
 }
 
@@ -215,7 +264,13 @@ async fn a_message_survives_a_sigkill_before_its_send_and_goes_out_once() {
         .await
         .error(400);
     assert_eq!(meta["field"], "channel.url", "{meta}");
-    assert!(meta["message"].as_str().unwrap().contains("169.254.169.254"), "{meta}");
+    assert!(
+        meta["message"]
+            .as_str()
+            .unwrap()
+            .contains("169.254.169.254"),
+        "{meta}"
+    );
 
     let source = common::endpoint(common::Kind::Local, "in");
     let put = |endpoint: &file_orbit::endpoint::Endpoint| {
@@ -229,12 +284,19 @@ async fn a_message_survives_a_sigkill_before_its_send_and_goes_out_once() {
     }
     let reply = server
         .api
-        .post("/api/v1/jobs", &admin, Some(file_request("in", "missing.txt", "out", 1)))
+        .post(
+            "/api/v1/jobs",
+            &admin,
+            Some(file_request("in", "missing.txt", "out", 1)),
+        )
         .await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     let id = reply.json()["id"].as_i64().unwrap();
     // The job is dead and its message tried (and refused): kill the server before it sends.
-    until("a refused try", WAIT, async || (!refused(&hook).is_empty()).then_some(())).await;
+    until("a refused try", WAIT, async || {
+        (!refused(&hook).is_empty()).then_some(())
+    })
+    .await;
     let message_id = refused(&hook)[0]["id"].as_str().unwrap().to_string();
     server.kill();
     control(&hook, json!({"mode": "up"}));
@@ -265,7 +327,9 @@ async fn a_message_survives_a_sigkill_before_its_send_and_goes_out_once() {
     // Metrics count by channel.
     let metrics = server.api.get("/metrics", &admin).await.body;
     assert!(
-        metrics.contains("file_orbit_notification_messages_total{channel=\"webhook\",outcome=\"sent\"} 1"),
+        metrics.contains(
+            "file_orbit_notification_messages_total{channel=\"webhook\",outcome=\"sent\"} 1"
+        ),
         "{metrics}"
     );
     assert!(metrics.contains("outcome=\"failed\""), "{metrics}");
@@ -273,10 +337,22 @@ async fn a_message_survives_a_sigkill_before_its_send_and_goes_out_once() {
     // The canaries: in no answer, log line, metric, audit record or body sent.
     let mut seen = vec![
         server.api.get("/api/v1/notifications", &admin).await.body,
-        server.api.get("/api/v1/notifications/mail", &admin).await.body,
-        server.api.get("/api/v1/notifications/hook", &admin).await.body,
+        server
+            .api
+            .get("/api/v1/notifications/mail", &admin)
+            .await
+            .body,
+        server
+            .api
+            .get("/api/v1/notifications/hook", &admin)
+            .await
+            .body,
         server.api.get("/api/v1/outbox", &admin).await.body,
-        server.api.get("/api/v1/audit?limit=1000", &admin).await.body,
+        server
+            .api
+            .get("/api/v1/audit?limit=1000", &admin)
+            .await
+            .body,
         metrics,
         server.log_text(),
         mail.to_string(),

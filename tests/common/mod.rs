@@ -8,9 +8,9 @@ pub mod api;
 pub mod copies;
 pub mod latency;
 pub mod moto;
-pub mod receivers;
 #[cfg(feature = "server")]
 pub mod process;
+pub mod receivers;
 pub mod relay;
 #[cfg(feature = "server")]
 pub mod server;

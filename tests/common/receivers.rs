@@ -5,7 +5,9 @@
 
 use super::env;
 use file_orbit::Secret;
-use file_orbit::notify::{Channel, EmailChannel, SlackChannel, SmtpTls, TeamsChannel, WebhookChannel};
+use file_orbit::notify::{
+    Channel, EmailChannel, SlackChannel, SmtpTls, TeamsChannel, WebhookChannel,
+};
 use serde_json::{Value, json};
 
 /// The HTTP receiver's base URL.
@@ -25,7 +27,8 @@ fn agent() -> ureq::Agent {
 pub fn control(name: &str, settings: Value) {
     let status = agent()
         .put(&format!("{}/control/{name}", base()))
-        .send_json(settings)
+        .header("Content-Type", "application/json")
+        .send(settings.to_string())
         .expect("the receiver answers")
         .status();
     assert!(status.is_success(), "control {name}: {status}");
@@ -37,7 +40,9 @@ fn read(path: &str) -> Value {
         .call()
         .expect("the receiver answers")
         .body_mut()
-        .read_json()
+        .read_to_string()
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
         .expect("the receiver answers JSON")
 }
 

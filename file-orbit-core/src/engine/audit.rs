@@ -248,7 +248,16 @@ impl Store {
     ) -> Result<()> {
         let context = "appending to the audit log";
         let mut tx = self.pool.begin().await.map_err(db_error(context))?;
-        append(&mut tx, self.backend, actor, action, subject, outcome, detail).await?;
+        append(
+            &mut tx,
+            self.backend,
+            actor,
+            action,
+            subject,
+            outcome,
+            detail,
+        )
+        .await?;
         tx.commit().await.map_err(db_error(context))
     }
 

@@ -27,8 +27,8 @@ pub use event_log::{EventRecord, EventState};
 pub use keyring::Keyring;
 pub use limits::Limits;
 pub use nodes::{LiveWorkers, WorkerNode};
-pub use notifications::{MessageFilter, NotificationSummary, OutboxMessage};
 pub(crate) use notifications::{Dispatch, NewMessage, RuleRow, StoredNotification};
+pub use notifications::{MessageFilter, NotificationSummary, OutboxMessage};
 pub use queue::{
     Completion, Job, JobCounts, JobFilter, JobProgress, JobRequest, JobState, LeaseStatus,
     RetryPolicy,

@@ -304,7 +304,10 @@ impl Store {
     }
 
     /// Outbox messages, newest first.
-    pub async fn notification_messages(&self, filter: &MessageFilter) -> Result<Vec<OutboxMessage>> {
+    pub async fn notification_messages(
+        &self,
+        filter: &MessageFilter,
+    ) -> Result<Vec<OutboxMessage>> {
         let rows = sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM notification_messages \
              WHERE ($1 IS NULL OR notification = $1) AND ($2 IS NULL OR state = $2) \
@@ -520,11 +523,6 @@ fn no_notification(context: &str, name: &str) -> Error {
 }
 
 impl Dispatch {
-    /// The last audit record already turned into messages.
-    pub fn cursor(&self) -> i64 {
-        self.cursor
-    }
-
     /// Up to `limit` audit records after the cursor, oldest first.
     pub async fn audit_after(&mut self, limit: i64) -> Result<Vec<AuditRecord>> {
         audit::records_after(&mut self.tx, self.cursor, limit).await
@@ -634,13 +632,14 @@ impl Dispatch {
     /// when another node moved the cursor meanwhile.
     pub async fn commit(mut self, audit_id: i64) -> Result<bool> {
         let context = "moving the notification cursor";
-        let moved = sqlx::query("UPDATE notify_cursor SET audit_id = $1 WHERE id = 1 AND audit_id = $2")
-            .bind(audit_id)
-            .bind(self.cursor)
-            .execute(&mut *self.tx)
-            .await
-            .map_err(db_error(context))?
-            .rows_affected();
+        let moved =
+            sqlx::query("UPDATE notify_cursor SET audit_id = $1 WHERE id = 1 AND audit_id = $2")
+                .bind(audit_id)
+                .bind(self.cursor)
+                .execute(&mut *self.tx)
+                .await
+                .map_err(db_error(context))?
+                .rows_affected();
         if moved != 1 {
             return Ok(false);
         }

@@ -518,7 +518,9 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(db_error(context))?;
-        if report.state == SourceState::Failing && SourceState::parse(&before) != SourceState::Failing {
+        if report.state == SourceState::Failing
+            && SourceState::parse(&before) != SourceState::Failing
+        {
             // The change to failing is announced (notifications read the audit log).
             audit::append(
                 &mut tx,

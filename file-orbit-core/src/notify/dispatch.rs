@@ -241,7 +241,9 @@ fn items_of(record: &AuditRecord, jobs: &HashMap<i64, Job>, link_base: &str) -> 
                 "job.dead" => vec![NotifyEvent::JobDead],
                 _ => vec![NotifyEvent::WorkerLost],
             };
-            if record.action == "job.succeeded" && job.parent_id.is_some() && job.next_hops.is_empty()
+            if record.action == "job.succeeded"
+                && job.parent_id.is_some()
+                && job.next_hops.is_empty()
             {
                 events.push(NotifyEvent::ChainCompleted);
             }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// How long a test message may take.
+/// How long a test message (or the check of a channel's host) may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Orbit {
@@ -29,10 +29,11 @@ impl Orbit {
     pub async fn put_notification(&self, notification: &Notification) -> Result<()> {
         notification.validate()?;
         let context = "storing a notification";
-        check_reachable(&self.notify_allow_list()?, &notification.channel).await?;
-        let sealed_json =
-            with_secrets_revealed(|| serde_json::to_vec(&notification.channel))
-                .map_err(|err| Error::new(ErrorKind::InvalidInput, context, err.to_string()))?;
+        Delivery::new(self.notify_allow_list()?, TEST_TIMEOUT)?
+            .check_channel(&notification.channel)
+            .await?;
+        let sealed_json = with_secrets_revealed(|| serde_json::to_vec(&notification.channel))
+            .map_err(|err| Error::new(ErrorKind::InvalidInput, context, err.to_string()))?;
         let (key_id, sealed) = self.keyring().seal(&sealed_json)?;
         let public = serde_json::to_value(&notification.channel)
             .map_err(|err| Error::new(ErrorKind::InvalidInput, context, err.to_string()))?;
@@ -67,9 +68,8 @@ impl Orbit {
     pub(crate) async fn notification_channel(&self, name: &str) -> Result<Channel> {
         let (sealed, key_id) = self.store().sealed_notification(name).await?;
         let plain = self.keyring().open(&key_id, &sealed)?;
-        serde_json::from_slice(&plain).map_err(|err| {
-            Error::new(ErrorKind::Store, "reading a notification", err.to_string())
-        })
+        serde_json::from_slice(&plain)
+            .map_err(|err| Error::new(ErrorKind::Store, "reading a notification", err.to_string()))
     }
 
     /// Every notification (secrets as `***`) with its messages counted by state.
@@ -102,7 +102,10 @@ impl Orbit {
         let sent = delivery.send(&channel, &message).await;
         let (outcome, detail) = match &sent {
             Ok(answer) => ("ok", json!({"message_id": message.id, "answer": answer})),
-            Err(err) => ("failed", json!({"message_id": message.id, "error": err.to_string()})),
+            Err(err) => (
+                "failed",
+                json!({"message_id": message.id, "error": err.to_string()}),
+            ),
         };
         self.store()
             .append_audit(
@@ -117,7 +120,10 @@ impl Orbit {
     }
 
     /// Outbox messages, newest first (`limit` 1 to 1,000; default 100).
-    pub async fn notification_messages(&self, filter: &MessageFilter) -> Result<Vec<OutboxMessage>> {
+    pub async fn notification_messages(
+        &self,
+        filter: &MessageFilter,
+    ) -> Result<Vec<OutboxMessage>> {
         let mut filter = filter.clone();
         filter.limit = if filter.limit <= 0 {
             100
@@ -144,26 +150,6 @@ impl Orbit {
         }
         Ok(stale.len())
     }
-}
-
-/// Checks that `channel`'s host may be reached: allowed by name or address, and every
-/// address it resolves to public or listed. The error names the channel's host field.
-pub(crate) async fn check_reachable(allow: &AllowList, channel: &Channel) -> Result<()> {
-    let field = format!("channel.{}", channel.host_field());
-    let refused = |why: String| Error::invalid_field("notification", field.clone(), why);
-    let (host, port) = match channel {
-        Channel::Email(email) => (email.host.clone(), email.port()),
-        _ => {
-            let url = url::Url::parse(channel.url().unwrap_or_default())
-                .map_err(|err| refused(format!("is not a URL ({err})")))?;
-            let host = url
-                .host_str()
-                .ok_or_else(|| refused("must name a host".into()))?
-                .to_string();
-            (host, url.port_or_known_default().unwrap_or(443))
-        }
-    };
-    allow.check(&host, port).await.map(|_| ()).map_err(refused)
 }
 
 /// A JSON value for the message body when its stored form does not read.

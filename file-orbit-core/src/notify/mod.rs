@@ -6,9 +6,12 @@
 //! by `runner` on any node; `guard` decides which hosts may be reached.
 
 pub mod channel;
+pub mod deliver;
 mod dispatch;
+pub mod guard;
 mod manage;
 pub mod message;
+pub mod render;
 pub mod runner;
 
 pub use channel::{Channel, EmailChannel, SlackChannel, SmtpTls, TeamsChannel, WebhookChannel};

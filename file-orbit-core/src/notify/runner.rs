@@ -46,16 +46,32 @@ impl NotifierOptions {
     pub fn validate(&self) -> Result<()> {
         let invalid = |field: &str, why: &str| Err(Error::invalid_field("notifier", field, why));
         let within = |value: Duration, low: Duration, high: Duration| (low..=high).contains(&value);
-        if !within(self.check_every, Duration::from_millis(50), Duration::from_secs(10)) {
+        if !within(
+            self.check_every,
+            Duration::from_millis(50),
+            Duration::from_secs(10),
+        ) {
             return invalid("check_every", "must be within 50 ms and 10 s");
         }
-        if !within(self.first_retry, Duration::from_millis(100), Duration::from_secs(3600)) {
+        if !within(
+            self.first_retry,
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        ) {
             return invalid("first_retry", "must be within 100 ms and an hour");
         }
-        if !within(self.max_retry, self.first_retry, Duration::from_secs(86_400)) {
+        if !within(
+            self.max_retry,
+            self.first_retry,
+            Duration::from_secs(86_400),
+        ) {
             return invalid("max_retry", "must be within first_retry and a day");
         }
-        if !within(self.timeout, Duration::from_secs(1), Duration::from_secs(120)) {
+        if !within(
+            self.timeout,
+            Duration::from_secs(1),
+            Duration::from_secs(120),
+        ) {
             return invalid("timeout", "must be within 1 s and 2 min");
         }
         match url::Url::parse(&self.link_base) {
@@ -140,9 +156,8 @@ async fn run_once(
     options: &NotifierOptions,
     owner: &str,
 ) -> Result<()> {
-    while dispatch_step(orbit, &options.link_base, DISPATCH_BATCH).await? as i64
-        == DISPATCH_BATCH
-    {}
+    while dispatch_step(orbit, &options.link_base, DISPATCH_BATCH).await? as i64 == DISPATCH_BATCH {
+    }
     // A lease outlives the longest send, so no other node takes a message being sent.
     let lease = options.timeout * 2 + Duration::from_secs(5);
     loop {
@@ -159,11 +174,14 @@ async fn run_once(
             let delivery = delivery.clone();
             let options = options.clone();
             let owner = owner.to_string();
-            sends.spawn(async move { send_one(&orbit, &delivery, &options, &owner, message).await });
+            sends
+                .spawn(async move { send_one(&orbit, &delivery, &options, &owner, message).await });
         }
         while let Some(done) = sends.join_next().await {
             match done {
-                Ok(Err(err)) => tracing::warn!(error = %err, "recording a notification's outcome failed"),
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "recording a notification's outcome failed")
+                }
                 Err(err) => tracing::warn!(error = %err, "a notification send panicked"),
                 Ok(Ok(())) => {}
             }

@@ -10,8 +10,7 @@ use crate::secret::{Secret, with_secrets_revealed};
 use crate::serde_errors::from_json_value;
 use crate::service::declared::{
     DeclaredNotification, DeclaredSource, NotifierConfig, SourceRunnerConfig,
-    apply_declared_notifications, apply_declared_sources, resolve_declared,
-    secret_from_reference,
+    apply_declared_notifications, apply_declared_sources, resolve_declared, secret_from_reference,
 };
 use crate::service::logs::LogConfig;
 use serde::{Deserialize, Serialize};
@@ -452,7 +451,12 @@ mod tests {
     #[test]
     fn notifications_are_declared_with_secrets_by_reference_and_refused_by_field() {
         // SAFETY: the variable is this test's own; no other test reads or writes it.
-        unsafe { std::env::set_var("FO_CONFIG_TEST_SLACK_URL", "https://hooks.slack.com/services/T/B/x") };
+        unsafe {
+            std::env::set_var(
+                "FO_CONFIG_TEST_SLACK_URL",
+                "https://hooks.slack.com/services/T/B/x",
+            )
+        };
         let text = "[notifier]\nallow = [\"hooks.slack.com\"]\n\n[[notifications]]\nname = \"ops\"\n\
                     events = [\"job_dead\", \"source_failing\"]\nrate_limit = { messages = 3, per_secs = 60 }\n\
                     channel = { type = \"slack\", webhook_url = { env = \"FO_CONFIG_TEST_SLACK_URL\" } }\n";

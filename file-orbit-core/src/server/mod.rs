@@ -35,8 +35,8 @@ pub use startup::{
 use crate::engine::{Orbit, Workers};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::runner::SourceRunner;
-use crate::notify::Notifier;
 use crate::events::schedule::Scheduler;
+use crate::notify::Notifier;
 use auth::{Authenticator, RateLimiter};
 use std::net::SocketAddr;
 use std::sync::Arc;

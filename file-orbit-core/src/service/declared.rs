@@ -59,8 +59,8 @@ impl TryFrom<toml::Table> for DeclaredNotification {
 
     fn try_from(mut table: toml::Table) -> std::result::Result<Self, String> {
         let name = resolve_declared(&mut table, "notification")?;
-        let json = serde_json::to_value(&table)
-            .map_err(|err| format!("notification {name:?}: {err}"))?;
+        let json =
+            serde_json::to_value(&table).map_err(|err| format!("notification {name:?}: {err}"))?;
         Notification::parse(None, json)
             .map(DeclaredNotification)
             .map_err(|err| format!("notification {name:?}: {}", err.detail()))

@@ -128,7 +128,11 @@ impl Store {
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error("closing a lost attempt"))?;
-            lost.extend(workers.into_iter().map(|worker| worker_lost(job.id, job.attempts - 1, worker)));
+            lost.extend(
+                workers
+                    .into_iter()
+                    .map(|worker| worker_lost(job.id, job.attempts - 1, worker)),
+            );
         }
         let sql = format!(
             "INSERT INTO job_attempts (job_id, attempt, worker, started_at) VALUES {}",

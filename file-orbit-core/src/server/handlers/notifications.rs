@@ -3,7 +3,9 @@
 //! `Notification::parse`; the channel's host checked against the allow-list), delete, send
 //! a test message; list the outbox and retry a dead message. Sending is `notify::runner`'s.
 
-use super::{ApiResult, Bounded, Id, IdPath, Path, Query, Shared, caller_orbit, refuse_masked_secrets};
+use super::{
+    ApiResult, Bounded, Id, IdPath, Path, Query, Shared, caller_orbit, refuse_masked_secrets,
+};
 use crate::engine::{MessageFilter, NotificationSummary, OutboxMessage};
 use crate::error::ErrorKind;
 use crate::notify::{Notification, WrittenNotification};
@@ -40,7 +42,7 @@ pub(crate) async fn get_notification(
 /// "max_attempts"?, "enabled"?, "name"?}`. 201 when created, 200 when replaced.
 #[utoipa::path(put, path = "/api/v1/notifications/{name}", tag = "notifications",
     summary = "Create (201) or replace (200) a notification.",
-    description = "Channel fields by type. `webhook`: `url`, `signing_key` (16+ characters; the body is signed with HMAC-SHA256 over `<timestamp>.<body>` in `X-File-Orbit-Signature: t=<unix>,v1=<hex>`). `email`: `host`, `port`, `tls` (starttls, tls, none), `username` + `password`, `from`, `to` (1-50), `ca_file`. `slack` and `teams`: `webhook_url`. The channel's host must be in the service's `notifications.allow`; private, loopback and link-local addresses (also those a name resolves to) only when listed. Events: job_succeeded, attempt_failed, job_dead, chain_completed, event_rejected, source_failing, endpoint_test_failed, worker_lost. `rate_limit`: `messages` (1-1000) per `per_secs` (1-86400), the rest in one digest per window. Secrets are write-only: `***` is refused.",
+    description = "Channel fields by type. `webhook`: `url`, `signing_key` (16+ characters; the body is signed with HMAC-SHA256 over `<timestamp>.<body>` in `X-File-Orbit-Signature: t=<unix>,v1=<hex>`). `email`: `host`, `port`, `tls` (starttls, tls, none), `username` + `password`, `from`, `to` (1-50), `ca_file`. `slack` and `teams`: `webhook_url`. The channel's host must be in the service's `notifier.allow`; private, loopback and link-local addresses (also those a name resolves to) only when listed. Events: job_succeeded, attempt_failed, job_dead, chain_completed, event_rejected, source_failing, endpoint_test_failed, worker_lost. `rate_limit`: `messages` (1-1000) per `per_secs` (1-86400), the rest in one digest per window. Secrets are write-only: `***` is refused.",
     params(("name" = String, Path, description = "The notification's name: 1 to 200 characters, not only spaces, without '/' or control characters.")),
     request_body = WrittenNotification,
     responses((status = 200, description = "Replaced", body = NotificationSummary),
