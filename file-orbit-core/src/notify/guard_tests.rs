@@ -227,7 +227,22 @@ async fn a_listed_address_admits_only_itself_not_a_name_for_it() {
         "{why}"
     );
 
-    // Both: every address localhost resolves to (127.0.0.1, and ::1 where /etc/hosts says so).
+    // Both: where localhost is 127.0.0.1 alone, the name and that address suffice.
+    let resolved: Vec<SocketAddr> = tokio::net::lookup_host("localhost:0")
+        .await
+        .unwrap()
+        .collect();
+    if resolved
+        .iter()
+        .all(|a| a.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST))
+    {
+        let exact = list(&["localhost", "127.0.0.1"]);
+        assert_eq!(
+            exact.guard("localhost", 5080).await,
+            Ok(vec!["127.0.0.1:5080".parse().unwrap()])
+        );
+    }
+    // Every address localhost resolves to (127.0.0.1, and ::1 where /etc/hosts says so).
     let both = list(&["localhost", "127.0.0.0/8", "::1"]);
     let addrs = both.guard("localhost", 5080).await.unwrap();
     assert!(
