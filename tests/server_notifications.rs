@@ -301,6 +301,7 @@ async fn a_message_survives_a_sigkill_before_its_send_and_goes_out_once() {
     server.kill();
     control(&hook, json!({"mode": "up"}));
     let mut server = ServerProcess::start(data.path(), &config, &vars);
+    let admin = server.admin.clone();
 
     let got = until("the message after the restart", WAIT, async || {
         let got = accepted(&hook);

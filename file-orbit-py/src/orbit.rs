@@ -52,6 +52,9 @@ struct OpenOptions {
     labels: BTreeMap<String, String>,
     /// The service-wide bandwidth limit on remote endpoints.
     bandwidth: Option<Bandwidth>,
+    /// The hosts, addresses and networks notification channels may reach.
+    #[serde(default)]
+    notify_allow: Vec<String>,
 }
 
 impl OpenOptions {
@@ -76,6 +79,7 @@ impl OpenOptions {
                 service: self.bandwidth,
                 ..defaults.bandwidth
             },
+            notify_allow: self.notify_allow,
         }
     }
 }
