@@ -147,6 +147,38 @@ async fn every_route_needs_credentials_and_the_right_role() {
             "/api/v1/sources/s/resume",
             Role::Operator,
         ),
+        ("GET", "/api/v1/notifications", "", Role::Viewer),
+        (
+            "GET",
+            "/api/v1/notifications/{name}",
+            "/api/v1/notifications/n",
+            Role::Viewer,
+        ),
+        (
+            "PUT",
+            "/api/v1/notifications/{name}",
+            "/api/v1/notifications/n",
+            Role::Admin,
+        ),
+        (
+            "DELETE",
+            "/api/v1/notifications/{name}",
+            "/api/v1/notifications/gone",
+            Role::Admin,
+        ),
+        (
+            "POST",
+            "/api/v1/notifications/{name}/test",
+            "/api/v1/notifications/gone/test",
+            Role::Operator,
+        ),
+        ("GET", "/api/v1/outbox", "", Role::Viewer),
+        (
+            "POST",
+            "/api/v1/outbox/{id}/retry",
+            "/api/v1/outbox/1/retry",
+            Role::Operator,
+        ),
         ("GET", "/api/v1/keys", "", Role::Admin),
         ("POST", "/api/v1/keys", "", Role::Admin),
         (

@@ -61,9 +61,11 @@ pub struct WorkerConfig {
     #[serde(default)]
     pub bandwidth: Option<Bandwidth>,
     /// `[[notifications]]` declared as code: stored at start when new or changed.
+    #[serde(default)]
     pub notifications: Vec<DeclaredNotification>,
     /// `[notifier]`: whether this worker sends notifications, the hosts their channels
     /// may reach (`allow`), job links (`link_base`: the server's URL), tries.
+    #[serde(default)]
     pub notifier: NotifierConfig,
 }
 

@@ -35,7 +35,7 @@ fn bad_entries_are_refused_naming_their_index() {
         let entries = vec!["hooks.slack.com".to_string(), bad.to_string()];
         let err = AllowList::parse(&entries).unwrap_err();
         assert_eq!(err.field.as_deref(), Some("allow[1]"), "{bad:?}: {err}");
-        assert_eq!(err.context, "notifications");
+        assert_eq!(err.context, "notifier");
         assert!(err.message.contains(says), "{bad:?}: {}", err.message);
     }
     let many: Vec<String> = (0..=MAX_ALLOW_ENTRIES)
