@@ -174,13 +174,18 @@ impl Store {
                 ("sealed_channel", Cell::Text(stored.sealed_channel)),
                 ("key_id", Cell::Text(stored.key_id)),
                 ("enabled", Cell::Int(stored.enabled as i64)),
-                ("window_start", Cell::Null),
                 ("window_sent", Cell::Int(0)),
-                ("digest_id", Cell::Null),
             ],
             context,
         )
         .await?;
+        sqlx::query(
+            "UPDATE notifications SET window_start = NULL, digest_id = NULL WHERE name = $1",
+        )
+        .bind(stored.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_error(context))?;
         let action = if existed {
             "notification.edited"
         } else {
