@@ -3,7 +3,7 @@
 //! the core refused) and returns the core's own JSON of what it read, so the test can see
 //! that every key Python sets is one the core reads and keeps. Secrets come back as `***`.
 
-use crate::{to_json, to_py_err};
+use crate::{from_json, to_json, to_py_err};
 use file_orbit_core::endpoint::Endpoint;
 use file_orbit_core::engine::{JobRequest, RetryPolicy, TransferTemplate};
 use file_orbit_core::error::{Error, ErrorKind, Result as CoreResult};
@@ -12,18 +12,22 @@ use file_orbit_core::events::local::LocalWatch;
 use file_orbit_core::events::poll::RemotePoll;
 use file_orbit_core::events::source::Source;
 use file_orbit_core::events::sqs::SqsSource;
+use file_orbit_core::notify::{Channel, Notification, RateLimit};
 use file_orbit_core::transfer::{Filters, TransferSpec};
 use pyo3::prelude::*;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The kinds `check_core` knows, each the name of one core type.
-const KINDS: [&str; 11] = [
+const KINDS: [&str; 14] = [
+    "channel",
     "endpoint",
     "filters",
     "incoming_event",
     "job_request",
     "local_watch",
+    "notification",
+    "rate_limit",
     "remote_poll",
     "retry_policy",
     "source",
@@ -49,6 +53,15 @@ fn round_trip<T: DeserializeOwned + Serialize>(kind: &str, json: &str) -> CoreRe
 #[pyfunction]
 pub(crate) fn check_core(kind: &str, json: &str) -> PyResult<String> {
     match kind {
+        // A channel and a notification as Python writes them, read by the core's one
+        // parser of each.
+        "channel" => from_json("channel", json)
+            .and_then(Channel::parse)
+            .and_then(|channel| to_json(&channel)),
+        "notification" => from_json("notification", json)
+            .and_then(|written| Notification::parse(None, written))
+            .and_then(|notification| to_json(&notification)),
+        "rate_limit" => round_trip::<RateLimit>(kind, json),
         "endpoint" => round_trip::<Endpoint>(kind, json),
         "filters" => round_trip::<Filters>(kind, json),
         "incoming_event" => round_trip::<IncomingEvent>(kind, json),

@@ -22,6 +22,7 @@ mod transfer;
 use file_orbit_core::endpoint::{Endpoint, SmbConfig};
 use file_orbit_core::error::{Error, ErrorKind};
 use file_orbit_core::events::source::SourceSpec;
+use file_orbit_core::notify::Channel;
 use file_orbit_core::rclone::{Rclone, RcloneOptions};
 use file_orbit_core::serde_errors::from_json_value;
 use file_orbit_core::{Result as CoreResult, Secret};
@@ -139,6 +140,16 @@ fn validate_source_spec(kind: &str, spec: &str) -> PyResult<()> {
         .map_err(to_py_err)
 }
 
+/// Checks a notification channel (the core's JSON form, `type` and its fields) with the
+/// core's one reading of channels; raises `ConfigError` naming the field (`to[0]`, `url`).
+#[pyfunction]
+fn validate_channel(channel: &str) -> PyResult<()> {
+    from_json("notification channel", channel)
+        .and_then(Channel::parse)
+        .map(drop)
+        .map_err(to_py_err)
+}
+
 /// Splits `//host/share/path` into (host, share, root) with the core's parser.
 #[pyfunction]
 fn parse_unc(unc: &str) -> PyResult<(String, String, String)> {
@@ -152,6 +163,7 @@ fn _native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(load_rclone, module)?)?;
     module.add_function(wrap_pyfunction!(validate_endpoint, module)?)?;
     module.add_function(wrap_pyfunction!(validate_source_spec, module)?)?;
+    module.add_function(wrap_pyfunction!(validate_channel, module)?)?;
     module.add_function(wrap_pyfunction!(parse_unc, module)?)?;
     module.add_function(wrap_pyfunction!(contract::check_core, module)?)?;
     module.add_class::<orbit::NativeOrbit>()?;

@@ -14,8 +14,8 @@ use file_orbit_core::Result as CoreResult;
 use file_orbit_core::Secret;
 use file_orbit_core::endpoint::{Bandwidth, Endpoint, TestOptions};
 use file_orbit_core::engine::{
-    BandwidthOptions, JobFilter, JobRequest, JobState, Limits, NodeIdentity, Orbit, OrbitOptions,
-    TransferTemplate,
+    BandwidthOptions, JobFilter, JobRequest, JobState, Limits, MessageFilter, NodeIdentity, Orbit,
+    OrbitOptions, TransferTemplate,
 };
 use file_orbit_core::error::{Error, ErrorKind};
 use file_orbit_core::events::local::LocalWatch;
@@ -24,6 +24,7 @@ use file_orbit_core::events::runner::SourceRunnerOptions;
 use file_orbit_core::events::source::Source;
 use file_orbit_core::events::sqs::SqsSource;
 use file_orbit_core::events::{IncomingEvent, Ingested};
+use file_orbit_core::notify::{Notification, NotifierOptions};
 use file_orbit_core::transfer::{TransferJob, TransferSpec};
 use pyo3::prelude::*;
 use serde::Deserialize;
@@ -187,7 +188,34 @@ enum Call {
     DeleteSource {
         name: String,
     },
+    /// A notification as written (`Notification::parse`'s JSON: name, channel, events,
+    /// filter, rate_limit, max_attempts, enabled).
+    PutNotification {
+        notification: Value,
+    },
+    Notification {
+        name: String,
+    },
+    Notifications,
+    DeleteNotification {
+        name: String,
+    },
+    TestNotification {
+        name: String,
+    },
+    Outbox {
+        notification: Option<String>,
+        state: Option<String>,
+        limit: i64,
+        before_id: Option<i64>,
+    },
+    RetryNotificationMessage {
+        id: i64,
+    },
 }
+
+/// The states of an outbox message, as `Outbox`'s `state` names them.
+const MESSAGE_STATES: [&str; 5] = ["collecting", "queued", "sending", "sent", "dead"];
 
 /// How often `WaitJob` reads the job (the core's `Orbit::wait` uses the same period).
 const JOB_POLL: Duration = Duration::from_millis(50);
@@ -292,6 +320,50 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
         }
         Call::DeleteSource { name } => {
             orbit.delete_source(&name).await?;
+            Value::Null
+        }
+        Call::PutNotification { notification } => {
+            let notification = Notification::parse(None, notification)?;
+            orbit.put_notification(&notification).await?;
+            value(&orbit.store().notification(&notification.name).await?)?
+        }
+        Call::Notification { name } => value(&orbit.store().notification(&name).await?)?,
+        Call::Notifications => value(&orbit.notifications().await?)?,
+        Call::DeleteNotification { name } => {
+            orbit.delete_notification(&name).await?;
+            Value::Null
+        }
+        Call::TestNotification { name } => json!(orbit.test_notification(&name).await?),
+        Call::Outbox {
+            notification,
+            state,
+            limit,
+            before_id,
+        } => {
+            if let Some(state) = state.as_deref().filter(|s| !MESSAGE_STATES.contains(s)) {
+                return Err(Error::invalid_field(
+                    "outbox",
+                    "state",
+                    format!(
+                        "{:?} is not one of {}",
+                        state.chars().take(40).collect::<String>(),
+                        MESSAGE_STATES.join(", ")
+                    ),
+                ));
+            }
+            if !(1..=1000).contains(&limit) {
+                return Err(Error::invalid_field("outbox", "limit", "must be 1 to 1000"));
+            }
+            let filter = MessageFilter {
+                notification,
+                state,
+                before_id,
+                limit,
+            };
+            value(&orbit.notification_messages(&filter).await?)?
+        }
+        Call::RetryNotificationMessage { id } => {
+            orbit.retry_notification_message(id).await?;
             Value::Null
         }
     })
@@ -570,6 +642,32 @@ impl NativeOrbit {
         Ok(self
             .started
             .add_service(NativeService::new(Service::Sources(runner))))
+    }
+
+    /// Starts this node's notifier: it turns the audit log into outbox messages and sends
+    /// those due (durations in milliseconds; the core checks their bounds).
+    fn run_notifier(
+        &self,
+        link_base: String,
+        check_every_ms: u64,
+        first_retry_ms: u64,
+        max_retry_ms: u64,
+        timeout_ms: u64,
+    ) -> PyResult<NativeService> {
+        let orbit = self.live()?;
+        let _runtime = runtime().enter();
+        let notifier = orbit
+            .start_notifier(NotifierOptions {
+                link_base,
+                check_every: Duration::from_millis(check_every_ms),
+                first_retry: Duration::from_millis(first_retry_ms),
+                max_retry: Duration::from_millis(max_retry_ms),
+                timeout: Duration::from_millis(timeout_ms),
+            })
+            .map_err(to_py_err)?;
+        Ok(self
+            .started
+            .add_service(NativeService::new(Service::Notifier(notifier))))
     }
 
     /// Starts firing the templates' cron schedules, checking every `interval_ms`.

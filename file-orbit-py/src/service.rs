@@ -1,7 +1,7 @@
 //! `NativeService`: a background part of the engine running on the runtime — workers, a
-//! local folder watch, a remote poll, an SQS consumer, the scheduler or the source runner —
-//! until `stop()` (or until the Python object is dropped, which stops it in the background,
-//! or its orbit is closed).
+//! local folder watch, a remote poll, an SQS consumer, the scheduler, the source runner or
+//! the notifier — until `stop()` (or until the Python object is dropped, which stops it in
+//! the background, or its orbit is closed).
 
 use crate::{awaitable, block, lock, runtime, to_json, to_py_err};
 use file_orbit_core::engine::Workers;
@@ -10,6 +10,7 @@ use file_orbit_core::events::poll::Poller;
 use file_orbit_core::events::runner::SourceRunner;
 use file_orbit_core::events::schedule::Scheduler;
 use file_orbit_core::events::sqs::SqsConsumer;
+use file_orbit_core::notify::Notifier;
 use pyo3::prelude::*;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -23,6 +24,9 @@ pub enum Service {
     Scheduler(Scheduler),
     /// The stored sources this node runs (stopping it releases their leases).
     Sources(SourceRunner),
+    /// The notifier: outbox messages made and sent (stopping it leaves unsent ones to
+    /// whichever node leases them next).
+    Notifier(Notifier),
 }
 
 impl Service {
@@ -34,6 +38,7 @@ impl Service {
             Service::Sqs(consumer) => drop(consumer.shutdown().await),
             Service::Scheduler(scheduler) => scheduler.shutdown().await,
             Service::Sources(runner) => runner.shutdown().await,
+            Service::Notifier(notifier) => notifier.shutdown().await,
         }
     }
 

@@ -22,13 +22,13 @@ import pytest
 
 import file_orbit as fo
 from file_orbit import _native
-from file_orbit._orbit import _ingest_event, _source_request, _submit_request
+from file_orbit._orbit import _ingest_event, _notification_request, _source_request, _submit_request
 
 # Secret fields: the core writes them back as "***" (it never shows a secret).
-SECRETS = {"password", "secret_access_key", "session_token", "pem", "passphrase"}
+SECRETS = {"password", "secret_access_key", "session_token", "pem", "passphrase", "signing_key", "webhook_url"}
 
 # Classes with a ``_to_core`` that are never built themselves: their subclasses are.
-ABSTRACT = {fo.Endpoint}
+ABSTRACT = {fo.Endpoint, fo.Channel}
 
 FILTERS = fo.Filters(
     include=("*.csv", "in/**"),
@@ -171,6 +171,25 @@ CASES: dict[type, tuple[str, list[Any]]] = {
         "remote_poll",
         [fo.RemotePoll("partner", "outbox/2026", interval=1.5, ignore=["*.lock"])],
     ),
+    fo.Webhook: ("channel", [fo.Webhook("https://hooks.example.com/orbit", signing_key="sixteen-chars-key")]),
+    fo.Email: (
+        "channel",
+        [
+            fo.Email(
+                "smtp.example.com",
+                to=("ops@example.com", "Night Desk <night@example.com>"),
+                sender="File Orbit <orbit@example.com>",
+                port=2465,
+                tls="tls",
+                username="orbit",
+                password="smtp-pw",
+                ca_file="/etc/ssl/private-ca.pem",
+            )
+        ],
+    ),
+    fo.Slack: ("channel", [fo.Slack("https://hooks.slack.com/services/T0/B0/slack-token")]),
+    fo.Teams: ("channel", [fo.Teams("https://prod.westeurope.logic.azure.com/workflows/teams-token")]),
+    fo.RateLimit: ("rate_limit", [fo.RateLimit(3, 60)]),
     fo.Smb: (
         "endpoint",
         [
@@ -270,6 +289,17 @@ def test_a_stored_source_goes_through_the_cores_one_parser(kind: type) -> None:
     assert anywhere["placement"] == {} and anywhere["enabled"] is True
 
 
+def test_a_notification_goes_through_the_cores_one_parser() -> None:
+    channel = CASES[fo.Email][1][0]
+    request = _notification_request(
+        "ops", channel, ["job_dead", "worker_lost"], ("nightly",), ("in",), ("uploads",), fo.RateLimit(3, 60), 5, False
+    )
+    back = check("notification", request)
+    assert back["channel"]["from"] == "File Orbit <orbit@example.com>" and back["channel"]["password"] == "***"
+    defaults = check("notification", _notification_request("ops", channel, "job_dead", (), (), (), None, 8, True))
+    assert defaults["events"] == ["job_dead"] and defaults["rate_limit"] == {"messages": 10, "per_secs": 300}
+
+
 def test_an_ingested_event_goes_through_the_core() -> None:
     modified = _dt.datetime(2026, 12, 7, 9, 30, tzinfo=_dt.timezone.utc)
     event = _ingest_event(
@@ -296,6 +326,9 @@ def test_an_ingested_event_goes_through_the_core() -> None:
         ("sqs_source", {"max_mesages": 5}, "max_mesages"),
         ("local_watch", {"stable_for": 5}, "stable_for"),
         ("remote_poll", {"interval": 5}, "interval"),
+        ("channel", {"signing_keyy": "sixteen-chars-key"}, "signing_keyy"),
+        ("notification", {"max_attempt": 3}, "max_attempt"),
+        ("rate_limit", {"per_seconds": 60}, "per_seconds"),
     ],
 )
 def test_a_misspelt_key_is_refused_naming_it(kind: str, typo: dict[str, Any], field: str) -> None:
@@ -309,6 +342,11 @@ def test_a_misspelt_key_is_refused_naming_it(kind: str, typo: dict[str, Any], fi
         "sqs_source": lambda: CASES[fo.SqsSource][1][0]._to_core(),
         "local_watch": lambda: CASES[fo.LocalWatch][1][0]._to_core(),
         "remote_poll": lambda: CASES[fo.RemotePoll][1][0]._to_core(),
+        "channel": lambda: CASES[fo.Webhook][1][0]._to_core(),
+        "notification": lambda: _notification_request(
+            "ops", CASES[fo.Slack][1][0], "job_dead", (), (), (), None, 8, True
+        ),
+        "rate_limit": lambda: fo.RateLimit()._to_core(),
     }[kind]()
     with pytest.raises(fo.ConfigError, match=field):
         _native.check_core(kind, json.dumps({**valid, **typo}))

@@ -8,7 +8,10 @@ from local folder watches, remote polls, S3 notifications through SQS and cron s
 sources are stored objects (:meth:`Orbit.put_source` with :class:`SqsSource`,
 :class:`LocalWatch` or :class:`RemotePoll`) that each run on one node at a time
 (:meth:`Orbit.run_sources`), or run in this process alone (:meth:`Orbit.consume_sqs`,
-:meth:`Orbit.watch_local`, :meth:`Orbit.poll_remote`).
+:meth:`Orbit.watch_local`, :meth:`Orbit.poll_remote`). Notifications
+(:meth:`Orbit.put_notification` with a :class:`Webhook`, :class:`Email`, :class:`Slack` or
+:class:`Teams` channel) report job, source and endpoint events through a durable outbox
+that :meth:`Orbit.run_notifier` sends.
 
 Blocking API: :class:`Orbit`; asyncio API: :class:`AsyncOrbit`. Handles
 (:class:`Transfer`, :class:`Job`) support ``wait(progress=callback)``, ``cancel()`` and
@@ -51,6 +54,8 @@ from ._models import (
     JobInfo,
     JobState,
     Mode,
+    NotificationInfo,
+    OutboxMessage,
     Progress,
     Rates,
     RcloneInfo,
@@ -64,6 +69,17 @@ from ._models import (
     TransferSpec,
     WatchStats,
     WorkerInfo,
+)
+from ._notifications import (
+    Channel,
+    Email,
+    MessageState,
+    NotifyEvent,
+    RateLimit,
+    Slack,
+    SmtpTls,
+    Teams,
+    Webhook,
 )
 from ._orbit import AsyncOrbit, Orbit
 from ._sources import LocalWatch, RemotePoll, SourceSpec, SqsSource
@@ -88,10 +104,12 @@ __all__ = [
     "BandwidthUsage",
     "AuthenticationError",
     "CancelledError",
+    "Channel",
     "ConfigError",
     "Conflict",
     "ConnectionError",
     "Diagnosis",
+    "Email",
     "Endpoint",
     "EndpointInfo",
     "Event",
@@ -103,12 +121,17 @@ __all__ = [
     "LibraryError",
     "Local",
     "LocalWatch",
+    "MessageState",
     "Mode",
     "NotFoundError",
+    "NotificationInfo",
+    "NotifyEvent",
     "Orbit",
+    "OutboxMessage",
     "PermissionDeniedError",
     "Progress",
     "ProtocolError",
+    "RateLimit",
     "Rates",
     "RcloneInfo",
     "RemoteError",
@@ -118,7 +141,9 @@ __all__ = [
     "Scope",
     "Service",
     "Sftp",
+    "Slack",
     "Smb",
+    "SmtpTls",
     "SourceCounters",
     "SourceSpec",
     "SourceState",
@@ -126,10 +151,12 @@ __all__ = [
     "SqsSource",
     "SqsStats",
     "StoreError",
+    "Teams",
     "Template",
     "Transfer",
     "TransferSpec",
     "WatchStats",
+    "Webhook",
     "WorkerInfo",
     "WorkerLostError",
     "PINNED_RCLONE_VERSION",

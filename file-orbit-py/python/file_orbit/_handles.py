@@ -240,8 +240,8 @@ class Job:
 
 class Service:
     """Something running in the background of this process until :meth:`stop`: workers,
-    a local folder watch, a remote poll, an SQS consumer, the scheduler or the source
-    runner. Use it as a (async) context
+    a local folder watch, a remote poll, an SQS consumer, the scheduler, the source
+    runner or the notifier. Use it as a (async) context
     manager to stop it at the end of a block; dropping the last reference stops it too.
     """
 

@@ -1,6 +1,7 @@
 """The values File Orbit takes and returns: transfer specs, filters, retry policies,
-templates, progress, jobs, events, stored sources' status, diagnoses. Plain frozen dataclasses; each converts to
-or from the core's JSON form and does nothing else.
+templates, progress, jobs, events, stored sources' status, notifications and their outbox
+messages, diagnoses. Plain frozen dataclasses; each converts to or from the core's JSON
+form and does nothing else.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
 
 from ._endpoints import Endpoint
+from ._notifications import MessageState, NotifyEvent, RateLimit
 
 __all__ = [
     "AuditRecord",
@@ -22,6 +24,8 @@ __all__ = [
     "JobInfo",
     "JobState",
     "Mode",
+    "NotificationInfo",
+    "OutboxMessage",
     "Progress",
     "RcloneInfo",
     "RetryPolicy",
@@ -558,6 +562,135 @@ class SourceStatus:
                 "last_event_at": _ms_to_datetime(data["last_event_at"]),
                 "created_at": _ms_to_datetime(data["created_at"]),
                 "updated_at": _ms_to_datetime(data["updated_at"]),
+            }
+        )
+
+
+@dataclass(frozen=True)
+class NotificationInfo:
+    """A stored notification as listed (:meth:`Orbit.notifications`): its rule, its
+    channel with secrets shown as ``***``, and its outbox messages counted by state.
+
+    Attributes:
+        name: The notification's name.
+        kind: The channel's type: ``"webhook"``, ``"email"``, ``"slack"`` or ``"teams"``.
+        channel: The channel's fields in the core's form (an email's sender as ``from``),
+            secrets as ``"***"``.
+        events: The events it reports (see :data:`NotifyEvent`).
+        templates: Only jobs made from (or events matched by) these templates; empty: any.
+        endpoints: Only jobs from or to (endpoint tests of) these endpoints; empty: any.
+        sources: Only events, jobs and failures of these stored sources; empty: any.
+        rate_limit: Its :class:`RateLimit`.
+        max_attempts: Tries of one message before it is dead.
+        enabled: False: stored, but nothing is sent.
+        key_id: The id of the master key that sealed its channel.
+        pending: Messages waiting (queued, collecting a digest, or being sent).
+        sent: Messages sent.
+        dead: Messages dead after their last try.
+        last_sent_at: When the last message went out.
+        created_at: When it was first stored.
+        updated_at: When it was last stored.
+    """
+
+    name: str
+    kind: Literal["webhook", "email", "slack", "teams"]
+    channel: Mapping[str, Any]
+    events: tuple[NotifyEvent, ...]
+    templates: tuple[str, ...]
+    endpoints: tuple[str, ...]
+    sources: tuple[str, ...]
+    rate_limit: RateLimit
+    max_attempts: int
+    enabled: bool
+    key_id: str
+    pending: int
+    sent: int
+    dead: int
+    last_sent_at: _dt.datetime | None
+    created_at: _dt.datetime
+    updated_at: _dt.datetime
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> NotificationInfo:
+        rule = data["rule"]
+        given = rule.get("filter") or {}
+        limit = rule.get("rate_limit") or {}
+        default = RateLimit()
+        return cls(
+            name=data["name"],
+            kind=data["kind"],
+            channel=data["channel"],
+            events=tuple(rule["events"]),
+            templates=tuple(given.get("templates", ())),
+            endpoints=tuple(given.get("endpoints", ())),
+            sources=tuple(given.get("sources", ())),
+            rate_limit=RateLimit(
+                limit.get("messages", default.messages), limit.get("per_secs", default.per_seconds)
+            ),
+            max_attempts=rule["max_attempts"],
+            enabled=data["enabled"],
+            key_id=data["key_id"],
+            pending=data["pending"],
+            sent=data["sent"],
+            dead=data["dead"],
+            last_sent_at=_ms_to_datetime(data["last_sent_at"]),
+            created_at=_ms_to_datetime(data["created_at"]),  # type: ignore[arg-type]
+            updated_at=_ms_to_datetime(data["updated_at"]),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One message of the notifications' outbox (:meth:`Orbit.outbox`).
+
+    Attributes:
+        id: The outbox row (for :meth:`Orbit.retry_notification_message` and paging).
+        notification: The notification it belongs to.
+        channel: The channel's type.
+        message_id: The stable id receivers see (the webhook's ``X-File-Orbit-Id``, the
+            mail's Message-ID), the same on every try.
+        event: The event's name (see :data:`NotifyEvent`), or ``"digest"``.
+        body: The message as JSON (schema ``file-orbit.notification/v1``: the job ids,
+            endpoints, paths, error kind and message; never a secret).
+        item_count: The events it tells of (more than one for a digest).
+        state: See :data:`MessageState`.
+        attempts: Tries so far.
+        max_attempts: Tries before it is dead.
+        run_after: When it is (next) due.
+        last_error: Why the last try failed (never a secret).
+        answer: What the channel answered to the send that worked (``"HTTP 200 OK"``,
+            ``"SMTP 250 ..."``).
+        created_at: When it was made.
+        updated_at: When its state last changed.
+        sent_at: When it was sent.
+    """
+
+    id: int
+    notification: str
+    channel: str
+    message_id: str
+    event: str
+    body: Mapping[str, Any]
+    item_count: int
+    state: MessageState
+    attempts: int
+    max_attempts: int
+    run_after: _dt.datetime
+    last_error: str | None
+    answer: str | None
+    created_at: _dt.datetime
+    updated_at: _dt.datetime
+    sent_at: _dt.datetime | None
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> OutboxMessage:
+        return cls(
+            **{
+                **data,
+                "run_after": _ms_to_datetime(data["run_after"]),
+                "created_at": _ms_to_datetime(data["created_at"]),
+                "updated_at": _ms_to_datetime(data["updated_at"]),
+                "sent_at": _ms_to_datetime(data["sent_at"]),
             }
         )
 

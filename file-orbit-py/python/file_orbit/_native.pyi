@@ -15,6 +15,7 @@ __all__ = [
     "load_rclone",
     "parse_unc",
     "set_library_path",
+    "validate_channel",
     "validate_endpoint",
     "validate_source_spec",
 ]
@@ -34,13 +35,18 @@ def validate_source_spec(kind: str, spec: str) -> None:
     """Checks a source's spec of ``kind`` (``"sqs"``, ``"local_watch"``, ``"remote_poll"``;
     JSON); raises ConfigError naming the field."""
 
+def validate_channel(channel: str) -> None:
+    """Checks a notification channel (JSON: ``type`` and its fields); raises ConfigError
+    naming the field."""
+
 def parse_unc(unc: str) -> tuple[str, str, str]:
     """Splits ``//host/share/path`` into (host, share, root)."""
 
 def check_core(kind: str, json: str) -> str:
-    """For the contract test: reads ``json`` as the core type ``kind`` names (``"endpoint"``,
-    ``"filters"``, ``"incoming_event"``, ``"job_request"``, ``"local_watch"``,
-    ``"remote_poll"``, ``"retry_policy"``, ``"source"``, ``"sqs_source"``, ``"template"``,
+    """For the contract test: reads ``json`` as the core type ``kind`` names (``"channel"``,
+    ``"endpoint"``, ``"filters"``, ``"incoming_event"``, ``"job_request"``,
+    ``"local_watch"``, ``"notification"``, ``"rate_limit"``, ``"remote_poll"``,
+    ``"retry_policy"``, ``"source"``, ``"sqs_source"``, ``"template"``,
     ``"transfer_spec"``) and returns the core's JSON of
     what it read (secrets as ``***``); raises ConfigError naming the field it refused."""
 
@@ -89,6 +95,11 @@ class NativeOrbit:
     def run_sources(self, lease_ms: int, check_every_ms: int) -> NativeService:
         """Starts running the stored sources this node may run."""
 
+    def run_notifier(
+        self, link_base: str, check_every_ms: int, first_retry_ms: int, max_retry_ms: int, timeout_ms: int
+    ) -> NativeService:
+        """Starts this node's notifier (outbox messages made and sent)."""
+
     def start_scheduler(self, interval_ms: int) -> NativeService:
         """Starts firing cron schedules."""
 
@@ -127,7 +138,8 @@ class NativeTransfer:
 
 @final
 class NativeService:
-    """A background service (workers, watch, poll, SQS consumer, scheduler, source runner)."""
+    """A background service (workers, watch, poll, SQS consumer, scheduler, source runner,
+    notifier)."""
 
     @property
     def running(self) -> bool:

@@ -29,6 +29,8 @@ from ._models import (
     JobInfo,
     JobState,
     Mode,
+    NotificationInfo,
+    OutboxMessage,
     Rates,
     RetryPolicy,
     Scope,
@@ -38,6 +40,7 @@ from ._models import (
     WorkerInfo,
     _ms_to_datetime,
 )
+from ._notifications import Channel, MessageState, NotifyEvent, RateLimit
 from ._sources import LocalWatch, RemotePoll, SourceSpec, SqsSource
 
 __all__ = ["AsyncOrbit", "Orbit"]
@@ -55,6 +58,7 @@ def _open_options(
     node: str | None,
     labels: Mapping[str, str] | None,
     bandwidth: str | None,
+    notify_allow: Sequence[str],
 ) -> str:
     url = os.fspath(store)
     if "://" not in url:
@@ -76,6 +80,7 @@ def _open_options(
             "node": node,
             "labels": dict(labels or {}),
             "bandwidth": bandwidth,
+            "notify_allow": list(notify_allow),
         }
     )
 
@@ -165,6 +170,41 @@ def _source_request(
     return {"name": name, "kind": spec._kind, "spec": spec._to_core(), "enabled": enabled, "placement": placement}
 
 
+def _notification_request(
+    name: str,
+    channel: Channel,
+    events: NotifyEvent | Sequence[NotifyEvent],
+    templates: Sequence[str],
+    endpoints: Sequence[str],
+    sources: Sequence[str],
+    rate_limit: RateLimit | None,
+    max_attempts: int,
+    enabled: bool,
+) -> dict[str, Any]:
+    """A notification as the core's ``Notification::parse`` reads it."""
+    if not isinstance(channel, Channel):
+        raise TypeError(
+            f"notification {name!r}: channel must be a Webhook, Email, Slack or Teams, not {type(channel).__name__}"
+        )
+    request: dict[str, Any] = {
+        "name": name,
+        "channel": channel._to_core(),
+        "events": [events] if isinstance(events, str) else list(events),
+        "filter": {"templates": list(templates), "endpoints": list(endpoints), "sources": list(sources)},
+        "max_attempts": max_attempts,
+        "enabled": enabled,
+    }
+    if rate_limit is not None:
+        request["rate_limit"] = rate_limit._to_core()
+    return request
+
+
+def _outbox_request(
+    notification: str | None, state: MessageState | None, limit: int, before_id: int | None
+) -> dict[str, Any]:
+    return {"notification": notification, "state": state, "limit": limit, "before_id": before_id}
+
+
 def _endpoint_info(data: Mapping[str, Any]) -> EndpointInfo:
     return EndpointInfo(
         data["name"],
@@ -236,6 +276,11 @@ class Orbit:
             SFTP, SMB) may move together, on top of each endpoint's own ``bandwidth``: a
             rate (``"10M"``), ``"up:down"`` (``"10M:2M"``) or a weekly timetable
             (``"08:00,512k 19:00,off"``).
+        notify_allow: The hosts notification channels may reach (webhook, Slack and
+            Teams URLs, SMTP servers): names (``"hooks.slack.com"``, ``"*.example.com"``),
+            addresses and networks (``"10.1.0.0/16"``), optionally with ``:port``.
+            Loopback, private, link-local and metadata addresses are refused unless listed,
+            also when a name resolves to one.
 
     Example::
 
@@ -265,9 +310,21 @@ class Orbit:
         node: str | None = None,
         labels: Mapping[str, str] | None = None,
         bandwidth: str | None = None,
+        notify_allow: Sequence[str] = (),
     ) -> None:
         options = _open_options(
-            store, master_key, previous_keys, lease, aging, poll_interval, actor, limits, node, labels, bandwidth
+            store,
+            master_key,
+            previous_keys,
+            lease,
+            aging,
+            poll_interval,
+            actor,
+            limits,
+            node,
+            labels,
+            bandwidth,
+            notify_allow,
         )
         self._native = _native.NativeOrbit.open(options)
 
@@ -689,6 +746,142 @@ class Orbit:
         native = self._native.run_sources(round(lease * 1000), round(check_every * 1000))
         return Service(native, "source runner")
 
+    # Notifications
+
+    def put_notification(
+        self,
+        name: str,
+        channel: Channel,
+        events: NotifyEvent | Sequence[NotifyEvent],
+        *,
+        templates: Sequence[str] = (),
+        endpoints: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        rate_limit: RateLimit | None = None,
+        max_attempts: int = 8,
+        enabled: bool = True,
+    ) -> NotificationInfo:
+        """Stores a notification (or replaces the one of that name): which events it
+        reports and where it sends them. Its channel's secrets are sealed like endpoint
+        credentials. Messages are rows of the store's outbox, made and sent by whichever
+        node runs a notifier (:meth:`run_notifier`, the server or a worker).
+
+        Args:
+            name: The notification's name.
+            channel: Where it sends: a :class:`Webhook`, :class:`Email`, :class:`Slack`
+                or :class:`Teams`. Its host must be in the orbit's ``notify_allow``.
+            events: What it reports: one or more of :data:`NotifyEvent`.
+            templates: Only jobs made from these templates (empty: any).
+            endpoints: Only jobs from or to these endpoints (empty: any).
+            sources: Only events and jobs of these stored sources (empty: any).
+            rate_limit: At most so many messages per window, the rest in a digest
+                (None: 10 per 300 s).
+            max_attempts: Tries of one message before it is dead (1 to 100).
+            enabled: False stores it without sending anything.
+
+        Returns:
+            The stored :class:`NotificationInfo`.
+
+        Raises:
+            ConfigError: A field is wrong; ``.field`` names it as the core does, e.g.
+                ``"events[0]"`` (an unknown event), ``"channel.url"`` (a host outside
+                ``notify_allow``, or one resolving to a refused address),
+                ``"rate_limit.messages"``, ``"name"``.
+        """
+        request = _notification_request(
+            name, channel, events, templates, endpoints, sources, rate_limit, max_attempts, enabled
+        )
+        return NotificationInfo._from_core(self._call("put_notification", notification=request))
+
+    def notification(self, name: str) -> NotificationInfo:
+        """The stored notification ``name``; :class:`NotFoundError` if none."""
+        return NotificationInfo._from_core(self._call("notification", name=name))
+
+    def notifications(self) -> list[NotificationInfo]:
+        """Every stored notification by name, secrets shown as ``***``, with its outbox
+        messages counted by state."""
+        return [NotificationInfo._from_core(data) for data in self._call("notifications")]
+
+    def delete_notification(self, name: str) -> None:
+        """Deletes notification ``name``; its unsent messages die at their next try."""
+        self._call("delete_notification", name=name)
+
+    def test_notification(self, name: str) -> str:
+        """Sends a test message through notification ``name`` now (not through the
+        outbox) and returns the channel's answer, e.g. ``"HTTP 200 OK"`` or
+        ``"SMTP 250 ..."``. Audited as ``notification.tested``.
+
+        Raises:
+            NotFoundError: No notification of that name.
+            ConnectionError: The channel's server could not be reached.
+            RemoteError: It answered with a failure (e.g. HTTP 503); the message says
+                what it answered.
+            AuthenticationError: The SMTP server refused the login.
+        """
+        answer: str = self._call("test_notification", name=name)
+        return answer
+
+    def outbox(
+        self,
+        *,
+        notification: str | None = None,
+        state: MessageState | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[OutboxMessage]:
+        """Outbox messages, newest first.
+
+        Args:
+            notification: Only this notification's messages.
+            state: Only messages in this state (see :data:`MessageState`).
+            limit: At most this many (1 to 1,000).
+            before_id: Only messages with a smaller id: pass the last id of a page to get
+                the next one.
+        """
+        reply = self._call("outbox", **_outbox_request(notification, state, limit, before_id))
+        return [OutboxMessage._from_core(data) for data in reply]
+
+    def retry_notification_message(self, id: int) -> None:
+        """Queues dead outbox message ``id`` again, for as many tries as it had."""
+        self._call("retry_notification_message", id=id)
+
+    def run_notifier(
+        self,
+        *,
+        link_base: str = "http://127.0.0.1:8080",
+        check_every: float = 0.5,
+        first_retry: float = 10.0,
+        max_retry: float = 900.0,
+        timeout: float = 20.0,
+    ) -> Service:
+        """Runs a notifier in this process: every ``check_every`` seconds it turns new
+        audit records into outbox messages for the notifications that report them (rate
+        limits and digests applied) and sends the messages that are due, each leased so
+        that exactly one node sends it. A failed send is tried again after
+        ``first_retry`` seconds, doubling up to ``max_retry``; a message is dead after its
+        notification's ``max_attempts``. Any number of nodes may run one on a store.
+
+        Args:
+            link_base: Where job links in messages point: ``<link_base>/api/v1/jobs/<id>``.
+            check_every: Seconds between two reads of the audit log and the outbox (0.05
+                to 10).
+            first_retry: Seconds after a message's first failed try (0.1 to 3,600).
+            max_retry: The longest wait between tries (``first_retry`` to a day).
+            timeout: Seconds one send may take (1 to 120).
+
+        Returns:
+            A :class:`Service`; ``stop()`` (or closing the orbit) stops it (a message it
+            was sending is sent by whichever notifier leases it next).
+        """
+        native = self._native.run_notifier(
+            link_base,
+            round(check_every * 1000),
+            round(first_retry * 1000),
+            round(max_retry * 1000),
+            round(timeout * 1000),
+        )
+        return Service(native, "notifier")
+
     # Audit and keys
 
     def audit_log(self, limit: int = 100) -> list[AuditRecord]:
@@ -701,7 +894,8 @@ class Orbit:
         return bad
 
     def rotate_keys(self) -> int:
-        """Re-seals every endpoint with the current master key; returns how many changed."""
+        """Re-seals every endpoint, stored source and notification with the current master
+        key; returns how many changed."""
         changed: int = self._call("rotate_keys")
         return changed
 
@@ -732,10 +926,22 @@ class AsyncOrbit:
         node: str | None = None,
         labels: Mapping[str, str] | None = None,
         bandwidth: str | None = None,
+        notify_allow: Sequence[str] = (),
     ) -> AsyncOrbit:
         """Opens the store; the arguments are those of :class:`Orbit`."""
         options = _open_options(
-            store, master_key, previous_keys, lease, aging, poll_interval, actor, limits, node, labels, bandwidth
+            store,
+            master_key,
+            previous_keys,
+            lease,
+            aging,
+            poll_interval,
+            actor,
+            limits,
+            node,
+            labels,
+            bandwidth,
+            notify_allow,
         )
         return cls(await _native.NativeOrbit.open_async(options))
 
@@ -1009,6 +1215,76 @@ class AsyncOrbit:
     def run_sources(self, *, lease: float = 15.0, check_every: float = 0.5) -> Service:
         """See :meth:`Orbit.run_sources` (starting does not wait; ``stop_async()`` does)."""
         return self.blocking.run_sources(lease=lease, check_every=check_every)
+
+    async def put_notification(
+        self,
+        name: str,
+        channel: Channel,
+        events: NotifyEvent | Sequence[NotifyEvent],
+        *,
+        templates: Sequence[str] = (),
+        endpoints: Sequence[str] = (),
+        sources: Sequence[str] = (),
+        rate_limit: RateLimit | None = None,
+        max_attempts: int = 8,
+        enabled: bool = True,
+    ) -> NotificationInfo:
+        """See :meth:`Orbit.put_notification`."""
+        request = _notification_request(
+            name, channel, events, templates, endpoints, sources, rate_limit, max_attempts, enabled
+        )
+        return NotificationInfo._from_core(await self._call("put_notification", notification=request))
+
+    async def notification(self, name: str) -> NotificationInfo:
+        """See :meth:`Orbit.notification`."""
+        return NotificationInfo._from_core(await self._call("notification", name=name))
+
+    async def notifications(self) -> list[NotificationInfo]:
+        """See :meth:`Orbit.notifications`."""
+        return [NotificationInfo._from_core(data) for data in await self._call("notifications")]
+
+    async def delete_notification(self, name: str) -> None:
+        """See :meth:`Orbit.delete_notification`."""
+        await self._call("delete_notification", name=name)
+
+    async def test_notification(self, name: str) -> str:
+        """See :meth:`Orbit.test_notification`."""
+        answer: str = await self._call("test_notification", name=name)
+        return answer
+
+    async def outbox(
+        self,
+        *,
+        notification: str | None = None,
+        state: MessageState | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[OutboxMessage]:
+        """See :meth:`Orbit.outbox`."""
+        reply = await self._call("outbox", **_outbox_request(notification, state, limit, before_id))
+        return [OutboxMessage._from_core(data) for data in reply]
+
+    async def retry_notification_message(self, id: int) -> None:
+        """See :meth:`Orbit.retry_notification_message`."""
+        await self._call("retry_notification_message", id=id)
+
+    def run_notifier(
+        self,
+        *,
+        link_base: str = "http://127.0.0.1:8080",
+        check_every: float = 0.5,
+        first_retry: float = 10.0,
+        max_retry: float = 900.0,
+        timeout: float = 20.0,
+    ) -> Service:
+        """See :meth:`Orbit.run_notifier` (starting does not wait; ``stop_async()`` does)."""
+        return self.blocking.run_notifier(
+            link_base=link_base,
+            check_every=check_every,
+            first_retry=first_retry,
+            max_retry=max_retry,
+            timeout=timeout,
+        )
 
     async def audit_log(self, limit: int = 100) -> list[AuditRecord]:
         """See :meth:`Orbit.audit_log`."""
