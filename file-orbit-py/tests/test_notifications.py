@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
-from conftest import MASTER_KEY, env, unique, wait_until
+from conftest import MASTER_KEY, env, unique, wait_until, worker_service
 
 import file_orbit as fo
 
@@ -201,6 +201,23 @@ def test_a_webhook_is_tested_and_its_job_message_accepted_by_the_receiver(
 
 def field_of(error: pytest.ExceptionInfo[fo.ConfigError]) -> str | None:
     return error.value.field
+
+
+def test_the_worker_service_sends_the_stores_notifications(
+    norbit: fo.Orbit, copies: Callable[[str], fo.Job], store: str
+) -> None:
+    name = unique("service")
+    set_mode(name, "up")
+    norbit.put_notification(name, webhook(name), "job_dead")
+    job = copies("missing.txt")
+    args = ("--store", store, "--notify-allow", "127.0.0.1", "--link-base", "https://mft.example")
+    with worker_service(*args) as service:
+        got = until("the message", lambda: received(name)["accepted"] or None)
+    assert service.returncode == 0, service.errors
+    assert "sending notifications" in service.printed, service.printed
+    item = got[0]["json"]["items"][0]
+    assert item["job"]["id"] == job.id
+    assert item["job"]["url"] == f"https://mft.example/api/v1/jobs/{job.id}"
 
 
 def test_bad_values_raise_config_error_naming_the_field(norbit: fo.Orbit) -> None:

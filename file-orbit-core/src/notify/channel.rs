@@ -217,6 +217,17 @@ impl EmailChannel {
             }
             _ => {}
         }
+        if self
+            .password
+            .as_ref()
+            .is_some_and(|password| password.expose() == "***")
+        {
+            return Err(invalid(
+                context,
+                "password",
+                "\"***\" is how secrets are shown, not a value: send the real password",
+            ));
+        }
         if self.password.is_some() && self.tls == SmtpTls::None {
             return Err(invalid(
                 context,

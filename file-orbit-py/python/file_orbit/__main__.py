@@ -1,7 +1,8 @@
 """``python -m file_orbit worker``: File Orbit's workers as a service, for hosts that have
 the wheel and nothing else. They run the store's queued jobs, and the stored sources this
-node may run (``--node``, ``--label``; a folder watch placed on this host), until SIGTERM or
-SIGINT; then they release the sources, stop leasing, give running transfers ``--grace``
+node may run (``--node``, ``--label``; a folder watch placed on this host), and send the
+store's notifications (``--notify-allow`` lists the hosts their channels may reach), until
+SIGTERM or SIGINT; then they release the sources, stop the notifier, stop leasing, give running transfers ``--grace``
 seconds and put the rest back in the queue for other workers. The store's master key comes
 from ``$FILE_ORBIT_MASTER_KEY`` (or, for SQLite, the key file beside the database).
 """
@@ -75,6 +76,19 @@ def _parser() -> argparse.ArgumentParser:
         help="a label of this node for sources' placements (repeatable)",
     )
     worker.add_argument("--no-sources", action="store_true", help="run no stored sources here, only jobs")
+    worker.add_argument(
+        "--notify-allow",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a host, address or network notification channels may reach (repeatable; see the README)",
+    )
+    worker.add_argument(
+        "--link-base",
+        default="http://127.0.0.1:8080",
+        help="where job links in notifications point: the server's URL (default http://127.0.0.1:8080)",
+    )
+    worker.add_argument("--no-notifier", action="store_true", help="send no notifications from here")
     return parser
 
 
@@ -92,16 +106,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    with Orbit(args.store, actor=args.name, node=args.node, labels=dict(args.label)) as orbit:
+    with Orbit(
+        args.store, actor=args.name, node=args.node, labels=dict(args.label), notify_allow=args.notify_allow
+    ) as orbit:
         sources = None if args.no_sources else orbit.run_sources()
+        notifier = None if args.no_notifier else orbit.run_notifier(link_base=args.link_base)
         workers = orbit.start_workers(args.workers)
         running = "" if sources is None else ", with the sources this node may run"
+        running += "" if notifier is None else ", sending notifications"
         print(f"file-orbit worker: {args.workers} workers on {_shown(args.store)}{running}; stop with SIGTERM", flush=True)
         while not stop.wait(timeout=1.0):
             pass  # a bounded wait: the signal handler runs between waits
         print(f"file-orbit worker: stopping; running transfers get {args.grace:g} s", flush=True)
         if sources is not None:
             sources.stop()
+        if notifier is not None:
+            notifier.stop()
         clean = workers.stop(grace=args.grace)
     print("file-orbit worker: stopped" + ("" if clean else " (unfinished jobs went back to the queue)"), flush=True)
     return 0
