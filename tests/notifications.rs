@@ -8,7 +8,10 @@ mod common;
 
 use common::receivers::{self, accepted, allow, control, mails, refused};
 use common::{Kind, endpoint, orbit_options, sqlite_url, unique, until};
-use file_orbit::engine::{JobRequest, JobState, MessageFilter, Orbit, RetryPolicy};
+use file_orbit::engine::{
+    JobRequest, JobState, Matcher, MessageFilter, Orbit, RetryPolicy, TransferTemplate,
+};
+use file_orbit::events::{IncomingEvent, Ingested};
 use file_orbit::notify::{
     Channel, Notification, NotifierOptions, NotifyEvent, NotifyFilter, RateLimit, Rule,
 };
@@ -409,6 +412,68 @@ async fn filters_choose_which_notifications_hear_of_a_job() {
     // Both rules saw the same audit records in the same step: the other made nothing.
     assert!(outbox(&orbit, &deaf).await.is_empty());
     assert!(accepted(&deaf).is_empty());
+    notifier.shutdown().await;
+    workers.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_filtered_by_source_hears_only_of_that_sources_jobs() {
+    let (orbit, _dir) = open().await;
+    endpoints(&orbit).await;
+    let name = unique("by-source");
+    receivers::fresh(&name);
+    let mut rule = notification(
+        &name,
+        receivers::webhook(&name),
+        &[NotifyEvent::JobSucceeded],
+    );
+    rule.rule.filter.sources = vec!["uploads".into()];
+    orbit.put_notification(&rule).await.unwrap();
+    let copy_a = TransferTemplate::new(
+        "copy-a",
+        Matcher::new("in", "*.txt"),
+        TransferSpec::file(
+            "in",
+            "a.txt",
+            "out",
+            PathTemplate::parse("{filename}").unwrap(),
+        ),
+    );
+    orbit.put_template(&copy_a).await.unwrap();
+    let workers = orbit.start_workers(1);
+    let notifier = orbit.start_notifier(quick()).unwrap();
+    // A job submitted directly, then one made from an event of the stored source `uploads`.
+    let direct = copy(&orbit, "a.txt").await;
+    assert_eq!(
+        orbit.wait(direct, WAIT).await.unwrap().state,
+        JobState::Succeeded
+    );
+    let event = IncomingEvent {
+        source: "local_watch".into(),
+        dedup_key: Some(unique("event")),
+        file: None,
+        template: Some("copy-a".into()),
+        payload: json!({}),
+    };
+    let Ingested::New(record) = orbit.for_source("uploads").ingest(&event).await.unwrap() else {
+        panic!("a new event")
+    };
+    let from_source = record.job_ids[0];
+    assert_eq!(
+        orbit.wait(from_source, WAIT).await.unwrap().state,
+        JobState::Succeeded
+    );
+    let got = until("the source's job message", WAIT, async || {
+        let got = accepted(&name);
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    let item = &got[0]["json"]["items"][0];
+    assert_eq!(item["job"]["id"], from_source, "{item}");
+    assert_eq!(item["source"], "uploads", "{item}");
+    // The direct job's success came first in the audit log and was passed over.
+    let messages = outbox(&orbit, &name).await;
+    assert_eq!(messages.len(), 1, "{messages:?}");
     notifier.shutdown().await;
     workers.shutdown().await;
 }

@@ -70,8 +70,7 @@ impl Orbit {
             return Ok(Ingested::Duplicate(self.event(id).await?));
         }
         let requests = self.requests_for(event).await?;
-        self.submit_for_event(id, &requests, &format!("event:{id}"))
-            .await?;
+        self.submit_for_event(id, &requests, &event_key(id)).await?;
         Ok(Ingested::New(self.event(id).await?))
     }
 
@@ -117,7 +116,8 @@ impl Orbit {
         }
         let requests = self.requests_for(&event).await?;
         let replay = format!(
-            "event:{id}:replay:{}",
+            "{}:replay:{}",
+            event_key(id),
             chrono::Utc::now().timestamp_micros()
         );
         self.submit_for_event(id, &requests, &replay).await
@@ -218,6 +218,18 @@ impl Orbit {
     pub async fn events(&self, limit: i64) -> Result<Vec<EventRecord>> {
         self.store().events(limit).await
     }
+}
+
+/// The start of the idempotency key of every job made from event `id` (ingested or
+/// replayed): `event:<id>`, then `:<template>` (and `:replay:<time>` before it on replay).
+fn event_key(id: i64) -> String {
+    format!("event:{id}")
+}
+
+/// The event a job was made from, read from its idempotency key (see `event_key`); None
+/// for a job submitted directly.
+pub fn event_of_job_key(key: &str) -> Option<i64> {
+    key.strip_prefix("event:")?.split(':').next()?.parse().ok()
 }
 
 /// A template's transfer as it is (for schedules), not instantiated for a file.
