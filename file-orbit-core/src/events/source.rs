@@ -10,7 +10,7 @@ use super::local::LocalWatch;
 use super::poll::RemotePoll;
 use super::sqs::SqsSource;
 use crate::endpoint::EndpointConfig;
-use crate::engine::{Orbit, Placement, SourceStatus, StoredSource};
+use crate::engine::{Orbit, Placement, SourceStatus, StoredSource, check_name, name_of};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::with_secrets_revealed;
 use crate::serde_errors::from_json_value;
@@ -142,18 +142,7 @@ impl Source {
     pub fn parse(name: Option<&str>, written: Value) -> Result<Source> {
         let context = "source";
         let written: WrittenSource = from_json_value(context, written)?;
-        let name = match (name, written.name) {
-            (Some(given), Some(inside)) if given != inside => {
-                return Err(Error::invalid_field(
-                    context,
-                    "name",
-                    format!("{inside:?} differs from the name it is stored under, {given:?}"),
-                ));
-            }
-            (Some(given), _) => given.to_string(),
-            (None, Some(inside)) => inside,
-            (None, None) => return Err(Error::invalid_field(context, "name", "is required")),
-        };
+        let name = name_of(context, name, written.name)?;
         if !SOURCE_KINDS.contains(&written.kind.as_str()) {
             return Err(unknown_kind(&written.kind));
         }
@@ -174,16 +163,7 @@ impl Source {
     /// Checks the name, the spec's fields and the placement (no store, no disk).
     pub fn validate(&self) -> Result<()> {
         let context = "source";
-        if self.name.trim().is_empty()
-            || self.name.len() > 200
-            || self.name.chars().any(|c| c.is_control() || c == '/')
-        {
-            return Err(Error::invalid_field(
-                context,
-                "name",
-                "must be 1 to 200 characters, not only spaces, without '/' or control characters",
-            ));
-        }
+        check_name(context, &self.name)?;
         let checked = self.spec.validate();
         let within = |at: &'static str| {
             move |err: Error| Error {

@@ -18,6 +18,7 @@ pub use channel::{Channel, EmailChannel, SlackChannel, SmtpTls, TeamsChannel, We
 pub use message::{ErrorFacts, Item, JobFacts, Message, Side};
 pub use runner::{Notifier, NotifierOptions};
 
+use crate::engine::{check_name, name_of};
 use crate::error::{Error, Result};
 use crate::serde_errors::from_json_value;
 use serde::{Deserialize, Serialize};
@@ -201,18 +202,7 @@ impl Notification {
     pub fn parse(name: Option<&str>, written: Value) -> Result<Notification> {
         let context = "notification";
         let written: WrittenNotification = from_json_value(context, written)?;
-        let name = match (name, written.name) {
-            (Some(given), Some(inside)) if given != inside => {
-                return Err(Error::invalid_field(
-                    context,
-                    "name",
-                    format!("{inside:?} differs from the name it is stored under, {given:?}"),
-                ));
-            }
-            (Some(given), _) => given.to_string(),
-            (None, Some(inside)) => inside,
-            (None, None) => return Err(Error::invalid_field(context, "name", "is required")),
-        };
+        let name = name_of(context, name, written.name)?;
         let channel = Channel::parse(written.channel).map_err(|err| Error {
             context: context.into(),
             ..err.within("channel")
@@ -235,17 +225,7 @@ impl Notification {
     /// Checks every field (no store, no network); errors name the field.
     pub fn validate(&self) -> Result<()> {
         let context = "notification";
-        let invalid = |field: &str, why: String| Err(Error::invalid_field(context, field, why));
-        if self.name.trim().is_empty()
-            || self.name.len() > 200
-            || self.name.chars().any(|c| c.is_control() || c == '/')
-        {
-            return invalid(
-                "name",
-                "must be 1 to 200 characters, not only spaces, without '/' or control characters"
-                    .into(),
-            );
-        }
+        check_name(context, &self.name)?;
         self.channel.validate().map_err(|err| Error {
             context: context.into(),
             ..err.within("channel")
