@@ -12,6 +12,7 @@ mod limits;
 mod names;
 mod nodes;
 mod notifications;
+mod notify_cursor;
 mod queue;
 mod sources;
 mod store;
@@ -29,8 +30,9 @@ pub use keyring::Keyring;
 pub use limits::Limits;
 pub(crate) use names::{check_name, name_of};
 pub use nodes::{LiveWorkers, WorkerNode};
-pub(crate) use notifications::{Dispatch, NewMessage, RuleRow, StoredNotification};
+pub(crate) use notifications::StoredNotification;
 pub use notifications::{MessageFilter, NotificationSummary, OutboxMessage};
+pub(crate) use notify_cursor::{Dispatch, NewMessage, RuleRow};
 pub use queue::{
     Completion, Job, JobCounts, JobFilter, JobProgress, JobRequest, JobState, LeaseStatus,
     RetryPolicy,
