@@ -474,6 +474,14 @@ async fn a_rule_filtered_by_source_hears_only_of_that_sources_jobs() {
     // The direct job's success came first in the audit log and was passed over.
     let messages = outbox(&orbit, &name).await;
     assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(
+        orbit.job(from_source).await.unwrap().source_name.as_deref(),
+        Some("uploads")
+    );
+    // A replay's jobs come from the event's source too.
+    let replayed = orbit.replay_event(record.id).await.unwrap();
+    let again = orbit.job(replayed[0]).await.unwrap();
+    assert_eq!(again.source_name.as_deref(), Some("uploads"));
     notifier.shutdown().await;
     workers.shutdown().await;
 }

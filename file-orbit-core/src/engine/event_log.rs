@@ -2,13 +2,12 @@
 //! templates it matched and the jobs it made.
 
 use super::audit;
-use super::store::{Store, db_error, now_ms, placeholder_rows};
+use super::store::{Store, db_error, now_ms};
 use crate::error::{Error, ErrorKind, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use std::collections::HashMap;
 
 /// What became of an event.
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
@@ -155,28 +154,6 @@ impl Store {
             .await
             .map_err(db_error("recording an event's jobs"))?;
         Ok(())
-    }
-
-    /// The stored source each of the events `ids` came from (events from no stored source,
-    /// and missing ones, are absent).
-    pub(crate) async fn event_sources(&self, ids: &[i64]) -> Result<HashMap<i64, String>> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let sql = format!(
-            "SELECT id, source_name FROM events WHERE source_name IS NOT NULL AND id IN {}",
-            placeholder_rows(1, 1, &vec!["$"; ids.len()])
-        );
-        let rows = ids
-            .iter()
-            .fold(sqlx::query(&sql), |query, id| query.bind(*id))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(db_error("reading events' sources"))?;
-        rows.iter()
-            .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
-            .collect::<std::result::Result<_, sqlx::Error>>()
-            .map_err(db_error("reading events' sources"))
     }
 
     pub async fn event(&self, id: i64) -> Result<EventRecord> {

@@ -210,8 +210,8 @@ impl Orbit {
         }
     }
 
-    /// The same Orbit, recording `name` as the source of the events ingested through it
-    /// (the source runner hands each source it starts such a handle).
+    /// The same Orbit, recording `name` as the source of the events ingested and the jobs
+    /// submitted through it (the source runner hands each source it starts such a handle).
     pub fn for_source(&self, name: &str) -> Orbit {
         Orbit {
             inner: self.inner.clone(),
@@ -360,9 +360,13 @@ impl Orbit {
         self.store().templates().await
     }
 
-    /// Submits a job; the same idempotency key twice returns the first job's id.
+    /// Submits a job (marked as made by this handle's stored source, see `for_source`);
+    /// the same idempotency key twice returns the first job's id.
     pub async fn submit(&self, request: &JobRequest) -> Result<i64> {
-        let id = self.store().submit(request, self.actor()).await?;
+        let id = self
+            .store()
+            .submit_from(request, self.actor(), self.source_name())
+            .await?;
         self.wake_workers();
         Ok(id)
     }

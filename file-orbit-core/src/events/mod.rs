@@ -120,7 +120,12 @@ impl Orbit {
             event_key(id),
             chrono::Utc::now().timestamp_micros()
         );
-        self.submit_for_event(id, &requests, &replay).await
+        // Its jobs come from the event's source, as the first ones did.
+        let orbit = match &record.source_name {
+            Some(source) => self.for_source(source),
+            None => self.clone(),
+        };
+        orbit.submit_for_event(id, &requests, &replay).await
     }
 
     async fn requests_for(&self, event: &IncomingEvent) -> Result<Vec<JobRequest>> {
@@ -224,12 +229,6 @@ impl Orbit {
 /// replayed): `event:<id>`, then `:<template>` (and `:replay:<time>` before it on replay).
 fn event_key(id: i64) -> String {
     format!("event:{id}")
-}
-
-/// The event a job was made from, read from its idempotency key (see `event_key`); None
-/// for a job submitted directly.
-pub fn event_of_job_key(key: &str) -> Option<i64> {
-    key.strip_prefix("event:")?.split(':').next()?.parse().ok()
 }
 
 /// A template's transfer as it is (for schedules), not instantiated for a file.

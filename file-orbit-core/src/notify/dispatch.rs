@@ -2,7 +2,7 @@
 //! turns those that are notification events into items, hands each item to every enabled
 //! rule that admits it (within its rate limit, or into its window's digest), and moves the
 //! cursor in the same transaction as the messages it adds. A job's item names the stored
-//! source it came from, so rules can filter jobs by source. The audit record commits with
+//! source whose event made it (`Job::source_name`), so rules can filter jobs by source. The audit record commits with
 //! the state change it describes, so nothing between a job's death and its message can be
 //! lost, and the cursor's compare-and-set makes every record count once across nodes.
 
@@ -10,7 +10,6 @@ use super::message::{ErrorFacts, Item, JobFacts, MAX_DIGEST_ITEMS, Message, Side
 use super::{Facts, NotifyEvent, Rule};
 use crate::engine::{AuditRecord, Job, NewMessage, Orbit, RuleRow, now_ms};
 use crate::error::Result;
-use crate::events::event_of_job_key;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -66,10 +65,9 @@ pub(crate) async fn dispatch_step(orbit: &Orbit, link_base: &str, batch: i64) ->
             .into_iter()
             .map(|job| (job.id, job))
             .collect();
-        let origins = job_sources(orbit, &jobs).await?;
         let now = now_ms();
         for record in &records {
-            for item in items_of(record, &jobs, &origins, link_base) {
+            for item in items_of(record, &jobs, link_base) {
                 let facts = facts_of(&item, &jobs);
                 for window in windows.iter_mut() {
                     if window.rule.admits(item.event, &facts) {
@@ -212,42 +210,8 @@ fn job_id(record: &AuditRecord) -> Option<i64> {
     }
 }
 
-/// The stored source each job came from, if any: the source of the event that made its
-/// chain's first job (read from that job's idempotency key).
-async fn job_sources(orbit: &Orbit, jobs: &HashMap<i64, Job>) -> Result<HashMap<i64, String>> {
-    let missing: Vec<i64> = jobs
-        .values()
-        .map(|job| job.chain_id)
-        .filter(|chain| !jobs.contains_key(chain))
-        .collect();
-    let firsts: HashMap<i64, Job> = orbit
-        .store()
-        .jobs_with_ids(&missing)
-        .await?
-        .into_iter()
-        .map(|job| (job.id, job))
-        .collect();
-    let event_of = |job: &Job| {
-        let first = jobs
-            .get(&job.chain_id)
-            .or_else(|| firsts.get(&job.chain_id))?;
-        event_of_job_key(first.idempotency_key.as_deref()?)
-    };
-    let events: Vec<i64> = jobs.values().filter_map(event_of).collect();
-    let sources = orbit.store().event_sources(&events).await?;
-    Ok(jobs
-        .values()
-        .filter_map(|job| Some((job.id, sources.get(&event_of(job)?)?.clone())))
-        .collect())
-}
-
 /// The notification events a record is (none for most records).
-fn items_of(
-    record: &AuditRecord,
-    jobs: &HashMap<i64, Job>,
-    origins: &HashMap<i64, String>,
-    link_base: &str,
-) -> Vec<Item> {
+fn items_of(record: &AuditRecord, jobs: &HashMap<i64, Job>, link_base: &str) -> Vec<Item> {
     let detail = |key: &str| {
         record
             .detail
@@ -305,7 +269,7 @@ fn items_of(
                 .into_iter()
                 .map(|event| Item {
                     job: Some(facts.clone()),
-                    source: origins.get(&job.id).cloned(),
+                    source: job.source_name.clone(),
                     worker: detail("worker"),
                     error: error.clone(),
                     ..item(event)

@@ -367,6 +367,7 @@ class JobInfo:
             a second, seen from any process sharing the store); None when not running.
         warnings: What to know although it succeeded, e.g. names an SMB share renamed.
         lost_attempts: How often the worker running it was lost (crashed, killed, cut off).
+        source_name: The stored source whose event made it (or its chain's first job), if any.
     """
 
     id: int
@@ -393,6 +394,7 @@ class JobInfo:
     progress: Progress | None = None
     warnings: tuple[str, ...] = ()
     lost_attempts: int = 0
+    source_name: str | None = None
 
     @property
     def done(self) -> bool:
@@ -426,6 +428,7 @@ class JobInfo:
             progress=_stored_progress(data.get("progress")),
             warnings=tuple(data.get("warnings") or ()),
             lost_attempts=data.get("lost_attempts", 0),
+            source_name=data.get("source_name"),
         )
 
 

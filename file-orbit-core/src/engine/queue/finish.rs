@@ -1,7 +1,7 @@
 //! Finishing a lease (complete and the next hop, fail with backoff or dead letter, release,
 //! cancelled), warnings, and the operator's cancel and retry; attempts get their outcome.
 
-use super::submit::insert_job;
+use super::submit::{Origin, insert_job};
 use super::{
     Completion, JOB_COLUMNS, Job, JobRequest, JobState, job_from_row, retry_policy_of, to_json,
 };
@@ -109,7 +109,12 @@ impl Store {
                         next_hops: rest.to_vec(),
                         template: job.template.clone(),
                     };
-                    let next = insert_job(&mut tx, &request, Some(job.chain_id), Some(job.id))
+                    let origin = Origin {
+                        chain_id: Some(job.chain_id),
+                        parent_id: Some(job.id),
+                        source_name: job.source_name.as_deref(),
+                    };
+                    let next = insert_job(&mut tx, &request, &origin)
                         .await?
                         .unwrap_or_default();
                     entries.push(audit::Entry {

@@ -199,6 +199,9 @@ pub struct Job {
     pub progress: Option<JobProgress>,
     /// How often the job's worker was lost while running it (crashed, killed, cut off).
     pub lost_attempts: i64,
+    /// The stored source whose event made this job (or its chain's first job); none for a
+    /// job submitted directly.
+    pub source_name: Option<String>,
     /// What the user should know about the transfer although it succeeded, e.g. files the
     /// destination renamed (`"new\nline.txt" arrived as "new␊line.txt"`).
     pub warnings: Vec<String>,
@@ -239,7 +242,7 @@ impl JobProgress {
 const JOB_COLUMNS: &str = "id, idempotency_key, spec, template, chain_id, parent_id, next_hops, \
     priority, state, attempts, max_attempts, backoff_base_ms, backoff_max_ms, run_after, \
     lease_owner, lease_expires_at, cancel_requested, last_error, last_error_kind, bytes, files, \
-    progress, lost_attempts, warnings, created_at, updated_at, finished_at";
+    progress, lost_attempts, warnings, source_name, created_at, updated_at, finished_at";
 
 fn job_from_row(row: &AnyRow) -> Result<Job> {
     let read = || -> Result<Job, sqlx::Error> {
@@ -278,6 +281,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job> {
                 Some(text) => serde_json::from_str(&text).map_err(decode)?,
                 None => Vec::new(),
             },
+            source_name: row.try_get("source_name")?,
             created_at: row.try_get("created_at")?,
             updated_at: row.try_get("updated_at")?,
             finished_at: row.try_get("finished_at")?,

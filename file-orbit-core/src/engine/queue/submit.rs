@@ -11,9 +11,24 @@ use sqlx::{Any, Row, Transaction};
 impl Store {
     /// Stores a job (or finds the one with the same idempotency key) and returns its id.
     pub async fn submit(&self, request: &JobRequest, actor: &str) -> Result<i64> {
+        self.submit_from(request, actor, None).await
+    }
+
+    /// As `submit`, for a job made from an event of the stored source `source_name`.
+    pub(crate) async fn submit_from(
+        &self,
+        request: &JobRequest,
+        actor: &str,
+        source_name: Option<&str>,
+    ) -> Result<i64> {
         self.limits.check_request(request)?;
         let mut tx = self.begin("submitting a job").await?;
-        let id = insert_job(&mut tx, request, None, None).await?;
+        let origin = Origin {
+            chain_id: None,
+            parent_id: None,
+            source_name,
+        };
+        let id = insert_job(&mut tx, request, &origin).await?;
         let id = match id {
             Some(id) => {
                 let detail = json!({"source": request.spec.source, "destination": request.spec.destination,
@@ -59,7 +74,7 @@ impl Store {
             let Ok(id) = answer else {
                 continue;
             };
-            *id = match insert_job(&mut tx, request, None, None).await? {
+            *id = match insert_job(&mut tx, request, &Origin::default()).await? {
                 Some(id) => {
                     submitted.push(audit::Entry {
                         actor,
@@ -174,18 +189,31 @@ async fn job_id_by_key(tx: &mut Transaction<'_, Any>, request: &JobRequest) -> R
 }
 
 /// Inserts a job; None when its idempotency key already exists.
+/// Where a job comes from: the chain it continues (its first job and the hop before),
+/// and the stored source whose event made the chain.
+#[derive(Default)]
+pub(super) struct Origin<'a> {
+    pub chain_id: Option<i64>,
+    pub parent_id: Option<i64>,
+    pub source_name: Option<&'a str>,
+}
+
 pub(super) async fn insert_job(
     tx: &mut Transaction<'_, Any>,
     request: &JobRequest,
-    chain_id: Option<i64>,
-    parent_id: Option<i64>,
+    origin: &Origin<'_>,
 ) -> Result<Option<i64>> {
+    let Origin {
+        chain_id,
+        parent_id,
+        source_name,
+    } = *origin;
     let now = now_ms();
     let row = sqlx::query(
         "INSERT INTO jobs (idempotency_key, spec, source_endpoint, destination_endpoint, template, \
              chain_id, parent_id, next_hops, priority, state, attempts, max_attempts, backoff_base_ms, \
-             backoff_max_ms, run_after, cancel_requested, bytes, files, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $11, $12, $13, 0, 0, 0, $13, $13) \
+             backoff_max_ms, run_after, cancel_requested, bytes, files, created_at, updated_at, source_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'queued', 0, $10, $11, $12, $13, 0, 0, 0, $13, $13, $14) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     )
     .bind(request.idempotency_key.as_deref())
@@ -201,6 +229,7 @@ pub(super) async fn insert_job(
     .bind(request.retry.base_delay_ms as i64)
     .bind(request.retry.max_delay_ms as i64)
     .bind(now)
+    .bind(source_name)
     .fetch_optional(&mut **tx)
     .await
     .map_err(db_error("storing a job"))?;
