@@ -69,6 +69,13 @@ pub(crate) fn with_secrets_revealed<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether `a` and `b` serialise alike with their secrets revealed (a declaration and what
+/// the store holds, compared without storing the declaration again).
+pub(crate) fn same_with_secrets<T: Serialize>(a: &T, b: &T) -> bool {
+    let revealed = |value: &T| with_secrets_revealed(|| serde_json::to_value(value).ok());
+    revealed(a) == revealed(b)
+}
+
 /// Serialises as `"***"`: secrets are write-only (see `with_secrets_revealed`).
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -5,7 +5,7 @@
 //! rule admits and what a message says is `notify`'s business.
 
 use super::audit;
-use super::store::{Backend, Cell, Store, db_error, now_ms, put_named};
+use super::store::{Backend, Cell, Store, db_error, now_ms, page_limit, put_named};
 use crate::error::{Error, ErrorKind, Result};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -276,7 +276,7 @@ impl Store {
             .map_err(db_error("finding notifications to re-seal"))
     }
 
-    /// Outbox messages, newest first.
+    /// Outbox messages, newest first (`limit` 1 to 1,000; default 100).
     pub async fn notification_messages(
         &self,
         filter: &MessageFilter,
@@ -289,7 +289,7 @@ impl Store {
         .bind(filter.notification.as_deref())
         .bind(filter.state.as_deref())
         .bind(filter.before_id)
-        .bind(filter.limit)
+        .bind(page_limit(filter.limit))
         .fetch_all(&self.reader)
         .await
         .map_err(db_error("listing notification messages"))?;

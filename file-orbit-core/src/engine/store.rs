@@ -165,6 +165,11 @@ impl Store {
     }
 }
 
+/// The rows one listing page holds: `asked` within 1..=1,000, 100 when not positive.
+pub(crate) fn page_limit(asked: i64) -> i64 {
+    if asked <= 0 { 100 } else { asked.min(1000) }
+}
+
 /// Milliseconds since the Unix epoch: every time in the store.
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()

@@ -100,30 +100,6 @@ impl Delivery {
         }
     }
 
-    /// Whether the guard admits the channel's host (and, for a name, every address it
-    /// resolves to now): for checking a notification before it is stored. The error names
-    /// the field (`channel.url`, `channel.webhook_url`, `channel.host`).
-    pub async fn check_channel(&self, channel: &Channel) -> Result<()> {
-        let field = format!("channel.{}", channel.host_field());
-        let invalid = |why: String| Error::invalid_field("notification", field.clone(), why);
-        let checked = match (channel, channel.url()) {
-            (Channel::Email(email), _) => self.allow.check(&email.host, email.port()).await,
-            (_, Some(text)) => {
-                let url = Url::parse(text).map_err(|_| invalid("is not a URL".into()))?;
-                match (url.host(), url.port_or_known_default()) {
-                    (Some(host), Some(port)) => self
-                        .allow
-                        .guard_host(&host, port)
-                        .await
-                        .map_err(|err| err.to_string()),
-                    _ => return Err(invalid("must name a host".into())),
-                }
-            }
-            (_, None) => return Err(invalid("names no host".into())),
-        };
-        checked.map(|_| ()).map_err(invalid)
-    }
-
     /// The channel's URL, its host admitted by name (an address literal fully, as reqwest
     /// does not resolve one; a name's addresses are checked by the resolver).
     fn url(&self, channel: &Channel, text: &str) -> Result<Url> {

@@ -6,13 +6,13 @@
 //! the state change it describes, so nothing between a job's death and its message can be
 //! lost, and the cursor's compare-and-set makes every record count once across nodes.
 
-use super::message::{ErrorFacts, Item, JobFacts, MAX_DIGEST_ITEMS, Message, Side};
+use super::message::{ErrorFacts, Item, JobFacts, Message, Side};
 use super::{Facts, NotifyEvent, Rule};
 use crate::engine::{AuditRecord, Job, NewMessage, Orbit, RuleRow, now_ms};
 use crate::error::Result;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// A rule with its rate window as the step changes it.
 struct Window {
@@ -117,36 +117,17 @@ async fn route(
     }
     let start = window.start.unwrap_or(now);
     if window.digest.is_none() && window.sent < limit - 1 {
-        let message = Message {
-            id: new_message_id(),
-            notification: window.row.name.clone(),
-            event: item.event.as_str().to_string(),
-            created_at: utc(now),
-            count: 1,
-            counts: BTreeMap::from([(item.event.as_str().to_string(), 1)]),
-            items: vec![item.clone()],
-            omitted: 0,
-            test: false,
-        };
+        let mut message = Message::new(&window.row.name, item.event.as_str(), utc(now));
+        message.add(item);
         insert(dispatch, window, &message, "queued", now).await?;
         window.sent += 1;
         return Ok(());
     }
     match &mut window.digest {
-        Some((_, digest)) => add_to_digest(digest, item),
+        Some((_, digest)) => digest.add(item),
         None => {
-            let mut digest = Message {
-                id: new_message_id(),
-                notification: window.row.name.clone(),
-                event: "digest".into(),
-                created_at: utc(now),
-                count: 0,
-                counts: BTreeMap::new(),
-                items: Vec::new(),
-                omitted: 0,
-                test: false,
-            };
-            add_to_digest(&mut digest, item);
+            let mut digest = Message::new(&window.row.name, "digest", utc(now));
+            digest.add(item);
             let id = insert(dispatch, window, &digest, "collecting", start + per).await?;
             window.digest = Some((id, digest));
             window.sent += 1;
@@ -176,24 +157,6 @@ async fn insert(
             run_after,
         })
         .await
-}
-
-fn add_to_digest(digest: &mut Message, item: &Item) {
-    digest.count += 1;
-    *digest
-        .counts
-        .entry(item.event.as_str().to_string())
-        .or_default() += 1;
-    if digest.items.len() < MAX_DIGEST_ITEMS {
-        digest.items.push(item.clone());
-    } else {
-        digest.omitted += 1;
-    }
-}
-
-/// A new stable message id: 24 random hex digits behind `fo-`.
-pub(crate) fn new_message_id() -> String {
-    format!("fo-{}", hex::encode(rand::random::<[u8; 12]>()))
 }
 
 fn utc(ms: i64) -> DateTime<Utc> {

@@ -6,6 +6,7 @@
 //! addresses. Its words name hosts and addresses, never a URL's path or query (Slack's and
 //! Teams' URLs are credentials).
 
+use super::Channel;
 use crate::error::{Error, Result};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -226,6 +227,29 @@ impl AllowList {
             Some(host) => self.check_name(&host),
             None => Err(GuardError::Refused("the URL names no host".into())),
         }
+    }
+
+    /// Whether the guard admits the channel's host (and, for a name, every address it
+    /// resolves to now): for checking a notification before it is stored. The error names
+    /// the field (`channel.url`, `channel.webhook_url`, `channel.host`).
+    pub async fn check_channel(&self, channel: &Channel) -> Result<()> {
+        let field = format!("channel.{}", channel.host_field());
+        let invalid = |why: String| Error::invalid_field("notification", field.clone(), why);
+        let checked = match (channel, channel.url()) {
+            (Channel::Email(email), _) => self.check(&email.host, email.port()).await,
+            (_, Some(text)) => {
+                let url = Url::parse(text).map_err(|_| invalid("is not a URL".into()))?;
+                match (url.host(), url.port_or_known_default()) {
+                    (Some(host), Some(port)) => self
+                        .guard_host(&host, port)
+                        .await
+                        .map_err(|err| err.to_string()),
+                    _ => return Err(invalid("must name a host".into())),
+                }
+            }
+            (_, None) => return Err(invalid("names no host".into())),
+        };
+        checked.map(|_| ()).map_err(invalid)
     }
 
     /// [`AllowList::guard`] with its refusal in words for a person, e.g. `host

@@ -11,11 +11,10 @@ use crate::engine::{
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::with_secrets_revealed;
 use crate::serde_errors::from_json_value;
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use serde_json::json;
 use std::time::Duration;
 
-/// How long a test message (or the check of a channel's host) may take.
+/// How long a test message may take.
 const TEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Orbit {
@@ -29,7 +28,7 @@ impl Orbit {
     pub async fn put_notification(&self, notification: &Notification) -> Result<()> {
         notification.validate()?;
         let context = "storing a notification";
-        Delivery::new(self.notify_allow_list()?, TEST_TIMEOUT)?
+        self.notify_allow_list()?
             .check_channel(&notification.channel)
             .await?;
         let sealed_json = with_secrets_revealed(|| serde_json::to_vec(&notification.channel))
@@ -88,15 +87,8 @@ impl Orbit {
     pub async fn test_notification(&self, name: &str) -> Result<String> {
         let channel = self.notification_channel(name).await?;
         let message = Message {
-            id: super::dispatch::new_message_id(),
-            notification: name.to_string(),
-            event: "test".into(),
-            created_at: chrono::Utc::now(),
-            count: 0,
-            counts: BTreeMap::new(),
-            items: Vec::new(),
-            omitted: 0,
             test: true,
+            ..Message::new(name, "test", chrono::Utc::now())
         };
         let delivery = Delivery::new(self.notify_allow_list()?, TEST_TIMEOUT)?;
         let sent = delivery.send(&channel, &message).await;
@@ -124,13 +116,7 @@ impl Orbit {
         &self,
         filter: &MessageFilter,
     ) -> Result<Vec<OutboxMessage>> {
-        let mut filter = filter.clone();
-        filter.limit = if filter.limit <= 0 {
-            100
-        } else {
-            filter.limit.min(1000)
-        };
-        self.store().notification_messages(&filter).await
+        self.store().notification_messages(filter).await
     }
 
     /// Queues dead message `id` again for as many tries as it had.
@@ -150,11 +136,6 @@ impl Orbit {
         }
         Ok(stale.len())
     }
-}
-
-/// A JSON value for the message body when its stored form does not read.
-pub(crate) fn message_of(body: Value) -> Option<Message> {
-    serde_json::from_value(body).ok()
 }
 
 /// Milliseconds since the epoch, `delay` from now.

@@ -94,6 +94,36 @@ pub struct Message {
 }
 
 impl Message {
+    /// An empty message of `notification` about `event` (an event's name, `digest` or
+    /// `test`), with a new stable id: 24 random hex digits behind `fo-`.
+    pub fn new(notification: &str, event: &str, created_at: DateTime<Utc>) -> Message {
+        Message {
+            id: format!("fo-{}", hex::encode(rand::random::<[u8; 12]>())),
+            notification: notification.to_string(),
+            event: event.to_string(),
+            created_at,
+            count: 0,
+            counts: BTreeMap::new(),
+            items: Vec::new(),
+            omitted: 0,
+            test: false,
+        }
+    }
+
+    /// Counts `item` (and lists it while fewer than `MAX_DIGEST_ITEMS` are listed).
+    pub fn add(&mut self, item: &Item) {
+        self.count += 1;
+        *self
+            .counts
+            .entry(item.event.as_str().to_string())
+            .or_default() += 1;
+        if self.items.len() < MAX_DIGEST_ITEMS {
+            self.items.push(item.clone());
+        } else {
+            self.omitted += 1;
+        }
+    }
+
     /// A one-line summary: what happened, to what, and why.
     pub fn summary(&self) -> String {
         if self.test {

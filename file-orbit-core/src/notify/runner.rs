@@ -3,9 +3,10 @@
 //! it; a failed send is tried again with a growing wait, and dead after the rule's tries.
 //! Started by the server and worker services (and by programs, with `start_notifier`).
 
+use super::Message;
 use super::deliver::Delivery;
 use super::dispatch::dispatch_step;
-use super::manage::{after, message_of};
+use super::manage::after;
 use crate::engine::{Orbit, OutboxMessage};
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -198,7 +199,7 @@ async fn send_one(
     row: OutboxMessage,
 ) -> Result<()> {
     let store = orbit.store();
-    let sent = match message_of(row.body.clone()) {
+    let sent = match serde_json::from_value::<Message>(row.body.clone()).ok() {
         None => Err(Error::new(
             crate::error::ErrorKind::Store,
             "sending a notification",

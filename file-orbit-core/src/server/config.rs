@@ -6,7 +6,7 @@ use super::error::without_values;
 use crate::endpoint::{Bandwidth, Endpoint};
 use crate::engine::{DEFAULT_MAX_CONCURRENT, Limits, NodeIdentity, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
-use crate::secret::{Secret, with_secrets_revealed};
+use crate::secret::{Secret, same_with_secrets};
 use crate::serde_errors::from_json_value;
 use crate::service::declared::{
     DeclaredNotification, DeclaredSource, NotifierConfig, SourceRunnerConfig,
@@ -296,14 +296,12 @@ impl ServerConfig {
             .into_iter()
             .map(|summary| (summary.name, summary.max_concurrent))
             .collect();
-        let revealed =
-            |endpoint: &Endpoint| with_secrets_revealed(|| serde_json::to_value(endpoint).ok());
         for declared in &self.endpoints {
             let name = &declared.endpoint.name;
             let unchanged = match stored_limits.get(name) {
                 Some(limit) if *limit == i64::from(declared.max_concurrent) => {
                     let stored = orbit.endpoint(name).await?;
-                    revealed(&stored) == revealed(&declared.endpoint)
+                    same_with_secrets(&stored, &declared.endpoint)
                 }
                 _ => false,
             };
@@ -363,6 +361,7 @@ pub fn hash_api_key(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::with_secrets_revealed;
 
     #[test]
     fn unknown_keys_are_named() {

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::events::runner::SourceRunnerOptions;
 use crate::events::source::Source;
 use crate::notify::{Notification, NotifierOptions};
-use crate::secret::with_secrets_revealed;
+use crate::secret::same_with_secrets;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -23,13 +23,21 @@ pub struct DeclaredSource(pub Source);
 impl TryFrom<toml::Table> for DeclaredSource {
     type Error = String;
 
-    fn try_from(mut table: toml::Table) -> std::result::Result<Self, String> {
-        let name = resolve_declared(&mut table, "source")?;
-        let json = serde_json::to_value(&table).map_err(|err| format!("source {name:?}: {err}"))?;
-        Source::parse(None, json)
-            .map(DeclaredSource)
-            .map_err(|err| format!("source {name:?}: {}", err.detail()))
+    fn try_from(table: toml::Table) -> std::result::Result<Self, String> {
+        parse_declared(table, "source", Source::parse).map(DeclaredSource)
     }
+}
+
+/// A declared `what` (source, notification) read by `parse` (its one reading, as the API's)
+/// after its secret references are resolved; an error names it and never holds a secret.
+fn parse_declared<T>(
+    mut table: toml::Table,
+    what: &str,
+    parse: impl FnOnce(Option<&str>, serde_json::Value) -> Result<T>,
+) -> std::result::Result<T, String> {
+    let name = resolve_declared(&mut table, what)?;
+    let json = serde_json::to_value(&table).map_err(|err| format!("{what} {name:?}: {err}"))?;
+    parse(None, json).map_err(|err| format!("{what} {name:?}: {}", err.detail()))
 }
 
 /// The `name` of a declared `what` (endpoint, source), after replacing the secret
@@ -57,13 +65,8 @@ pub struct DeclaredNotification(pub Notification);
 impl TryFrom<toml::Table> for DeclaredNotification {
     type Error = String;
 
-    fn try_from(mut table: toml::Table) -> std::result::Result<Self, String> {
-        let name = resolve_declared(&mut table, "notification")?;
-        let json =
-            serde_json::to_value(&table).map_err(|err| format!("notification {name:?}: {err}"))?;
-        Notification::parse(None, json)
-            .map(DeclaredNotification)
-            .map_err(|err| format!("notification {name:?}: {}", err.detail()))
+    fn try_from(table: toml::Table) -> std::result::Result<Self, String> {
+        parse_declared(table, "notification", Notification::parse).map(DeclaredNotification)
     }
 }
 
@@ -72,12 +75,9 @@ pub async fn apply_declared_notifications(
     orbit: &Orbit,
     declared: &[DeclaredNotification],
 ) -> Result<()> {
-    let revealed = |notification: &Notification| {
-        with_secrets_revealed(|| serde_json::to_value(notification).ok())
-    };
     for DeclaredNotification(notification) in declared {
         let unchanged = match orbit.notification(&notification.name).await {
-            Ok(stored) => revealed(&stored) == revealed(notification),
+            Ok(stored) => same_with_secrets(&stored, notification),
             Err(_) => false,
         };
         if !unchanged {
@@ -206,10 +206,9 @@ impl SourceRunnerConfig {
 /// with the same file changes nothing, not even the audit log). A declaration wins: a
 /// source paused through the API is enabled again at start if the file says so.
 pub async fn apply_declared_sources(orbit: &Orbit, declared: &[DeclaredSource]) -> Result<()> {
-    let revealed = |source: &Source| with_secrets_revealed(|| serde_json::to_value(source).ok());
     for DeclaredSource(source) in declared {
         let unchanged = match orbit.source(&source.name).await {
-            Ok((stored, _)) => revealed(&stored) == revealed(source),
+            Ok((stored, _)) => same_with_secrets(&stored, source),
             Err(_) => false,
         };
         if !unchanged {

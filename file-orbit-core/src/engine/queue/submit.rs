@@ -3,7 +3,7 @@
 
 use super::{JOB_COLUMNS, Job, JobCounts, JobFilter, JobRequest, job_from_row, to_json};
 use crate::engine::audit;
-use crate::engine::store::{Store, db_error, now_ms, placeholder_rows};
+use crate::engine::store::{Store, db_error, now_ms, page_limit, placeholder_rows};
 use crate::error::{Error, ErrorKind, Result};
 use serde_json::json;
 use sqlx::{Any, Row, Transaction};
@@ -128,11 +128,7 @@ impl Store {
 
     /// Jobs, newest first, optionally in one state.
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
-        let limit = if filter.limit <= 0 {
-            100
-        } else {
-            filter.limit.min(1000)
-        };
+        let limit = page_limit(filter.limit);
         let before = filter.before_id.unwrap_or(i64::MAX);
         // Two statements, so that each reads its index (`jobs_by_state_id`, or the primary
         // key) newest first instead of filtering every row.
