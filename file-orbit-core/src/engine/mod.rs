@@ -14,6 +14,7 @@ mod nodes;
 mod notifications;
 mod notify_cursor;
 mod queue;
+mod sessions;
 mod sources;
 mod store;
 mod templates;
@@ -37,6 +38,7 @@ pub use queue::{
     Completion, Job, JobCounts, JobFilter, JobProgress, JobRequest, JobState, LeaseStatus,
     RetryPolicy,
 };
+pub use sessions::StoredSession;
 pub use sources::{NodeIdentity, Placement, SourceCounters, SourceState, SourceStatus, host_name};
 pub(crate) use sources::{SourceReport, StoredSource};
 pub(crate) use store::now_ms;

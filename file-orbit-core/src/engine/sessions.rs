@@ -152,9 +152,6 @@ mod tests {
             .into_iter()
             .map(|record| record.action)
             .collect();
-        assert_eq!(
-            actions.iter().filter(|a| *a == "session.closed").count(),
-            1
-        );
+        assert_eq!(actions.iter().filter(|a| *a == "session.closed").count(), 1);
     }
 }

@@ -24,6 +24,16 @@ pub struct Principal {
     pub role: Role,
 }
 
+/// An API key or JWT checked: who it is, and what a session opened with it must recheck.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub principal: Principal,
+    /// The API key's SHA-256 (hex); None for a JWT.
+    pub key_sha256: Option<String>,
+    /// A JWT's `exp` (seconds since the epoch).
+    pub expires_at: Option<i64>,
+}
+
 /// The credentials the server accepts.
 pub struct Authenticator {
     /// SHA-256 (hex) → entry, from the configuration.
@@ -73,17 +83,39 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be Bearer"))?;
+        Ok(self.credential(token).await?.principal)
+    }
+
+    /// The caller behind an API key or JWT, with what a session opened with it must keep
+    /// checking: the key's SHA-256, or the token's expiry.
+    pub async fn credential(&self, token: &str) -> Result<Credential, ApiError> {
         if !token.starts_with("fo_") {
-            return self.verify_jwt(token);
+            let (principal, expires_at) = self.verify_jwt(token)?;
+            return Ok(Credential {
+                principal,
+                key_sha256: None,
+                expires_at,
+            });
         }
         let hash = hash_api_key(token);
-        if let Some(entry) = self.keys.get(&hash) {
+        let principal = self.key_by_hash(&hash).await?;
+        Ok(Credential {
+            principal,
+            key_sha256: Some(hash),
+            expires_at: None,
+        })
+    }
+
+    /// The caller whose API key has SHA-256 `hash`, unless it is unknown, revoked or
+    /// expired (checked on each use: a revocation holds at once on every node).
+    pub async fn key_by_hash(&self, hash: &str) -> Result<Principal, ApiError> {
+        if let Some(entry) = self.keys.get(hash) {
             return Ok(Principal {
                 name: format!("key:{}", entry.name),
                 role: entry.role,
             });
         }
-        let Some(key) = self.store.api_key_by_hash(&hash).await? else {
+        let Some(key) = self.store.api_key_by_hash(hash).await? else {
             return Err(ApiError::unauthorized("unknown API key"));
         };
         if key.revoked_at.is_some() {
@@ -98,7 +130,8 @@ impl Authenticator {
         })
     }
 
-    fn verify_jwt(&self, token: &str) -> Result<Principal, ApiError> {
+    /// The caller behind an HS256 JWT, and its expiry (seconds since the epoch).
+    fn verify_jwt(&self, token: &str) -> Result<(Principal, Option<i64>), ApiError> {
         let bad = || ApiError::unauthorized("invalid bearer token");
         let secret = self.jwt_secret.as_ref().ok_or_else(bad)?;
         let mut parts = token.split('.');
@@ -133,10 +166,11 @@ impl Authenticator {
         if claims.nbf.is_some_and(|nbf| nbf > now) {
             return Err(ApiError::unauthorized("the bearer token is not valid yet"));
         }
-        Ok(Principal {
+        let principal = Principal {
             name: format!("jwt:{}", claims.sub.unwrap_or_default()),
             role: claims.role,
-        })
+        };
+        Ok((principal, claims.exp))
     }
 }
 

@@ -29,6 +29,24 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The role's name, as written in configurations and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// The role named `name`.
+    pub fn parse(name: &str) -> Option<Role> {
+        [Role::Viewer, Role::Operator, Role::Admin]
+            .into_iter()
+            .find(|role| role.as_str() == name)
+    }
+}
+
 /// One API key: its name (who it is in logs and rate limits), role and SHA-256 (hex).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,7 +133,36 @@ pub struct ServerConfig {
     /// `[notifier]`: whether this server sends notifications, the hosts their channels
     /// may reach (`allow`), job links, tries. Applied when the store is opened.
     pub notifier: NotifierConfig,
+    /// `[console]`: the web console's sign-in sessions.
+    pub console: ConsoleConfig,
 }
+
+/// The web console (`/ui/`): on or off, how long a sign-in lasts, its cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console's pages (the API answers either way).
+    pub enabled: bool,
+    /// How long a sign-in lasts, in seconds (60 to 604,800; default 8 hours); a JWT's
+    /// session ends with the token at the latest.
+    pub session_secs: u64,
+    /// Mark the session cookie `Secure` (set it when clients reach the server over HTTPS
+    /// through a proxy; a request with `X-Forwarded-Proto: https` gets it anyway).
+    pub secure_cookies: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            session_secs: 8 * 3600,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// The longest console session: a week.
+pub const MAX_SESSION_SECS: u64 = 7 * 24 * 3600;
 
 /// An endpoint of the configuration file: the endpoint's own fields (`name`, `type`, ...)
 /// plus `max_concurrent` (default 4). A secret field (`password`, `secret_access_key`,
@@ -196,6 +243,7 @@ impl Default for ServerConfig {
             bandwidth: None,
             notifications: Vec::new(),
             notifier: NotifierConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -270,6 +318,9 @@ impl ServerConfig {
         }
         if self.request_timeout_secs == 0 {
             return invalid("request_timeout_secs", "must be positive");
+        }
+        if !(60..=MAX_SESSION_SECS).contains(&self.console.session_secs) {
+            return invalid("console.session_secs", "must be from 60 to 604800 (a week)");
         }
         self.limits.validate()?;
         for (index, declared) in self.endpoints.iter().enumerate() {

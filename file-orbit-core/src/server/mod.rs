@@ -17,12 +17,14 @@ mod keys_cli;
 mod metrics;
 mod routes;
 mod startup;
+mod ui;
 
 pub use api_doc::required_role;
 pub use api_doc::{API_ROUTES, ApiRoute, openapi};
 pub use auth::{Principal, sign_jwt};
 pub use config::{
-    ApiKeyEntry, DeclaredEndpoint, RateLimit, Role, ServerConfig, generate_api_key, hash_api_key,
+    ApiKeyEntry, ConsoleConfig, DeclaredEndpoint, RateLimit, Role, ServerConfig, generate_api_key,
+    hash_api_key,
 };
 pub use error::ApiError;
 pub use error::{ErrorBody, ErrorDetail};
@@ -31,6 +33,7 @@ pub use keys_cli::{KEYS_USAGE, keys_command};
 pub use startup::{
     CONFIG_ENV, Command, DATA_DIR_ENV, DEFAULT_CONFIG_NAME, LISTEN_ENV, STORE_URL_ENV, Startup,
 };
+pub use ui::{CONSOLE_ROUTES, CONTENT_SECURITY_POLICY, ConsoleRoute};
 
 use crate::engine::{Orbit, Workers};
 use crate::error::{Error, ErrorKind, Result};

@@ -4,12 +4,14 @@
 
 use super::api_doc;
 use super::api_doc::required_role;
+use super::auth::Principal;
 use super::error::ApiError;
 use super::handlers::Shared;
 use super::health::{HEALTH_DETAIL_ROLE, health};
+use super::ui;
 use axum::Router;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,6 +37,7 @@ pub(super) fn router(state: Shared) -> Router {
         .route("/health", health_route)
         .route("/api/v1/openapi.json", get(api_doc::document))
         .merge(api)
+        .merge(ui::router(state.clone()))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -44,6 +47,7 @@ pub(super) fn router(state: Shared) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(middleware::from_fn(ui::security_headers))
         .with_state(state)
 }
 
@@ -78,7 +82,17 @@ async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let principal = match state.authenticator.authenticate(header).await {
+    let principal = match header {
+        // The console's calls: its session cookie, and its CSRF token on every change.
+        None if ui::cookie_value(request.headers(), ui::SESSION_COOKIE).is_some() => {
+            match console_caller(&state, request.method(), request.headers().clone()).await {
+                Ok(principal) => Ok(principal),
+                Err(err) => return err.into_response(),
+            }
+        }
+        _ => state.authenticator.authenticate(header).await,
+    };
+    let principal = match principal {
         Ok(principal) => principal,
         Err(err) => {
             if err.status == StatusCode::UNAUTHORIZED {
@@ -134,6 +148,32 @@ async fn authorize(
         "request"
     );
     response
+}
+
+/// The caller of a request carrying the console's session cookie: the session's, when it
+/// is valid and, for any method but GET and HEAD, the request sends the session's CSRF
+/// token (`X-CSRF-Token`): a page of another site can send the cookie, never the token.
+async fn console_caller(
+    state: &Shared,
+    method: &Method,
+    headers: HeaderMap,
+) -> Result<Principal, ApiError> {
+    let session = ui::session_of(state, &headers)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("the console session has ended: sign in again"))?;
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        let cookie = ui::cookie_value(&headers, ui::SESSION_COOKIE).unwrap_or_default();
+        let token = headers
+            .get(ui::CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !ui::csrf_matches(&cookie, token) {
+            return Err(ApiError::forbidden(
+                "a console call that changes something must send the session's X-CSRF-Token",
+            ));
+        }
+    }
+    Ok(session.principal)
 }
 
 /// `/health` answers anyone; a caller who sends credentials passes `authorize` (as

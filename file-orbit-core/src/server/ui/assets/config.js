@@ -1,0 +1,2 @@
+// The config pages' script (loaded after app.js): registers its handlers on window.FO.
+'use strict';
