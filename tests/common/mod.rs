@@ -5,6 +5,8 @@
 
 #[cfg(feature = "server")]
 pub mod api;
+#[cfg(feature = "server")]
+pub mod console;
 pub mod copies;
 pub mod latency;
 pub mod moto;

@@ -171,6 +171,11 @@ impl TestServer {
     /// Stops taking requests and jobs and lets running transfers finish within the
     /// grace period; true when everything finished in time. The store, the orbit and
     /// the keys stay usable.
+    /// The server's address.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.server.as_ref().expect("the server runs").local_addr()
+    }
+
     pub async fn shutdown(&mut self) -> bool {
         let server = self.server.take().expect("the server runs");
         server.shutdown().await
