@@ -105,20 +105,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        let params = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(params)
-            .map(Query)
-            .map_err(|err| {
-                let path = err.path().to_string();
-                let mut api = ApiError::from_serde(&err.inner().to_string(), "query");
-                if path != "." && api.field.as_deref() == Some("query") {
-                    api.message = format!("{path}: {}", api.message);
-                    api.field = Some(path);
-                }
-                api
-            })
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
     }
+}
+
+/// A query string read into `T`: an error is a 400 naming the parameter, without the value.
+pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let params = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(params).map_err(|err| {
+        let path = err.path().to_string();
+        let mut api = ApiError::from_serde(&err.inner().to_string(), "query");
+        if path != "." && api.field.as_deref() == Some("query") {
+            api.message = format!("{path}: {}", api.message);
+            api.field = Some(path);
+        }
+        api
+    })
 }
 
 /// An integer from `MIN` to `MAX` (a query or path parameter): anything else is refused by
