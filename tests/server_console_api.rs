@@ -7,7 +7,7 @@
 mod common;
 
 use common::server::*;
-use common::{Kind, endpoint, env, local_root, rclone};
+use common::{Kind, endpoint, env, local_root, postgres_url, rclone};
 use file_orbit::rclone::methods::Fs;
 use file_orbit::server::sign_jwt;
 use serde_json::{Value, json};
@@ -298,7 +298,16 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_log_is_filtered_and_exported() {
-    let mut ts = TestServer::start(1).await;
+    audit_filters_and_export(TestServer::setup(1)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_log_is_filtered_and_exported_on_postgres() {
+    audit_filters_and_export(TestServer::setup_on(&postgres_url().await, 1)).await;
+}
+
+async fn audit_filters_and_export(setup: Setup) {
+    let mut ts = setup.start().await;
     let (api, keys) = (&ts.api, &ts.keys);
     let start = chrono::Utc::now();
     // An admin whose JWT subject has a comma, quotes and a newline stores an endpoint
@@ -573,7 +582,16 @@ fn throughput(dashboard: &Value) -> (i64, i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dashboard_follows_jobs_through_their_states() {
-    let mut ts = TestServer::start(0).await;
+    dashboard_through_states(TestServer::setup(0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_follows_jobs_through_their_states_on_postgres() {
+    dashboard_through_states(TestServer::setup_on(&postgres_url().await, 0)).await;
+}
+
+async fn dashboard_through_states(setup: Setup) {
+    let mut ts = setup.start().await;
     let (src, _) = ts.local_pair(4).await;
     let root = local_root(&src);
     std::fs::write(root.join("one.txt"), vec![b'1'; 1000]).unwrap();
