@@ -4,8 +4,10 @@
 //! routes, their roles and the middleware are `server::routes`.
 
 pub(crate) mod audit;
+pub(crate) mod dashboard;
 pub(crate) mod endpoints;
 pub(crate) mod events;
+pub(crate) mod files;
 pub(crate) mod job_stream;
 pub(crate) mod jobs;
 pub(crate) mod keys;
@@ -25,7 +27,6 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::sync::Arc;
-use utoipa::IntoParams;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 
@@ -169,19 +170,3 @@ impl<const MIN: i64, const MAX: i64> utoipa::PartialSchema for Bounded<MIN, MAX>
 }
 
 impl<const MIN: i64, const MAX: i64> utoipa::ToSchema for Bounded<MIN, MAX> {}
-
-/// `?limit=`: at most this many items, newest first.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct LimitQuery {
-    /// At most this many items (default 100).
-    #[param(inline)]
-    limit: Option<Bounded<1, 1000>>,
-}
-
-impl LimitQuery {
-    pub(crate) fn limit(&self) -> i64 {
-        self.limit.map_or(100, |limit| limit.0)
-    }
-}
