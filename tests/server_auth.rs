@@ -66,6 +66,13 @@ async fn every_route_needs_credentials_and_the_right_role() {
             "/api/v1/endpoints/src/test",
             Role::Operator,
         ),
+        (
+            "GET",
+            "/api/v1/endpoints/{name}/files",
+            "/api/v1/endpoints/src/files",
+            Role::Operator,
+        ),
+        ("POST", "/api/v1/paths/preview", "", Role::Viewer),
         ("GET", "/api/v1/templates", "", Role::Viewer),
         (
             "PUT",
@@ -189,6 +196,8 @@ async fn every_route_needs_credentials_and_the_right_role() {
         ),
         ("GET", "/api/v1/audit", "", Role::Viewer),
         ("GET", "/api/v1/audit/verify", "", Role::Viewer),
+        ("GET", "/api/v1/audit/export", "", Role::Viewer),
+        ("GET", "/api/v1/dashboard", "", Role::Viewer),
         ("GET", "/metrics", "", Role::Viewer),
         ("GET", "/api/v1/logs", "", Role::Operator),
     ];

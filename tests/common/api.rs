@@ -52,6 +52,11 @@ impl Api {
         }
     }
 
+    /// The server's base URL (`http://127.0.0.1:port`), for a request that reads headers.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// Every body this client received so far (checked for the canary).
     pub fn bodies(&self) -> Vec<String> {
         self.bodies.lock().unwrap().clone()

@@ -334,7 +334,7 @@ impl Endpoint {
 }
 
 /// Short timeouts and no retries: a test answers within seconds.
-fn test_config() -> Value {
+pub(super) fn test_config() -> Value {
     json!({"LowLevelRetries": 1, "ConnectTimeout": "5s", "Timeout": "15s"})
 }
 

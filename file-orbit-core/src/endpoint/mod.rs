@@ -6,11 +6,13 @@
 mod aws;
 mod bandwidth;
 mod diagnosis;
+mod listing;
 
 pub(crate) use aws::check_endpoint_url;
 pub use aws::{AwsCredentials, StaticKeys};
 pub use bandwidth::{Bandwidth, MIN_RATE, Rates};
 pub use diagnosis::{Diagnosis, Problem, TestOptions};
+pub use listing::{ListEntry, Listing, MAX_LIST_LIMIT, MAX_LIST_PATH_CHARS, relative_folder};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Rclone;

@@ -5,6 +5,7 @@
 mod api_keys;
 mod audit;
 mod bandwidth;
+mod dashboard;
 mod endpoints;
 mod event_log;
 mod keyring;
@@ -22,8 +23,9 @@ mod totals;
 mod worker;
 
 pub use api_keys::StoredApiKey;
-pub use audit::AuditRecord;
+pub use audit::{AuditFilter, AuditOrder, AuditRecord};
 pub use bandwidth::{BandwidthOptions, BandwidthUsage};
+pub use dashboard::{Dashboard, RunningJob, ThroughputMinute, WorkersOverview};
 use endpoints::StoredEndpoint;
 pub use endpoints::{BandwidthChange, DEFAULT_MAX_CONCURRENT, EndpointSummary};
 pub use event_log::{EventRecord, EventState};
@@ -47,7 +49,7 @@ pub use templates::{FileEvent, Matcher, MissedTicks, Schedule, ScheduleState, Tr
 pub use totals::{AttemptTotal, AttemptTotals, JobTotal};
 pub use worker::Workers;
 
-use crate::endpoint::{Diagnosis, Endpoint, TestOptions};
+use crate::endpoint::{Diagnosis, Endpoint, Listing, TestOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Rclone;
 use crate::secret::{Secret, with_secrets_revealed};
@@ -323,6 +325,14 @@ impl Orbit {
         Ok(diagnosis)
     }
 
+    /// One folder of endpoint `name` (see `Endpoint::list_folder`): `path` relative to its
+    /// root, at most `limit` entries, folders first. Reads only; not audited.
+    pub async fn list_files(&self, name: &str, path: &str, limit: usize) -> Result<Listing> {
+        let folder = crate::endpoint::relative_folder(path)?;
+        let endpoint = self.endpoint(name).await?;
+        endpoint.list_folder(self.rclone(), &folder, limit).await
+    }
+
     /// Every endpoint, secrets shown as `***`, with the bandwidth rates in force now and
     /// the next timetable change (on the governor's clock).
     pub async fn endpoints(&self) -> Result<Vec<EndpointSummary>> {
@@ -459,6 +469,16 @@ impl Orbit {
 
     pub async fn audit_log(&self, limit: i64) -> Result<Vec<AuditRecord>> {
         self.store().audit_log(limit).await
+    }
+
+    /// Up to `limit` audit records matching `filter`, in `order`.
+    pub async fn audit_records(
+        &self,
+        filter: &AuditFilter,
+        order: AuditOrder,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>> {
+        self.store().audit_records(filter, order, limit).await
     }
 
     /// `Ok(None)` when the audit chain is intact, else the first bad record's id.

@@ -8,8 +8,8 @@
 use super::config::Role;
 use super::error::ErrorBody;
 use super::handlers::{
-    Shared, audit, endpoints, events, job_stream, jobs, keys, logs, notifications, sources,
-    templates,
+    Shared, audit, dashboard, endpoints, events, files, job_stream, jobs, keys, logs,
+    notifications, sources, templates,
 };
 use super::health;
 use axum::Json;
@@ -41,6 +41,8 @@ pub(super) fn handlers() -> Vec<(Role, UtoipaMethodRouter<Shared>)> {
         (Admin, routes!(endpoints::put_endpoint)),
         (Admin, routes!(endpoints::delete_endpoint)),
         (Operator, routes!(endpoints::test_endpoint)),
+        (Operator, routes!(files::list_files)),
+        (Viewer, routes!(files::preview_path)),
         (Viewer, routes!(templates::list_templates)),
         (Admin, routes!(templates::put_template)),
         (Admin, routes!(templates::delete_template)),
@@ -73,6 +75,8 @@ pub(super) fn handlers() -> Vec<(Role, UtoipaMethodRouter<Shared>)> {
         (Admin, routes!(keys::revoke_key)),
         (Viewer, routes!(audit::audit_log)),
         (Viewer, routes!(audit::verify_audit)),
+        (Viewer, routes!(audit::export_audit)),
+        (Viewer, routes!(dashboard::dashboard)),
         (Operator, routes!(logs::read_logs)),
         (Viewer, routes!(health::metrics)),
     ]

@@ -177,11 +177,16 @@ impl Startup {
     pub fn banner(&self, addr: SocketAddr, bootstrap: Option<&Secret>) -> String {
         let path = self.config_path.display();
         let mut text = format!(
-            "File Orbit server on http://{addr}\n  \
+            "File Orbit server on http://{addr}\n{}  \
              API:     http://{addr}/api/v1 (Authorization: Bearer <key>)\n  \
              health:  http://{addr}/health   metrics: http://{addr}/metrics\n  \
              store:   {}   workers: {}   config: {path}\n",
-            self.store_url, self.config.workers
+            match self.config.console.enabled {
+                true => format!("  console: http://{addr}/ui/ (sign in with an API key)\n"),
+                false => String::new(),
+            },
+            self.store_url,
+            self.config.workers
         );
         if let Some(dir) = &self.config.log.dir {
             text.push_str(&format!(

@@ -1,17 +1,18 @@
 //! `/api/v1/logs`: the service's log lines, filtered, newest first.
 
 use super::{ApiError, ApiResult, Bounded, Id, Query, Shared};
+use crate::server::AppState;
 use crate::server::error::ErrorBody;
 use crate::service::logs::{self, LogLine, LogQuery};
 use axum::Json;
 use axum::extract::State;
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 /// A log level; a filter keeps it and the more severe ones.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum LogLevel {
     Error,
@@ -34,26 +35,26 @@ impl From<LogLevel> for tracing::Level {
 }
 
 /// `GET /api/v1/logs`: filters.
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams, Default)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct LogsQuery {
     /// Only this service's files (`server`, `worker`): letters, digits, '-' or '_'.
     #[param(pattern = "^[A-Za-z0-9_-]+$")]
-    service: Option<String>,
+    pub(crate) service: Option<String>,
     /// This level and more severe ones.
     #[param(inline)]
-    level: Option<LogLevel>,
+    pub(crate) level: Option<LogLevel>,
     /// Only lines logged for this job.
     #[param(inline)]
-    job: Option<Id>,
+    pub(crate) job: Option<Id>,
     /// Not before this time (RFC 3339).
-    since: Option<DateTime<Utc>>,
+    pub(crate) since: Option<DateTime<Utc>>,
     /// Not after this time (RFC 3339).
-    until: Option<DateTime<Utc>>,
+    pub(crate) until: Option<DateTime<Utc>>,
     /// At most this many lines (default 200).
     #[param(inline)]
-    limit: Option<Bounded<1, 5000>>,
+    pub(crate) limit: Option<Bounded<1, 5000>>,
 }
 
 /// Log lines, newest first: `service`, `level` (this and more severe), `job`, `since` and
@@ -67,6 +68,12 @@ pub(crate) async fn read_logs(
     State(state): State<Shared>,
     Query(query): Query<LogsQuery>,
 ) -> ApiResult {
+    Ok(Json(read_lines(&state, query).await?).into_response())
+}
+
+/// The lines `query` asks for, from the configured log directory (the API's and the
+/// console's one reading).
+pub(crate) async fn read_lines(state: &AppState, query: LogsQuery) -> ApiResult<Vec<LogLine>> {
     let Some(dir) = state.config.log.dir.clone() else {
         return Err(ApiError::not_found(
             "no log directory is configured (log.dir or FILE_ORBIT_LOG_DIR)",
@@ -89,5 +96,5 @@ pub(crate) async fn read_logs(
                 err.to_string(),
             ))
         })??;
-    Ok(Json(lines).into_response())
+    Ok(lines)
 }

@@ -4,8 +4,10 @@
 //! routes, their roles and the middleware are `server::routes`.
 
 pub(crate) mod audit;
+pub(crate) mod dashboard;
 pub(crate) mod endpoints;
 pub(crate) mod events;
+pub(crate) mod files;
 pub(crate) mod job_stream;
 pub(crate) mod jobs;
 pub(crate) mod keys;
@@ -25,7 +27,6 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::sync::Arc;
-use utoipa::IntoParams;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type};
 
@@ -105,20 +106,22 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or_default();
-        let params = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(params)
-            .map(Query)
-            .map_err(|err| {
-                let path = err.path().to_string();
-                let mut api = ApiError::from_serde(&err.inner().to_string(), "query");
-                if path != "." && api.field.as_deref() == Some("query") {
-                    api.message = format!("{path}: {}", api.message);
-                    api.field = Some(path);
-                }
-                api
-            })
+        parse_query(parts.uri.query().unwrap_or_default()).map(Query)
     }
+}
+
+/// A query string read into `T`: an error is a 400 naming the parameter, without the value.
+pub(crate) fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+    let params = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+    serde_path_to_error::deserialize(params).map_err(|err| {
+        let path = err.path().to_string();
+        let mut api = ApiError::from_serde(&err.inner().to_string(), "query");
+        if path != "." && api.field.as_deref() == Some("query") {
+            api.message = format!("{path}: {}", api.message);
+            api.field = Some(path);
+        }
+        api
+    })
 }
 
 /// An integer from `MIN` to `MAX` (a query or path parameter): anything else is refused by
@@ -167,19 +170,3 @@ impl<const MIN: i64, const MAX: i64> utoipa::PartialSchema for Bounded<MIN, MAX>
 }
 
 impl<const MIN: i64, const MAX: i64> utoipa::ToSchema for Bounded<MIN, MAX> {}
-
-/// `?limit=`: at most this many items, newest first.
-#[derive(Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct LimitQuery {
-    /// At most this many items (default 100).
-    #[param(inline)]
-    limit: Option<Bounded<1, 1000>>,
-}
-
-impl LimitQuery {
-    pub(crate) fn limit(&self) -> i64 {
-        self.limit.map_or(100, |limit| limit.0)
-    }
-}

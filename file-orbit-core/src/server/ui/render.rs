@@ -6,7 +6,9 @@
 use super::session::Session;
 use crate::server::config::Role;
 use crate::server::error::ApiError;
+use crate::server::handlers::parse_query;
 use axum::http::StatusCode;
+use axum::http::Uri;
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::{Environment, UndefinedBehavior, Value, context};
 use std::sync::LazyLock;
@@ -77,6 +79,18 @@ fn duration(secs: f64) -> String {
         (0, m, s) => format!("{m}m {s:02}s"),
         (h, m, s) => format!("{h}h {m:02}m {s:02}s"),
     }
+}
+
+/// A page's filter form read from its query string, as the API reads its parameters
+/// (the same types and bounds), except that an empty field is a field left out: a plain
+/// GET form sends every field, filled or not. An error is a 400 naming the field.
+pub(crate) fn page_query<T: serde::de::DeserializeOwned>(uri: &Uri) -> Result<T, ApiError> {
+    let filled = form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes())
+        .filter(|(_, value)| !value.is_empty());
+    let query = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(filled)
+        .finish();
+    parse_query(&query)
 }
 
 /// What a page knows of its caller.
