@@ -1,0 +1,103 @@
+"""Transfers from the console: an operator submits one from the New transfer form and
+watches its progress bar move and reach 100%; cancels a running one with "Cancel"; retries
+a dead one with "Retry" (which then succeeds)."""
+
+import re
+
+from conftest import URL, assert_clean, big_file, set_field, shoot
+from playwright.sync_api import expect
+
+MIB = 1 << 20
+BAR = "[data-job-progress] progress"
+
+
+def fill_transfer(page, source, source_path, destination, destination_path):
+    """The New transfer form's fields, named as the job request's JSON (`spec.` nested)."""
+    form = page.locator("#transfer-form")
+    set_field(form, source, "spec.source", "source")
+    set_field(form, source_path, "spec.source_path", "source_path")
+    set_field(form, destination, "spec.destination", "destination")
+    set_field(form, destination_path, "spec.destination_path", "destination_path")
+    scope = form.locator('[name="spec.scope"], [name="scope"]')
+    if scope.count():
+        set_field(form, "file", "spec.scope", "scope")
+    return form
+
+
+def job_id_of(page):
+    return int(re.search(r"/ui/jobs/(\d+)$", page.url).group(1))
+
+
+def test_submit_a_transfer_from_the_form_and_watch_it_reach_100(
+        signed_in, api, operator_api, history):
+    # 24 MiB at 6 MiB/s: about four seconds of a moving bar.
+    source = api.local_endpoint("form-in", bandwidth="6M")
+    destination = api.local_endpoint("form-out")
+    big_file(source / "big.bin", 24 * MIB)
+    page = signed_in("operator")
+    page.goto(f"{URL}/ui/transfers/new")
+    form = fill_transfer(page, "form-in", "big.bin", "form-out", "copied/big.bin")
+    shoot(page, "transfer-new")
+    form.get_by_role("button", name="Submit transfer").click()
+    expect(page).to_have_url(re.compile(r"/ui/jobs/\d+$"))
+    job_id = job_id_of(page)
+    history["job.submitted"].append(job_id)
+    bar = page.locator(BAR).first
+    # The bar moves while the file is on its way ...
+    page.wait_for_function(
+        f"() => {{ const p = document.querySelector('{BAR}'); return p && p.value > 0 && p.value < 100; }}",
+        timeout=20_000)
+    shoot(page, "job-running")
+    # ... and reaches 100% with the state badge following the job.
+    expect(bar).to_have_js_property("value", 100, timeout=30_000)
+    expect(page.locator(f'[data-job-state="{job_id}"]').first).to_have_text("succeeded")
+    shoot(page, "job")
+    assert (destination / "copied" / "big.bin").stat().st_size == 24 * MIB
+    assert operator_api.job(job_id)["state"] == "succeeded"
+    assert_clean(page)
+
+
+def test_cancel_a_running_job(signed_in, api, operator_api, history):
+    # 4 MiB at 100 KiB/s: 40 s, far longer than the test needs.
+    source = api.local_endpoint("slow-in", bandwidth="100K")
+    api.local_endpoint("slow-out")
+    big_file(source / "slow.bin", 4 * MIB)
+    job = operator_api.submit("slow-in", "slow.bin", "slow-out", "slow.bin")
+    operator_api.wait_job(job["id"], lambda j: j["state"] == "leased"
+                          and (j["progress"] or {}).get("bytes", 0) > 0, timeout=30)
+    page = signed_in("operator")
+    page.goto(f"{URL}/ui/jobs/{job['id']}")
+    shoot(page, "job-cancel")
+    page.get_by_role("button", name="Cancel").click()
+    history["job.cancel_requested"].append(job["id"])
+    expect(page.locator(f'[data-job-state="{job["id"]}"]').first).to_have_text(
+        "cancelled", timeout=30_000)
+    assert operator_api.job(job["id"])["state"] == "cancelled"
+    # An ended job offers no Cancel any more.
+    page.reload()
+    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+    assert_clean(page)
+
+
+def test_retry_a_dead_job(signed_in, api, operator_api, history):
+    source = api.local_endpoint("retry-in")
+    destination = api.local_endpoint("retry-out")
+    # Its file is not there and it has one attempt: it dies.
+    job = operator_api.submit("retry-in", "late.txt", "retry-out", "late.txt",
+                              retry={"max_attempts": 1, "base_delay_ms": 100,
+                                     "max_delay_ms": 100})
+    dead = operator_api.wait_job(job["id"], lambda j: j["state"] == "dead")
+    page = signed_in("operator")
+    page.goto(f"{URL}/ui/jobs/{job['id']}")
+    expect(page.locator(f'[data-job-state="{job["id"]}"]').first).to_have_text("dead")
+    # The reason it died is on the page.
+    expect(page.get_by_text(dead["last_error"][:40], exact=False).first).to_be_visible()
+    shoot(page, "job-dead")
+    (source / "late.txt").write_text("here now\n")
+    page.get_by_role("button", name="Retry").click()
+    history["job.retried"].append(job["id"])
+    expect(page.locator(f'[data-job-state="{job["id"]}"]').first).to_have_text(
+        "succeeded", timeout=30_000)
+    assert (destination / "late.txt").read_text() == "here now\n"
+    assert operator_api.job(job["id"])["attempts"] >= 2
+    assert_clean(page)
