@@ -4,7 +4,8 @@
 # PostgreSQL, the notification receivers) and the tests need, and nothing else.
 #
 # Owns:
-#   * Debian packages: openssh-server samba smbclient postgresql (plus the client
+#   * Debian packages: openssh-server samba smbclient postgresql, chromium and
+#     chromium-driver (the console's browser tests drive it headless; plus the client
 #     tools the scripts call — curl, openssh-client — libnss-wrapper, whose preload
 #     library lets a test make a host name resolve to an address of its choice, and
 #     python3-pip when pip is missing). The SYSTEM sshd/smbd/nmbd/postgres must not be left running on
@@ -29,7 +30,7 @@ FO_PROG=install-test-deps
 # shellcheck source=scripts/test-common.sh
 source "$SCRIPT_DIR/test-common.sh"
 
-APT_PACKAGES=(openssh-server samba smbclient postgresql)
+APT_PACKAGES=(openssh-server samba smbclient postgresql chromium chromium-driver)
 # Client tools the scripts use; normally present already or pulled in as deps.
 APT_TOOLS=(openssh-client curl libnss-wrapper)
 # System services that the packages above may start.

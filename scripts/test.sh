@@ -5,7 +5,8 @@
 # receivers' self-test and every test of the workspace, then the Python bindings' suite
 # (wheel built, installed in a fresh virtualenv, pytest; scripts/test-python.sh), the API's
 # contract (Schemathesis and a generated client against the example server;
-# scripts/test-api-contract.sh), and stops the servers.
+# scripts/test-api-contract.sh), the web console in headless Chromium
+# (scripts/test-browser.sh), and stops the servers.
 # Every suite runs even when an earlier one failed; the exit status is the first failure's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,6 +46,12 @@ FILE_ORBIT_PY_PROFILE=${FILE_ORBIT_PY_PROFILE:-dev} scripts/test-python.sh || {
 # The API's contract: Schemathesis against the real server (short mode: 5 examples per
 # operation; FILE_ORBIT_SCHEMATHESIS_EXAMPLES=30 for the long one) and a generated client.
 scripts/test-api-contract.sh || {
+    rc=$?
+    ((status)) || status=$rc
+}
+# The web console in Debian's headless Chromium (Playwright; screenshots of every page in
+# target/browser-screenshots/).
+scripts/test-browser.sh || {
     rc=$?
     ((status)) || status=$rc
 }

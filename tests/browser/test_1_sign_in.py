@@ -21,7 +21,7 @@ def test_sign_in_with_a_key_opens_the_dashboard(new_page):
     page.get_by_label("API key or token").fill(KEYS["operator"])
     page.get_by_role("button", name="Sign in").click()
     expect(page).to_have_url(re.compile(r"/ui/jobs$"))
-    expect(page.get_by_text("browser-operator · operator")).to_be_visible()
+    expect(page.get_by_text("browser-operator · operator")).to_be_attached()
     [cookie] = session_cookies(page)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict", cookie
     # The key itself is nowhere in the browser: not in a cookie, not in the page.

@@ -40,12 +40,12 @@ def create_sftp_endpoint(page, name, password):
 
 def test_create_an_sftp_endpoint_and_test_it(signed_in, api, history):
     page = signed_in("admin")
-    create_sftp_endpoint(page, "browser-sftp", sftp_env("PASS"))
+    create_sftp_endpoint(page, "browser-sftp", sftp_env("PASSWORD"))
     history["endpoint.created"].append("browser-sftp")
     stored = api.call("GET", "/api/v1/endpoints/browser-sftp")
     assert stored["kind"] == "sftp", stored
     # Secrets are write-only: the page never shows the password.
-    assert sftp_env("PASS") not in page.content()
+    assert sftp_env("PASSWORD") not in page.content()
     page.get_by_role("button", name="Test connection").click()
     result = page.locator("#test-result")
     expect(result).to_contain_text("reachable", timeout=30_000)
