@@ -16,8 +16,8 @@
 #
 # The SFTP scenario uses the test servers' sshd (scripts/test-servers.sh start): their env
 # file is read when FILE_ORBIT_TEST_SFTP_HOST is not set already.
-# Env: FILE_ORBIT_PYTHON (default python3), FILE_ORBIT_CHROMIUM (default /usr/bin/chromium),
-# FILE_ORBIT_BROWSER_PYTEST_ARGS (extra pytest arguments, e.g. "-k sign_in").
+# Arguments go to pytest (e.g. -k "sign_in or viewer"). Env: FILE_ORBIT_PYTHON (default
+# python3), FILE_ORBIT_CHROMIUM (default /usr/bin/chromium).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
@@ -106,7 +106,6 @@ shots=$REPO/target/browser-screenshots
 rm -rf "$shots" && mkdir -p "$shots"
 started=$SECONDS
 status=0
-# shellcheck disable=SC2086 # extra arguments split on purpose
 FILE_ORBIT_BROWSER_URL=$url \
     FILE_ORBIT_BROWSER_KEY_ADMIN=${keys[admin]} \
     FILE_ORBIT_BROWSER_KEY_OPERATOR=${keys[operator]} \
@@ -114,7 +113,7 @@ FILE_ORBIT_BROWSER_URL=$url \
     FILE_ORBIT_BROWSER_FILES=$work/files \
     FILE_ORBIT_BROWSER_SCREENSHOTS=$shots \
     FILE_ORBIT_CHROMIUM=$chromium \
-    "$venv/bin/python" -m pytest -p no:cacheprovider -q tests/browser ${FILE_ORBIT_BROWSER_PYTEST_ARGS:-} ||
+    "$venv/bin/python" -m pytest -p no:cacheprovider -q tests/browser "$@" ||
     status=$?
 echo "browser tests took $((SECONDS - started)) s; screenshots in $shots"
 if ((status)); then
