@@ -30,7 +30,8 @@ def scene(api, operator_api):
              f"/ui/jobs/{running['id']}": ["Cancel"],
              "/ui/jobs": []}
     yield {"pages": pages, "running": running["id"]}
-    operator_api.call("POST", f"/api/v1/jobs/{running['id']}/cancel")
+    if operator_api.job(running["id"])["state"] in ("queued", "leased"):
+        operator_api.call("POST", f"/api/v1/jobs/{running['id']}/cancel")
 
 
 def controls(page):
