@@ -34,13 +34,21 @@ PHONE, DESKTOP = 390, 1280
 # Waits are bounded: 15 s for the page to show what it should.
 expect.set_options(timeout=15_000)
 
-# Reports CSP violations into a list the tests read (an init script runs before the page's
-# own and is not subject to its CSP).
-WATCH_CSP = """
+# Run in every document before the page's own scripts (and not subject to its CSP):
+# reports CSP violations into a list the tests read, and records every value a job's
+# progress bar takes in the tab's sessionStorage, so the values survive the reload a job
+# page does when its job ends.
+WATCH_SCRIPT = """
 window.__cspViolations = [];
 document.addEventListener('securitypolicyviolation', (e) => {
   window.__cspViolations.push(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'}`);
 });
+new MutationObserver((changes) => changes.forEach((change) => {
+  if (!change.target.matches('[data-job-progress] progress')) return;
+  const seen = JSON.parse(sessionStorage.getItem('fo-progress-seen') || '[]');
+  seen.push(Number(change.target.value));
+  sessionStorage.setItem('fo-progress-seen', JSON.stringify(seen));
+})).observe(document, {subtree: true, attributes: true, attributeFilter: ['value']});
 """
 
 
@@ -138,7 +146,8 @@ def browser():
 
 def watch(page):
     """Records on the page what must not happen: dialogs other than confirmations (which
-    are accepted), uncaught errors, console errors; CSP violations via WATCH_CSP."""
+    are accepted), uncaught errors, console errors; CSP violations and progress bars'
+    values via WATCH_SCRIPT."""
     page.fo_dialogs = []
     page.fo_errors = []
 
@@ -156,12 +165,17 @@ def watch(page):
     page.on("console", lambda msg: msg.type == "error"
             and not msg.text.startswith("Failed to load resource")
             and page.fo_errors.append(f"console: {msg.text} ({page.url})"))
-    page.add_init_script(WATCH_CSP)
+    page.add_init_script(WATCH_SCRIPT)
     return page
 
 
 def csp_violations(page):
     return page.evaluate("window.__cspViolations || []")
+
+
+def progress_seen(page):
+    """The values job progress bars took in this tab, oldest first."""
+    return page.evaluate("JSON.parse(sessionStorage.getItem('fo-progress-seen') || '[]')")
 
 
 def assert_clean(page):
