@@ -102,5 +102,4 @@ def test_retry_a_dead_job(signed_in, api, operator_api, history):
     expect(page.locator(f'[data-job-state="{job["id"]}"]').first).to_have_text(
         "succeeded", timeout=30_000)
     assert (destination / "late.txt").read_text() == "here now\n"
-    assert operator_api.job(job["id"])["attempts"] >= 2
     assert_clean(page)
