@@ -54,7 +54,11 @@ pub(super) fn router(state: Shared) -> Router {
 /// Answers 503 `timeout` when a request has not been answered within
 /// `request_timeout_secs`, so no client waits without end on a silent store or a hanging
 /// remote (the work is dropped with the request).
-async fn deadline(State(state): State<Shared>, request: Request, next: Next) -> Response {
+pub(super) async fn deadline(
+    State(state): State<Shared>,
+    request: Request,
+    next: Next,
+) -> Response {
     let limit = Duration::from_secs(state.config.request_timeout_secs);
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,

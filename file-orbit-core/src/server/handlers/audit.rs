@@ -17,27 +17,47 @@ pub(crate) const MAX_EXPORT_ROWS: usize = 100_000;
 /// The longest actor, subject or endpoint filter, in characters.
 const MAX_FILTER_CHARS: usize = 1024;
 
-/// `GET /api/v1/audit?since=&until=&actor=&subject=&before_id=&limit=`.
-#[derive(Deserialize, IntoParams)]
+/// `GET /api/v1/audit?since=&until=&actor=&subject=&endpoint=&before_id=&limit=`.
+#[derive(Deserialize, IntoParams, Default)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct AuditQuery {
     /// At most this many records (default 100).
     #[param(inline)]
-    limit: Option<Bounded<1, 1000>>,
+    pub(crate) limit: Option<Bounded<1, 1000>>,
     /// Records at or after this time (RFC 3339; write `+` as `%2B`).
-    since: Option<DateTime<Utc>>,
+    pub(crate) since: Option<DateTime<Utc>>,
     /// Records before this time (RFC 3339).
-    until: Option<DateTime<Utc>>,
+    pub(crate) until: Option<DateTime<Utc>>,
     /// Records by exactly this actor (`key:<name>`, `jwt:<sub>`, a worker).
     #[param(max_length = 1024)]
-    actor: Option<String>,
+    pub(crate) actor: Option<String>,
     /// Records whose subject contains this text (`endpoint/in`, `job/42`).
     #[param(max_length = 1024)]
-    subject: Option<String>,
+    pub(crate) subject: Option<String>,
+    /// Records about this endpoint: its own (`endpoint/<name>`) and those of the jobs
+    /// from or to it.
+    #[param(max_length = 1024)]
+    pub(crate) endpoint: Option<String>,
     /// Records with a smaller id: the page after one ending at that id.
     #[param(inline)]
-    before_id: Option<Id>,
+    pub(crate) before_id: Option<Id>,
+}
+
+impl AuditQuery {
+    /// The store's filter and the page size (the API's and the console's one reading).
+    pub(crate) fn filter(&self) -> ApiResult<(AuditFilter, i64)> {
+        let (since, until) = time_range(self.since, self.until)?;
+        let filter = AuditFilter {
+            since,
+            until,
+            actor: bounded_text("actor", self.actor.clone())?,
+            subject: bounded_text("subject", self.subject.clone())?,
+            endpoint: bounded_text("endpoint", self.endpoint.clone())?,
+            before_id: self.before_id.map(|id| id.0),
+        };
+        Ok((filter, self.limit.map_or(100, |limit| limit.0)))
+    }
 }
 
 /// A text filter no longer than `MAX_FILTER_CHARS`, else a 400 naming `field`.
@@ -68,23 +88,14 @@ fn time_range(
 }
 
 #[utoipa::path(get, path = "/api/v1/audit", tag = "audit",
-    summary = "The audit log, newest first, filtered by time, actor and subject.",
+    summary = "The audit log, newest first, filtered by time, actor, subject and endpoint.",
     params(AuditQuery),
     responses((status = 200, description = "The records", body = Vec<AuditRecord>)))]
 pub(crate) async fn audit_log(
     State(state): State<Shared>,
     Query(query): Query<AuditQuery>,
 ) -> ApiResult {
-    let (since, until) = time_range(query.since, query.until)?;
-    let filter = AuditFilter {
-        since,
-        until,
-        actor: bounded_text("actor", query.actor)?,
-        subject: bounded_text("subject", query.subject)?,
-        endpoint: None,
-        before_id: query.before_id.map(|id| id.0),
-    };
-    let limit = query.limit.map_or(100, |limit| limit.0);
+    let (filter, limit) = query.filter()?;
     let records = state
         .orbit
         .audit_records(&filter, AuditOrder::NewestFirst, limit)

@@ -15,6 +15,7 @@ pub(crate) use session::{CSRF_HEADER, SESSION_COOKIE, cookie_value, csrf_matches
 use crate::server::config::Role;
 use crate::server::error::ApiError;
 use crate::server::handlers::Shared;
+use crate::server::routes;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -142,7 +143,9 @@ pub(crate) fn router(state: Shared) -> Router<Shared> {
     for (path, _, handler) in pages() {
         pages_router = pages_router.route(path, handler);
     }
-    let pages_router = pages_router.route_layer(middleware::from_fn_with_state(state, signed_in));
+    let pages_router = pages_router
+        .route_layer(middleware::from_fn_with_state(state.clone(), signed_in))
+        .route_layer(middleware::from_fn_with_state(state, routes::deadline));
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
@@ -156,7 +159,7 @@ pub(crate) fn router(state: Shared) -> Router<Shared> {
 }
 
 /// A page needs a session (else the sign-in form, coming back here after) and its role
-/// (else 403).
+/// (else 403), and takes a token from its caller's rate limit like an API call (else 429).
 async fn signed_in(
     State(state): State<Shared>,
     route: MatchedPath,
@@ -193,6 +196,17 @@ async fn signed_in(
                 session.principal.role.as_str()
             ),
         );
+    }
+    if let Err(retry_after) = state.limiter.check(&session.principal.name) {
+        let mut response = Page::new(&session, "").error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            &format!("Too many requests for this caller: try again in {retry_after} s."),
+        );
+        if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        return response;
     }
     request.extensions_mut().insert(session);
     next.run(request).await

@@ -146,16 +146,22 @@ impl Page {
         }
     }
 
-    /// The error page of a failed read (404 for a missing job or endpoint, 503 when the
-    /// store does not answer, ...), with the error's message.
-    pub(crate) fn failed(&self, err: crate::error::Error) -> Response {
-        let api = ApiError::from(err);
+    /// The error page of a failed read or a refused filter (404 for a missing job or
+    /// endpoint, 400 naming the field, 503 when the store does not answer, ...).
+    pub(crate) fn failed(&self, err: impl Into<ApiError>) -> Response {
+        let api = err.into();
         let title = match api.status {
             StatusCode::NOT_FOUND => "Not found",
             StatusCode::BAD_REQUEST => "Not a valid request",
             _ => "Something went wrong",
         };
-        self.error(api.status, title, &api.message)
+        let message = match &api.field {
+            Some(field) if !api.message.starts_with(field.as_str()) => {
+                format!("{field}: {}", api.message)
+            }
+            _ => api.message.clone(),
+        };
+        self.error(api.status, title, &message)
     }
 
     /// An error page: `status`, a title and a message.

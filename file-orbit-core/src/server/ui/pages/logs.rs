@@ -20,7 +20,7 @@ pub(crate) async fn page(
     let page = Page::new(&session, "logs");
     let query: LogsQuery = match page_query(&uri) {
         Ok(query) => query,
-        Err(err) => return page.error(err.status, "Not a valid filter", &err.message),
+        Err(err) => return page.failed(err),
     };
     let filter = context! {
         service => query.service.clone(),
