@@ -23,7 +23,8 @@ def test_the_audit_page_shows_what_was_done(signed_in, history):
     assert {action for action, _ in expected} == set(ACTORS), \
         f"the scenarios before this one did not all run: {history}"
     page = signed_in("viewer")
-    page.goto(f"{URL}/ui/audit")
+    # The whole run's records on one page (the default shows the latest ones only).
+    page.goto(f"{URL}/ui/audit?limit=1000")
     shoot(page, "audit")
     for action, what in expected:
         expect(row(page, action, what).first).to_contain_text(ACTORS[action])
@@ -42,6 +43,7 @@ def test_the_audit_page_shows_what_was_done(signed_in, history):
     action, job = next((a, w) for a, w in expected if a == "job.retried")
     page.get_by_label("Subject contains").fill(job)
     page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"[?&]subject=job"))
     expect(row(page, action, job).first).to_be_visible()
     subjects = page.locator('main td[data-label="Subject"]').all_inner_texts()
     assert subjects and all(s.startswith(job) for s in subjects), subjects
