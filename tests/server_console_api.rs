@@ -673,3 +673,69 @@ async fn dashboard_through_states(setup: Setup) {
     workers.shutdown().await;
     assert!(ts.shutdown().await);
 }
+
+/// Every `$ref` in `value`.
+fn refs(value: &Value, found: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(target)) = map.get("$ref") {
+                found.push(target.clone());
+            }
+            map.values().for_each(|v| refs(v, found));
+        }
+        Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_document_describes_the_console_routes() {
+    let mut ts = TestServer::start(0).await;
+    let doc = ts
+        .api
+        .call("GET", "/api/v1/openapi.json", None, None)
+        .await
+        .json();
+    for (method, path, role) in [
+        ("get", "/api/v1/endpoints/{name}/files", "operator"),
+        ("post", "/api/v1/paths/preview", "viewer"),
+        ("get", "/api/v1/audit/export", "viewer"),
+        ("get", "/api/v1/dashboard", "viewer"),
+    ] {
+        let operation = &doc["paths"][path][method];
+        assert_eq!(
+            operation["x-required-role"], role,
+            "{method} {path}: {operation}"
+        );
+    }
+    let files = &doc["paths"]["/api/v1/endpoints/{name}/files"]["get"]["parameters"];
+    let limit = files
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(
+        (
+            limit["schema"]["minimum"].clone(),
+            limit["schema"]["maximum"].clone()
+        ),
+        (json!(1), json!(5000))
+    );
+    let export = &doc["paths"]["/api/v1/audit/export"]["get"]["responses"]["200"];
+    assert!(export["content"]["text/csv"].is_object(), "{export}");
+    assert!(
+        export["headers"]["X-File-Orbit-Truncated"].is_object(),
+        "{export}"
+    );
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    for target in found {
+        let name = target.strip_prefix("#/components/schemas/").unwrap();
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{target} is not in the document"
+        );
+    }
+    assert!(ts.shutdown().await);
+}

@@ -99,6 +99,9 @@ impl Var {
     }
 }
 
+/// The longest template (and source name) `PathTemplate::preview` takes, in characters.
+pub const MAX_PREVIEW_CHARS: usize = 1024;
+
 /// What a template is rendered with: the time of the transfer and the file being placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateContext {
@@ -181,6 +184,31 @@ impl PathTemplate {
             text: text.to_string(),
             parts,
         })
+    }
+
+    /// `template` rendered now for the sample source file `file` (relative to the source
+    /// root) from the source endpoint `source`: what a transfer would write (a console's
+    /// live preview). Errors name `template` (too long, unparsable, leaving the root),
+    /// `file` or `source`.
+    pub fn preview(template: &str, file: &str, source: &str) -> Result<String> {
+        let context = "previewing a path template";
+        for (field, text) in [("template", template), ("source", source)] {
+            if text.chars().count() > MAX_PREVIEW_CHARS {
+                return Err(Error::invalid_field(
+                    context,
+                    field,
+                    format!("must be at most {MAX_PREVIEW_CHARS} characters"),
+                ));
+            }
+        }
+        let file = crate::endpoint::relative_folder(file).map_err(|err| err.with_field("file"))?;
+        if file.is_empty() {
+            return Err(Error::invalid_field(context, "file", "must name a file"));
+        }
+        let ctx = TemplateContext::new(Utc::now(), file, source);
+        PathTemplate::parse(template)
+            .and_then(|parsed| parsed.render(&ctx))
+            .map_err(|err| err.with_field("template"))
     }
 
     /// The template's original text.

@@ -25,6 +25,7 @@ use file_orbit_core::events::source::Source;
 use file_orbit_core::events::sqs::SqsSource;
 use file_orbit_core::events::{IncomingEvent, Ingested};
 use file_orbit_core::notify::{Notification, NotifierOptions};
+use file_orbit_core::path_template::PathTemplate;
 use file_orbit_core::transfer::{TransferJob, TransferSpec};
 use pyo3::prelude::*;
 use serde::Deserialize;
@@ -117,6 +118,16 @@ enum Call {
     TestEndpoint {
         endpoint: EndpointRef,
         write_probe: bool,
+    },
+    ListFiles {
+        endpoint: String,
+        path: String,
+        limit: usize,
+    },
+    PreviewPath {
+        template: String,
+        file: String,
+        source: String,
     },
     PutTemplate {
         template: TransferTemplate,
@@ -242,6 +253,16 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
                     .await,
             )?
         }
+        Call::ListFiles {
+            endpoint,
+            path,
+            limit,
+        } => value(&orbit.list_files(&endpoint, &path, limit).await?)?,
+        Call::PreviewPath {
+            template,
+            file,
+            source,
+        } => json!(PathTemplate::preview(&template, &file, &source)?),
         Call::PutTemplate { template } => {
             orbit.put_template(&template).await?;
             Value::Null

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::Row;
 use std::collections::BTreeMap;
 
-/// The most running jobs listed (the oldest first).
+/// The most running jobs listed (the newest ones, when more run).
 pub const MAX_RUNNING: i64 = 100;
 /// Minutes in the throughput series.
 pub const THROUGHPUT_MINUTES: i64 = 60;
@@ -23,7 +23,7 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 pub struct Dashboard {
     /// Jobs per state (every state, 0 included).
     pub queue: BTreeMap<String, i64>,
-    /// Jobs running now (leased), oldest first, at most `MAX_RUNNING`.
+    /// Jobs running now (leased), oldest first: the newest `MAX_RUNNING` of them.
     pub running: Vec<RunningJob>,
     /// One bucket per minute of the last hour, oldest first: succeeded jobs that finished
     /// in that minute and their bytes.

@@ -725,6 +725,40 @@ class Diagnosis:
 
 
 @dataclass(frozen=True)
+class ListEntry:
+    """A file or folder in a :class:`Listing`.
+
+    Attributes:
+        name: Its name in the folder.
+        path: Its path relative to the endpoint's root.
+        is_dir: Whether it is a folder.
+        size: Bytes; None for a folder.
+        modified: Its modification time as the remote reports it (RFC 3339), if it does.
+    """
+
+    name: str
+    path: str
+    is_dir: bool
+    size: int | None
+    modified: str | None
+
+
+@dataclass(frozen=True)
+class Listing:
+    """One folder of an endpoint, from :meth:`Orbit.list_files`.
+
+    Attributes:
+        path: The folder, normalised (``"a/b"``; ``""`` for the endpoint's root).
+        entries: Its folders, then its files, each by name.
+        truncated: Whether the folder holds more entries than the limit let through.
+    """
+
+    path: str
+    entries: list[ListEntry]
+    truncated: bool
+
+
+@dataclass(frozen=True)
 class EndpointInfo:
     """A stored endpoint as listed: its configuration with secrets shown as ``***``.
 

@@ -28,6 +28,8 @@ from ._models import (
     Filters,
     JobInfo,
     JobState,
+    ListEntry,
+    Listing,
     Mode,
     NotificationInfo,
     OutboxMessage,
@@ -223,6 +225,10 @@ def _endpoint_info(data: Mapping[str, Any]) -> EndpointInfo:
     )
 
 
+def _listing(data: Mapping[str, Any]) -> Listing:
+    return Listing(data["path"], [ListEntry(**entry) for entry in data["entries"]], data["truncated"])
+
+
 def _audit_record(data: Mapping[str, Any]) -> AuditRecord:
     return AuditRecord(**{**data, "at": _ms_to_datetime(data["at"])})
 
@@ -389,6 +395,41 @@ class Orbit:
 
     # Templates
 
+
+    def list_files(self, endpoint: str, path: str = "", *, limit: int = 1000) -> Listing:
+        """One folder of a stored endpoint, not recursive: its folders, then its files,
+        each by name (it connects with the endpoint test's short timeouts).
+
+        Args:
+            endpoint: A stored endpoint's name.
+            path: The folder, relative to the endpoint's root (``""``: the root); a ``..``
+                segment, a leading ``/`` or a control character is refused.
+            limit: At most this many entries (1 to 5000); ``truncated`` says when the
+                folder holds more.
+
+        Raises:
+            ConfigError: A refused ``path`` or ``limit`` (``field`` names it).
+            NotFoundError: No such endpoint or folder.
+            AuthenticationError: The endpoint's credentials were refused (and the other
+                remote errors as a transfer raises them).
+        """
+        return _listing(self._call("list_files", endpoint=endpoint, path=path, limit=limit))
+
+    def preview_path(self, template: str, file: str = "example/report.csv", *, source: str = "source") -> str:
+        """A destination path template rendered now for a sample source file, as a
+        transfer would render it (``""`` is the destination's root).
+
+        Args:
+            template: The template, e.g. ``"archive/{year}/{filename}"``.
+            file: The source file's path relative to the source root.
+            source: The source endpoint's name, for ``{source}``.
+
+        Raises:
+            ConfigError: The template does not parse or leaves the destination (``field``
+                is ``"template"``), or ``file`` is not a relative file path.
+        """
+        path: str = self._call("preview_path", template=template, file=file, source=source)
+        return path
     def add_template(self, template: Template) -> None:
         """Stores a template (or replaces the one of the same name)."""
         self._call("put_template", template=template._to_core())
@@ -985,6 +1026,17 @@ class AsyncOrbit:
         ref = endpoint._to_core() if isinstance(endpoint, Endpoint) else endpoint
         return Diagnosis(**await self._call("test_endpoint", endpoint=ref, write_probe=write_probe))
 
+
+    async def list_files(self, endpoint: str, path: str = "", *, limit: int = 1000) -> Listing:
+        """See :meth:`Orbit.list_files`."""
+        return _listing(await self._call("list_files", endpoint=endpoint, path=path, limit=limit))
+
+    async def preview_path(
+        self, template: str, file: str = "example/report.csv", *, source: str = "source"
+    ) -> str:
+        """See :meth:`Orbit.preview_path`."""
+        path: str = await self._call("preview_path", template=template, file=file, source=source)
+        return path
     async def add_template(self, template: Template) -> None:
         """See :meth:`Orbit.add_template`."""
         await self._call("put_template", template=template._to_core())

@@ -128,6 +128,7 @@ pub(crate) struct ExportQuery {
     #[param(max_length = 1024)]
     endpoint: Option<String>,
     /// `csv` (the default) or `json`.
+    #[param(inline)]
     format: Option<ExportFormat>,
 }
 

@@ -3,8 +3,8 @@
 //! now, for a sample file).
 
 use super::{ApiResult, Body, Bounded, Path, Query, Shared};
-use crate::endpoint::{Listing, MAX_LIST_PATH_CHARS, relative_folder};
-use crate::path_template::{PathTemplate, TemplateContext};
+use crate::endpoint::Listing;
+use crate::path_template::PathTemplate;
 use crate::server::error::{ApiError, ErrorBody};
 use axum::Json;
 use axum::extract::State;
@@ -46,9 +46,6 @@ pub(crate) async fn list_files(
     Ok(Json(state.orbit.list_files(&name, &path, limit).await?).into_response())
 }
 
-/// The longest template previewed, in characters.
-const MAX_TEMPLATE_CHARS: usize = 1024;
-
 /// The body of `POST /api/v1/paths/preview`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -77,27 +74,17 @@ pub(crate) struct PreviewedPath {
     request_body = PathPreview,
     responses((status = 200, description = "The rendered path", body = PreviewedPath)))]
 pub(crate) async fn preview_path(Body(body): Body<PathPreview>) -> ApiResult {
-    if body.template.chars().count() > MAX_TEMPLATE_CHARS {
-        return Err(ApiError::invalid(
-            "template",
-            format!("must be at most {MAX_TEMPLATE_CHARS} characters"),
-        ));
-    }
-    let file = body.file.as_deref().unwrap_or("example/report.csv");
-    let file = relative_folder(file).map_err(|err| ApiError::invalid("file", err.message))?;
-    if file.is_empty() {
-        return Err(ApiError::invalid("file", "must name a file"));
-    }
-    let source = body.source.unwrap_or_else(|| "source".into());
-    if source.chars().count() > MAX_LIST_PATH_CHARS {
-        return Err(ApiError::invalid(
-            "source",
-            format!("must be at most {MAX_LIST_PATH_CHARS} characters"),
-        ));
-    }
-    let context = TemplateContext::new(chrono::Utc::now(), file, source);
-    let path = PathTemplate::parse(&body.template)
-        .and_then(|template| template.render(&context))
-        .map_err(|err| ApiError::invalid("template", err.message))?;
+    let path = PathTemplate::preview(
+        &body.template,
+        body.file.as_deref().unwrap_or(DEFAULT_PREVIEW_FILE),
+        body.source.as_deref().unwrap_or("source"),
+    )
+    .map_err(|err| {
+        let field = err.field.clone().unwrap_or_else(|| "template".into());
+        ApiError::invalid(&field, err.message)
+    })?;
     Ok(Json(PreviewedPath { path }).into_response())
 }
+
+/// The sample file a preview renders for unless told another.
+const DEFAULT_PREVIEW_FILE: &str = "example/report.csv";

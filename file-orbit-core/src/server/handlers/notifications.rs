@@ -166,6 +166,7 @@ pub(crate) struct OutboxQuery {
     /// Only messages of this notification.
     notification: Option<String>,
     /// Only messages in this state.
+    #[param(inline)]
     state: Option<MessageState>,
     /// At most this many messages (default 100).
     #[param(inline)]
