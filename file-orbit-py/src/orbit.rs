@@ -261,6 +261,7 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
                     limit,
                     offset,
                     before_id,
+                    ..JobFilter::default()
                 })
                 .await?,
         )?,
