@@ -37,8 +37,8 @@ pub(crate) use notifications::StoredNotification;
 pub use notifications::{MessageFilter, NotificationSummary, OutboxMessage};
 pub(crate) use notify_cursor::{Dispatch, NewMessage, RuleRow};
 pub use queue::{
-    Completion, Job, JobCounts, JobFilter, JobProgress, JobRequest, JobState, LeaseStatus,
-    RetryPolicy,
+    Completion, Job, JobAttempt, JobCounts, JobFilter, JobProgress, JobRequest, JobState,
+    LeaseStatus, RetryPolicy,
 };
 pub use sessions::StoredSession;
 pub use sources::{NodeIdentity, Placement, SourceCounters, SourceState, SourceStatus, host_name};
