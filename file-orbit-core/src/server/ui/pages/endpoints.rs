@@ -113,11 +113,7 @@ fn place(kind: &str, config: &Value) -> String {
             }
         }
         "sftp" => {
-            let place = format!(
-                "{}@{}:{port}",
-                text(config, "user"),
-                text(config, "host")
-            );
+            let place = format!("{}@{}:{port}", text(config, "user"), text(config, "host"));
             match text(config, "root") {
                 "" => place,
                 root => format!("{place} {root}"),
@@ -143,11 +139,7 @@ fn rates_in_words(rates: &Rates) -> String {
     if rates.upload == rates.download {
         rate(rates.upload)
     } else {
-        format!(
-            "up {}, down {}",
-            rate(rates.upload),
-            rate(rates.download)
-        )
+        format!("up {}, down {}", rate(rates.upload), rate(rates.download))
     }
 }
 
@@ -215,7 +207,14 @@ fn secret_states(config: &Value) -> BTreeMap<&'static str, &'static str> {
                 .split('.')
                 .try_fold(config, |value, key| value.get(key))
                 .and_then(Value::as_str);
-            (*name, if value == Some(MASK) { "set" } else { "not set" })
+            (
+                *name,
+                if value == Some(MASK) {
+                    "set"
+                } else {
+                    "not set"
+                },
+            )
         })
         .collect()
 }
@@ -301,7 +300,10 @@ mod tests {
         assert_eq!(states["auth.pem"], "set");
         assert_eq!(states["auth.passphrase"], "not set");
         let facts = facts(&config);
-        assert!(facts.contains(&("auth.pem".into(), "set".into())), "{facts:?}");
+        assert!(
+            facts.contains(&("auth.pem".into(), "set".into())),
+            "{facts:?}"
+        );
         assert!(!facts.iter().any(|(key, _)| key == "name"));
         assert_eq!(place("sftp", &config), "u@h:22");
     }
