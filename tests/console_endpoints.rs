@@ -48,7 +48,10 @@ fn assert_missing(reply: &common::api::Reply, field: &str) {
     let error = reply.error(400);
     assert_eq!(error["field"], field, "{}", reply.body);
     let message = error["message"].as_str().unwrap();
-    assert!(message.contains(&format!("missing field `{field}`")), "{message}");
+    assert!(
+        message.contains(&format!("missing field `{field}`")),
+        "{message}"
+    );
 }
 
 fn ok_page(reply: PageReply) -> String {

@@ -192,7 +192,11 @@ fn facts(config: &Value) -> Vec<(String, String)> {
         if matches!(key, "name" | "type" | "bandwidth") {
             return;
         }
-        let value = if value == MASK { "set" } else { value };
+        let value = match value {
+            MASK => "set",
+            "" => "(empty)",
+            value => value,
+        };
         facts.push((key.to_string(), value.to_string()));
     });
     facts
