@@ -58,10 +58,12 @@ fn no_secret(html: &str, page: &str) {
     }
 }
 
+/// A page's HTML, with the `/` the template engine escapes in values as `&#x2f;` read
+/// back (as a browser does) so that paths compare as written.
 async fn page(console: &Console, path: &str) -> String {
     let reply = console.page(path).await;
     assert_eq!(reply.status, 200, "{path}: {}", reply.body);
-    reply.body
+    reply.body.replace("&#x2f;", "/")
 }
 
 /// A server (one worker, notifications to loopback allowed) with local endpoints `src`
@@ -377,8 +379,7 @@ async fn the_dashboard_counts_the_queue_and_charts_the_last_hour() {
         .sum();
     assert_eq!(jobs, 2, "{chart}");
     let tall = chart.matches("height=\"").count() - chart.matches("height=\"0\"").count();
-    // The SVG's own height and at least one bar.
-    assert!(tall >= 2, "{chart}");
+    assert!(tall >= 1, "no bar shows the jobs: {chart}");
 
     // The CSP holds: no inline script or style anywhere on the page.
     assert!(!html.contains("style="), "{html}");

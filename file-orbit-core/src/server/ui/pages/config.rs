@@ -19,6 +19,11 @@ use serde_json::{Value, json};
 /// How many outbox messages the notifications page shows (the newest).
 const OUTBOX_SHOWN: i64 = 50;
 
+/// `name` as one segment of an API path (`/api/v1/sources/<segment>`).
+fn segment(name: &str) -> String {
+    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// `value` as the indented JSON an editor shows.
 fn pretty(value: &impl Serialize) -> String {
     serde_json::to_string_pretty(value).unwrap_or_default()
@@ -45,6 +50,8 @@ fn fields(object: &Value) -> Vec<(String, String)> {
 #[derive(Serialize)]
 struct TemplateRow {
     name: String,
+    /// The name as a path segment.
+    segment: String,
     enabled: bool,
     source: String,
     path_glob: String,
@@ -86,6 +93,7 @@ fn template_row(
     let (next_fire_at, last_fired_at) = ticks.unwrap_or_default();
     TemplateRow {
         name: template.name.clone(),
+        segment: segment(&template.name),
         enabled: template.enabled,
         source: matcher.source.clone(),
         path_glob: matcher.path_glob.clone(),
@@ -139,6 +147,7 @@ pub(crate) async fn templates(
 struct SourceRow {
     #[serde(flatten)]
     status: SourceStatus,
+    segment: String,
     spec_fields: Vec<(String, String)>,
     json: String,
 }
@@ -151,6 +160,7 @@ fn source_row(status: SourceStatus) -> SourceRow {
         "placement": status.placement,
     });
     SourceRow {
+        segment: segment(&status.name),
         spec_fields: fields(&status.spec),
         json: pretty(&body),
         status,
@@ -176,6 +186,7 @@ pub(crate) async fn sources(
 struct NotificationRow {
     #[serde(flatten)]
     summary: NotificationSummary,
+    segment: String,
     channel_fields: Vec<(String, String)>,
     events: Vec<String>,
     /// `templates: a, b` per non-empty filter list.
@@ -227,6 +238,7 @@ fn notification_row(summary: NotificationSummary) -> NotificationRow {
         .filter(|(key, _)| key != "type")
         .collect();
     NotificationRow {
+        segment: segment(&summary.name),
         channel_fields,
         events: names(&rule["events"]),
         filters,
