@@ -129,17 +129,12 @@ pub(crate) async fn dashboard_data(orbit: &Orbit) -> Result<DashboardData> {
     let running = running
         .into_iter()
         .map(|job| {
-            let progress = job.progress.unwrap_or_else(|| crate::engine::JobProgress {
-                bytes: 0,
-                total_bytes: 0,
-                files: 0,
-                total_files: 0,
-                speed: 0.0,
-                eta_secs: None,
-                updated_at: now,
-            });
-            let percent = (progress.bytes.saturating_mul(100))
-                .checked_div(progress.total_bytes)
+            let (bytes, total_bytes, speed) = job
+                .progress
+                .map_or((0, 0, 0.0), |p| (p.bytes, p.total_bytes, p.speed));
+            let percent = bytes
+                .saturating_mul(100)
+                .checked_div(total_bytes)
                 .unwrap_or(0)
                 .min(100);
             RunningJob {
@@ -148,9 +143,9 @@ pub(crate) async fn dashboard_data(orbit: &Orbit) -> Result<DashboardData> {
                 destination: job.spec.destination,
                 template: job.template,
                 percent,
-                bytes: progress.bytes,
-                total_bytes: progress.total_bytes,
-                speed: progress.speed,
+                bytes,
+                total_bytes,
+                speed,
             }
         })
         .collect();
