@@ -3,7 +3,8 @@
 //! and API keys render what the API stored, a name like `<img src=x onerror=alert(1)>`
 //! shows as text, a viewer sees no control that changes anything, an operator only
 //! those of operators, no secret (canaries) reaches a page, a new key is shown only in
-//! the API's answer, and the dashboard counts the queue and charts the last hour.
+//! the API's answer, and the dashboard counts the queue, shows a running transfer with
+//! its live bar and charts the last hour.
 
 mod common;
 
@@ -389,4 +390,46 @@ async fn the_dashboard_counts_the_queue_and_charts_the_last_hour() {
             "an inline script: {html}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_transfer_shows_on_the_dashboard_with_a_live_bar() {
+    let ts = server().await;
+    let (api, keys) = (&ts.api, &ts.keys);
+    // 8 MiB from an endpoint limited to 1 MiB/s: several seconds of running.
+    let slow = endpoint(Kind::Local, "slow");
+    std::fs::write(local_root(&slow).join("big.bin"), vec![7u8; 8 << 20]).unwrap();
+    let mut body = common::server::endpoint_body(&slow, None);
+    body["bandwidth"] = json!("1M");
+    created(&api.put("/api/v1/endpoints/slow", &keys.admin, body).await);
+    let id = ts.submit(file_request("slow", "big.bin", "dst", 1)).await;
+    common::api::job_until(api, &keys.viewer, id, "reported progress", |job| {
+        job["state"] == "leased" && job["progress"]["bytes"].as_u64().unwrap_or(0) > 0
+    })
+    .await;
+
+    let viewer = Console::sign_in(ts.addr(), &keys.viewer).await;
+    let html = page(&viewer, "/ui/").await;
+    let job = api
+        .get(&format!("/api/v1/jobs/{id}"), &keys.viewer)
+        .await
+        .json();
+    // Still running after the page was read: it was running while the page was made.
+    assert_eq!(job["state"], "leased", "the job ended too soon: {job}");
+    assert_eq!(
+        stat_after(&html, "data-queue-state=\"leased\""),
+        1,
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("data-job-progress=\"{id}\"")),
+        "{html}"
+    );
+    assert!(html.contains("<progress max=\"100\" value=\""), "{html}");
+    assert!(html.contains("slow → dst"), "{html}");
+    assert!(!html.contains("Nothing is running."));
+    // The page's script reloads it when the bar's job ends.
+    let script = page(&viewer, "/ui/assets/dashboard.js").await;
+    assert!(script.contains("fo:job-end"), "{script}");
+    wait_state(api, &keys.viewer, id, "succeeded").await;
 }
