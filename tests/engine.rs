@@ -73,6 +73,7 @@ async fn job_listings_page_newest_first_by_state(options: OrbitOptions) {
                 limit,
                 offset,
                 before_id,
+                ..JobFilter::default()
             };
             let jobs = orbit.jobs(&filter).await.unwrap();
             jobs.iter().map(|job| job.id).collect::<Vec<_>>()

@@ -224,6 +224,7 @@ async fn kill_workers_until_done(store_url: &str, test_name: &str) {
             limit: 1000,
             offset: 0,
             before_id: None,
+            ..JobFilter::default()
         })
         .await
         .unwrap();
@@ -506,6 +507,7 @@ async fn leased_by(orbit: &Orbit, pid: i32) -> usize {
             limit: 1000,
             offset: 0,
             before_id: None,
+            ..JobFilter::default()
         })
         .await
         .unwrap()

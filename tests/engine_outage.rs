@@ -120,6 +120,7 @@ async fn batch_survives(down: fn(&Relay)) {
                 limit: 10,
                 offset: 0,
                 before_id: None,
+                ..JobFilter::default()
             };
             let dead: Vec<_> = watcher
                 .jobs(&dead)

@@ -193,6 +193,7 @@ async fn two_worker_processes_split_a_batch_and_a_killed_one_loses_nothing() {
             limit: 1000,
             offset: 0,
             before_id: None,
+            ..JobFilter::default()
         })
         .await
         .unwrap();

@@ -282,6 +282,7 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
                     limit,
                     offset,
                     before_id,
+                    ..JobFilter::default()
                 })
                 .await?,
         )?,

@@ -100,8 +100,7 @@ impl Orbit {
             .jobs(&JobFilter {
                 state: Some(JobState::Leased),
                 limit: MAX_RUNNING,
-                offset: 0,
-                before_id: None,
+                ..JobFilter::default()
             })
             .await?
             .into_iter()

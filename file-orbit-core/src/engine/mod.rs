@@ -25,7 +25,7 @@ mod worker;
 pub use api_keys::StoredApiKey;
 pub use audit::{AuditFilter, AuditOrder, AuditRecord};
 pub use bandwidth::{BandwidthOptions, BandwidthUsage};
-pub use dashboard::{Dashboard, RunningJob, ThroughputMinute, WorkersOverview};
+pub use dashboard::{Dashboard, RunningJob, THROUGHPUT_MINUTES, ThroughputMinute, WorkersOverview};
 use endpoints::StoredEndpoint;
 pub use endpoints::{BandwidthChange, DEFAULT_MAX_CONCURRENT, EndpointSummary};
 pub use event_log::{EventRecord, EventState};
@@ -37,8 +37,8 @@ pub(crate) use notifications::StoredNotification;
 pub use notifications::{MessageFilter, NotificationSummary, OutboxMessage};
 pub(crate) use notify_cursor::{Dispatch, NewMessage, RuleRow};
 pub use queue::{
-    Completion, Job, JobCounts, JobFilter, JobProgress, JobRequest, JobState, LeaseStatus,
-    RetryPolicy,
+    Completion, Job, JobAttempt, JobCounts, JobFilter, JobProgress, JobRequest, JobState,
+    LeaseStatus, RetryPolicy,
 };
 pub use sessions::StoredSession;
 pub use sources::{NodeIdentity, Placement, SourceCounters, SourceState, SourceStatus, host_name};

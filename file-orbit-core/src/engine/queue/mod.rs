@@ -210,6 +210,19 @@ pub struct Job {
     pub finished_at: Option<i64>,
 }
 
+/// One attempt at running a job, as the store records it: who ran it, when, and how it
+/// ended (`succeeded`, `failed`, `cancelled`, `lost`; none while it runs) with its error.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize)]
+pub struct JobAttempt {
+    pub attempt: i64,
+    pub worker: String,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub outcome: Option<String>,
+    pub error: Option<String>,
+}
+
 /// A running attempt's progress as stored for every node of the cluster to read.
 #[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -359,6 +372,14 @@ pub struct JobFilter {
     /// Only jobs with a smaller id: the next page after one ending at this id (cheaper
     /// than a large offset).
     pub before_id: Option<i64>,
+    /// Only jobs from or to this endpoint.
+    pub endpoint: Option<String>,
+    /// Only jobs made by this transfer template.
+    pub template: Option<String>,
+    /// Only jobs created at or after this time (ms since the epoch).
+    pub since: Option<i64>,
+    /// Only jobs created at or before this time (ms since the epoch).
+    pub until: Option<i64>,
 }
 
 impl Store {

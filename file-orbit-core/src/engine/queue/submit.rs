@@ -1,7 +1,9 @@
 //! Submission (single and batched, idempotency keys, the chain's first hop) and the reads:
-//! one job, a filtered page, a chain, the counts per state.
+//! one job, its attempts, a filtered page, a chain, the counts per state.
 
-use super::{JOB_COLUMNS, Job, JobCounts, JobFilter, JobRequest, job_from_row, to_json};
+use super::{
+    JOB_COLUMNS, Job, JobAttempt, JobCounts, JobFilter, JobRequest, job_from_row, to_json,
+};
 use crate::engine::audit;
 use crate::engine::store::{Store, db_error, now_ms, page_limit, placeholder_rows};
 use crate::error::{Error, ErrorKind, Result};
@@ -126,33 +128,88 @@ impl Store {
         rows.iter().map(job_from_row).collect()
     }
 
-    /// Jobs, newest first, optionally in one state.
+    /// Jobs, newest first, narrowed by `filter` (state, an endpoint on either side, a
+    /// template, a creation time range, ids before one).
     pub async fn jobs(&self, filter: &JobFilter) -> Result<Vec<Job>> {
         let limit = page_limit(filter.limit);
         let before = filter.before_id.unwrap_or(i64::MAX);
-        // Two statements, so that each reads its index (`jobs_by_state_id`, or the primary
-        // key) newest first instead of filtering every row.
-        let sql = match filter.state {
-            Some(_) => format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE state = $1 AND id < $2 \
-                 ORDER BY state DESC, id DESC LIMIT $3 OFFSET $4"
-            ),
-            None => format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE id < $1 ORDER BY id DESC LIMIT $2 OFFSET $3"
-            ),
-        };
-        let mut query = sqlx::query(&sql);
+        // With a state, `state = $1` first and ordering by (state, id) reads the
+        // `jobs_by_state_id` index newest first; without, the primary key.
+        let mut clauses = Vec::new();
+        let mut binds: Vec<Bind<'_>> = Vec::new();
         if let Some(state) = filter.state {
-            query = query.bind(state.as_str());
+            binds.push(Bind::Text(state.as_str()));
+            clauses.push(format!("state = ${}", binds.len()));
         }
+        binds.push(Bind::Int(before));
+        clauses.push(format!("id < ${}", binds.len()));
+        if let Some(endpoint) = &filter.endpoint {
+            binds.push(Bind::Text(endpoint));
+            let n = binds.len();
+            clauses.push(format!(
+                "(source_endpoint = ${n} OR destination_endpoint = ${n})"
+            ));
+        }
+        if let Some(template) = &filter.template {
+            binds.push(Bind::Text(template));
+            clauses.push(format!("template = ${}", binds.len()));
+        }
+        if let Some(since) = filter.since {
+            binds.push(Bind::Int(since));
+            clauses.push(format!("created_at >= ${}", binds.len()));
+        }
+        if let Some(until) = filter.until {
+            binds.push(Bind::Int(until));
+            clauses.push(format!("created_at <= ${}", binds.len()));
+        }
+        let order = match filter.state {
+            Some(_) => "state DESC, id DESC",
+            None => "id DESC",
+        };
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE {} ORDER BY {order} LIMIT ${} OFFSET ${}",
+            clauses.join(" AND "),
+            binds.len() + 1,
+            binds.len() + 2
+        );
+        let query = binds
+            .into_iter()
+            .fold(sqlx::query(&sql), |query, bind| match bind {
+                Bind::Text(text) => query.bind(text),
+                Bind::Int(n) => query.bind(n),
+            });
         let rows = query
-            .bind(before)
             .bind(limit)
             .bind(filter.offset.max(0))
             .fetch_all(&self.reader)
             .await
             .map_err(db_error("listing jobs"))?;
         rows.iter().map(job_from_row).collect()
+    }
+
+    /// Job `id`'s attempts, first to last (none for a job that never ran).
+    pub async fn job_attempts(&self, id: i64) -> Result<Vec<JobAttempt>> {
+        let rows = sqlx::query(
+            "SELECT attempt, worker, started_at, finished_at, outcome, error FROM job_attempts \
+             WHERE job_id = $1 ORDER BY attempt, id",
+        )
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_error("reading a job's attempts"))?;
+        let read = |row: &sqlx::any::AnyRow| -> Result<JobAttempt, sqlx::Error> {
+            Ok(JobAttempt {
+                attempt: row.try_get("attempt")?,
+                worker: row.try_get("worker")?,
+                started_at: row.try_get("started_at")?,
+                finished_at: row.try_get("finished_at")?,
+                outcome: row.try_get("outcome")?,
+                error: row.try_get("error")?,
+            })
+        };
+        rows.iter()
+            .map(|row| read(row).map_err(db_error("reading a job's attempts")))
+            .collect()
     }
 
     /// Every job of a chain, in order.
@@ -171,6 +228,12 @@ impl Store {
     pub async fn job_counts(&self) -> Result<JobCounts> {
         Ok(JobCounts::of(&self.job_totals().await?))
     }
+}
+
+/// A value bound to a listing's placeholder.
+enum Bind<'a> {
+    Text(&'a str),
+    Int(i64),
 }
 
 /// The id of the job stored with `request`'s idempotency key.

@@ -1,9 +1,11 @@
-//! `/api/v1/endpoints`: list, read, create or replace (secrets write-only: `***` is refused),
-//! delete and test endpoints.
+//! `/api/v1/endpoints`: list, read, create or replace (secrets write-only: `***` is refused,
+//! a secret left out of a replace keeps the stored one), delete and test endpoints.
 
 use super::{ApiResult, Body, Path, Query, Shared, caller_orbit, refuse_masked_secrets};
 use crate::endpoint::{Bandwidth, Endpoint, EndpointConfig, Problem, TestOptions};
 use crate::engine::{DEFAULT_MAX_CONCURRENT, EndpointSummary};
+use crate::error::ErrorKind;
+use crate::secret::with_secrets_revealed;
 use crate::server::AppState;
 use crate::server::auth::Principal;
 use crate::server::error::{ApiError, ErrorBody, from_json};
@@ -12,7 +14,7 @@ use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 #[utoipa::path(get, path = "/api/v1/endpoints", tag = "endpoints",
@@ -46,7 +48,9 @@ pub(crate) async fn get_endpoint(
 }
 
 /// The body of `PUT /api/v1/endpoints/{name}`: the endpoint's `type` and its fields, plus
-/// `name` (optional; must match the path) and `max_concurrent`. Secrets are write-only.
+/// `name` (optional; must match the path) and `max_concurrent`. Secrets are write-only; on
+/// a replace, a secret the body leaves out keeps the stored one (see `keep_stored_secrets`)
+/// and `null` removes an optional one (`auth.passphrase`, `session_token`).
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct EndpointPut {
     /// Optional; must match the path.
@@ -66,6 +70,10 @@ pub(crate) struct EndpointPut {
 /// path) plus `max_concurrent` (default 4). 201 when created, 200 when replaced.
 #[utoipa::path(put, path = "/api/v1/endpoints/{name}", tag = "endpoints",
     summary = "Create (201) or replace (200) an endpoint.",
+    description = "On a replace, a secret the body leaves out keeps the stored one when it has the \
+        same place in the same kind of endpoint: the same `type`; for SFTP the same `auth.method`; \
+        for S3 with `access_key_id` given. `null` removes an optional secret (`auth.passphrase`, \
+        `session_token`).",
     params(("name" = String, Path, pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$",
         description = "The endpoint's name: text without control characters, not only spaces.")),
     request_body = EndpointPut,
@@ -78,10 +86,22 @@ pub(crate) async fn put_endpoint(
     Path(name): Path<String>,
     Body(body): Body<Value>,
 ) -> ApiResult {
-    let Value::Object(fields) = body else {
+    let Value::Object(mut fields) = body else {
         return Err(ApiError::invalid("body", "the body must be a JSON object"));
     };
     refuse_masked_secrets(&Value::Object(fields.clone()))?;
+    let stored = match state.orbit.endpoint(&name).await {
+        Ok(stored) => Some(stored),
+        Err(err) if err.kind == ErrorKind::NotFound => None,
+        Err(err) => return Err(err.into()),
+    };
+    if let Some(stored) = &stored {
+        let stored =
+            with_secrets_revealed(|| serde_json::to_value(&stored.config)).map_err(|err| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string())
+            })?;
+        keep_stored_secrets(&mut fields, &stored);
+    }
     // Values leave the message: a secret sent in the wrong shape is never echoed.
     let put: EndpointPut = from_json(Value::Object(fields)).map_err(|mut api| {
         api.message = format!("invalid endpoint: {}", api.message);
@@ -108,21 +128,58 @@ pub(crate) async fn put_endpoint(
         name: name.clone(),
         config: put.config,
     };
-    let existed = state
-        .orbit
-        .endpoints()
-        .await?
-        .iter()
-        .any(|summary| summary.name == name);
     caller_orbit(&state, &caller)
         .put_endpoint(&endpoint, max_concurrent)
         .await?;
-    let status = if existed {
+    let status = if stored.is_some() {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
     Ok((status, Json(endpoint_summary(&state, &name).await?)).into_response())
+}
+
+/// The rule for a replace: each secret the body leaves out takes the stored endpoint's
+/// value when it has the same place in the same kind of config — the same `type`; for
+/// SFTP the same `auth.method`; for S3 only with static keys (`access_key_id`) in the body.
+/// So an operator edits an endpoint without retyping its passwords, and a changed kind of
+/// login never inherits a secret meant for another.
+fn keep_stored_secrets(body: &mut Map<String, Value>, stored: &Value) {
+    let Some(stored) = stored.as_object() else {
+        return;
+    };
+    let same = |key: &str, a: &Map<String, Value>, b: &Map<String, Value>| {
+        a.get(key).is_some_and(|value| Some(value) == b.get(key))
+    };
+    if !same("type", body, stored) {
+        return;
+    }
+    let (holder, stored_holder, secrets): (_, _, &[&str]) =
+        match stored.get("type").and_then(Value::as_str) {
+            Some("s3") if body.contains_key("access_key_id") => {
+                (body, stored, &["secret_access_key", "session_token"])
+            }
+            Some("smb") => (body, stored, &["password"]),
+            Some("sftp") => {
+                let (Some(Value::Object(auth)), Some(Value::Object(stored_auth))) =
+                    (body.get_mut("auth"), stored.get("auth"))
+                else {
+                    return;
+                };
+                if !same("method", auth, stored_auth) {
+                    return;
+                }
+                (auth, stored_auth, &["password", "pem", "passphrase"])
+            }
+            _ => return,
+        };
+    for secret in secrets {
+        if let Some(value) = stored_holder.get(*secret).filter(|value| value.is_string()) {
+            holder
+                .entry(secret.to_string())
+                .or_insert_with(|| value.clone());
+        }
+    }
 }
 
 #[utoipa::path(delete, path = "/api/v1/endpoints/{name}", tag = "endpoints",

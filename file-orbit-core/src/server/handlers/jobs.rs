@@ -8,6 +8,7 @@ use axum::Json;
 use axum::extract::{Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -177,13 +178,21 @@ pub(crate) async fn submit_job(
     Ok((status, Json(Submitted::Batch(BatchAnswers { jobs }))).into_response())
 }
 
-/// `GET /api/v1/jobs`: filters and paging.
+/// `GET /api/v1/jobs`: filters and paging (the console's job list reads the same).
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct JobsQuery {
     /// Only jobs in this state.
     state: Option<JobState>,
+    /// Only jobs from or to this endpoint.
+    endpoint: Option<String>,
+    /// Only jobs made by this transfer template.
+    template: Option<String>,
+    /// Only jobs created at or after this time (RFC 3339).
+    since: Option<DateTime<Utc>>,
+    /// Only jobs created at or before this time (RFC 3339).
+    until: Option<DateTime<Utc>>,
     /// At most this many jobs (default 100).
     #[param(inline)]
     limit: Option<Bounded<1, 1000>>,
@@ -195,21 +204,39 @@ pub(crate) struct JobsQuery {
     before_id: Option<Id>,
 }
 
+impl JobsQuery {
+    /// The store's filter; a time range ending before it starts is a 400 naming `until`.
+    pub(crate) fn filter(self) -> ApiResult<JobFilter> {
+        if let (Some(since), Some(until)) = (self.since, self.until)
+            && until < since
+        {
+            return Err(ApiError::invalid("until", "must not be before since"));
+        }
+        Ok(JobFilter {
+            state: self.state,
+            limit: self.limit.map_or(100, |limit| limit.0),
+            offset: self.offset.map_or(0, |offset| offset.0),
+            before_id: self.before_id.map(|id| id.0),
+            endpoint: self.endpoint,
+            template: self.template,
+            since: self.since.map(|at| at.timestamp_millis()),
+            until: self.until.map(|at| at.timestamp_millis()),
+        })
+    }
+}
+
 #[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
     summary = "List jobs, newest first.",
+    description = "Filters combine: a state, an endpoint on either side, a template, a creation \
+        time range (RFC 3339); page with `before_id` (the last id of the page before) and `limit`.",
     params(JobsQuery),
-    responses((status = 200, description = "The jobs", body = Vec<Job>)))]
+    responses((status = 200, description = "The jobs", body = Vec<Job>),
+        (status = 400, description = "A filter that is not valid; `field` names it", body = ErrorBody)))]
 pub(crate) async fn list_jobs(
     State(state): State<Shared>,
     Query(query): Query<JobsQuery>,
 ) -> ApiResult {
-    let filter = JobFilter {
-        state: query.state,
-        limit: query.limit.map_or(100, |limit| limit.0),
-        offset: query.offset.map_or(0, |offset| offset.0),
-        before_id: query.before_id.map(|id| id.0),
-    };
-    Ok(Json(state.orbit.jobs(&filter).await?).into_response())
+    Ok(Json(state.orbit.jobs(&query.filter()?).await?).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",

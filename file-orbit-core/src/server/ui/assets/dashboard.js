@@ -1,2 +1,8 @@
-// The dashboard pages' script (loaded after app.js): registers its handlers on window.FO.
+// The dashboard's script (loaded after app.js): the running transfers' bars are live
+// (app.js follows them); when one ends, the page is read again so the counts, the chart
+// and the lists include it.
 'use strict';
+
+document.addEventListener('fo:job-end', () => {
+  window.location.reload();
+});
