@@ -28,6 +28,10 @@ def test_a_file_named_like_markup_shows_as_text(signed_in, api, operator_api):
     form.get_by_role("button", name="Browse").first.click()
     assert_text_not_markup(page)
     shoot(page, "transfer-browse")
+    # Picking it puts the name, as typed, into the source path.
+    page.locator("#transfer-form").get_by_text(NAME).first.click()
+    expect(form.locator('[name="spec.source_path"]')).to_have_value(NAME)
+    assert page.locator("img").count() == 0
 
     job = operator_api.submit("xss-in", NAME, "xss-out", NAME)
     operator_api.wait_job(job["id"], lambda j: j["state"] == "succeeded")
