@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::encode;
+
 use common::api::{Reply, wait_state};
 use common::console::Console;
 use common::server::{TestServer, file_request};
@@ -21,19 +23,6 @@ const XSS_ESCAPED: &str = "&lt;img src=x onerror=alert(1)&gt;";
 const SOURCE_SECRET: &str = "canary-sqs-secret-Hx81Kq";
 const SIGNING_KEY: &str = "canary-signing-key-Pz42Wm";
 const SLACK_PATH: &str = "canary-slack-T000-B000-Vn73Rd";
-
-/// Every byte but letters and digits as `%XX`: a name in a URL path.
-fn encode(name: &str) -> String {
-    name.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 fn created(reply: &Reply) {
     assert!(

@@ -6,25 +6,14 @@
 
 mod common;
 
+use common::encode;
+
 use common::server::*;
 use common::{Kind, endpoint, env, local_root, postgres_url, rclone};
 use file_orbit::rclone::methods::Fs;
 use file_orbit::server::sign_jwt;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-/// `text` percent-encoded for a query string (every byte but letters and digits).
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
-}
 
 const XSS: &str = "<img src=x onerror=alert(1)>.txt";
 

@@ -39,6 +39,11 @@ pub fn env(name: &str) -> String {
     })
 }
 
+/// Every byte of `text` but letters and digits as `%XX`: a name in a URL path or query.
+pub fn encode(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 /// A name no other test (or earlier run) uses.
 pub fn unique(prefix: &str) -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);

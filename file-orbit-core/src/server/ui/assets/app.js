@@ -219,7 +219,7 @@
     return element;
   }
 
-  const FO = { api, ApiError, formBody, bytes, el, show, followJob, handlers: {}, prepare: {}, ready: [] };
+  const FO = { api, ApiError, formBody, setPath, bytes, el, show, followJob, handlers: {}, prepare: {}, ready: [] };
   window.FO = FO;
 
   document.addEventListener('DOMContentLoaded', () => {

@@ -21,16 +21,6 @@
     other: 'The test failed',
   };
 
-  function setPath(target, path, value) {
-    const keys = path.split('.');
-    let here = target;
-    keys.slice(0, -1).forEach((key) => {
-      if (typeof here[key] !== 'object' || here[key] === null) here[key] = {};
-      here = here[key];
-    });
-    here[keys[keys.length - 1]] = value;
-  }
-
   function deletePath(target, path) {
     const keys = path.split('.');
     const parent = keys.slice(0, -1).reduce((here, key) => (here && typeof here === 'object' ? here[key] : undefined), target);
@@ -59,10 +49,10 @@
   FO.prepare.endpoint = (body, form) => {
     form.querySelectorAll('[data-secret]').forEach((field) => {
       deletePath(body, field.name);
-      if (!field.disabled && field.value !== '' && field.value.trim() !== '***') setPath(body, field.name, field.value);
+      if (!field.disabled && field.value !== '' && field.value.trim() !== '***') FO.setPath(body, field.name, field.value);
     });
     form.querySelectorAll('[data-clears]').forEach((box) => {
-      if (box.checked && !box.disabled) setPath(body, box.dataset.clears, null);
+      if (box.checked && !box.disabled) FO.setPath(body, box.dataset.clears, null);
     });
     return body;
   };
