@@ -24,11 +24,12 @@ KEYS = {role: os.environ[f"FILE_ORBIT_BROWSER_KEY_{role.upper()}"]
 FILES = Path(os.environ["FILE_ORBIT_BROWSER_FILES"])
 SHOTS = Path(os.environ["FILE_ORBIT_BROWSER_SCREENSHOTS"])
 CHROMIUM = os.environ.get("FILE_ORBIT_CHROMIUM", "/usr/bin/chromium")
-# Headless, nothing phoning home. Playwright's launch() gives Chromium a fresh temporary
-# user-data directory of its own (and removes it), so no profile is shared between runs.
+# Headless, nothing phoning home, shared memory in /tmp (a container's /dev/shm is small).
+# Playwright's launch() gives Chromium a fresh temporary user-data directory of its own (and
+# removes it), so no profile is shared between runs.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 PHONE, DESKTOP = 390, 1280
 
 # Waits are bounded: 15 s for the page to show what it should.
