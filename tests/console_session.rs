@@ -255,3 +255,21 @@ async fn every_console_page_has_a_role_and_renders_for_an_admin() {
     }
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_the_console_serves_no_page() {
+    let mut setup = TestServer::setup(0);
+    setup.config.console.enabled = false;
+    let mut ts = setup.start().await;
+    let base = format!("http://{}", ts.addr());
+    for path in ["/", "/ui/", "/ui/login", "/ui/assets/app.js"] {
+        let reply = request(&base, "GET", path, "", &[], None).await;
+        assert_eq!(reply.status, 404, "{path}");
+    }
+    // The API answers as before.
+    assert_eq!(
+        ts.api.get("/api/v1/jobs", &ts.keys.viewer).await.status,
+        200
+    );
+    ts.shutdown().await;
+}

@@ -33,11 +33,17 @@ pub(super) fn router(state: Shared) -> Router {
         state.clone(),
         credentials_if_given,
     ));
+    // The console's pages answer within the request deadline too.
+    let console = match state.config.console.enabled {
+        true => ui::router(state.clone())
+            .route_layer(middleware::from_fn_with_state(state.clone(), deadline)),
+        false => Router::new(),
+    };
     Router::new()
         .route("/health", health_route)
         .route("/api/v1/openapi.json", get(api_doc::document))
         .merge(api)
-        .merge(ui::router(state.clone()))
+        .merge(console)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -54,11 +60,7 @@ pub(super) fn router(state: Shared) -> Router {
 /// Answers 503 `timeout` when a request has not been answered within
 /// `request_timeout_secs`, so no client waits without end on a silent store or a hanging
 /// remote (the work is dropped with the request).
-pub(super) async fn deadline(
-    State(state): State<Shared>,
-    request: Request,
-    next: Next,
-) -> Response {
+async fn deadline(State(state): State<Shared>, request: Request, next: Next) -> Response {
     let limit = Duration::from_secs(state.config.request_timeout_secs);
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,

@@ -15,7 +15,6 @@ pub(crate) use session::{CSRF_HEADER, SESSION_COOKIE, cookie_value, csrf_matches
 use crate::server::config::Role;
 use crate::server::error::ApiError;
 use crate::server::handlers::Shared;
-use crate::server::routes;
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -24,6 +23,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{MethodRouter, get, post};
 use render::Page;
 use std::sync::LazyLock;
+
+/// A signed-in caller of the console.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    pub(crate) principal: crate::server::auth::Principal,
+    /// The token every form and script call must send back.
+    pub(crate) csrf: String,
+}
 
 /// What every response of the server carries: no script, style, image or connection from
 /// another origin, no inline script or style, no framing, no MIME sniffing.
@@ -134,18 +141,13 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The console's routes (empty when `console.enabled` is off, but for the headers).
+/// The console's routes.
 pub(crate) fn router(state: Shared) -> Router<Shared> {
-    if !state.config.console.enabled {
-        return Router::new();
-    }
     let mut pages_router = Router::new();
     for (path, _, handler) in pages() {
         pages_router = pages_router.route(path, handler);
     }
-    let pages_router = pages_router
-        .route_layer(middleware::from_fn_with_state(state.clone(), signed_in))
-        .route_layer(middleware::from_fn_with_state(state, routes::deadline));
+    let pages_router = pages_router.route_layer(middleware::from_fn_with_state(state, signed_in));
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui/") }))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))

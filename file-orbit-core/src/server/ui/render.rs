@@ -3,7 +3,7 @@
 //! (sizes, times) and `Page`, which renders a template with what every page shows (the
 //! caller, the CSRF token, the section for the navigation bar).
 
-use super::session::Session;
+use super::Session;
 use crate::server::config::Role;
 use crate::server::error::ApiError;
 use crate::server::handlers::parse_query;

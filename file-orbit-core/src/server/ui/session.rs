@@ -3,6 +3,7 @@
 //! the cookie, and sign-out. A session opened with an API key ends when the key is revoked
 //! or expires; one opened with a JWT ends with the token at the latest.
 
+use super::Session;
 use super::render::Page;
 use crate::engine::StoredSession;
 use crate::server::AppState;
@@ -33,14 +34,6 @@ const SIGN_IN_COOKIE: &str = "fo_sign_in";
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a sign-in form stays usable.
 const SIGN_IN_FORM_SECS: i64 = 600;
-
-/// A signed-in caller of the console.
-#[derive(Debug, Clone)]
-pub(crate) struct Session {
-    pub(crate) principal: Principal,
-    /// The token every form and script call must send back.
-    pub(crate) csrf: String,
-}
 
 fn random_token() -> String {
     let mut bytes = [0u8; 32];

@@ -5,8 +5,8 @@
 use crate::engine::AuditOrder;
 use crate::server::handlers::Shared;
 use crate::server::handlers::audit::AuditQuery;
+use crate::server::ui::Session;
 use crate::server::ui::render::{Page, page_query};
-use crate::server::ui::session::Session;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::Uri;

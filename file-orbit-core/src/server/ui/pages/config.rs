@@ -7,8 +7,8 @@
 use crate::engine::{MessageFilter, NotificationSummary, SourceStatus, TransferTemplate};
 use crate::server::handlers::Shared;
 use crate::server::keys;
+use crate::server::ui::Session;
 use crate::server::ui::render::Page;
-use crate::server::ui::session::Session;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;

@@ -5,8 +5,8 @@
 
 use crate::engine::{Dashboard, JobFilter, JobState, LiveWorkers, THROUGHPUT_MINUTES};
 use crate::server::handlers::Shared;
+use crate::server::ui::Session;
 use crate::server::ui::render::Page;
-use crate::server::ui::session::Session;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::Response;

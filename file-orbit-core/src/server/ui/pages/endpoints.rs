@@ -6,8 +6,8 @@
 use crate::endpoint::Rates;
 use crate::engine::EndpointSummary;
 use crate::server::handlers::Shared;
+use crate::server::ui::Session;
 use crate::server::ui::render::Page;
-use crate::server::ui::session::Session;
 use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -4,8 +4,8 @@
 
 use crate::server::handlers::Shared;
 use crate::server::handlers::logs::{LogsQuery, read_lines};
+use crate::server::ui::Session;
 use crate::server::ui::render::{Page, page_query};
-use crate::server::ui::session::Session;
 use axum::Extension;
 use axum::extract::State;
 use axum::http::Uri;
