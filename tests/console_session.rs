@@ -273,3 +273,25 @@ async fn a_server_without_the_console_serves_no_page() {
     );
     ts.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_ins_take_from_their_callers_rate_limit() {
+    let mut setup = TestServer::setup(0);
+    setup.config.rate_limit = file_orbit::server::RateLimit {
+        per_second: 0.01,
+        burst: 2,
+    };
+    let mut ts = setup.start().await;
+    // The first sign-in and its first page take the two tokens.
+    let viewer = Console::sign_in(ts.addr(), &ts.keys.viewer).await;
+    let refused = Console::try_sign_in(ts.addr(), &ts.keys.viewer)
+        .await
+        .err()
+        .expect("a third request is refused");
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("Too many sign-ins"));
+    assert_eq!(viewer.page("/ui/jobs").await.status, 429);
+    // Another caller has its own tokens.
+    Console::sign_in(ts.addr(), &ts.keys.admin).await;
+    ts.shutdown().await;
+}

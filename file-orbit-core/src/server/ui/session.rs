@@ -243,6 +243,17 @@ pub(crate) async fn sign_in(
             return sign_in_page(&state, &headers, next, Some(&message), err.status);
         }
     };
+    // Each sign-in stores a session: it takes a token from its caller's rate limit.
+    if let Err(retry_after) = state.limiter.check(&credential.principal.name) {
+        let message = format!("Too many sign-ins for this caller: try again in {retry_after} s.");
+        return sign_in_page(
+            &state,
+            &headers,
+            next,
+            Some(&message),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+    }
     let now = chrono::Utc::now().timestamp_millis();
     let mut expires_at = now + (state.config.console.session_secs as i64) * 1000;
     if let Some(exp) = credential.expires_at {
