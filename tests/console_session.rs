@@ -7,7 +7,7 @@
 mod common;
 
 use common::console::{Console, field_value, request, set_cookie};
-use common::server::TestServer;
+use common::server::{Setup, TestServer};
 use file_orbit::server::{CONSOLE_ROUTES, CONTENT_SECURITY_POLICY, Role, sign_jwt};
 use serde_json::json;
 
@@ -163,7 +163,16 @@ async fn the_api_takes_the_console_cookie_only_with_its_csrf_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_out_and_revoking_the_key_end_the_session() {
-    let mut ts = TestServer::start(0).await;
+    sessions_end(TestServer::setup(0)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_and_revoking_the_key_end_the_session_on_postgres() {
+    sessions_end(TestServer::setup_on(&common::postgres_url().await, 0)).await;
+}
+
+async fn sessions_end(setup: Setup) {
+    let mut ts = setup.start().await;
     let admin = Console::sign_in(ts.addr(), &ts.keys.admin).await;
     let minted = admin
         .api(
