@@ -103,3 +103,36 @@ def test_retry_a_dead_job(signed_in, api, operator_api, history):
         "succeeded", timeout=30_000)
     assert (destination / "late.txt").read_text() == "here now\n"
     assert_clean(page)
+
+
+def test_a_list_follows_its_running_jobs_with_one_poll(signed_in, api, operator_api):
+    # Two slow jobs (one per worker): a browser keeps few connections to one server, so a
+    # list reads its running jobs with one request at a time, never a stream each.
+    source = api.local_endpoint("list-in", bandwidth="100K")
+    api.local_endpoint("list-out")
+    jobs = []
+    for name in ("one.bin", "two.bin"):
+        big_file(source / name, 4 * MIB)
+        jobs.append(operator_api.submit("list-in", name, "list-out", name)["id"])
+    for job_id in jobs:
+        operator_api.wait_job(job_id, lambda j: j["state"] == "leased"
+                              and (j["progress"] or {}).get("bytes", 0) > 0, timeout=30)
+    page = signed_in("operator")
+    streams = []
+    page.on("request", lambda request: "/events" in request.url and streams.append(request.url))
+    page.goto(f"{URL}/ui/jobs?state=leased")
+    expect(page.locator("[data-job-progress]")).to_have_count(2)
+    # Both bars move past the values the page was rendered with.
+    start = page.eval_on_selector_all(BAR, "bars => bars.map(b => b.value)")
+    page.wait_for_function(
+        f"(start) => Array.from(document.querySelectorAll('{BAR}'))"
+        ".every((bar, i) => bar.value > start[i])", arg=start, timeout=30_000)
+    shoot(page, "jobs-running")
+    # Jobs that end show their last state in the list's badges.
+    for job_id in jobs:
+        operator_api.call("POST", f"/api/v1/jobs/{job_id}/cancel")
+    for job_id in jobs:
+        expect(page.locator(f'[data-job-state="{job_id}"]').first).to_have_text(
+            "cancelled", timeout=30_000)
+    assert streams == [], streams
+    assert_clean(page)

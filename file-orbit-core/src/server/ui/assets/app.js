@@ -166,41 +166,73 @@
     run(button, button.dataset.api, null, button.dataset.body ? JSON.parse(button.dataset.body) : undefined);
   });
 
-  // Follows a running job: its progress bar and text move with the job's event stream
-  // until it ends; the page's [data-job-state] for that job shows its state.
-  function followJob(element) {
+  const TERMINAL = new Set(['succeeded', 'dead', 'cancelled']);
+
+  // Shows a job's state and progress in its bar, its text, the page's [data-job-state]
+  // badges and [data-job-error] for that job.
+  function showJob(element, job) {
     const id = element.dataset.jobProgress;
     const bar = element.querySelector('progress');
     const text = element.querySelector('[data-progress-text]');
-    const states = document.querySelectorAll(`[data-job-state="${CSS.escape(id)}"]`);
+    const p = job.progress;
+    let percent = 0;
+    if (job.state === 'succeeded') percent = 100;
+    else if (p && p.total_bytes > 0) percent = Math.min(100, Math.floor((100 * p.bytes) / p.total_bytes));
+    bar.value = percent;
+    bar.textContent = `${percent}%`;
+    const speed = p && p.speed > 0 ? ` · ${FO.bytes(p.speed)}/s` : '';
+    text.textContent = `${percent}% · ${job.state}${speed}`;
+    element.dataset.state = job.state;
+    document.querySelectorAll(`[data-job-state="${CSS.escape(id)}"]`).forEach((state) => {
+      state.textContent = job.state;
+      state.className = `badge state-${job.state}`;
+    });
+    if (job.last_error) {
+      const error = document.querySelector(`[data-job-error="${CSS.escape(id)}"]`);
+      if (error) error.textContent = job.last_error;
+    }
+  }
+
+  function ended(element, state) {
+    element.dataset.state = state;
+    element.dispatchEvent(new CustomEvent('fo:job-end', { bubbles: true, detail: { id: element.dataset.jobProgress, state } }));
+  }
+
+  // A job's own page ([data-stream]): its event stream, until it ends.
+  function streamJob(element) {
+    const id = element.dataset.jobProgress;
     const source = new EventSource(`/api/v1/jobs/${encodeURIComponent(id)}/events`);
-    const update = (job) => {
-      const p = job.progress;
-      let percent = 0;
-      if (job.state === 'succeeded') percent = 100;
-      else if (p && p.total_bytes > 0) percent = Math.min(100, Math.floor((100 * p.bytes) / p.total_bytes));
-      bar.value = percent;
-      bar.textContent = `${percent}%`;
-      const speed = p && p.speed > 0 ? ` · ${FO.bytes(p.speed)}/s` : '';
-      text.textContent = `${percent}% · ${job.state}${speed}`;
-      element.dataset.state = job.state;
-      states.forEach((state) => {
-        state.textContent = job.state;
-        state.className = `badge state-${job.state}`;
-      });
-      if (job.last_error) {
-        const error = document.querySelector(`[data-job-error="${CSS.escape(id)}"]`);
-        if (error) error.textContent = job.last_error;
-      }
-    };
-    source.addEventListener('update', (event) => update(JSON.parse(event.data)));
+    source.addEventListener('update', (event) => showJob(element, JSON.parse(event.data)));
     source.addEventListener('end', (event) => {
       source.close();
-      const end = JSON.parse(event.data);
-      element.dataset.state = end.state;
-      element.dispatchEvent(new CustomEvent('fo:job-end', { bubbles: true, detail: end }));
+      ended(element, JSON.parse(event.data).state);
     });
     source.addEventListener('error', () => { if (source.readyState === EventSource.CLOSED) element.dataset.stream = 'closed'; });
+  }
+
+  // The jobs of a list or the dashboard: a browser keeps only a few connections open to
+  // one server, so rather than a stream each, one request every 2 s reads every running
+  // job; a job no longer running is read once more, for its final state.
+  function pollJobs(elements) {
+    const live = new Map(elements.map((element) => [element.dataset.jobProgress, element]));
+    const tick = async () => {
+      try {
+        const running = await api('GET', '/api/v1/jobs?state=leased&limit=1000');
+        const seen = new Set();
+        running.forEach((job) => {
+          const element = live.get(String(job.id));
+          if (element) { showJob(element, job); seen.add(String(job.id)); }
+        });
+        for (const [id, element] of live) {
+          if (seen.has(id)) continue;
+          const job = await api('GET', `/api/v1/jobs/${encodeURIComponent(id)}`);
+          showJob(element, job);
+          if (TERMINAL.has(job.state)) { live.delete(id); ended(element, job.state); }
+        }
+      } catch (_) { /* the next tick tries again */ }
+      if (live.size) window.setTimeout(tick, 2000);
+    };
+    window.setTimeout(tick, 1000);
   }
 
   function bytes(n) {
@@ -219,11 +251,14 @@
     return element;
   }
 
-  const FO = { api, ApiError, formBody, setPath, bytes, el, show, followJob, handlers: {}, prepare: {}, ready: [] };
+  const FO = { api, ApiError, formBody, setPath, bytes, el, show, handlers: {}, prepare: {}, ready: [] };
   window.FO = FO;
 
   document.addEventListener('DOMContentLoaded', () => {
-    document.querySelectorAll('[data-job-progress]:not([data-static])').forEach(followJob);
+    const bars = Array.from(document.querySelectorAll('[data-job-progress]:not([data-static])'));
+    bars.filter((bar) => bar.dataset.stream !== undefined).forEach(streamJob);
+    const listed = bars.filter((bar) => bar.dataset.stream === undefined);
+    if (listed.length) pollJobs(listed);
     FO.ready.forEach((init) => init());
   });
 })();
