@@ -42,11 +42,10 @@ async fn stored_password(ts: &TestServer, name: &str) -> String {
     }
 }
 
-/// A 400 for the missing secret `field` (serde names a field missing inside the tagged
-/// `auth` by its own name).
+/// A 400 for the missing login secret `field`, named as the form names it (`auth.<field>`).
 fn assert_missing(reply: &common::api::Reply, field: &str) {
     let error = reply.error(400);
-    assert_eq!(error["field"], field, "{}", reply.body);
+    assert_eq!(error["field"], format!("auth.{field}"), "{}", reply.body);
     let message = error["message"].as_str().unwrap();
     assert!(
         message.contains(&format!("missing field `{field}`")),

@@ -189,3 +189,44 @@ async fn a_tree_copies_into_the_destination_root() {
     assert!(dst_root.join("top.txt").is_file());
     assert!(ts.shutdown().await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoints_nested_login_and_host_key_errors_name_their_field() {
+    let mut ts = TestServer::start(0).await;
+    let key = ts.keys.admin.clone();
+    let sftp = |extra: Value| {
+        let mut body = json!({"type": "sftp", "host": "h", "user": "u",
+                              "auth": {"method": "password", "password": "x"}});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        body
+    };
+    for (field, body) in [
+        (
+            "auth.password",
+            sftp(json!({"auth": {"method": "password"}})),
+        ),
+        ("auth.method", sftp(json!({"auth": {"method": "telnet"}}))),
+        (
+            "auth",
+            sftp(json!({"auth": {"method": "password", "password": 5}})),
+        ),
+        (
+            "host_key.path",
+            sftp(json!({"host_key": {"check": "known_hosts_file"}})),
+        ),
+        (
+            "host",
+            json!({"type": "sftp", "user": "u",
+                        "auth": {"method": "password", "password": "x"}}),
+        ),
+    ] {
+        let reply = ts.api.put("/api/v1/endpoints/nested", &key, body).await;
+        let error = reply.error(400);
+        assert_eq!(error["field"], field, "{error}");
+        // A secret sent in the wrong shape is not echoed.
+        assert!(!reply.body.contains("\"x\""), "{}", reply.body);
+    }
+    ts.shutdown().await;
+}

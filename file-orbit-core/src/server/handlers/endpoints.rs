@@ -2,7 +2,9 @@
 //! a secret left out of a replace keeps the stored one), delete and test endpoints.
 
 use super::{ApiResult, Body, Path, Query, Shared, caller_orbit, refuse_masked_secrets};
-use crate::endpoint::{Bandwidth, Endpoint, EndpointConfig, Problem, TestOptions};
+use crate::endpoint::{
+    Bandwidth, Endpoint, EndpointConfig, HostKeyCheck, Problem, SftpAuth, TestOptions,
+};
 use crate::engine::{DEFAULT_MAX_CONCURRENT, EndpointSummary};
 use crate::error::ErrorKind;
 use crate::secret::with_secrets_revealed;
@@ -103,7 +105,8 @@ pub(crate) async fn put_endpoint(
         keep_stored_secrets(&mut fields, &stored);
     }
     // Values leave the message: a secret sent in the wrong shape is never echoed.
-    let put: EndpointPut = from_json(Value::Object(fields)).map_err(|mut api| {
+    let put: EndpointPut = from_json(Value::Object(fields.clone())).map_err(|api| {
+        let mut api = nested_error(&fields).unwrap_or(api);
         api.message = format!("invalid endpoint: {}", api.message);
         api
     })?;
@@ -180,6 +183,23 @@ fn keep_stored_secrets(body: &mut Map<String, Value>, stored: &Value) {
                 .or_insert_with(|| value.clone());
         }
     }
+}
+
+/// The error inside the body's internally tagged objects (`auth`, `host_key`), whose
+/// paths serde loses (it buffers them to read their tag): read on their own, their errors
+/// name `auth.password` or `host_key.path` instead of `password` or the whole body.
+fn nested_error(fields: &Map<String, Value>) -> Option<ApiError> {
+    fn within<T: serde::de::DeserializeOwned>(
+        fields: &Map<String, Value>,
+        key: &str,
+    ) -> Option<ApiError> {
+        let mut api = from_json::<T>(fields.get(key)?.clone()).err()?;
+        let inner = api.field.take().filter(|field| field != "body");
+        api.field = Some(inner.map_or(key.to_string(), |field| format!("{key}.{field}")));
+        api.message = format!("{key}: {}", api.message);
+        Some(api)
+    }
+    within::<SftpAuth>(fields, "auth").or_else(|| within::<HostKeyCheck>(fields, "host_key"))
 }
 
 #[utoipa::path(delete, path = "/api/v1/endpoints/{name}", tag = "endpoints",
