@@ -55,3 +55,27 @@ def test_sign_out_ends_the_session(new_page):
     page.goto(f"{URL}/ui/jobs")
     expect(page).to_have_url(re.compile(r"/ui/login\?next="))
     assert_clean(page)
+
+
+def test_the_console_works_from_the_keyboard(new_page):
+    page = new_page()
+    page.goto(f"{URL}/ui/login")
+    # The key field has the focus; Enter signs in.
+    page.keyboard.type(KEYS["operator"])
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/ui/$"))
+    # The first Tab reaches "Skip to content", which moves the focus to the page's content.
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(page.locator("#main")).to_be_focused()
+    # Then the sections are links in order; Enter on the focused one opens it.
+    page.goto(f"{URL}/ui/")
+    page.keyboard.press("Tab")
+    for _ in range(3):
+        page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent.trim()")
+    assert focused == "Jobs", focused
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/ui/jobs$"))
+    assert_clean(page)
