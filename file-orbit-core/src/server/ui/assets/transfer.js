@@ -98,7 +98,8 @@
       }
     });
     const count = (answer.entries || []).length;
-    note.textContent = count ? (answer.truncated ? `The first ${count} entries.` : `${count} entries.`) : 'This folder is empty.';
+    const noun = count === 1 ? 'entry' : 'entries';
+    note.textContent = count ? (answer.truncated ? `The first ${count} ${noun}.` : `${count} ${noun}.`) : 'This folder is empty.';
   }
 
   form.querySelectorAll('[data-browse]').forEach((button) => {
