@@ -212,14 +212,14 @@ pub(crate) async fn sign_in(
     Form(form): Form<SignInForm>,
 ) -> Response {
     let next = form.next.as_deref();
+    // The form again, with why this sign-in was refused.
+    let refused =
+        |status, message: &str| sign_in_page(&state, &headers, next, Some(message), status);
     let form_cookie = cookie_value(&headers, SIGN_IN_COOKIE);
     if form_cookie.is_none_or(|cookie| cookie.is_empty() || cookie != form.csrf) {
-        return sign_in_page(
-            &state,
-            &headers,
-            next,
-            Some("This sign-in form has expired: sign in again."),
+        return refused(
             StatusCode::FORBIDDEN,
+            "This sign-in form has expired: sign in again.",
         );
     }
     let credential = match state.authenticator.credential(form.token.trim()).await {
@@ -230,28 +230,19 @@ pub(crate) async fn sign_in(
                 .map(|ConnectInfo(addr)| addr.ip().to_string())
                 .unwrap_or_default();
             if let Err(retry_after) = state.failed_auth.check(&peer) {
-                let message = format!("Too many failed sign-ins: try again in {retry_after} s.");
-                return sign_in_page(
-                    &state,
-                    &headers,
-                    next,
-                    Some(&message),
+                return refused(
                     StatusCode::TOO_MANY_REQUESTS,
+                    &format!("Too many failed sign-ins: try again in {retry_after} s."),
                 );
             }
-            let message = format!("Not signed in: {}.", err.message);
-            return sign_in_page(&state, &headers, next, Some(&message), err.status);
+            return refused(err.status, &format!("Not signed in: {}.", err.message));
         }
     };
     // Each sign-in stores a session: it takes a token from its caller's rate limit.
     if let Err(retry_after) = state.limiter.check(&credential.principal.name) {
-        let message = format!("Too many sign-ins for this caller: try again in {retry_after} s.");
-        return sign_in_page(
-            &state,
-            &headers,
-            next,
-            Some(&message),
+        return refused(
             StatusCode::TOO_MANY_REQUESTS,
+            &format!("Too many sign-ins for this caller: try again in {retry_after} s."),
         );
     }
     let now = chrono::Utc::now().timestamp_millis();
