@@ -4,6 +4,7 @@
 //! milliseconds for the `time` filter, secrets (`***` in every stored listing) as "set",
 //! and, for an admin's editor, the object as the JSON body its `PUT` takes.
 
+use super::path_segment;
 use crate::engine::{MessageFilter, NotificationSummary, SourceStatus, TransferTemplate};
 use crate::server::handlers::Shared;
 use crate::server::keys;
@@ -18,11 +19,6 @@ use serde_json::{Value, json};
 
 /// How many outbox messages the notifications page shows (the newest).
 const OUTBOX_SHOWN: i64 = 50;
-
-/// `name` as one segment of an API path (`/api/v1/sources/<segment>`).
-fn segment(name: &str) -> String {
-    percent_encoding::utf8_percent_encode(name, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
 
 /// `value` as the indented JSON an editor shows.
 fn pretty(value: &impl Serialize) -> String {
@@ -93,7 +89,7 @@ fn template_row(
     let (next_fire_at, last_fired_at) = ticks.unwrap_or_default();
     TemplateRow {
         name: template.name.clone(),
-        segment: segment(&template.name),
+        segment: path_segment(&template.name),
         enabled: template.enabled,
         source: matcher.source.clone(),
         path_glob: matcher.path_glob.clone(),
@@ -160,7 +156,7 @@ fn source_row(status: SourceStatus) -> SourceRow {
         "placement": status.placement,
     });
     SourceRow {
-        segment: segment(&status.name),
+        segment: path_segment(&status.name),
         spec_fields: fields(&status.spec),
         json: pretty(&body),
         status,
@@ -238,7 +234,7 @@ fn notification_row(summary: NotificationSummary) -> NotificationRow {
         .filter(|(key, _)| key != "type")
         .collect();
     NotificationRow {
-        segment: segment(&summary.name),
+        segment: path_segment(&summary.name),
         channel_fields,
         events: names(&rule["events"]),
         filters,

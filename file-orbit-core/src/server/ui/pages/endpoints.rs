@@ -3,6 +3,7 @@
 //! stored public config, where a set secret reads `***`: no page ever holds a secret's
 //! value, only whether it is set.
 
+use super::path_segment;
 use crate::endpoint::Rates;
 use crate::engine::EndpointSummary;
 use crate::server::handlers::Shared;
@@ -13,17 +14,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use minijinja::context;
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-
-/// What a path segment may hold unescaped.
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
 
 /// Every secret field of every endpoint type, as the form and the API name it.
 const SECRETS: &[&str] = &[
@@ -68,7 +61,7 @@ struct Row {
 
 impl Row {
     fn of(summary: &EndpointSummary) -> Row {
-        let segment = utf8_percent_encode(&summary.name, SEGMENT).to_string();
+        let segment = path_segment(&summary.name);
         Row {
             name: summary.name.clone(),
             href: format!("/ui/endpoints/{segment}"),
