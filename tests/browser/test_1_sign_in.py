@@ -61,6 +61,7 @@ def test_the_console_works_from_the_keyboard(new_page):
     page = new_page()
     page.goto(f"{URL}/ui/login")
     # The key field has the focus; Enter signs in.
+    expect(page.get_by_label("API key or token")).to_be_focused()
     page.keyboard.type(KEYS["operator"])
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"/ui/$"))
