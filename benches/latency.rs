@@ -162,6 +162,7 @@ impl Target {
             }),
         };
         Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "partner".into(),
             config,
@@ -459,6 +460,7 @@ fn main() {
         .unwrap();
     write_tree(&tmp.path().join("src"), files);
     let source = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "inbox".into(),
         config: EndpointConfig::Local(LocalConfig {

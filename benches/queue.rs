@@ -280,6 +280,7 @@ async fn run_engine_cell(
     .unwrap();
     for (name, root) in [("bench-inbox", &inbox), ("bench-archive", &archive)] {
         let endpoint = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: name.into(),
             config: EndpointConfig::Local(LocalConfig { root: root.clone() }),

@@ -162,6 +162,7 @@ async fn bench_backend(
     let roots = tempfile::tempdir().unwrap();
     for name in ["load-inbox", "load-archive"] {
         let endpoint = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: name.into(),
             config: EndpointConfig::Local(LocalConfig {

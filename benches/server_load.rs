@@ -129,6 +129,7 @@ async fn bench_backend(backend: &'static str, store_url: &str, rows: &mut Vec<Ro
     for name in ["load-inbox", "load-archive"] {
         let root = roots.path().join(name);
         let endpoint = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: name.into(),
             config: EndpointConfig::Local(LocalConfig { root }),

@@ -67,6 +67,7 @@ impl Bench {
         .unwrap();
         let bucket = unique("fo-bench-sqs");
         let s3 = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "s3in".into(),
             config: EndpointConfig::S3(moto_s3(&bucket, "")),
@@ -82,6 +83,7 @@ impl Bench {
         let dst = dir.path().join("dst");
         std::fs::create_dir_all(&dst).unwrap();
         let local = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "dst".into(),
             config: EndpointConfig::Local(LocalConfig { root: dst.clone() }),

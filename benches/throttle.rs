@@ -61,6 +61,7 @@ fn write_file(path: &Path, bytes: u64) {
 fn local(name: &str, root: PathBuf) -> Endpoint {
     std::fs::create_dir_all(&root).unwrap();
     Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: name.into(),
         config: EndpointConfig::Local(LocalConfig { root }),
@@ -80,6 +81,7 @@ fn destination(target: Target, name: &str, dir: &Path) -> Option<Endpoint> {
         std::fs::create_dir_all(&local.root).unwrap();
     }
     Some(Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: name.into(),
         config,

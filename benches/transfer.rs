@@ -624,6 +624,7 @@ fn destination(bench: &Bench, target: Target, root: &str) -> Option<Destination>
     };
     if target == Target::Moto {
         let bucket_root = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "bench-bucket".into(),
             config: remote_config(target, "")?,
@@ -641,6 +642,7 @@ fn destination(bench: &Bench, target: Target, root: &str) -> Option<Destination>
     Some(Destination {
         target,
         endpoint: Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: format!("bench-{}", target.key()),
             config,
@@ -811,6 +813,7 @@ fn main() {
         drop_caches,
         dir: tmp.path().to_path_buf(),
         source: Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "bench-source".into(),
             config: EndpointConfig::Local(LocalConfig { root: source_root }),

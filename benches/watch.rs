@@ -85,6 +85,7 @@ async fn bench_orbit(poll: Duration) -> Bench {
         let root = dir.path().join(name);
         std::fs::create_dir_all(&root).unwrap();
         let endpoint = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: name.into(),
             config: EndpointConfig::Local(LocalConfig { root: root.clone() }),

@@ -25,6 +25,7 @@ fn sftp(name: &str, password: &str) -> Endpoint {
         password: password.into(),
     };
     Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: name.into(),
         config: EndpointConfig::Sftp(config),

@@ -276,6 +276,7 @@ fn unc_paths_give_host_share_and_root() {
         assert!(err.message.contains(bad), "{err}");
     }
     let endpoint = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "f".into(),
         config: EndpointConfig::Smb(smb),

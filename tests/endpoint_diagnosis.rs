@@ -22,6 +22,7 @@ const WRONG: &str = "wrong-Pa55-canary-31";
 
 async fn diagnose(config: EndpointConfig) -> file_orbit::endpoint::Diagnosis {
     let endpoint = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "under-test".into(),
         config,
@@ -54,6 +55,7 @@ async fn healthy_endpoints_of_every_kind_pass() {
         );
     }
     let key = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "sftp-key".into(),
         config: EndpointConfig::Sftp(file_orbit::endpoint::SftpConfig {
@@ -278,6 +280,7 @@ fn with_provider(endpoint: &Endpoint, provider: &str) -> Endpoint {
         panic!("not S3");
     };
     Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: endpoint.name.clone(),
         config: EndpointConfig::S3(S3Config {
@@ -370,6 +373,7 @@ async fn a_root_the_account_may_not_write_is_not_writable() {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let diagnosis = diagnose(config.clone()).await;
         let read_only = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "under-test".into(),
             config,
@@ -421,6 +425,7 @@ async fn a_missing_root_the_first_transfer_creates_is_a_warning() {
 
         // Only read from: the root must exist.
         let read_only = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "under-test".into(),
             config,

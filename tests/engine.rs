@@ -565,6 +565,7 @@ async fn credentials_are_sealed_and_keys_rotate(options: OrbitOptions) {
         password: Secret::new(password),
     };
     let sftp = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "partner".into(),
         config: EndpointConfig::Sftp(sftp_config),
@@ -880,6 +881,7 @@ async fn renamed_names_are_reported_on_the_job() {
         ("smb", EndpointConfig::Smb(common::smb_config(&smb_root))),
     ] {
         let endpoint = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: name.into(),
             config,

@@ -205,6 +205,7 @@ impl Drop for NotSsh {
 fn local_source(dir: &Path, body: &[u8]) -> Endpoint {
     std::fs::write(dir.join("payload.bin"), body).unwrap();
     Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "src".into(),
         config: EndpointConfig::Local(LocalConfig {
@@ -216,6 +217,7 @@ fn local_source(dir: &Path, body: &[u8]) -> Endpoint {
 /// An SFTP endpoint `dst` on 127.0.0.1:`port`, password auth, host key from `known_hosts`.
 fn sftp_endpoint(port: u16, password: &str, known_hosts: &Path) -> Endpoint {
     Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "dst".into(),
         config: EndpointConfig::Sftp(SftpConfig {
@@ -413,6 +415,7 @@ async fn authentication_failure_goes_straight_to_dead_letter(store_url: &str) {
         password: Secret::new(wrong.clone()),
     };
     let destination = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "dst".into(),
         config: EndpointConfig::Sftp(config),

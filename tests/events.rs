@@ -279,6 +279,7 @@ async fn templates_match_on_content_type_and_metadata() {
     let (url, _dir) = sqlite_url();
     let orbit = Orbit::open(orbit_options(&url)).await.unwrap();
     let s3 = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "s3in".into(),
         config: EndpointConfig::S3(moto_s3(&unique("fo-meta"), "in")),

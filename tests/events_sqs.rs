@@ -60,6 +60,7 @@ impl Fixture {
         let orbit = Orbit::open(options).await.unwrap();
         let bucket = unique("fo-sqs");
         let s3 = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "s3in".into(),
             config: EndpointConfig::S3(moto_s3(&bucket, "in")),
@@ -130,6 +131,7 @@ impl Fixture {
         let local = self.uploads.path().join(unique("up"));
         std::fs::write(&local, bytes).unwrap();
         let bucket_only = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "bucket".into(),
             config: EndpointConfig::S3(S3Config {
@@ -637,6 +639,7 @@ async fn bad_sources_are_refused_at_start() {
     assert!(err.message.contains("not an S3 endpoint"), "{err}");
 
     let s3 = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "s3in".into(),
         config: EndpointConfig::S3(moto_s3("fo-sqs-unused", "in")),

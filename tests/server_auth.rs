@@ -194,6 +194,20 @@ async fn every_route_needs_credentials_and_the_right_role() {
             "/api/v1/keys/gone",
             Role::Admin,
         ),
+        ("GET", "/api/v1/agents", "", Role::Viewer),
+        ("POST", "/api/v1/agents", "", Role::Admin),
+        (
+            "GET",
+            "/api/v1/agents/{name}",
+            "/api/v1/agents/gone",
+            Role::Viewer,
+        ),
+        (
+            "DELETE",
+            "/api/v1/agents/{name}",
+            "/api/v1/agents/gone",
+            Role::Admin,
+        ),
         ("GET", "/api/v1/audit", "", Role::Viewer),
         ("GET", "/api/v1/audit/verify", "", Role::Viewer),
         ("GET", "/api/v1/audit/export", "", Role::Viewer),
@@ -252,7 +266,7 @@ async fn every_route_needs_credentials_and_the_right_role() {
     for (method, path, needed) in &routes {
         // A body only where the route reads one (an unread body ends keep-alive).
         let body = (*method == "PUT"
-            || (*method == "POST" && ["/api/v1/jobs", "/api/v1/keys"].contains(path)))
+            || (*method == "POST" && ["/api/v1/jobs", "/api/v1/keys", "/api/v1/agents"].contains(path)))
         .then_some("{}");
         for bad in [
             None,

@@ -301,6 +301,7 @@ async fn endpoint_test_warns_of_a_root_the_first_transfer_creates() {
 
     let root = common::unique("newdir");
     let outbox = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "outbox".into(),
         config: EndpointConfig::Sftp(common::sftp_config(&root)),

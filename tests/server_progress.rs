@@ -54,6 +54,7 @@ async fn a_running_transfer_shows_its_progress_on_another_node() {
         keys: vec![pinned_host_key()],
     };
     let dst = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "partner".into(),
         config: EndpointConfig::Sftp(sftp),

@@ -42,6 +42,7 @@ async fn a_server_runs_the_sqs_watch_and_poll_sources_its_toml_declares() {
     for root in [&partner_root, &outbox_root] {
         common::mkdir(
             &file_orbit::endpoint::Endpoint {
+                placement: Default::default(),
                 bandwidth: None,
                 name: "sftp".into(),
                 config: file_orbit::endpoint::EndpointConfig::Sftp(sftp_config(root)),

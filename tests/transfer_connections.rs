@@ -35,6 +35,7 @@ fn sftp_through(relay: &LatencyRelay, name: &str) -> Endpoint {
         keys: vec![sshd_host_key()],
     };
     Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: name.into(),
         config: EndpointConfig::Sftp(sftp),

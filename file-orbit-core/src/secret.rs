@@ -55,6 +55,22 @@ thread_local! {
     static REVEALING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// 32 random bytes as URL-safe base64 (43 characters): session cookies, enrolment tokens,
+/// agent credentials.
+pub(crate) fn random_token() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The SHA-256 of `text` in hex: what the store keeps of a token instead of the token.
+pub(crate) fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+}
+
 /// Runs `f` with secrets serialising to their real values on this thread: only for the
 /// store, which seals the result with an AEAD before it is written anywhere.
 pub(crate) fn with_secrets_revealed<R>(f: impl FnOnce() -> R) -> R {

@@ -82,6 +82,7 @@ pub fn endpoint(kind: Kind, name: &str) -> Endpoint {
         Kind::Smb => EndpointConfig::Smb(smb_config(&root)),
     };
     let endpoint = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: name.to_string(),
         config,
@@ -128,6 +129,7 @@ pub fn ensure_bucket(endpoint: &Endpoint) {
         return;
     };
     let bucket_only = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: endpoint.name.clone(),
         config: EndpointConfig::S3(S3Config {

@@ -27,6 +27,7 @@ pub fn moto_sqs_source(endpoint: &str) -> SqsSource {
 pub async fn notified_bucket(prefix: &str, name: &str) -> (Endpoint, String, String) {
     let bucket = unique(prefix);
     let s3 = Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: name.into(),
         config: EndpointConfig::S3(moto_s3(&bucket, "")),

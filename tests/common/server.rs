@@ -220,6 +220,7 @@ pub const CANARY: &str = "canary-pw-7Qx9vLr2Zt";
 /// The canary endpoint: the real SFTP server with the canary as its (wrong) password.
 pub fn canary_endpoint() -> Endpoint {
     Endpoint {
+        placement: Default::default(),
         bandwidth: None,
         name: "canary".into(),
         config: EndpointConfig::Sftp(sftp_config("")),

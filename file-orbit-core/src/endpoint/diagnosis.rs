@@ -233,6 +233,7 @@ impl Endpoint {
             EndpointConfig::Smb(smb) => smb.root = parent_dir(&smb.root)?,
         }
         Some(Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: self.name.clone(),
             config,

@@ -7,12 +7,14 @@ mod aws;
 mod bandwidth;
 mod diagnosis;
 mod listing;
+mod placement;
 
 pub(crate) use aws::check_endpoint_url;
 pub use aws::{AwsCredentials, StaticKeys};
 pub use bandwidth::{Bandwidth, MIN_RATE, Rates};
 pub use diagnosis::{Diagnosis, Problem, TestOptions};
 pub use listing::{ListEntry, Listing, MAX_LIST_LIMIT, MAX_LIST_PATH_CHARS, relative_folder};
+pub use placement::{EndpointPlacement, MAX_PLACES, check_agent_names, reach_tokens, valid_agent_name};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Rclone;
@@ -56,6 +58,10 @@ pub struct Endpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "server", schema(value_type = Option<String>, example = "08:00,512k 19:00,off"))]
     pub bandwidth: Option<Bandwidth>,
+    /// The agents that may run this endpoint's transfers (by name or label); absent:
+    /// anywhere, the control plane's own workers included.
+    #[serde(default, skip_serializing_if = "EndpointPlacement::is_anywhere")]
+    pub placement: EndpointPlacement,
     #[serde(flatten)]
     pub config: EndpointConfig,
 }
@@ -270,6 +276,9 @@ impl Endpoint {
         let err = |field: &str, why: String| Err(Error::invalid_field(&context, field, why));
         if self.name.trim().is_empty() || self.name.chars().any(char::is_control) {
             return err("name", format!("{:?} must be non-empty text", self.name));
+        }
+        if let Err((field, why)) = self.placement.check() {
+            return err(field, why);
         }
         match &self.config {
             EndpointConfig::Local(local) => {

@@ -53,6 +53,8 @@ pub(crate) struct StoredEndpoint<'a> {
     pub key_id: &'a str,
     pub max_concurrent: u32,
     pub bandwidth: Option<&'a str>,
+    /// The placement's stored form (`Placement::stored`); none: anywhere.
+    pub placement: Option<&'a str>,
 }
 
 impl Store {
@@ -79,6 +81,10 @@ impl Store {
                     "bandwidth",
                     endpoint.bandwidth.map_or(Cell::Null, Cell::Text),
                 ),
+                (
+                    "placement",
+                    endpoint.placement.map_or(Cell::Null, Cell::Text),
+                ),
             ],
             context,
         )
@@ -89,7 +95,7 @@ impl Store {
             "endpoint.created"
         };
         let detail = json!({"kind": endpoint.kind, "max_concurrent": endpoint.max_concurrent,
-            "bandwidth": endpoint.bandwidth});
+            "bandwidth": endpoint.bandwidth, "placement": endpoint.placement});
         audit::append(
             &mut tx,
             self.backend,

@@ -113,6 +113,7 @@ mod tests {
     #[test]
     fn an_open_parallelism_gets_the_default_only_up_to_the_limit() {
         let local = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "disk".into(),
             config: EndpointConfig::Local(LocalConfig {
@@ -120,6 +121,7 @@ mod tests {
             }),
         };
         let smb = Endpoint {
+            placement: Default::default(),
             bandwidth: None,
             name: "share".into(),
             config: EndpointConfig::Smb(

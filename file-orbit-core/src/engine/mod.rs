@@ -2,6 +2,8 @@
 //! PostgreSQL), endpoints with sealed credentials, transfer templates, the job queue,
 //! chains, the audit log, and in-process workers.
 
+mod agent_work;
+mod agents;
 mod api_keys;
 mod audit;
 mod bandwidth;
@@ -22,6 +24,14 @@ mod templates;
 mod totals;
 mod worker;
 
+pub use agent_work::{
+    AgentError, AgentOutcome, LeasedJob, MAX_AGENT_BATCH, OutcomesAnswer, RefusedOutcome,
+    ReportAnswer, RunningReport, RunningStatus,
+};
+pub use agents::{
+    AgentHello, AgentIdentity, AgentSummary, CREDENTIAL_PREFIX, ENROLMENT_PREFIX, Enrolment,
+    MAX_AGENT_SLOTS,
+};
 pub use api_keys::StoredApiKey;
 pub use audit::{AuditFilter, AuditOrder, AuditRecord};
 pub use bandwidth::{BandwidthOptions, BandwidthUsage};
@@ -252,6 +262,7 @@ impl Orbit {
                 )
             })?;
         let (key_id, sealed) = self.inner.keyring.seal(&sealed_json)?;
+        let placement = endpoint.placement.stored();
         let public = serde_json::to_value(endpoint).map_err(|err| {
             Error::new(
                 ErrorKind::InvalidInput,
@@ -267,6 +278,7 @@ impl Orbit {
             key_id: &key_id,
             max_concurrent,
             bandwidth: endpoint.bandwidth.as_ref().map(|limit| limit.as_str()),
+            placement: placement.as_deref(),
         };
         self.store().put_endpoint(&stored, self.actor()).await
     }
@@ -375,6 +387,7 @@ impl Orbit {
     /// Submits a job (marked as made by this handle's stored source, see `for_source`);
     /// the same idempotency key twice returns the first job's id.
     pub async fn submit(&self, request: &JobRequest) -> Result<i64> {
+        self.placement_check().await?.check(&request.spec)?;
         let id = self
             .store()
             .submit_from(request, self.actor(), self.source_name())
@@ -386,7 +399,32 @@ impl Orbit {
     /// Submits many jobs in one transaction: each answer is its job's id or its own
     /// validation error (see `Store::submit_many`).
     pub async fn submit_many(&self, requests: &[JobRequest]) -> Result<Vec<Result<i64>>> {
-        let answers = self.store().submit_many(requests, self.actor()).await?;
+        let placement = self.placement_check().await?;
+        let (placeable, unplaceable): (Vec<_>, Vec<_>) = requests
+            .iter()
+            .map(|request| (request, placement.check(&request.spec)))
+            .partition(|(_, checked)| checked.is_ok());
+        let mut answers = match unplaceable.is_empty() {
+            true => self.store().submit_many(requests, self.actor()).await?,
+            false => {
+                let placeable: Vec<JobRequest> =
+                    placeable.into_iter().map(|(r, _)| r.clone()).collect();
+                let mut stored = self
+                    .store()
+                    .submit_many(&placeable, self.actor())
+                    .await?
+                    .into_iter();
+                let mut refused = unplaceable.into_iter().map(|(_, checked)| checked);
+                requests
+                    .iter()
+                    .map(|request| match placement.check(&request.spec) {
+                        Ok(()) => stored.next().unwrap_or(Ok(0)),
+                        Err(_) => refused.next().map_or(Ok(0), |r| r.map(|()| 0)),
+                    })
+                    .collect()
+            }
+        };
+        answers.shrink_to_fit();
         if answers.iter().any(Result::is_ok) {
             self.wake_workers();
         }

@@ -8,7 +8,7 @@
 use super::config::Role;
 use super::error::ErrorBody;
 use super::handlers::{
-    Shared, audit, dashboard, endpoints, events, files, job_stream, jobs, keys, logs,
+    Shared, agents, audit, dashboard, endpoints, events, files, job_stream, jobs, keys, logs,
     notifications, sources, templates,
 };
 use super::health;
@@ -73,6 +73,10 @@ pub(super) fn handlers() -> Vec<(Role, UtoipaMethodRouter<Shared>)> {
         (Admin, routes!(keys::list_keys)),
         (Admin, routes!(keys::create_key)),
         (Admin, routes!(keys::revoke_key)),
+        (Viewer, routes!(agents::list_agents)),
+        (Viewer, routes!(agents::get_agent)),
+        (Admin, routes!(agents::create_agent)),
+        (Admin, routes!(agents::revoke_agent)),
         (Viewer, routes!(audit::audit_log)),
         (Viewer, routes!(audit::verify_audit)),
         (Viewer, routes!(audit::export_audit)),

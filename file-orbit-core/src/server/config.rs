@@ -135,6 +135,28 @@ pub struct ServerConfig {
     pub notifier: NotifierConfig,
     /// `[console]`: the web console's sign-in sessions.
     pub console: ConsoleConfig,
+    /// `[agents]`: enrolment tokens' lifetime and the agents' long-poll.
+    pub agents: AgentsConfig,
+}
+
+/// Agents: how long an enrolment token stays usable, how long a lease request may wait.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsConfig {
+    /// Seconds an enrolment token stays usable (60 to 2,592,000 = 30 days; default a day).
+    pub enrolment_ttl_secs: u64,
+    /// The longest an agent's lease request waits for work (1 to 60 s; default 20); the
+    /// agent protocol's routes get this on top of `request_timeout_secs`.
+    pub lease_wait_max_secs: u64,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            enrolment_ttl_secs: 24 * 3600,
+            lease_wait_max_secs: 20,
+        }
+    }
 }
 
 /// The web console (`/ui/`): on or off, how long a sign-in lasts, its cookie.
@@ -244,6 +266,7 @@ impl Default for ServerConfig {
             notifications: Vec::new(),
             notifier: NotifierConfig::default(),
             console: ConsoleConfig::default(),
+            agents: AgentsConfig::default(),
         }
     }
 }
@@ -318,6 +341,15 @@ impl ServerConfig {
         }
         if self.request_timeout_secs == 0 {
             return invalid("request_timeout_secs", "must be positive");
+        }
+        if !(60..=30 * 24 * 3600).contains(&self.agents.enrolment_ttl_secs) {
+            return invalid(
+                "agents.enrolment_ttl_secs",
+                "must be from 60 to 2592000 (30 days)",
+            );
+        }
+        if !(1..=60).contains(&self.agents.lease_wait_max_secs) {
+            return invalid("agents.lease_wait_max_secs", "must be from 1 to 60");
         }
         if !(60..=MAX_SESSION_SECS).contains(&self.console.session_secs) {
             return invalid("console.session_secs", "must be from 60 to 604800 (a week)");

@@ -6,6 +6,7 @@
 //! address). API keys are managed in the store (`/api/v1/keys`). Secrets are never
 //! returned: endpoints are listed from their public config.
 
+mod agent_api;
 mod api_doc;
 mod auth;
 mod config;

@@ -39,8 +39,10 @@ pub(super) fn router(state: Shared) -> Router {
             .route_layer(middleware::from_fn_with_state(state.clone(), deadline)),
         false => Router::new(),
     };
+    let agents = super::agent_api::router(state.clone());
     Router::new()
         .route("/health", health_route)
+        .merge(agents)
         .route("/api/v1/openapi.json", get(api_doc::document))
         .merge(api)
         .merge(console)
@@ -61,7 +63,11 @@ pub(super) fn router(state: Shared) -> Router {
 /// `request_timeout_secs`, so no client waits without end on a silent store or a hanging
 /// remote (the work is dropped with the request).
 async fn deadline(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    let limit = Duration::from_secs(state.config.request_timeout_secs);
+    within(Duration::from_secs(state.config.request_timeout_secs), request, next).await
+}
+
+/// Answers 503 `timeout` when `next` has not answered within `limit`.
+pub(super) async fn within(limit: Duration, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -74,6 +80,24 @@ async fn deadline(State(state): State<Shared>, request: Request, next: Next) -> 
         )
         .into_response(),
     }
+}
+
+/// The request's client address (empty when embedded without connect info: then all
+/// clients share one failed-authentication bucket).
+pub(super) fn peer_of(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// Takes a token from the failed-authentication bucket of client address `peer`: the 429
+/// answer once it is empty.
+pub(super) fn failed_auth_limited(state: &Shared, peer: &str) -> Option<Response> {
+    let retry_after = state.failed_auth.check(peer).err()?;
+    tracing::warn!(%peer, "failed authentication rate limited");
+    Some(ApiError::rate_limited("this address", retry_after).into_response())
 }
 
 /// Authentication (a failure takes a token from the client address's bucket: 429 once it
@@ -102,15 +126,8 @@ async fn authorize(
         Ok(principal) => principal,
         Err(err) => {
             if err.status == StatusCode::UNAUTHORIZED {
-                // Embedded without connect info, all clients share one bucket.
-                let peer = request
-                    .extensions()
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|ConnectInfo(addr)| addr.ip().to_string())
-                    .unwrap_or_default();
-                if let Err(retry_after) = state.failed_auth.check(&peer) {
-                    tracing::warn!(%peer, "failed authentication rate limited");
-                    return ApiError::rate_limited("this address", retry_after).into_response();
+                if let Some(limited) = failed_auth_limited(&state, &peer_of(&request)) {
+                    return limited;
                 }
             }
             let mut response = err.into_response();

@@ -34,6 +34,20 @@ impl Store {
         lease: Duration,
         aging: Duration,
     ) -> Result<Vec<Job>> {
+        self.lease_many_reaching(workers, lease, aging, &[]).await
+    }
+
+    /// As `lease_many`, for a leaser that presents `reach` (`endpoint::reach_tokens`: an
+    /// agent's name and labels): besides the jobs whose endpoints are unplaced, it gets
+    /// those whose placed endpoints hold one of these tokens. `lease_many` presents none.
+    pub async fn lease_many_reaching(
+        &self,
+        workers: &[impl AsRef<str>],
+        lease: Duration,
+        aging: Duration,
+        reach: &[String],
+    ) -> Result<Vec<Job>> {
+        let reach = to_json(reach)?;
         let now = now_ms();
         let expires = now + lease.as_millis() as i64;
         let aging = (aging.as_millis() as i64).max(1);
@@ -76,6 +90,7 @@ impl Store {
                         .bind(expires)
                         .bind(now)
                         .bind(aging)
+                        .bind(&reach)
                         .fetch_optional(&mut *tx)
                         .await
                         .map_err(db_error("leasing a job"))?;
@@ -97,6 +112,7 @@ impl Store {
                     .bind((4 * owners.len()).max(16) as i64)
                     // Rows locked: a few spare for jobs an endpoint limit turns away.
                     .bind((owners.len() + owners.len() / 4 + 1) as i64)
+                    .bind(&reach)
                     .fetch_all(&mut *tx)
                     .await
                     .map_err(db_error("leasing jobs"))?;

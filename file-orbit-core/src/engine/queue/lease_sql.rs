@@ -18,7 +18,10 @@ use crate::engine::store::Backend;
 ///   when each of its endpoints still has a seat counting the candidates before it that
 ///   use that endpoint (admitted or not, so a limit is never exceeded).
 ///
-/// Both: `$2` lease expiry, `$3` now, `$4` aging (ms per priority point). An expired lease
+/// Both: `$2` lease expiry, `$3` now, `$4` aging (ms per priority point), and (`$5` in
+/// SQLite, `$7` in PostgreSQL) the leaser's reach: a JSON array of the tokens it presents
+/// (`reach_tokens`; empty for the control plane's own workers). A job is a candidate only
+/// when each of its endpoints is unplaced or its stored placement holds one of the tokens. An expired lease
 /// is a lost attempt: a job is leased again only while its losses stay below `max_lost`.
 /// The aged priority is computed in floating point, so no priority or age overflows it.
 pub(super) fn lease_statement(backend: Backend, max_lost: u32) -> String {
@@ -28,6 +31,18 @@ pub(super) fn lease_statement(backend: Backend, max_lost: u32) -> String {
     };
     let not_busy = "j.source_endpoint NOT IN (SELECT name FROM busy) \
                     AND j.destination_endpoint NOT IN (SELECT name FROM busy)";
+    let reachable = match backend {
+        Backend::Postgres => {
+            "json_array_elements_text(CAST($7 AS json)) t WHERE strpos(p.placement, t.value) > 0"
+        }
+        Backend::Sqlite => "json_each($5) t WHERE instr(p.placement, t.value) > 0",
+    };
+    let placed = format!(
+        "NOT EXISTS (SELECT 1 FROM endpoints p \
+             WHERE p.name IN (j.source_endpoint, j.destination_endpoint) AND p.placement IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM {reachable}))"
+    );
+    let not_busy = format!("{not_busy} AND {placed}");
     let relet = format!(
         "j.state = 'leased' AND j.lease_expires_at < $3 AND j.cancel_requested = 0 \
          AND j.attempts < j.max_attempts AND j.lost_attempts + 1 < {max_lost}"

@@ -392,7 +392,7 @@ impl Store {
     }
 }
 
-fn to_json<T: Serialize>(value: &T) -> Result<String> {
+fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value)
         .map_err(|err| Error::new(ErrorKind::InvalidInput, "storing a job", err.to_string()))
 }

@@ -127,6 +127,7 @@ pub(crate) async fn put_endpoint(
         Some(n) => n,
     };
     let endpoint = Endpoint {
+        placement: Default::default(),
         bandwidth: put.bandwidth,
         name: name.clone(),
         config: put.config,

@@ -3,6 +3,7 @@
 //! refusal of `***` secrets copied back from a listing, and the caller's `Orbit`. The
 //! routes, their roles and the middleware are `server::routes`.
 
+pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod dashboard;
 pub(crate) mod endpoints;

@@ -6,6 +6,7 @@
 use super::Session;
 use super::render::Page;
 use crate::engine::StoredSession;
+use crate::secret::{random_token, sha256_hex};
 use crate::server::AppState;
 use crate::server::auth::Principal;
 use crate::server::config::Role;
@@ -15,14 +16,11 @@ use axum::Form;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use cookie::{Cookie, SameSite};
 use hmac::{Hmac, Mac};
 use minijinja::context;
-use rand::RngCore;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::net::SocketAddr;
 
 /// The session cookie.
@@ -34,16 +32,6 @@ const SIGN_IN_COOKIE: &str = "fo_sign_in";
 pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a sign-in form stays usable.
 const SIGN_IN_FORM_SECS: i64 = 600;
-
-fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn sha256_hex(text: &str) -> String {
-    hex::encode(Sha256::digest(text.as_bytes()))
-}
 
 fn csrf_mac(cookie: &str) -> Hmac<Sha256> {
     let mut mac =
