@@ -31,7 +31,7 @@ scripts/notify-receivers.py --self-test
 # The suites' temporary files (local endpoint roots, pytest's tmp_path) live in one
 # directory that goes when the run ends, so repeated runs do not fill /tmp.
 tests_tmp=$PWD/target/test-tmp
-trap 'scripts/test-hosts.sh down; scripts/test-servers.sh stop; rm -rf "$tests_tmp"' EXIT
+trap 'scripts/test-hosts.sh down || true; scripts/test-servers.sh stop; rm -rf "$tests_tmp"' EXIT
 scripts/test-servers.sh start
 # Hosts B and C (network namespaces fo-b, fo-c) for the multi-host tests.
 scripts/test-hosts.sh up
