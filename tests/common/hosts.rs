@@ -84,7 +84,9 @@ pub fn require_hosts() {
 }
 
 /// Runs `work` on a thread inside `host`'s network namespace (directly for A): every socket
-/// it opens is one of that host. The namespace's own `lo` answers its 127.0.0.1.
+/// it opens is one of that host, and stays so when returned and used from other threads
+/// (a listener, a connection). The namespace's own `lo` answers its 127.0.0.1. Async work
+/// runs here on a current-thread runtime built inside `work`.
 pub fn on_host<T: Send>(host: Host, work: impl FnOnce() -> T + Send) -> T {
     let Some(path) = host.netns_path() else {
         return work();
