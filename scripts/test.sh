@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (idempotently), starts the real test
 # servers on 127.0.0.1 (sshd, smbd, moto, rclone serve s3, PostgreSQL, the notification
-# receivers), runs formatting, lint, rustdoc, the import-circle check, the notification
-# receivers' self-test and every test of the workspace, then the Python bindings' suite
+# receivers) and the network namespaces of hosts B and C (scripts/test-hosts.sh), runs
+# formatting, lint, rustdoc, the import-circle check, the notification receivers'
+# self-test and every test of the workspace, then the Python bindings' suite
 # (wheel built, installed in a fresh virtualenv, pytest; scripts/test-python.sh), the API's
 # contract (Schemathesis and a generated client against the example server;
 # scripts/test-api-contract.sh), the web console in headless Chromium
-# (scripts/test-browser.sh), and stops the servers.
+# (scripts/test-browser.sh), and stops the servers and removes the namespaces.
 # Every suite runs even when an earlier one failed; the exit status is the first failure's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,8 +31,10 @@ scripts/notify-receivers.py --self-test
 # The suites' temporary files (local endpoint roots, pytest's tmp_path) live in one
 # directory that goes when the run ends, so repeated runs do not fill /tmp.
 tests_tmp=$PWD/target/test-tmp
-trap 'scripts/test-servers.sh stop; rm -rf "$tests_tmp"' EXIT
+trap 'scripts/test-hosts.sh down || true; scripts/test-servers.sh stop; rm -rf "$tests_tmp"' EXIT
 scripts/test-servers.sh start
+# Hosts B and C (network namespaces fo-b, fo-c) for the multi-host tests.
+scripts/test-hosts.sh up
 rm -rf "$tests_tmp" && mkdir -p "$tests_tmp"
 export TMPDIR=$tests_tmp
 # shellcheck source=/dev/null

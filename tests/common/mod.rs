@@ -8,6 +8,7 @@ pub mod api;
 #[cfg(feature = "server")]
 pub mod console;
 pub mod copies;
+pub mod hosts;
 pub mod latency;
 pub mod moto;
 #[cfg(feature = "server")]
