@@ -266,7 +266,8 @@ async fn every_route_needs_credentials_and_the_right_role() {
     for (method, path, needed) in &routes {
         // A body only where the route reads one (an unread body ends keep-alive).
         let body = (*method == "PUT"
-            || (*method == "POST" && ["/api/v1/jobs", "/api/v1/keys", "/api/v1/agents"].contains(path)))
+            || (*method == "POST"
+                && ["/api/v1/jobs", "/api/v1/keys", "/api/v1/agents"].contains(path)))
         .then_some("{}");
         for bad in [
             None,

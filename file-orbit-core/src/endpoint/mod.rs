@@ -14,7 +14,9 @@ pub use aws::{AwsCredentials, StaticKeys};
 pub use bandwidth::{Bandwidth, MIN_RATE, Rates};
 pub use diagnosis::{Diagnosis, Problem, TestOptions};
 pub use listing::{ListEntry, Listing, MAX_LIST_LIMIT, MAX_LIST_PATH_CHARS, relative_folder};
-pub use placement::{EndpointPlacement, MAX_PLACES, check_agent_names, reach_tokens, valid_agent_name};
+pub use placement::{
+    EndpointPlacement, MAX_PLACES, check_agent_names, reach_tokens, valid_agent_name,
+};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Rclone;

@@ -26,7 +26,8 @@ pub fn valid_agent_name(name: &str) -> bool {
     let mut chars = name.chars();
     matches!(chars.next(), Some(first) if first.is_ascii_lowercase() || first.is_ascii_digit())
         && name.len() <= 63
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-'))
 }
 
 /// Checks a list of agent names or labels; the error is the message for the field.
@@ -138,9 +139,15 @@ mod tests {
         };
         assert!(holds("b", &[]));
         assert!(holds("c", &["dmz".into()]));
-        assert!(!holds("c", &["eu".into()]), "a label prefix is not the label");
+        assert!(
+            !holds("c", &["eu".into()]),
+            "a label prefix is not the label"
+        );
         assert!(!holds("bb", &[]));
-        assert_eq!(holds("c", &["eu-west".into()]), pinned.admits("c", &["eu-west".into()]));
+        assert_eq!(
+            holds("c", &["eu-west".into()]),
+            pinned.admits("c", &["eu-west".into()])
+        );
     }
 
     #[test]
@@ -152,7 +159,12 @@ mod tests {
         let (field, _) = placement(&[], &["|agent:x|"]).check().unwrap_err();
         assert_eq!(field, "placement.labels");
         let many: Vec<String> = (0..33).map(|n| format!("l{n}")).collect();
-        let (_, why) = EndpointPlacement { agents: vec![], labels: many }.check().unwrap_err();
+        let (_, why) = EndpointPlacement {
+            agents: vec![],
+            labels: many,
+        }
+        .check()
+        .unwrap_err();
         assert!(why.contains("at most 32"), "{why}");
         assert!(!valid_agent_name(""));
         assert!(!valid_agent_name(&"a".repeat(64)));

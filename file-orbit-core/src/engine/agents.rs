@@ -108,7 +108,10 @@ impl AgentHello {
             return invalid("slots", format!("must be 1-{MAX_AGENT_SLOTS}"));
         }
         if self.backends.len() > MAX_BACKENDS
-            || self.backends.iter().any(|backend| !valid_agent_name(backend))
+            || self
+                .backends
+                .iter()
+                .any(|backend| !valid_agent_name(backend))
         {
             return invalid(
                 "backends",
@@ -359,9 +362,11 @@ impl Store {
             .map(|row| agent_from_row(row, online_within, now))
             .collect::<Result<Vec<_>>>()?;
         for (id, owner) in self.agent_leases(None).await? {
-            let holder = owner.strip_prefix("agent:").and_then(|rest| rest.split_once('/'));
-            if let Some(agent) = holder
-                .and_then(|(holder, _)| agents.iter_mut().find(|agent| agent.name == holder))
+            let holder = owner
+                .strip_prefix("agent:")
+                .and_then(|rest| rest.split_once('/'));
+            if let Some(agent) =
+                holder.and_then(|(holder, _)| agents.iter_mut().find(|agent| agent.name == holder))
             {
                 agent.running.push(id);
             }
@@ -440,7 +445,9 @@ impl Orbit {
             return Err(Error::invalid_field(
                 context,
                 "name",
-                format!("{name:?} is not a valid agent name (1-63 of a-z 0-9 . _ -, starting with a letter or digit)"),
+                format!(
+                    "{name:?} is not a valid agent name (1-63 of a-z 0-9 . _ -, starting with a letter or digit)"
+                ),
             ));
         }
         check_agent_names(labels, "label")

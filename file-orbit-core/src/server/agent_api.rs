@@ -8,8 +8,7 @@ use super::error::ApiError;
 use super::handlers::{ApiResult, Body, Shared};
 use super::routes::{failed_auth_limited, peer_of, within};
 use crate::engine::{
-    AgentHello, AgentIdentity, AgentOutcome, LeasedJob, OutcomesAnswer, ReportAnswer,
-    RunningReport,
+    AgentHello, AgentIdentity, AgentOutcome, LeasedJob, OutcomesAnswer, ReportAnswer, RunningReport,
 };
 use axum::extract::{Extension, FromRequest, Request, State};
 use axum::http::{StatusCode, header};

@@ -63,7 +63,12 @@ pub(super) fn router(state: Shared) -> Router {
 /// `request_timeout_secs`, so no client waits without end on a silent store or a hanging
 /// remote (the work is dropped with the request).
 async fn deadline(State(state): State<Shared>, request: Request, next: Next) -> Response {
-    within(Duration::from_secs(state.config.request_timeout_secs), request, next).await
+    within(
+        Duration::from_secs(state.config.request_timeout_secs),
+        request,
+        next,
+    )
+    .await
 }
 
 /// Answers 503 `timeout` when `next` has not answered within `limit`.

@@ -3,7 +3,8 @@
 
 use super::{ApiResult, Body, Path, Query, Shared, caller_orbit, refuse_masked_secrets};
 use crate::endpoint::{
-    Bandwidth, Endpoint, EndpointConfig, HostKeyCheck, Problem, SftpAuth, TestOptions,
+    Bandwidth, Endpoint, EndpointConfig, EndpointPlacement, HostKeyCheck, Problem, SftpAuth,
+    TestOptions,
 };
 use crate::engine::{DEFAULT_MAX_CONCURRENT, EndpointSummary};
 use crate::error::ErrorKind;
@@ -64,6 +65,10 @@ pub(crate) struct EndpointPut {
     /// changing it applies to transfers already running within a second.
     #[schema(value_type = Option<String>, example = "08:00,512k 19:00,off")]
     bandwidth: Option<Bandwidth>,
+    /// The agents that may run this endpoint's transfers, by name or label; absent:
+    /// anywhere, the control plane's own workers included.
+    #[serde(default)]
+    placement: EndpointPlacement,
     #[serde(flatten)]
     config: EndpointConfig,
 }
@@ -127,7 +132,7 @@ pub(crate) async fn put_endpoint(
         Some(n) => n,
     };
     let endpoint = Endpoint {
-        placement: Default::default(),
+        placement: put.placement,
         bandwidth: put.bandwidth,
         name: name.clone(),
         config: put.config,
