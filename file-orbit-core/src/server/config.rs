@@ -1,8 +1,9 @@
-//! The server's TOML configuration: where to listen, the store, workers, API keys
+//! The server's TOML configuration: where to listen (and TLS), the store, workers, API keys
 //! (hashed), the JWT secret, rate limits, logs, the node, the notifier, and endpoints,
 //! templates, sources and notifications declared as code. Unknown keys are refused by name.
 
 use super::error::without_values;
+use super::tls::TlsConfig;
 use crate::endpoint::{Bandwidth, Endpoint};
 use crate::engine::{DEFAULT_MAX_CONCURRENT, Limits, NodeIdentity, Orbit, TransferTemplate};
 use crate::error::{Error, ErrorKind, Result};
@@ -137,6 +138,8 @@ pub struct ServerConfig {
     pub console: ConsoleConfig,
     /// `[agents]`: enrolment tokens' lifetime and the agents' long-poll.
     pub agents: AgentsConfig,
+    /// `[tls]`: HTTPS with this PEM certificate chain and key (both or neither).
+    pub tls: TlsConfig,
 }
 
 /// Agents: how long an enrolment token stays usable, how long a lease request may wait.
@@ -267,6 +270,7 @@ impl Default for ServerConfig {
             notifier: NotifierConfig::default(),
             console: ConsoleConfig::default(),
             agents: AgentsConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -355,6 +359,7 @@ impl ServerConfig {
             return invalid("console.session_secs", "must be from 60 to 604800 (a week)");
         }
         self.limits.validate()?;
+        self.tls.validate()?;
         for (index, declared) in self.endpoints.iter().enumerate() {
             declared.endpoint.validate().map_err(|err| Error {
                 context: CONTEXT.into(),
@@ -568,6 +573,25 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().contains(field), "{field}: {err}");
         }
+    }
+
+    #[test]
+    fn tls_takes_both_paths_or_neither() {
+        let both = "[tls]\ncert_path = \"/c.pem\"\nkey_path = \"/k.pem\"\n";
+        let tls = ServerConfig::from_toml(both).unwrap().tls;
+        assert_eq!(tls.key_path, Some("/k.pem".into()));
+        assert!(tls.enabled() && tls.scheme() == "https");
+        assert!(!ServerConfig::from_toml("").unwrap().tls.enabled());
+        for (text, field) in [
+            ("[tls]\ncert_path = \"/c.pem\"\n", "tls.key_path"),
+            ("[tls]\nkey_path = \"/k.pem\"\n", "tls.cert_path"),
+            (&both.replace("/c.pem", ""), "tls.cert_path"),
+        ] {
+            let err = ServerConfig::from_toml(text).unwrap_err();
+            assert_eq!(err.field.as_deref(), Some(field), "{text}: {err}");
+        }
+        let err = ServerConfig::from_toml("[tls]\ncert = \"/c.pem\"\n").unwrap_err();
+        assert!(err.message.contains("line 2, column 1 (cert)"), "{err}");
     }
 
     #[test]

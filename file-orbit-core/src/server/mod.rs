@@ -4,7 +4,8 @@
 //! (Prometheus text). Every other route needs an API key or JWT with a role (`viewer` <
 //! `operator` < `admin`) and is rate limited per caller (failed authentication per client
 //! address). API keys are managed in the store (`/api/v1/keys`). Secrets are never
-//! returned: endpoints are listed from their public config.
+//! returned: endpoints are listed from their public config. With `[tls]` it serves HTTPS
+//! itself (`tls`); plain HTTP is meant for loopback.
 
 mod agent_api;
 mod api_doc;
@@ -18,6 +19,7 @@ mod keys_cli;
 mod metrics;
 mod routes;
 mod startup;
+mod tls;
 mod ui;
 
 pub use api_doc::required_role;
@@ -34,6 +36,7 @@ pub use keys_cli::{KEYS_USAGE, keys_command};
 pub use startup::{
     CONFIG_ENV, Command, DATA_DIR_ENV, DEFAULT_CONFIG_NAME, LISTEN_ENV, STORE_URL_ENV, Startup,
 };
+pub use tls::{HANDSHAKE_TIMEOUT, TlsConfig};
 pub use ui::{CONSOLE_ROUTES, CONTENT_SECURITY_POLICY, ConsoleRoute};
 
 use crate::engine::{Orbit, Workers};
@@ -42,6 +45,7 @@ use crate::events::runner::SourceRunner;
 use crate::events::schedule::Scheduler;
 use crate::notify::Notifier;
 use auth::{Authenticator, RateLimiter};
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -109,7 +113,7 @@ pub fn router(
 /// # Ok(())
 /// # }
 /// ```
-/// A running server: HTTP plus in-process workers.
+/// A running server: HTTP (or HTTPS with `[tls]`) plus in-process workers.
 pub struct Server {
     addr: SocketAddr,
     scheduler: Option<Scheduler>,
@@ -126,6 +130,7 @@ impl Server {
     /// Binds `config.listen`, starts `config.workers` workers and serves the API.
     pub async fn start(orbit: Orbit, config: ServerConfig) -> Result<Server> {
         config.validate()?;
+        let tls = config.tls.acceptor()?;
         config
             .apply_declarations(&orbit.acting_as("config"))
             .await?;
@@ -145,7 +150,14 @@ impl Server {
                 err.to_string(),
             )
         })?;
-        tracing::info!(%addr, workers = config.workers, "server started");
+        let scheme = config.tls.scheme();
+        tracing::info!(%addr, scheme, workers = config.workers, "server started");
+        if tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "plain HTTP on a non-loopback address: the API, its keys and agents' credentials travel in clear (set [tls] cert_path and key_path)"
+            );
+        }
         let status = Arc::new(WorkerStatus::default());
         let workers = (config.workers > 0).then(|| orbit.start_workers(config.workers));
         // Every node checks the schedules; each tick fires once across them all.
@@ -157,7 +169,9 @@ impl Server {
         };
         // Every node may send notifications; each message is sent by the one leasing it.
         let notifier = match config.notifier.enabled {
-            true => Some(orbit.start_notifier(config.notifier.options(&format!("http://{addr}")))?),
+            true => {
+                Some(orbit.start_notifier(config.notifier.options(&format!("{scheme}://{addr}")))?)
+            }
             false => None,
         };
         status.count.store(config.workers, Ordering::Relaxed);
@@ -165,17 +179,31 @@ impl Server {
         let (stop, stopping) = watch::channel(false);
         let app = router(orbit, config, status.clone(), stopping.clone());
         let mut shutdown = stopping;
-        let http = tokio::spawn(async move {
-            // The peer's address keys the failed-authentication buckets.
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.changed().await;
-            })
-            .await
-        });
+        let stopped = async move {
+            let _ = shutdown.changed().await;
+        };
+        // The peer's address keys the failed-authentication buckets.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        let http = match tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }),
+            Some(acceptor) => {
+                // `tap_io` also gives the handlers `ConnectInfo<SocketAddr>` (axum derives it
+                // for a tapped listener whose address is a `SocketAddr`).
+                // No Nagle delay between the small TLS records of one response.
+                let listener = tls::TlsListener::new(listener, addr, acceptor).tap_io(|tls| {
+                    let _ = tls.get_ref().0.set_nodelay(true);
+                });
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
+                })
+            }
+        };
         Ok(Server {
             addr,
             scheduler,

@@ -176,13 +176,14 @@ impl Startup {
     /// configuration file and log files, and the bootstrap key when one was just made.
     pub fn banner(&self, addr: SocketAddr, bootstrap: Option<&Secret>) -> String {
         let path = self.config_path.display();
+        let base = format!("{}://{addr}", self.config.tls.scheme());
         let mut text = format!(
-            "File Orbit server on http://{addr}\n{}  \
-             API:     http://{addr}/api/v1 (Authorization: Bearer <key>)\n  \
-             health:  http://{addr}/health   metrics: http://{addr}/metrics\n  \
+            "File Orbit server on {base}\n{}  \
+             API:     {base}/api/v1 (Authorization: Bearer <key>)\n  \
+             health:  {base}/health   metrics: {base}/metrics\n  \
              store:   {}   workers: {}   config: {path}\n",
             match self.config.console.enabled {
-                true => format!("  console: http://{addr}/ui/ (sign in with an API key)\n"),
+                true => format!("  console: {base}/ui/ (sign in with an API key)\n"),
                 false => String::new(),
             },
             self.store_url,
@@ -371,6 +372,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
         let banner = again.banner(addr, None);
         assert!(!banner.contains("Bootstrap"), "{banner}");
+        again.config.tls.cert_path = Some("/c.pem".into());
+        again.config.tls.key_path = Some("/k.pem".into());
+        let banner = again.banner(addr, None);
+        assert!(banner.contains("https://127.0.0.1:8080/api/v1"), "{banner}");
+        assert!(!banner.contains("http:"), "{banner}");
 
         // With no file yet, the default file is created in the data directory.
         let data_dir = dir.path().join("data");
