@@ -2,6 +2,7 @@
 //! (hashed), the JWT secret, rate limits, logs, the node, the notifier, and endpoints,
 //! templates, sources and notifications declared as code. Unknown keys are refused by name.
 
+use super::agent_api::AgentsConfig;
 use super::error::without_values;
 use super::tls::TlsConfig;
 use crate::endpoint::{Bandwidth, Endpoint};
@@ -86,6 +87,9 @@ pub struct ServerConfig {
     pub store_url: Option<String>,
     /// In-process workers.
     pub workers: usize,
+    /// How long a job's lease lasts without a heartbeat (in-process workers and agents):
+    /// a lost worker's or agent's job runs again after it (1 to 3600 s; default 30).
+    pub lease_secs: u64,
     /// How long running transfers may take to finish on shutdown.
     pub shutdown_grace_secs: u64,
     /// Largest request body accepted.
@@ -140,26 +144,6 @@ pub struct ServerConfig {
     pub agents: AgentsConfig,
     /// `[tls]`: HTTPS with this PEM certificate chain and key (both or neither).
     pub tls: TlsConfig,
-}
-
-/// Agents: how long an enrolment token stays usable, how long a lease request may wait.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AgentsConfig {
-    /// Seconds an enrolment token stays usable (60 to 2,592,000 = 30 days; default a day).
-    pub enrolment_ttl_secs: u64,
-    /// The longest an agent's lease request waits for work (1 to 60 s; default 20); the
-    /// agent protocol's routes get this on top of `request_timeout_secs`.
-    pub lease_wait_max_secs: u64,
-}
-
-impl Default for AgentsConfig {
-    fn default() -> Self {
-        AgentsConfig {
-            enrolment_ttl_secs: 24 * 3600,
-            lease_wait_max_secs: 20,
-        }
-    }
 }
 
 /// The web console (`/ui/`): on or off, how long a sign-in lasts, its cookie.
@@ -245,6 +229,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".into(),
             store_url: None,
             workers: 2,
+            lease_secs: 30,
             shutdown_grace_secs: 30,
             max_body_bytes: 1024 * 1024,
             max_stream_secs: 3600,
@@ -351,6 +336,9 @@ impl ServerConfig {
                 "agents.enrolment_ttl_secs",
                 "must be from 60 to 2592000 (30 days)",
             );
+        }
+        if !(1..=3600).contains(&self.lease_secs) {
+            return invalid("lease_secs", "must be from 1 to 3600");
         }
         if !(1..=60).contains(&self.agents.lease_wait_max_secs) {
             return invalid("agents.lease_wait_max_secs", "must be from 1 to 60");

@@ -22,6 +22,7 @@ mod startup;
 mod tls;
 mod ui;
 
+pub use agent_api::AgentsConfig;
 pub use api_doc::required_role;
 pub use api_doc::{API_ROUTES, ApiRoute, openapi};
 pub use auth::{Principal, sign_jwt};

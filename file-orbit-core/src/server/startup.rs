@@ -161,6 +161,7 @@ impl Startup {
         OrbitOptions {
             store_url: self.store_url.clone(),
             actor: "server".into(),
+            lease: std::time::Duration::from_secs(self.config.lease_secs),
             limits: self.config.limits,
             node: self.config.node.clone(),
             bandwidth: BandwidthOptions {
