@@ -212,6 +212,15 @@ async fn placement_and_the_protocol(ts: TestServer) {
         .await
         .json();
     assert_eq!(job["progress"]["bytes"], 42, "{job}");
+    let metrics = api.get("/metrics", &keys.viewer).await.body;
+    assert!(
+        metrics.contains("file_orbit_running_bytes{runner=\"b\"} 42"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("file_orbit_agents{status=\"online\"} 2"),
+        "{metrics}"
+    );
     let reply = api
         .post(
             &format!("/api/v1/jobs/{from_b}/cancel"),

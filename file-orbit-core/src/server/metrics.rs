@@ -10,7 +10,8 @@
 use super::AppState;
 use super::error::ApiError;
 use crate::engine::{
-    AttemptTotals, BandwidthUsage, JobCounts, JobState, LiveWorkers, SourceState, SourceStatus,
+    AgentSummary, AttemptTotals, BandwidthUsage, Job, JobCounts, JobFilter, JobState, LiveWorkers,
+    SourceState, SourceStatus,
 };
 use crate::error::{Error, ErrorKind};
 use prometheus_client::encoding::text::encode;
@@ -37,6 +38,14 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     let nodes = store.worker_nodes().await?;
     let sources = store.sources().await?;
     let notifications = store.notification_totals().await?;
+    let agents = state.orbit.agents().await?;
+    let running_jobs = store
+        .jobs(&JobFilter {
+            state: Some(JobState::Leased),
+            limit: 1000,
+            ..JobFilter::default()
+        })
+        .await?;
     let counts = JobCounts::of(&jobs);
 
     let mut registry = Registry::default();
@@ -202,6 +211,7 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
     );
 
     register_sources(&mut registry, &sources);
+    register_agents(&mut registry, &agents, &running_jobs);
     register_bandwidth(&mut registry, &state.orbit.bandwidth_usage());
     register_notifications(&mut registry, &notifications);
 
@@ -218,6 +228,49 @@ pub(super) async fn render(state: &AppState) -> Result<(String, &'static str), A
 
 /// Per source (its name the only label from it): the counters summed over every node that
 /// ran it, its state, and when it last saw something.
+/// Agents by status, and the progress of running transfers by who runs them (an agent's
+/// name, or `control_plane` for the servers' and workers' own slots), as they last reported.
+fn register_agents(registry: &mut Registry, agents: &[AgentSummary], running: &[Job]) {
+    let by_status = Family::<Labels, Gauge>::default();
+    for status in ["pending", "online", "offline", "revoked"] {
+        let count = agents.iter().filter(|agent| agent.status == status).count();
+        by_status
+            .get_or_create(&vec![("status", status.to_string())])
+            .set(count as i64);
+    }
+    registry.register("file_orbit_agents", "Agents by status", by_status);
+    let (bytes, speed) = (
+        Family::<Labels, Gauge>::default(),
+        Family::<Labels, Gauge<f64, AtomicU64>>::default(),
+    );
+    for job in running {
+        let runner = job
+            .lease_owner
+            .as_deref()
+            .and_then(|owner| owner.strip_prefix("agent:"))
+            .and_then(|rest| rest.split_once('/'))
+            .map_or("control_plane", |(agent, _)| agent);
+        let labels = vec![("runner", runner.to_string())];
+        let progress = job.progress.as_ref();
+        bytes
+            .get_or_create(&labels)
+            .inc_by(progress.map_or(0, |p| p.bytes) as i64);
+        speed
+            .get_or_create(&labels)
+            .inc_by(progress.map_or(0.0, |p| p.speed));
+    }
+    registry.register(
+        "file_orbit_running_bytes",
+        "Bytes moved so far by the running transfers, by who runs them (agent or control_plane)",
+        bytes,
+    );
+    registry.register(
+        "file_orbit_running_speed_bytes_per_second",
+        "Speed of the running transfers, by who runs them (agent or control_plane)",
+        speed,
+    );
+}
+
 fn register_sources(registry: &mut Registry, sources: &[SourceStatus]) {
     let events = Family::<Labels, Counter>::default();
     let states = Family::<Labels, Gauge>::default();
