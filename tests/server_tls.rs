@@ -109,6 +109,10 @@ async fn a_client_trusting_the_ca_gets_the_api_over_https() {
     // A refused key is counted per client address (`ConnectInfo`): 401, not a 500.
     let (status, body) = get(&client, format!("{base}/api/v1/jobs"), Some("fo_wrong")).await;
     assert_eq!(status, 401, "{body}");
+    // The console's cookies are `Secure` over the server's own HTTPS.
+    let form = client.get(format!("{base}/ui/login")).send().await.unwrap();
+    let cookie = form.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("Secure"), "{cookie}");
 
     let addr = ts.addr();
     assert!(ts.shutdown().await, "clean shutdown");

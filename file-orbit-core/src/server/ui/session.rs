@@ -98,10 +98,11 @@ pub(crate) async fn session_of(
     }))
 }
 
-/// Whether the console's cookies get `Secure`: configured, or the request came through
-/// an HTTPS proxy.
+/// Whether the console's cookies get `Secure`: configured, served over the server's own
+/// HTTPS, or the request came through an HTTPS proxy.
 fn secure(state: &AppState, headers: &HeaderMap) -> bool {
     state.config.console.secure_cookies
+        || state.config.tls.enabled()
         || headers
             .get("x-forwarded-proto")
             .is_some_and(|proto| proto.as_bytes().eq_ignore_ascii_case(b"https"))
