@@ -4,7 +4,7 @@
 //! that every key Python sets is one the core reads and keeps. Secrets come back as `***`.
 
 use crate::{from_json, to_json, to_py_err};
-use file_orbit_core::endpoint::Endpoint;
+use file_orbit_core::endpoint::{Endpoint, EndpointPlacement};
 use file_orbit_core::engine::{JobRequest, RetryPolicy, TransferTemplate};
 use file_orbit_core::error::{Error, ErrorKind, Result as CoreResult};
 use file_orbit_core::events::IncomingEvent;
@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 /// The kinds `check_core` knows, each the name of one core type.
-const KINDS: [&str; 14] = [
+const KINDS: [&str; 15] = [
     "channel",
     "endpoint",
     "filters",
@@ -27,6 +27,7 @@ const KINDS: [&str; 14] = [
     "job_request",
     "local_watch",
     "notification",
+    "placement",
     "rate_limit",
     "remote_poll",
     "retry_policy",
@@ -63,6 +64,7 @@ pub(crate) fn check_core(kind: &str, json: &str) -> PyResult<String> {
             .and_then(|notification| to_json(&notification)),
         "rate_limit" => round_trip::<RateLimit>(kind, json),
         "endpoint" => round_trip::<Endpoint>(kind, json),
+        "placement" => round_trip::<EndpointPlacement>(kind, json),
         "filters" => round_trip::<Filters>(kind, json),
         "incoming_event" => round_trip::<IncomingEvent>(kind, json),
         "job_request" => round_trip::<JobRequest>(kind, json),

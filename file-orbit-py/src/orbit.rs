@@ -223,10 +223,28 @@ enum Call {
     RetryNotificationMessage {
         id: i64,
     },
+    /// A new agent and its one-time enrolment token, valid for `ttl_ms`.
+    CreateAgent {
+        name: String,
+        #[serde(default)]
+        labels: Vec<String>,
+        ttl_ms: i64,
+    },
+    Agents,
+    Agent {
+        name: String,
+    },
+    RevokeAgent {
+        name: String,
+    },
 }
 
 /// The states of an outbox message, as `Outbox`'s `state` names them.
 const MESSAGE_STATES: [&str; 5] = ["collecting", "queued", "sending", "sent", "dead"];
+
+/// How long an enrolment token may stay valid, in milliseconds: the bounds of the
+/// server's `[agents] enrolment_ttl_secs` (a minute to 30 days).
+const ENROLMENT_TTL_MS: std::ops::RangeInclusive<i64> = 60_000..=30 * 24 * 3600 * 1000;
 
 /// How often `WaitJob` reads the job (the core's `Orbit::wait` uses the same period).
 const JOB_POLL: Duration = Duration::from_millis(50);
@@ -386,6 +404,27 @@ async fn run(orbit: Orbit, call: Call) -> CoreResult<Value> {
         }
         Call::RetryNotificationMessage { id } => {
             orbit.retry_notification_message(id).await?;
+            Value::Null
+        }
+        Call::CreateAgent {
+            name,
+            labels,
+            ttl_ms,
+        } => {
+            if !ENROLMENT_TTL_MS.contains(&ttl_ms) {
+                return Err(Error::invalid_field(
+                    "agent",
+                    "ttl",
+                    format!("must be 60 s to 30 days, not {ttl_ms} ms"),
+                ));
+            }
+            let ttl = Duration::from_millis(ttl_ms.unsigned_abs());
+            value(&orbit.create_agent(&name, &labels, ttl).await?)?
+        }
+        Call::Agents => value(&orbit.agents().await?)?,
+        Call::Agent { name } => value(&orbit.agent(&name).await?)?,
+        Call::RevokeAgent { name } => {
+            orbit.revoke_agent(&name).await?;
             Value::Null
         }
     })

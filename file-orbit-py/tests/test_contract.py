@@ -84,7 +84,18 @@ CASES: dict[type, tuple[str, list[Any]]] = {
             )
         ],
     ),
-    fo.Local: ("endpoint", [fo.Local("inbox", root="/srv/inbox", bandwidth="08:00,512k 19:00,off")]),
+    fo.Local: (
+        "endpoint",
+        [
+            fo.Local(
+                "inbox",
+                root="/srv/inbox",
+                bandwidth="08:00,512k 19:00,off",
+                placement=fo.Placement(agents=("b",)),
+            )
+        ],
+    ),
+    fo.Placement: ("placement", [fo.Placement(agents=("b", "c"), labels=("dmz", "eu-west"))]),
     fo.S3: (
         "endpoint",
         [
@@ -102,6 +113,7 @@ CASES: dict[type, tuple[str, list[Any]]] = {
                 storage_class="STANDARD_IA",
                 server_side_encryption="AES256",
                 bandwidth="10M:2M",
+                placement=fo.Placement(labels=("dmz",)),
             )
         ],
     ),
@@ -118,6 +130,7 @@ CASES: dict[type, tuple[str, list[Any]]] = {
                 root="/upload",
                 server_hashes=True,
                 bandwidth="Mon-08:00,1M Sat-00:00,off",
+                placement=fo.Placement(agents=("c",), labels=("dmz",)),
             ),
             fo.Sftp(
                 "partner-key",
@@ -200,6 +213,7 @@ CASES: dict[type, tuple[str, list[Any]]] = {
                 password="smb-pw",
                 share="data",
                 bandwidth="off",
+                placement=fo.Placement(agents=("b",)),
                 port=1445,
                 domain="CORP",
                 root="in/2026",
@@ -323,6 +337,7 @@ def test_an_ingested_event_goes_through_the_core() -> None:
         ("template", {"enable": False}, "enable"),
         ("job_request", {"priorty": 1}, "priorty"),
         ("endpoint", {"rooot": "/x"}, "rooot"),
+        ("placement", {"agent": ["b"]}, "agent"),
         ("sqs_source", {"max_mesages": 5}, "max_mesages"),
         ("local_watch", {"stable_for": 5}, "stable_for"),
         ("remote_poll", {"interval": 5}, "interval"),
@@ -339,6 +354,7 @@ def test_a_misspelt_key_is_refused_naming_it(kind: str, typo: dict[str, Any], fi
         "template": lambda: CASES[fo.Template][1][0]._to_core(),
         "job_request": lambda: _submit_request(spec(), 0, None, None, ()),
         "endpoint": lambda: fo.Local("inbox", root="/srv")._to_core(),
+        "placement": lambda: CASES[fo.Placement][1][0]._to_core(),
         "sqs_source": lambda: CASES[fo.SqsSource][1][0]._to_core(),
         "local_watch": lambda: CASES[fo.LocalWatch][1][0]._to_core(),
         "remote_poll": lambda: CASES[fo.RemotePoll][1][0]._to_core(),

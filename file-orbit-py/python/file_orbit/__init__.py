@@ -11,7 +11,9 @@ sources are stored objects (:meth:`Orbit.put_source` with :class:`SqsSource`,
 :meth:`Orbit.watch_local`, :meth:`Orbit.poll_remote`). Notifications
 (:meth:`Orbit.put_notification` with a :class:`Webhook`, :class:`Email`, :class:`Slack` or
 :class:`Teams` channel) report job, source and endpoint events through a durable outbox
-that :meth:`Orbit.run_notifier` sends.
+that :meth:`Orbit.run_notifier` sends. Agents on other hosts run transfers through the
+control plane's API (:meth:`Orbit.create_agent` gives the enrolment token, :meth:`Orbit.agents`
+lists them); an endpoint's :class:`Placement` pins its transfers to agents or labels.
 
 Blocking API: :class:`Orbit`; asyncio API: :class:`AsyncOrbit`. Handles
 (:class:`Transfer`, :class:`Job`) support ``wait(progress=callback)``, ``cancel()`` and
@@ -41,14 +43,17 @@ from __future__ import annotations
 import os as _os
 
 from . import _native
-from ._endpoints import Endpoint, Local, S3, Sftp, Smb
+from ._endpoints import Endpoint, Local, Placement, S3, Sftp, Smb
 from ._handles import Job, Service, Transfer
 from ._models import (
+    AgentInfo,
+    AgentStatus,
     AuditRecord,
     BandwidthUsage,
     Conflict,
     Diagnosis,
     EndpointInfo,
+    Enrolment,
     Event,
     Filters,
     JobInfo,
@@ -101,6 +106,8 @@ from .errors import (
 )
 
 __all__ = [
+    "AgentInfo",
+    "AgentStatus",
     "AsyncOrbit",
     "AuditRecord",
     "BandwidthUsage",
@@ -114,6 +121,7 @@ __all__ = [
     "Email",
     "Endpoint",
     "EndpointInfo",
+    "Enrolment",
     "Event",
     "FileOrbitError",
     "Filters",
@@ -133,6 +141,7 @@ __all__ = [
     "Orbit",
     "OutboxMessage",
     "PermissionDeniedError",
+    "Placement",
     "Progress",
     "ProtocolError",
     "RateLimit",

@@ -1,4 +1,5 @@
-"""Endpoints: a name plus the typed configuration of local disk, S3, SFTP or SMB.
+"""Endpoints: a name plus the typed configuration of local disk, S3, SFTP or SMB, and
+their :class:`Placement` (the agents that may run their transfers).
 
 Each class builds the core's own configuration form (the README's TOML/JSON) and has the
 core validate it at construction, so a bad value raises :class:`~file_orbit.ConfigError`
@@ -9,14 +10,53 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields
 from typing import Any, ClassVar
 
 from . import _native
 from .errors import ConfigError
 
-__all__ = ["Endpoint", "Local", "S3", "Sftp", "Smb"]
+__all__ = ["Endpoint", "Local", "Placement", "S3", "Sftp", "Smb"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an endpoint's transfers may run: on the agents named in ``agents``, or on any
+    agent carrying one of ``labels``. A job runs only on an agent its source's and its
+    destination's placements both admit; an endpoint without placement runs anywhere, the
+    control plane's own workers included.
+
+    Args:
+        agents: Names of agents (see :meth:`Orbit.create_agent`), e.g. ``["b"]``.
+        labels: Agent labels, e.g. ``["dmz"]``.
+
+    Names and labels are 1-63 of ``a-z 0-9 . _ -``, starting with a letter or digit, at
+    most 32 in all; a bad one raises :class:`~file_orbit.ConfigError` naming
+    ``placement.agents`` or ``placement.labels`` when the endpoint is made.
+    """
+
+    agents: Sequence[str] = ()
+    labels: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("agents", "labels"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise TypeError(f"placement: {name} must be a sequence of names, not the str {value!r}")
+            object.__setattr__(self, name, tuple(value))
+
+    @property
+    def anywhere(self) -> bool:
+        """True when it names no agent and no label: transfers run anywhere."""
+        return not self.agents and not self.labels
+
+    def _to_core(self) -> dict[str, Any]:
+        return {key: list(names) for key, names in (("agents", self.agents), ("labels", self.labels)) if names}
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> Placement:
+        return cls(agents=tuple(data.get("agents", ())), labels=tuple(data.get("labels", ())))
 
 
 @dataclass(frozen=True)
@@ -31,6 +71,9 @@ class Endpoint:
     """The most all transfers to and from this endpoint may move together, live: a rate
     (``"10M"``), ``"up:down"`` (``"10M:2M"``), ``"off"`` or a weekly timetable
     (``"08:00,512k 19:00,off"``, ``"Mon-08:00,1M Sat-00:00,off"``)."""
+    placement: Placement | None = None
+    """The agents that may run this endpoint's transfers (see :class:`Placement`); None:
+    anywhere."""
 
     kind: ClassVar[str] = ""
 
@@ -40,6 +83,10 @@ class Endpoint:
             if value is not None and not isinstance(value, str):
                 # Checked here so that no parser error can echo the value.
                 raise TypeError(f"endpoint {self.name!r}: {secret} must be a str, not {type(value).__name__}")
+        if self.placement is not None and not isinstance(self.placement, Placement):
+            raise TypeError(
+                f"endpoint {self.name!r}: placement must be a Placement, not {type(self.placement).__name__}"
+            )
         _native.validate_endpoint(json.dumps(self._to_core()))
 
     def _config(self) -> dict[str, Any]:
@@ -49,7 +96,8 @@ class Endpoint:
         """The core's JSON form, secrets included (only ever handed to the native module)."""
         config = {key: value for key, value in self._config().items() if value is not None}
         limit = {} if self.bandwidth is None else {"bandwidth": self.bandwidth}
-        return {"name": self.name, "type": self.kind, **limit, **config}
+        placed = {} if self.placement is None or self.placement.anywhere else {"placement": self.placement._to_core()}
+        return {"name": self.name, "type": self.kind, **limit, **placed, **config}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The values File Orbit takes and returns: transfer specs, filters, retry policies,
 templates, progress, jobs, events, stored sources' status, notifications and their outbox
-messages, diagnoses. Plain frozen dataclasses; each converts to or from the core's JSON
+messages, agents and their enrolments, diagnoses. Plain frozen dataclasses; each converts to or from the core's JSON
 form and does nothing else.
 """
 
@@ -11,14 +11,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Literal
 
-from ._endpoints import Endpoint
+from ._endpoints import Endpoint, Placement
 from ._notifications import MessageState, NotifyEvent, RateLimit
 
 __all__ = [
+    "AgentInfo",
+    "AgentStatus",
     "AuditRecord",
     "Conflict",
     "Diagnosis",
     "EndpointInfo",
+    "Enrolment",
     "Event",
     "Filters",
     "JobInfo",
@@ -51,6 +54,10 @@ Conflict = Literal["overwrite", "skip_existing", "newer_only"]
 
 JobState = Literal["queued", "leased", "succeeded", "dead", "cancelled"]
 """Where a durable job is: waiting, held by a worker, or finished one of three ways."""
+
+AgentStatus = Literal["pending", "online", "offline", "revoked"]
+"""Where an agent is: created but not enrolled yet, heard from within three leases, not
+heard from since, or revoked."""
 
 SourceState = Literal["starting", "running", "failing", "paused"]
 """What a stored source is doing: waiting for a node to take it (or being started),
@@ -771,6 +778,7 @@ class EndpointInfo:
         bandwidth: Its bandwidth limit as written (``None``: no limit).
         bandwidth_now: The rates that limit sets now.
         bandwidth_next: When a timetable next changes the rates, and to what.
+        placement: The agents that may run its transfers (``None``: anywhere).
     """
 
     name: str
@@ -781,6 +789,7 @@ class EndpointInfo:
     bandwidth: str | None
     bandwidth_now: Rates
     bandwidth_next: tuple[_dt.datetime, Rates] | None
+    placement: Placement | None
 
 
 @dataclass(frozen=True)
@@ -917,6 +926,86 @@ class SqsStats:
     deleted: int
     failed: int
     receive_errors: int
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """A new agent and its one-time enrolment token (:meth:`Orbit.create_agent`): the
+    agent exchanges the token for its own credential. The token is shown only here.
+
+    Attributes:
+        name: The agent's name.
+        labels: Its labels (endpoints placed on one of them may run on it).
+        enrolment_token: The one-time token (``foe_...``); never stored, only its SHA-256.
+        expires_at: Until when the token may be used.
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    enrolment_token: str = field(repr=False)
+    expires_at: _dt.datetime
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> Enrolment:
+        return cls(
+            name=data["name"],
+            labels=tuple(data["labels"]),
+            enrolment_token=data["enrolment_token"],
+            expires_at=_ms_to_datetime(data["expires_at"]),  # type: ignore[arg-type]
+        )
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """An agent as listed (:meth:`Orbit.agents`): what it said of itself when it last
+    called, its status, and the jobs it runs.
+
+    Attributes:
+        name: The agent's name.
+        labels: Its labels.
+        status: See :data:`AgentStatus`.
+        host: The host it runs on (``None`` until it enrolled).
+        version: Its File Orbit version (``None`` until it enrolled).
+        slots: Transfers it runs at once (0 until it enrolled).
+        backends: The rclone backends it has (``"local"``, ``"s3"``, ...).
+        created_at: When an admin created it.
+        enrolled_at: When it exchanged its enrolment token.
+        last_contact: When it last called the control plane.
+        revoked_at: When it was revoked.
+        enrolment_expires_at: Until when its enrolment token may be used (pending agents
+            only).
+        running: The ids of the jobs it runs now.
+    """
+
+    name: str
+    labels: tuple[str, ...]
+    status: AgentStatus
+    host: str | None
+    version: str | None
+    slots: int
+    backends: tuple[str, ...]
+    created_at: _dt.datetime
+    enrolled_at: _dt.datetime | None
+    last_contact: _dt.datetime | None
+    revoked_at: _dt.datetime | None
+    enrolment_expires_at: _dt.datetime | None
+    running: tuple[int, ...]
+
+    @classmethod
+    def _from_core(cls, data: Mapping[str, Any]) -> AgentInfo:
+        return cls(
+            **{
+                **data,
+                "labels": tuple(data["labels"]),
+                "backends": tuple(data["backends"]),
+                "running": tuple(data["running"]),
+                "created_at": _ms_to_datetime(data["created_at"]),
+                "enrolled_at": _ms_to_datetime(data["enrolled_at"]),
+                "last_contact": _ms_to_datetime(data["last_contact"]),
+                "revoked_at": _ms_to_datetime(data["revoked_at"]),
+                "enrolment_expires_at": _ms_to_datetime(data["enrolment_expires_at"]),
+            }
+        )
 
 
 @dataclass(frozen=True)

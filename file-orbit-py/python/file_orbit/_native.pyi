@@ -45,7 +45,7 @@ def parse_unc(unc: str) -> tuple[str, str, str]:
 def check_core(kind: str, json: str) -> str:
     """For the contract test: reads ``json`` as the core type ``kind`` names (``"channel"``,
     ``"endpoint"``, ``"filters"``, ``"incoming_event"``, ``"job_request"``,
-    ``"local_watch"``, ``"notification"``, ``"rate_limit"``, ``"remote_poll"``,
+    ``"local_watch"``, ``"notification"``, ``"placement"``, ``"rate_limit"``, ``"remote_poll"``,
     ``"retry_policy"``, ``"source"``, ``"sqs_source"``, ``"template"``,
     ``"transfer_spec"``) and returns the core's JSON of
     what it read (secrets as ``***``); raises ConfigError naming the field it refused."""

@@ -16,14 +16,16 @@ from typing import Any
 
 from . import _native
 from ._calls import call, call_async
-from ._endpoints import Endpoint
+from ._endpoints import Endpoint, Placement
 from ._handles import Job, Service, Transfer
 from ._models import (
+    AgentInfo,
     AuditRecord,
     BandwidthUsage,
     Conflict,
     Diagnosis,
     EndpointInfo,
+    Enrolment,
     Event,
     Filters,
     JobInfo,
@@ -222,7 +224,14 @@ def _endpoint_info(data: Mapping[str, Any]) -> EndpointInfo:
             _dt.datetime.fromisoformat(data["bandwidth_next"]["at"]),
             Rates(**data["bandwidth_next"]["rates"]),
         ),
+        None if "placement" not in data["config"] else Placement._from_core(data["config"]["placement"]),
     )
+
+
+def _create_agent_request(name: str, labels: Sequence[str], ttl: float) -> dict[str, Any]:
+    if isinstance(labels, str):
+        raise TypeError(f"agent {name!r}: labels must be a sequence of labels, not the str {labels!r}")
+    return {"name": name, "labels": list(labels), "ttl_ms": round(ttl * 1000)}
 
 
 def _listing(data: Mapping[str, Any]) -> Listing:
@@ -923,6 +932,42 @@ class Orbit:
         )
         return Service(native, "notifier")
 
+    # Agents
+
+    def create_agent(self, name: str, labels: Sequence[str] = (), *, ttl: float = 86400.0) -> Enrolment:
+        """Creates agent ``name`` (a transfer agent on another host: the worker service in
+        agent mode, which talks to the control plane's API, never to the store) and
+        returns its one-time enrolment token, which the agent exchanges for its own
+        credential. Audited as ``agent.created``. The name of a revoked agent may be used
+        again.
+
+        Args:
+            name: The agent's name: 1-63 of ``a-z 0-9 . _ -``, starting with a letter or
+                digit (what :class:`Placement`'s ``agents`` name).
+            labels: Its labels, likewise (what :class:`Placement`'s ``labels`` name).
+            ttl: Seconds the token stays valid (60 to 30 days).
+
+        Raises:
+            ConfigError: ``.field`` is ``"name"`` (not a valid name, or an agent of that
+                name exists and is not revoked), ``"labels"`` or ``"ttl"``.
+        """
+        return Enrolment._from_core(self._call("create_agent", **_create_agent_request(name, labels, ttl)))
+
+    def agents(self) -> list[AgentInfo]:
+        """Every agent by name, with its status and the jobs it runs."""
+        return [AgentInfo._from_core(data) for data in self._call("agents")]
+
+    def agent(self, name: str) -> AgentInfo:
+        """Agent ``name``; :class:`NotFoundError` if none."""
+        return AgentInfo._from_core(self._call("agent", name=name))
+
+    def revoke_agent(self, name: str) -> None:
+        """Revokes agent ``name``: its credential (or unused enrolment token) is refused
+        from now on and the jobs it runs go back to the queue. Audited as
+        ``agent.revoked``; revoking a revoked agent does nothing. :class:`NotFoundError`
+        if there is no such agent."""
+        self._call("revoke_agent", name=name)
+
     # Audit and keys
 
     def audit_log(self, limit: int = 100) -> list[AuditRecord]:
@@ -1337,6 +1382,23 @@ class AsyncOrbit:
             max_retry=max_retry,
             timeout=timeout,
         )
+
+    async def create_agent(self, name: str, labels: Sequence[str] = (), *, ttl: float = 86400.0) -> Enrolment:
+        """See :meth:`Orbit.create_agent`."""
+        request = _create_agent_request(name, labels, ttl)
+        return Enrolment._from_core(await self._call("create_agent", **request))
+
+    async def agents(self) -> list[AgentInfo]:
+        """See :meth:`Orbit.agents`."""
+        return [AgentInfo._from_core(data) for data in await self._call("agents")]
+
+    async def agent(self, name: str) -> AgentInfo:
+        """See :meth:`Orbit.agent`."""
+        return AgentInfo._from_core(await self._call("agent", name=name))
+
+    async def revoke_agent(self, name: str) -> None:
+        """See :meth:`Orbit.revoke_agent`."""
+        await self._call("revoke_agent", name=name)
 
     async def audit_log(self, limit: int = 100) -> list[AuditRecord]:
         """See :meth:`Orbit.audit_log`."""
