@@ -87,6 +87,7 @@ pub(crate) fn with_secrets_revealed<R>(f: impl FnOnce() -> R) -> R {
 
 /// Whether `a` and `b` serialise alike with their secrets revealed (a declaration and what
 /// the store holds, compared without storing the declaration again).
+#[cfg(feature = "service")]
 pub(crate) fn same_with_secrets<T: Serialize>(a: &T, b: &T) -> bool {
     let revealed = |value: &T| with_secrets_revealed(|| serde_json::to_value(value).ok());
     revealed(a) == revealed(b)

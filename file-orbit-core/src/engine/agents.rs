@@ -4,9 +4,9 @@
 //! agent can run a job whose endpoints are placed (checked at submission). What agents do
 //! with jobs is `agent_work`'s.
 
-use super::Orbit;
 use super::audit;
 use super::store::{Store, db_error, now_ms};
+use super::{JobRequest, Orbit};
 use crate::endpoint::{EndpointPlacement, check_agent_names, valid_agent_name};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::{random_token, sha256_hex};
@@ -564,9 +564,20 @@ pub(crate) struct PlacementCheck {
 }
 
 impl PlacementCheck {
-    /// Refuses a job whose endpoints are placed so that no enrolled agent may run it (the
-    /// error names `destination`, or `source` when only the source is placed).
-    pub(crate) fn check(&self, spec: &TransferSpec) -> Result<()> {
+    /// Refuses a request whose transfer, or one of whose next hops, has endpoints placed
+    /// so that no enrolled agent may run it: the error names `destination` or `source`
+    /// (`next_hops[i].destination`, ...).
+    pub(crate) fn check_request(&self, request: &JobRequest) -> Result<()> {
+        self.check(&request.spec)?;
+        for (index, hop) in request.next_hops.iter().enumerate() {
+            self.check(hop)
+                .map_err(|err| err.within(&format!("next_hops[{index}]")))?;
+        }
+        Ok(())
+    }
+
+    /// As `check_request`, for one transfer.
+    fn check(&self, spec: &TransferSpec) -> Result<()> {
         let of = |name: &str| self.placed.get(name).cloned().unwrap_or_default();
         let (source, destination) = (of(&spec.source), of(&spec.destination));
         if source.is_anywhere() && destination.is_anywhere() {

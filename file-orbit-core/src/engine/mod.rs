@@ -387,7 +387,7 @@ impl Orbit {
     /// Submits a job (marked as made by this handle's stored source, see `for_source`);
     /// the same idempotency key twice returns the first job's id.
     pub async fn submit(&self, request: &JobRequest) -> Result<i64> {
-        self.placement_check().await?.check(&request.spec)?;
+        self.placement_check().await?.check_request(request)?;
         let id = self
             .store()
             .submit_from(request, self.actor(), self.source_name())
@@ -400,31 +400,34 @@ impl Orbit {
     /// validation error (see `Store::submit_many`).
     pub async fn submit_many(&self, requests: &[JobRequest]) -> Result<Vec<Result<i64>>> {
         let placement = self.placement_check().await?;
-        let (placeable, unplaceable): (Vec<_>, Vec<_>) = requests
+        let checks: Vec<Result<()>> = requests
             .iter()
-            .map(|request| (request, placement.check(&request.spec)))
-            .partition(|(_, checked)| checked.is_ok());
-        let mut answers = match unplaceable.is_empty() {
+            .map(|request| placement.check_request(request))
+            .collect();
+        // Only the placeable requests reach the store; the others keep their own error.
+        let stored = match checks.iter().all(Result::is_ok) {
             true => self.store().submit_many(requests, self.actor()).await?,
             false => {
-                let placeable: Vec<JobRequest> =
-                    placeable.into_iter().map(|(r, _)| r.clone()).collect();
-                let mut stored = self
-                    .store()
-                    .submit_many(&placeable, self.actor())
-                    .await?
-                    .into_iter();
-                let mut refused = unplaceable.into_iter().map(|(_, checked)| checked);
-                requests
+                let placeable: Vec<JobRequest> = requests
                     .iter()
-                    .map(|request| match placement.check(&request.spec) {
-                        Ok(()) => stored.next().unwrap_or(Ok(0)),
-                        Err(_) => refused.next().map_or(Ok(0), |r| r.map(|()| 0)),
-                    })
-                    .collect()
+                    .zip(&checks)
+                    .filter(|(_, check)| check.is_ok())
+                    .map(|(request, _)| request.clone())
+                    .collect();
+                match placeable.is_empty() {
+                    true => Vec::new(),
+                    false => self.store().submit_many(&placeable, self.actor()).await?,
+                }
             }
         };
-        answers.shrink_to_fit();
+        let mut stored = stored.into_iter();
+        let answers: Vec<Result<i64>> = checks
+            .into_iter()
+            .map(|check| match check {
+                Ok(()) => stored.next().unwrap_or(Ok(0)),
+                Err(err) => Err(err),
+            })
+            .collect();
         if answers.iter().any(Result::is_ok) {
             self.wake_workers();
         }
