@@ -9,6 +9,8 @@ mod cadence;
 pub mod client;
 pub mod config;
 pub mod credential;
+#[cfg(test)]
+mod job_tests;
 pub mod protocol;
 mod runner;
 mod slot;

@@ -127,6 +127,7 @@ async fn serve(
         refused: watch::channel(false).0,
     });
     let Some(hello) = start(&shared, agent, &about, &mut stopped).await? else {
+        tracing::info!("agent stopped before the control plane answered");
         return Ok(true);
     };
     tracing::info!(
@@ -227,7 +228,11 @@ where
             Err(err) if err.retryable => {
                 failures += 1;
                 let wait = waits.next().unwrap_or(MAX_RETRY);
-                tracing::warn!(%err, failures, retry_in = ?wait, "control plane unreachable");
+                if failures == 1 || failures % 12 == 0 {
+                    tracing::warn!(%err, failures, retry_in = ?wait, "control plane unreachable");
+                } else {
+                    tracing::debug!(%err, failures, retry_in = ?wait, "control plane unreachable");
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = stopped.changed() => return None,
