@@ -1,10 +1,12 @@
-//! One leased job on one of the agent's slots: the limits check, the transfer with
-//! `TransferJob`, and how it ended; plus the board of running jobs the reporter reads
+//! One leased job on one of the agent's slots: the limits check, its endpoints' bandwidth
+//! limits, the transfer with `TransferJob`, and how it ended; plus the board of running jobs the reporter reads
 //! progress from and stops transfers through. It never calls the control plane itself.
 
 use super::protocol::{Ended, LeasedJob, OutcomeError, RunningJob};
+use crate::endpoint::{Endpoint, Rates};
 use crate::engine::{JobProgress, Limits};
 use crate::error::{ErrorKind, Result};
+use crate::rclone::methods::OrbitBwLimit;
 use crate::rclone::{Progress, Rclone};
 use crate::transfer::TransferJob;
 use std::collections::HashMap;
@@ -155,6 +157,8 @@ async fn transfer(
     // A spec that leaves parallelism open gets the backends' default, within the limits.
     let bounded = limits.bound_default_parallelism(&job.spec, source, destination);
     let spec = bounded.as_ref().unwrap_or(&job.spec);
+    apply_bandwidth(rclone, source).await;
+    apply_bandwidth(rclone, destination).await;
     let transfer = TransferJob::start(rclone, spec, source, destination, now)
         .instrument(tracing::debug_span!("transfer_start"))
         .await?;
@@ -195,5 +199,26 @@ async fn transfer(
                 }
             }
         }
+    }
+}
+
+/// Sets `endpoint`'s bandwidth limit in this process to the rates its limit (a rate or a
+/// timetable, in this host's local time) sets now, or none, before one of its transfers
+/// starts. A timetable's next change reaches the agent's transfers that start after it. A
+/// failure is only logged: the transfer runs unthrottled rather than not at all.
+async fn apply_bandwidth(rclone: &'static Rclone, endpoint: &Endpoint) {
+    let rates = endpoint
+        .bandwidth
+        .as_ref()
+        .map_or(Rates::UNLIMITED, |limit| {
+            limit.rates_at(&chrono::Local::now())
+        });
+    let call = OrbitBwLimit {
+        endpoint: Some(endpoint.name.clone()),
+        upload: rates.upload.unwrap_or(0),
+        download: rates.download.unwrap_or(0),
+    };
+    if let Err(err) = rclone.call_async(&call).await {
+        tracing::warn!(endpoint = %endpoint.name, %err, "could not set the bandwidth limit");
     }
 }
