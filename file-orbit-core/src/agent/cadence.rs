@@ -10,7 +10,7 @@ use super::slot::Stop;
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// How often a refused agent says hello, to learn when it is accepted again.
 pub(super) const REFUSED_HELLO_EVERY: Duration = Duration::from_secs(30);
@@ -96,17 +96,19 @@ pub(super) async fn keep_reporting(shared: Arc<Shared>, every: Duration) {
 /// all is sent. An outcome not sent is not lost: its lease expires and the job runs again.
 pub(super) async fn send_outcomes(
     shared: Arc<Shared>,
-    mut outcomes: mpsc::UnboundedReceiver<Outcome>,
+    mut outcomes: mpsc::UnboundedReceiver<Sent>,
     patience: Duration,
 ) {
-    let mut batch = Vec::with_capacity(OUTCOME_BATCH);
-    while outcomes.recv_many(&mut batch, OUTCOME_BATCH).await > 0 {
+    let mut pending = Vec::with_capacity(OUTCOME_BATCH);
+    while outcomes.recv_many(&mut pending, OUTCOME_BATCH).await > 0 {
         let retries = ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(50))
             .with_max_delay(Duration::from_secs(2))
             .with_jitter()
             .without_max_times()
             .with_total_delay(Some(patience));
+        let (batch, acks): (Vec<Outcome>, Vec<oneshot::Sender<()>>) =
+            std::mem::take(&mut pending).into_iter().unzip();
         let sent = (|| shared.client.outcomes(batch.clone()))
             .retry(retries)
             .when(|err| err.retryable)
@@ -129,6 +131,12 @@ pub(super) async fn send_outcomes(
                 tracing::warn!(outcomes = batch.len(), %err, "could not send outcomes; their jobs run again once the leases expire");
             }
         }
-        batch.clear();
+        // Sent, refused or given up: the slots are free again.
+        for ack in acks {
+            let _ = ack.send(());
+        }
     }
 }
+
+/// An outcome on its way to the control plane, and who waits until it was sent.
+pub(super) type Sent = (Outcome, oneshot::Sender<()>);

@@ -187,8 +187,9 @@ fn folder() -> tempfile::TempDir {
         .unwrap()
 }
 
-/// Runs a 256 KiB copy from an endpoint throttled to 8 KiB/s (about half a minute),
-/// stops it with `why` once it shows progress, and gives what the slot reported.
+/// Runs a 256 KiB copy from an endpoint whose bandwidth limit is 8 KiB/s (about half a
+/// minute: the slot applies the leased endpoint's limit), stops it with `why` once it shows
+/// progress, and gives what the slot reported.
 async fn stopped_midway(name: &str, why: Stop) -> Option<Ended> {
     use crate::rclone::methods::OrbitBwLimit;
     let rclone = tokio::task::spawn_blocking(Rclone::global)
@@ -197,17 +198,11 @@ async fn stopped_midway(name: &str, why: Stop) -> Option<Ended> {
         .unwrap();
     let (source, destination) = (folder(), folder());
     std::fs::write(source.path().join("big.bin"), vec![7u8; 256 << 10]).unwrap();
-    let throttle = |rate| OrbitBwLimit {
-        endpoint: Some(name.to_string()),
-        upload: rate,
-        download: rate,
-    };
-    rclone.call_async(&throttle(8 << 10)).await.unwrap();
     let mut reply: LeaseReply = serde_json::from_value(json!({"jobs": [{
         "slot": 0, "job_id": 9, "attempt": 1, "created_at": 0,
         "spec": {"source": name, "source_path": "big.bin", "destination": "out",
                  "destination_path": "{filename}", "scope": "file"},
-        "source": {"name": name, "type": "local", "root": source.path()},
+        "source": {"name": name, "type": "local", "root": source.path(), "bandwidth": "8k"},
         "destination": {"name": "out", "type": "local", "root": destination.path()},
     }]}))
     .unwrap();
@@ -241,7 +236,12 @@ async fn stopped_midway(name: &str, why: Stop) -> Option<Ended> {
     let ended = tokio::time::timeout(std::time::Duration::from_secs(10), slot)
         .await
         .expect("the transfer stops within 10 s");
-    rclone.call_async(&throttle(0)).await.unwrap();
+    let unthrottled = OrbitBwLimit {
+        endpoint: Some(name.to_string()),
+        upload: 0,
+        download: 0,
+    };
+    rclone.call_async(&unthrottled).await.unwrap();
     assert!(
         !destination.path().join("big.bin").exists(),
         "no partial file where the transfer was going"

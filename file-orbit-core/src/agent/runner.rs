@@ -4,7 +4,7 @@
 //! grace period and releases the rest. It never opens a store: everything goes through
 //! the `AgentClient`.
 
-use super::cadence::{REFUSED_HELLO_EVERY, keep_reporting, keep_saying_hello, send_outcomes};
+use super::cadence::{REFUSED_HELLO_EVERY, Sent, keep_reporting, keep_saying_hello, send_outcomes};
 use super::client::{AgentClient, is_credential_refused};
 use super::config::AgentConfig;
 use super::credential;
@@ -18,7 +18,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -248,7 +248,7 @@ where
 async fn dispatch(
     shared: &Arc<Shared>,
     slots: usize,
-    outcomes: &mpsc::UnboundedSender<Outcome>,
+    outcomes: &mpsc::UnboundedSender<Sent>,
     mut stopped: watch::Receiver<bool>,
 ) -> JoinSet<usize> {
     let mut free: Vec<usize> = (0..slots).collect();
@@ -323,7 +323,7 @@ fn start_job(
     job: LeasedJob,
     free: &mut Vec<usize>,
     running: &mut JoinSet<usize>,
-    outcomes: &mpsc::UnboundedSender<Outcome>,
+    outcomes: &mpsc::UnboundedSender<Sent>,
 ) {
     let (job_id, slot) = (job.job_id, job.slot);
     let Some(at) = free.iter().position(|free| *free == slot) else {
@@ -332,11 +332,12 @@ fn start_job(
             slot,
             "leased to a slot that is not free; releasing it"
         );
-        let _ = outcomes.send(Outcome {
+        let outcome = Outcome {
             job_id,
             slot,
             ended: Ended::Released,
-        });
+        };
+        let _ = outcomes.send((outcome, oneshot::channel().0));
         return;
     };
     free.swap_remove(at);
@@ -349,12 +350,19 @@ fn start_job(
             let ended = run_job(shared.rclone, &shared.limits, &shared.board, job, stop).await;
             shared.board.remove(job_id);
             if let Some(ended) = ended {
-                // The sender outlives every slot: sending cannot fail.
-                let _ = outcomes.send(Outcome {
-                    job_id,
-                    slot,
-                    ended,
-                });
+                // The slot is free once its outcome was sent: until then the control plane
+                // still holds the lease, and a lease call calling the slot free would hand
+                // the job back to the queue. The sender outlives every slot.
+                let (sent, when_sent) = oneshot::channel();
+                let _ = outcomes.send((
+                    Outcome {
+                        job_id,
+                        slot,
+                        ended,
+                    },
+                    sent,
+                ));
+                let _ = when_sent.await;
             }
             slot
         }
