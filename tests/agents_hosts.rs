@@ -523,6 +523,10 @@ async fn agents_on_hosts_b_and_c_run_their_jobs_through_the_replicas() {
             sha256_of(&b_root.join(&name))
         );
     }
+    eprintln!(
+        "10 jobs through the second replica after the first was killed: {:?}",
+        killed.elapsed()
+    );
 
     // A revoked agent gets nothing more: its calls are refused, and nothing can be placed on
     // it alone.
