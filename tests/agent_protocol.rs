@@ -28,20 +28,7 @@ fn hello(started: bool) -> Value {
 
 /// Creates agent `name` through the admin API and enrols it: its credential.
 async fn enrolled(ts: &TestServer, name: &str, labels: &[&str]) -> String {
-    let reply = ts
-        .api
-        .post(
-            "/api/v1/agents",
-            &ts.keys.admin,
-            Some(json!({"name": name, "labels": labels})),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    let token = reply.json()["enrolment_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert!(token.starts_with("foe_"), "{token}");
+    let token = ts.create_agent(name, labels).await;
     let mut body = hello(true);
     body["token"] = json!(token);
     let reply = ts

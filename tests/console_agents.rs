@@ -33,23 +33,6 @@ fn status_of(html: &str, name: &str) -> String {
     row[at..at + row[at..].find('<').unwrap()].to_string()
 }
 
-/// Creates agent `name` through the admin API: its enrolment token.
-async fn created(ts: &TestServer, name: &str, labels: &[&str]) -> String {
-    let reply = ts
-        .api
-        .post(
-            "/api/v1/agents",
-            &ts.keys.admin,
-            Some(json!({"name": name, "labels": labels})),
-        )
-        .await;
-    assert_eq!(reply.status, 201, "{}", reply.body);
-    reply.json()["enrolment_token"]
-        .as_str()
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agents_page_lists_each_status_and_offers_enrolment_only_to_admins() {
     let mut ts = TestServer::start(0).await;
@@ -64,15 +47,15 @@ async fn the_agents_page_lists_each_status_and_offers_enrolment_only_to_admins()
         "an admin can enrol the first agent"
     );
 
-    created(&ts, "pend", &["dmz", "site-a"]).await;
-    created(&ts, "gone", &[]).await;
+    ts.create_agent("pend", &["dmz", "site-a"]).await;
+    ts.create_agent("gone", &[]).await;
     let revoked = ts
         .api
         .call("DELETE", "/api/v1/agents/gone", Some(&ts.keys.admin), None)
         .await;
     assert_eq!(revoked.status, 204, "{}", revoked.body);
     // Agent b enrols and leases a job placed on it.
-    let token = created(&ts, "b", &[]).await;
+    let token = ts.create_agent("b", &[]).await;
     let enrolled = ts
         .api
         .post(

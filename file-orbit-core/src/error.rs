@@ -32,6 +32,27 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::Library,
+        ErrorKind::InvalidInput,
+        ErrorKind::NotFound,
+        ErrorKind::Cancelled,
+        ErrorKind::Authentication,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Connection,
+        ErrorKind::Remote,
+        ErrorKind::Protocol,
+        ErrorKind::Store,
+    ];
+
+    /// The kind named `name` (`as_str`).
+    pub fn parse(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+    }
+
     /// The kind's stable name, as stored with a failed job (`last_error_kind`) and handed
     /// to Python, e.g. `"InvalidInput"`.
     pub fn as_str(self) -> &'static str {
@@ -181,19 +202,10 @@ mod tests {
 
     #[test]
     fn a_kind_is_named_as_its_variant() {
-        for kind in [
-            ErrorKind::Library,
-            ErrorKind::InvalidInput,
-            ErrorKind::NotFound,
-            ErrorKind::Cancelled,
-            ErrorKind::Authentication,
-            ErrorKind::PermissionDenied,
-            ErrorKind::Connection,
-            ErrorKind::Remote,
-            ErrorKind::Protocol,
-            ErrorKind::Store,
-        ] {
+        for kind in ErrorKind::ALL {
             assert_eq!(kind.as_str(), format!("{kind:?}"));
+            assert_eq!(ErrorKind::parse(kind.as_str()), Some(kind));
         }
+        assert_eq!(ErrorKind::parse("Nonsense"), None);
     }
 }

@@ -168,6 +168,25 @@ impl TestServer {
         reply.json()["id"].as_i64().unwrap()
     }
 
+    /// Creates agent `name` with `labels` through the admin API (201): its enrolment token.
+    pub async fn create_agent(&self, name: &str, labels: &[&str]) -> String {
+        let reply = self
+            .api
+            .post(
+                "/api/v1/agents",
+                &self.keys.admin,
+                Some(json!({"name": name, "labels": labels})),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.body);
+        let token = reply.json()["enrolment_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(token.starts_with("foe_"), "{token}");
+        token
+    }
+
     /// Stops taking requests and jobs and lets running transfers finish within the
     /// grace period; true when everything finished in time. The store, the orbit and
     /// the keys stay usable.

@@ -6,7 +6,7 @@
 
 use super::Orbit;
 use super::agents::{AgentIdentity, MAX_AGENT_SLOTS};
-use super::queue::{Completion, JobProgress, LeaseStatus};
+use super::queue::{Completion, JobProgress, LeaseStatus, endpoint_names};
 use crate::endpoint::{Endpoint, reach_tokens};
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::with_secrets_revealed;
@@ -119,21 +119,7 @@ impl AgentError {
     }
 
     fn to_error(&self, agent: &str) -> Error {
-        let kind = [
-            ErrorKind::Library,
-            ErrorKind::InvalidInput,
-            ErrorKind::NotFound,
-            ErrorKind::Cancelled,
-            ErrorKind::Authentication,
-            ErrorKind::PermissionDenied,
-            ErrorKind::Connection,
-            ErrorKind::Remote,
-            ErrorKind::Protocol,
-            ErrorKind::Store,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == self.kind)
-        .unwrap_or(ErrorKind::Remote);
+        let kind = ErrorKind::parse(&self.kind).unwrap_or(ErrorKind::Remote);
         let message: String = self.message.chars().take(MAX_ERROR_CHARS).collect();
         Error::new(kind, format!("agent {agent}"), message).with_retryable(self.retryable)
     }
@@ -225,13 +211,7 @@ impl Orbit {
         if jobs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut names: Vec<&str> = jobs
-            .iter()
-            .flat_map(|job| [job.spec.source.as_str(), job.spec.destination.as_str()])
-            .collect();
-        names.sort_unstable();
-        names.dedup();
-        let endpoints = self.endpoints_named(&names).await?;
+        let endpoints = self.endpoints_named(&endpoint_names(&jobs)).await?;
         let mut leased = Vec::with_capacity(jobs.len());
         for job in jobs {
             let owner = job.lease_owner.clone().unwrap_or_default();

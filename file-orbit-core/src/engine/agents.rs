@@ -5,7 +5,7 @@
 //! with jobs is `agent_work`'s.
 
 use super::audit;
-use super::store::{Store, db_error, now_ms};
+use super::store::{Store, db_error, named_exists, now_ms};
 use super::{JobRequest, Orbit};
 use crate::endpoint::{EndpointPlacement, check_agent_names, valid_agent_name};
 use crate::error::{Error, ErrorKind, Result};
@@ -314,20 +314,8 @@ impl Store {
         .map_err(db_error(&context))?
         .rows_affected();
         if revoked == 0 {
-            let exists = sqlx::query("SELECT name FROM agents WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error(&context))?
-                .is_some();
-            if !exists {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    context,
-                    format!("no agent named {name:?}"),
-                ));
-            }
-            return Ok(());
+            // Already revoked, or NotFound.
+            return named_exists(&mut tx, "agents", name, "agent", &context).await;
         }
         audit::append(
             &mut tx,

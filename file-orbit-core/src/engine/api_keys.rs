@@ -3,8 +3,8 @@
 //! this module only stores and finds them, each change audited in its transaction.
 
 use super::audit;
-use super::store::{Store, db_error, now_ms};
-use crate::error::{Error, ErrorKind, Result};
+use super::store::{Store, db_error, named_exists, now_ms};
+use crate::error::{Error, Result};
 use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
@@ -164,20 +164,8 @@ impl Store {
         .map_err(db_error(&context))?
         .rows_affected();
         if revoked == 0 {
-            let exists = sqlx::query("SELECT name FROM api_keys WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error(&context))?
-                .is_some();
-            if !exists {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    context,
-                    format!("no API key named {name:?}"),
-                ));
-            }
-            return Ok(());
+            // Already revoked, or NotFound.
+            return named_exists(&mut tx, "api_keys", name, "API key", &context).await;
         }
         audit::append(
             &mut tx,

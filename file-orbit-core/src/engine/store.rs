@@ -248,6 +248,31 @@ pub(crate) async fn put_named(
 /// cell's `$` becomes its placeholder): `cells = ["$", "CAST($ AS BIGINT)"]` makes
 /// `($1, CAST($2 AS BIGINT)), ($3, CAST($4 AS BIGINT))`. For multi-row statements:
 /// sqlx's `QueryBuilder` writes `?` for the Any driver, which PostgreSQL refuses.
+/// Ok when `table` has a row named `name` (a change that touched none found it already
+/// done); else NotFound, "no {what} named ...".
+pub(crate) async fn named_exists(
+    tx: &mut Transaction<'_, Any>,
+    table: &'static str,
+    name: &str,
+    what: &str,
+    context: &str,
+) -> Result<()> {
+    let exists = sqlx::query(&format!("SELECT name FROM {table} WHERE name = $1"))
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_error(context))?
+        .is_some();
+    match exists {
+        true => Ok(()),
+        false => Err(Error::new(
+            ErrorKind::NotFound,
+            context,
+            format!("no {what} named {name:?}"),
+        )),
+    }
+}
+
 pub(crate) fn placeholder_rows(first: usize, rows: usize, cells: &[&str]) -> String {
     (0..rows)
         .map(|row| {

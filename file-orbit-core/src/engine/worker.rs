@@ -7,7 +7,7 @@
 //! process keeps its entry in the worker registry fresh, and publishes its running
 //! transfers' progress to the store once a second in one write.
 
-use super::queue::{Completion, Job, JobProgress, LeaseStatus};
+use super::queue::{Completion, Job, JobProgress, LeaseStatus, endpoint_names};
 use super::{Orbit, Store};
 use crate::endpoint::Endpoint;
 use crate::error::{Error, ErrorKind, Result};
@@ -243,14 +243,8 @@ impl Dispatcher {
     /// The endpoints `jobs` name, read in one go. Empty when the read fails: each job then
     /// looks its endpoints up itself, and fails (or is retried) with that lookup's error.
     async fn endpoints_of(&self, jobs: &[Job]) -> Endpoints {
-        let mut names: Vec<&str> = jobs
-            .iter()
-            .flat_map(|job| [job.spec.source.as_str(), job.spec.destination.as_str()])
-            .collect();
-        names.sort_unstable();
-        names.dedup();
         self.orbit
-            .endpoints_named(&names)
+            .endpoints_named(&endpoint_names(jobs))
             .instrument(tracing::debug_span!("endpoints"))
             .await
             .unwrap_or_else(|err| {

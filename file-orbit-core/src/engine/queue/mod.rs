@@ -392,6 +392,17 @@ impl Store {
     }
 }
 
+/// The endpoints `jobs` name, each once.
+pub(crate) fn endpoint_names(jobs: &[Job]) -> Vec<&str> {
+    let mut names: Vec<&str> = jobs
+        .iter()
+        .flat_map(|job| [job.spec.source.as_str(), job.spec.destination.as_str()])
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 fn to_json<T: Serialize + ?Sized>(value: &T) -> Result<String> {
     serde_json::to_string(value)
         .map_err(|err| Error::new(ErrorKind::InvalidInput, "storing a job", err.to_string()))
