@@ -5,7 +5,7 @@
 //! with jobs is `agent_work`'s.
 
 use super::audit;
-use super::store::{Store, db_error, named_exists, now_ms};
+use super::store::{Store, db_error, now_ms};
 use super::{JobRequest, Orbit};
 use crate::endpoint::{EndpointPlacement, check_agent_names, valid_agent_name};
 use crate::error::{Error, ErrorKind, Result};
@@ -301,33 +301,9 @@ impl Store {
     /// Revokes agent `name` (its credential and any unused token), audited. NotFound when
     /// there is no such agent; revoking a revoked agent changes nothing.
     async fn revoke_agent(&self, name: &str, actor: &str) -> Result<()> {
-        let context = format!("revoking agent {name:?}");
-        let mut tx = self.pool.begin().await.map_err(db_error(&context))?;
-        let revoked = sqlx::query(
-            "UPDATE agents SET revoked_at = $1, credential_hash = NULL, enrolment_hash = NULL \
-             WHERE name = $2 AND revoked_at IS NULL",
-        )
-        .bind(now_ms())
-        .bind(name)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(&context))?
-        .rows_affected();
-        if revoked == 0 {
-            // Already revoked, or NotFound.
-            return named_exists(&mut tx, "agents", name, "agent", &context).await;
-        }
-        audit::append(
-            &mut tx,
-            self.backend,
-            actor,
-            "agent.revoked",
-            &format!("agent/{name}"),
-            "ok",
-            &json!({}),
-        )
-        .await?;
-        tx.commit().await.map_err(db_error(&context))
+        let set = "revoked_at = $1, credential_hash = NULL, enrolment_hash = NULL";
+        self.revoke_named(("agents", "agent", "agent"), set, name, actor)
+            .await
     }
 
     /// Every agent (`name` alone when given), with the jobs each runs now.

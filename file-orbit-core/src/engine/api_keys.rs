@@ -3,7 +3,7 @@
 //! this module only stores and finds them, each change audited in its transaction.
 
 use super::audit;
-use super::store::{Store, db_error, named_exists, now_ms};
+use super::store::{Store, db_error, now_ms};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use serde_json::json;
@@ -152,31 +152,8 @@ impl Store {
     /// Revokes key `name` at once for every node (audited as `api_key.revoked` by
     /// `actor`); revoking a revoked key changes nothing. NotFound when there is no such key.
     pub async fn revoke_api_key(&self, name: &str, actor: &str) -> Result<()> {
-        let context = format!("revoking API key {name:?}");
-        let mut tx = self.pool.begin().await.map_err(db_error(&context))?;
-        let revoked = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL",
-        )
-        .bind(now_ms())
-        .bind(name)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(&context))?
-        .rows_affected();
-        if revoked == 0 {
-            // Already revoked, or NotFound.
-            return named_exists(&mut tx, "api_keys", name, "API key", &context).await;
-        }
-        audit::append(
-            &mut tx,
-            self.backend,
-            actor,
-            "api_key.revoked",
-            &format!("api_key/{name}"),
-            "ok",
-            &json!({}),
-        )
-        .await?;
-        tx.commit().await.map_err(db_error(&context))
+        let set = "revoked_at = $1";
+        self.revoke_named(("api_keys", "api_key", "API key"), set, name, actor)
+            .await
     }
 }
