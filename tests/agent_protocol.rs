@@ -343,6 +343,22 @@ async fn bad_agent_input_is_named() {
     body["slots"] = json!(0);
     let reply = api.post("/api/v1/agent/enrol", "", Some(body)).await;
     assert_eq!(reply.error(400)["field"], "slots", "{}", reply.body);
+    let credential = {
+        let mut body = hello(true);
+        body["token"] = json!(token);
+        let reply = api.post("/api/v1/agent/enrol", "", Some(body)).await;
+        reply.json()["credential"].as_str().unwrap().to_string()
+    };
+    for slots in [json!([0, 0]), json!([1024]), json!([-1])] {
+        let reply = api
+            .post(
+                "/api/v1/agent/lease",
+                &credential,
+                Some(json!({"slots": slots})),
+            )
+            .await;
+        assert_eq!(reply.error(400)["field"], "slots", "{}", reply.body);
+    }
     let mut placed = endpoint(Kind::Local, "p");
     placed.placement.labels = vec!["Bad Label".into()];
     let reply = api

@@ -197,6 +197,16 @@ impl Orbit {
     ) -> Result<Vec<LeasedJob>> {
         check_batch(slots.len(), "slots")?;
         slots.iter().copied().try_for_each(check_slot)?;
+        let mut distinct = slots.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() != slots.len() {
+            return Err(Error::invalid_field(
+                "agent",
+                "slots",
+                "each free slot once: a slot runs one job",
+            ));
+        }
         let owners: Vec<String> = slots.iter().map(|slot| agent.owner(*slot)).collect();
         let options = self.options();
         let jobs = self

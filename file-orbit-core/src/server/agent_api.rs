@@ -39,6 +39,11 @@ impl Default for AgentsConfig {
     }
 }
 
+/// How often a waiting lease request looks at the queue besides when this node's queue
+/// changes: for work submitted on another replica, and retries coming due. Not every poll
+/// interval: a hundred idle agents would lease from the store 500 times a second.
+const LEASE_LOOK_EVERY: Duration = Duration::from_secs(1);
+
 /// How often an agent reports its running jobs' progress (and so learns of cancels).
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
@@ -158,8 +163,8 @@ struct Leased {
 }
 
 /// Leases jobs for the free slots; waits (bounded by `[agents] lease_wait_max_secs`) until
-/// there is at least one, checking when this node's queue changes and every poll interval
-/// (work submitted on another replica).
+/// there is at least one, checking when this node's queue changes and every
+/// `LEASE_LOOK_EVERY` (work submitted on another replica, retries coming due).
 async fn lease(
     State(state): State<Shared>,
     Extension(agent): Extension<AgentIdentity>,
@@ -167,7 +172,7 @@ async fn lease(
 ) -> ApiResult {
     let most = Duration::from_secs(state.config.agents.lease_wait_max_secs);
     let deadline = tokio::time::Instant::now() + Duration::from_millis(asked.wait_ms).min(most);
-    let poll = state.orbit.options().poll_interval;
+    let poll = state.orbit.options().poll_interval.max(LEASE_LOOK_EVERY);
     let mut new_work = state.orbit.new_work();
     state.orbit.release_free_slots(&agent, &asked.slots).await?;
     loop {
