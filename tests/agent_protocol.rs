@@ -349,7 +349,11 @@ async fn bad_agent_input_is_named() {
         let reply = api.post("/api/v1/agent/enrol", "", Some(body)).await;
         reply.json()["credential"].as_str().unwrap().to_string()
     };
-    for slots in [json!([0, 0]), json!([1024]), json!([-1])] {
+    for (slots, field) in [
+        (json!([0, 0]), "slots"),
+        (json!([1024]), "slots"),
+        (json!([-1]), "slots[0]"),
+    ] {
         let reply = api
             .post(
                 "/api/v1/agent/lease",
@@ -357,7 +361,7 @@ async fn bad_agent_input_is_named() {
                 Some(json!({"slots": slots})),
             )
             .await;
-        assert_eq!(reply.error(400)["field"], "slots", "{}", reply.body);
+        assert_eq!(reply.error(400)["field"], field, "{}", reply.body);
     }
     let mut placed = endpoint(Kind::Local, "p");
     placed.placement.labels = vec!["Bad Label".into()];

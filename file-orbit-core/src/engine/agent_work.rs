@@ -165,12 +165,13 @@ pub struct OutcomesAnswer {
 /// The most jobs one report or one batch of outcomes may carry.
 pub const MAX_AGENT_BATCH: usize = MAX_AGENT_SLOTS as usize;
 
-fn check_slot(slot: u32) -> Result<()> {
+/// Checks a slot number; the error names `field`.
+fn check_slot(slot: u32, field: &str) -> Result<()> {
     match slot < MAX_AGENT_SLOTS {
         true => Ok(()),
         false => Err(Error::invalid_field(
             "agent",
-            "slot",
+            field,
             format!("{slot} is not a slot (0-{})", MAX_AGENT_SLOTS - 1),
         )),
     }
@@ -196,7 +197,9 @@ impl Orbit {
         slots: &[u32],
     ) -> Result<Vec<LeasedJob>> {
         check_batch(slots.len(), "slots")?;
-        slots.iter().copied().try_for_each(check_slot)?;
+        slots
+            .iter()
+            .try_for_each(|slot| check_slot(*slot, "slots"))?;
         let mut distinct = slots.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
@@ -281,7 +284,7 @@ impl Orbit {
         let mut answers = Vec::with_capacity(running.len());
         let mut progress = Vec::new();
         for report in running {
-            check_slot(report.slot)?;
+            check_slot(report.slot, "running.slot")?;
             let owner = agent.owner(report.slot);
             let status = match self
                 .store()
@@ -314,7 +317,7 @@ impl Orbit {
         check_batch(outcomes.len(), "outcomes")?;
         outcomes
             .iter()
-            .try_for_each(|outcome| check_slot(outcome.slot()))?;
+            .try_for_each(|outcome| check_slot(outcome.slot(), "outcomes.slot"))?;
         let store = self.store();
         let mut answer = OutcomesAnswer::default();
         let mut successes = Vec::new();

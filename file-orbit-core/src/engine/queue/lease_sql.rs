@@ -167,7 +167,9 @@ mod tests {
         assert!(sqlite.contains("lease_owner = $1"), "{sqlite}");
         assert!(!sqlite.contains("SKIP LOCKED"), "{sqlite}");
         assert!(!sqlite.contains("json_array_elements_text"), "{sqlite}");
-        assert!(!sqlite.contains("$5") && !sqlite.contains("$6"), "{sqlite}");
+        // `$5` is the leaser's reach, matched against each placed endpoint.
+        assert!(sqlite.contains("json_each($5)"), "{sqlite}");
+        assert!(!sqlite.contains("$6") && !sqlite.contains("$7"), "{sqlite}");
 
         assert!(
             postgres.contains("FOR UPDATE OF j SKIP LOCKED"),
@@ -179,6 +181,10 @@ mod tests {
         );
         assert!(
             postgres.contains("LIMIT $5") && postgres.contains("LIMIT $6"),
+            "{postgres}"
+        );
+        assert!(
+            postgres.contains("json_array_elements_text(CAST($7 AS json)) t"),
             "{postgres}"
         );
         assert!(!postgres.contains("INDEXED"), "{postgres}");
