@@ -289,6 +289,31 @@ async fn placement_and_the_protocol(ts: TestServer) {
     .await;
     assert_eq!(answer["recorded"], json!([lost_answer]), "{answer}");
 
+    // An agent that falls silent loses its lease: another agent with the label the job's
+    // endpoint is placed on takes the job once the lease expired (3 s here).
+    let dmz_job = ts.submit(file_request("dst", "e.txt", "dmz-sftp", 3)).await;
+    assert_eq!(lease(api, &b, &[0], 2000).await[0]["job_id"], dmz_job);
+    let b2 = enrolled(&ts, "b2", &["dmz"]).await;
+    let taken = lease(api, &b2, &[0], 10_000).await;
+    assert_eq!(taken[0]["job_id"], dmz_job, "{taken:?}");
+    assert_eq!(report(api, &b, dmz_job, 0, 1).await, "lost");
+    let answer = outcome(
+        api,
+        &b2,
+        json!({"job_id": dmz_job, "slot": 0, "outcome": "succeeded", "bytes": 1, "files": 1}),
+    )
+    .await;
+    assert_eq!(answer["recorded"], json!([dmz_job]), "{answer}");
+    let job = api
+        .get(&format!("/api/v1/jobs/{dmz_job}"), &keys.viewer)
+        .await
+        .json();
+    assert_eq!(
+        (job["attempts"].as_i64(), job["lost_attempts"].as_i64()),
+        (Some(2), Some(1)),
+        "{job}"
+    );
+
     // A restarted agent's old leases go back to the queue at its first hello.
     let retry = ts.submit(file_request("b-files", "c.txt", "dst", 3)).await;
     assert_eq!(lease(api, &b, &[0], 2000).await[0]["job_id"], retry);
