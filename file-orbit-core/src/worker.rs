@@ -299,8 +299,13 @@ impl WorkerConfig {
 /// jobs go back to the queue.
 pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<bool> {
     config.validate()?;
-    if config.agent.is_some() {
-        return crate::agent::run(config, shutdown).await;
+    if let Some(agent) = &config.agent {
+        let service = crate::agent::AgentService {
+            slots: config.workers,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace_secs),
+            limits: config.limits,
+        };
+        return crate::agent::run(agent, service, shutdown).await;
     }
     let orbit = Orbit::open(config.orbit_options()).await?;
     apply_declared_sources(&orbit.acting_as("config"), &config.sources).await?;
@@ -334,6 +339,10 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> R
     tracing::info!(clean, "worker service stopped");
     Ok(clean)
 }
+
+#[cfg(test)]
+#[path = "worker_agent_tests.rs"]
+mod agent_tests;
 
 #[cfg(test)]
 mod tests {

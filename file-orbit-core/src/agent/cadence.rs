@@ -5,15 +5,12 @@
 
 use super::client::is_credential_refused;
 use super::protocol::{AgentAbout, Hello, LeaseState, Outcome};
-use super::runner::Shared;
+use super::shared::{REFUSED_HELLO_EVERY, Shared};
 use super::slot::Stop;
 use backon::{ExponentialBuilder, Retryable};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-
-/// How often a refused agent says hello, to learn when it is accepted again.
-pub(super) const REFUSED_HELLO_EVERY: Duration = Duration::from_secs(30);
 
 /// The most outcomes sent in one call.
 pub(super) const OUTCOME_BATCH: usize = 64;

@@ -4,16 +4,16 @@
 //! grace period and releases the rest. It never opens a store: everything goes through
 //! the `AgentClient`.
 
-use super::cadence::{REFUSED_HELLO_EVERY, Sent, keep_reporting, keep_saying_hello, send_outcomes};
+use super::cadence::{Sent, keep_reporting, keep_saying_hello, send_outcomes};
 use super::client::{AgentClient, is_credential_refused};
 use super::config::AgentConfig;
 use super::credential;
 use super::protocol::{AgentAbout, Ended, Hello, HelloReply, LeasedJob, Outcome};
+use super::shared::{REFUSED_HELLO_EVERY, Shared};
 use super::slot::{Board, Stop, run_job};
 use crate::engine::Limits;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rclone::Rclone;
-use crate::worker::WorkerConfig;
 use backon::{BackoffBuilder, ExponentialBuilder};
 use std::future::Future;
 use std::sync::Arc;
@@ -33,47 +33,6 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// answers at once instead of waiting is not called in a tight loop).
 const MIN_EMPTY_LEASE: Duration = Duration::from_secs(1);
 
-/// What the agent's tasks share.
-pub(super) struct Shared {
-    pub(super) client: AgentClient,
-    pub(super) board: Board,
-    rclone: &'static Rclone,
-    limits: Limits,
-    /// True while the control plane refuses the credential.
-    refused: watch::Sender<bool>,
-}
-
-impl Shared {
-    pub(super) fn is_refused(&self) -> bool {
-        *self.refused.borrow()
-    }
-
-    /// The control plane refused the credential: logged once, leasing stops, running
-    /// transfers stop (their jobs went back to the queue with the revocation).
-    pub(super) fn credential_refused(&self) {
-        let first = self
-            .refused
-            .send_if_modified(|refused| !std::mem::replace(refused, true));
-        if first {
-            tracing::error!(
-                "credential refused: revoked? no more jobs are leased; hello is retried every {}s",
-                REFUSED_HELLO_EVERY.as_secs()
-            );
-            self.board.stop_all(Stop::Lost);
-        }
-    }
-
-    /// A call with the credential succeeded: leasing resumes if it had stopped.
-    pub(super) fn credential_accepted(&self) {
-        if self
-            .refused
-            .send_if_modified(|refused| std::mem::replace(refused, false))
-        {
-            tracing::info!("credential accepted again: leasing resumes");
-        }
-    }
-}
-
 /// Waits between failed calls in a row: from 100 ms, doubling with jitter, up to 5 s.
 fn retries() -> backon::ExponentialBackoff {
     ExponentialBuilder::default()
@@ -84,20 +43,28 @@ fn retries() -> backon::ExponentialBackoff {
         .build()
 }
 
-/// Runs the worker service in agent mode (`config.agent`) until `shutdown` resolves,
-/// then stops leasing and waits up to `shutdown_grace_secs` for running transfers. True
+/// What the worker service's configuration gives an agent besides its `[agent]` section.
+#[derive(Debug, Clone, Copy)]
+pub struct AgentService {
+    /// Transfers at once (`workers`).
+    pub slots: usize,
+    /// How long running transfers may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+    /// `[limits]`: a leased job above them fails here.
+    pub limits: Limits,
+}
+
+/// Runs the worker service in agent mode until `shutdown` resolves, then stops leasing
+/// and waits up to the grace period for running transfers. True
 /// when they all finished in time; otherwise they are stopped and released to the queue.
-pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<bool> {
-    config.validate()?;
-    let agent = config.agent.as_ref().ok_or_else(|| {
-        Error::invalid_field(
-            "worker configuration",
-            "agent",
-            "agent mode needs an [agent] section",
-        )
-    })?;
+pub async fn run(
+    agent: &AgentConfig,
+    service: AgentService,
+    shutdown: impl Future<Output = ()>,
+) -> Result<bool> {
+    agent.validate()?;
     let (stop, stopped) = watch::channel(false);
-    let work = serve(config, agent, stopped);
+    let work = serve(&service, agent, stopped);
     tokio::pin!(work);
     tokio::pin!(shutdown);
     tokio::select! {
@@ -110,7 +77,7 @@ pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> R
 }
 
 async fn serve(
-    config: &WorkerConfig,
+    config: &AgentService,
     agent: &AgentConfig,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<bool> {
@@ -118,7 +85,7 @@ async fn serve(
     let rclone = tokio::task::spawn_blocking(Rclone::global)
         .await
         .map_err(|err| Error::new(ErrorKind::Library, "starting rclone", err.to_string()))??;
-    let about = AgentAbout::this_process(config.workers);
+    let about = AgentAbout::this_process(config.slots);
     let shared = Arc::new(Shared {
         client,
         board: Board::default(),
@@ -133,7 +100,7 @@ async fn serve(
     tracing::info!(
         name = %hello.name,
         labels = ?hello.labels,
-        slots = config.workers,
+        slots = config.slots,
         control_plane = %shared.client.current_url(),
         "agent started"
     );
@@ -145,9 +112,9 @@ async fn serve(
     ));
     let (outcomes, outbox) = mpsc::unbounded_channel();
     let sender = tokio::spawn(send_outcomes(shared.clone(), outbox, lease / 2));
-    let mut running = dispatch(&shared, config.workers, &outcomes, stopped).await;
+    let mut running = dispatch(&shared, config.slots, &outcomes, stopped).await;
     tracing::info!("stopping: no new jobs; waiting for running transfers");
-    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let grace = config.shutdown_grace;
     let clean = tokio::time::timeout(grace, finish(&mut running))
         .await
         .is_ok();

@@ -17,6 +17,7 @@ mod nodes;
 mod notifications;
 mod notify_cursor;
 mod queue;
+mod revocation;
 mod sessions;
 mod sources;
 mod store;

@@ -248,60 +248,6 @@ pub(crate) async fn put_named(
 /// cell's `$` becomes its placeholder): `cells = ["$", "CAST($ AS BIGINT)"]` makes
 /// `($1, CAST($2 AS BIGINT)), ($3, CAST($4 AS BIGINT))`. For multi-row statements:
 /// sqlx's `QueryBuilder` writes `?` for the Any driver, which PostgreSQL refuses.
-impl Store {
-    /// Revokes the row `name` of `table` (`set`: the columns a revocation sets, `$1` being
-    /// now) unless it is revoked already, audited as `{kind}.revoked` on `{kind}/{name}` by
-    /// `actor`, in one transaction. Revoking twice changes nothing; NotFound, naming
-    /// `what`, when there is no such row.
-    pub(crate) async fn revoke_named(
-        &self,
-        (table, kind, what): (&'static str, &str, &str),
-        set: &'static str,
-        name: &str,
-        actor: &str,
-    ) -> Result<()> {
-        let context = format!("revoking {what} {name:?}");
-        let mut tx = self.pool.begin().await.map_err(db_error(&context))?;
-        let revoked = sqlx::query(&format!(
-            "UPDATE {table} SET {set} WHERE name = $2 AND revoked_at IS NULL"
-        ))
-        .bind(now_ms())
-        .bind(name)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error(&context))?
-        .rows_affected();
-        if revoked == 0 {
-            let exists = sqlx::query(&format!("SELECT name FROM {table} WHERE name = $1"))
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_error(&context))?
-                .is_some();
-            return match exists {
-                true => Ok(()),
-                false => Err(Error::new(
-                    ErrorKind::NotFound,
-                    context,
-                    format!("no {what} named {name:?}"),
-                )),
-            };
-        }
-        let (action, subject) = (format!("{kind}.revoked"), format!("{kind}/{name}"));
-        super::audit::append(
-            &mut tx,
-            self.backend,
-            actor,
-            &action,
-            &subject,
-            "ok",
-            &serde_json::json!({}),
-        )
-        .await?;
-        tx.commit().await.map_err(db_error(&context))
-    }
-}
-
 pub(crate) fn placeholder_rows(first: usize, rows: usize, cells: &[&str]) -> String {
     (0..rows)
         .map(|row| {

@@ -5,8 +5,8 @@
 //! the agents' wire protocol, not an API for people (see README "Agents").
 
 use super::error::ApiError;
+use super::guards::{failed_auth_limited, peer_of, within};
 use super::handlers::{ApiResult, Body, Shared};
-use super::routes::{failed_auth_limited, peer_of, within};
 use crate::engine::{
     AgentHello, AgentIdentity, AgentOutcome, LeasedJob, OutcomesAnswer, ReportAnswer, RunningReport,
 };
@@ -18,26 +18,6 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
-
-/// Agents: how long an enrolment token stays usable, how long a lease request may wait.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AgentsConfig {
-    /// Seconds an enrolment token stays usable (60 to 2,592,000 = 30 days; default a day).
-    pub enrolment_ttl_secs: u64,
-    /// The longest an agent's lease request waits for work (1 to 60 s; default 20); the
-    /// agent protocol's routes get this on top of `request_timeout_secs`.
-    pub lease_wait_max_secs: u64,
-}
-
-impl Default for AgentsConfig {
-    fn default() -> Self {
-        AgentsConfig {
-            enrolment_ttl_secs: 24 * 3600,
-            lease_wait_max_secs: 20,
-        }
-    }
-}
 
 /// How often a waiting lease request looks at the queue besides when this node's queue
 /// changes: for work submitted on another replica, and retries coming due. Not every poll

@@ -2,7 +2,7 @@
 //! (hashed), the JWT secret, rate limits, logs, the node, the notifier, and endpoints,
 //! templates, sources and notifications declared as code. Unknown keys are refused by name.
 
-use super::agent_api::AgentsConfig;
+use super::agents_config::AgentsConfig;
 use super::error::without_values;
 use super::tls::TlsConfig;
 use crate::endpoint::{Bandwidth, Endpoint};

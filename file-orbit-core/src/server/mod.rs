@@ -8,10 +8,12 @@
 //! itself (`tls`); plain HTTP is meant for loopback.
 
 mod agent_api;
+mod agents_config;
 mod api_doc;
 mod auth;
 mod config;
 mod error;
+mod guards;
 mod handlers;
 mod health;
 mod keys;
@@ -22,7 +24,7 @@ mod startup;
 mod tls;
 mod ui;
 
-pub use agent_api::AgentsConfig;
+pub use agents_config::AgentsConfig;
 pub use api_doc::required_role;
 pub use api_doc::{API_ROUTES, ApiRoute, openapi};
 pub use auth::{Principal, sign_jwt};
