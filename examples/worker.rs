@@ -9,8 +9,11 @@
 //! needed. Logs go to stderr and, with `[log] dir` or `$FILE_ORBIT_LOG_DIR`, to
 //! `worker.<date>.log` there. SIGTERM / SIGINT stop taking jobs and let running transfers
 //! finish within `shutdown_grace_secs`; the store's master key comes from
-//! `$FILE_ORBIT_MASTER_KEY` (the server's key). The logic lives in `file_orbit::worker`;
-//! this file only wires it to a process.
+//! `$FILE_ORBIT_MASTER_KEY` (the server's key). With an `[agent]` section instead of
+//! `store_url` it runs as an agent: no store, no master key, jobs leased from the control
+//! plane's URLs over HTTP(S) with its own credential (`file_orbit::agent::AgentConfig`;
+//! the enrolment token may come from `$FILE_ORBIT_ENROLMENT_TOKEN`). The logic lives in
+//! `file_orbit::worker` and `file_orbit::agent`; this file only wires it to a process.
 
 use file_orbit::service::{logs, shutdown_signal};
 use file_orbit::worker::{self, WorkerConfig};

@@ -279,6 +279,29 @@ async fn placement_and_the_protocol(ts: TestServer) {
     let listed = api.get("/api/v1/agents/c", &keys.viewer).await.json();
     assert_eq!(listed["status"], "revoked", "{listed}");
 
+    // A job still leased to a slot the agent calls free (the answer was lost) is released
+    // and leased again.
+    let lost_answer = ts.submit(file_request("b-files", "d.txt", "dst", 3)).await;
+    assert_eq!(lease(api, &b, &[1], 2000).await[0]["job_id"], lost_answer);
+    let again = lease(api, &b, &[1], 2000).await;
+    assert_eq!(again[0]["job_id"], lost_answer, "{again:?}");
+    let job = api
+        .get(&format!("/api/v1/jobs/{lost_answer}"), &keys.viewer)
+        .await
+        .json();
+    assert_eq!(job["attempts"], 2, "{job}");
+    assert_eq!(
+        job["max_attempts"], 4,
+        "the released attempt does not count: {job}"
+    );
+    let answer = outcome(
+        api,
+        &b,
+        json!({"job_id": lost_answer, "slot": 1, "outcome": "succeeded", "bytes": 3, "files": 1}),
+    )
+    .await;
+    assert_eq!(answer["recorded"], json!([lost_answer]), "{answer}");
+
     // A restarted agent's old leases go back to the queue at its first hello.
     let retry = ts.submit(file_request("b-files", "c.txt", "dst", 3)).await;
     assert_eq!(lease(api, &b, &[0], 2000).await[0]["job_id"], retry);

@@ -2,6 +2,8 @@
 //! endpoints (`endpoint`), transfers (`transfer`) with destination path templates
 //! (`path_template`), secrets that never print (`secret`) and the shared `error` type.
 
+#[cfg(feature = "worker")]
+pub mod agent;
 pub mod endpoint;
 pub mod engine;
 pub mod error;

@@ -2,8 +2,10 @@
 //! that opens the shared store, runs workers and the sources its node may run until a
 //! shutdown signal, then lets running transfers finish within the grace period, and where
 //! the configuration comes from (`--config PATH`, `$FILE_ORBIT_CONFIG` or the environment
-//! alone). `examples/worker.rs` wires it to a process.
+//! alone). With an `[agent]` section instead of `store_url` it runs in agent mode
+//! (`crate::agent`). `examples/worker.rs` wires it to a process.
 
+use crate::agent::AgentConfig;
 use crate::endpoint::Bandwidth;
 use crate::engine::{BandwidthOptions, Limits, NodeIdentity, Orbit, OrbitOptions};
 use crate::error::{Error, ErrorKind, Result};
@@ -28,7 +30,13 @@ pub const CONFIG_ENV: &str = "FILE_ORBIT_CONFIG";
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
     /// The store shared with the server: `postgres://...` (or a SQLite file on this host).
+    /// Empty in agent mode.
+    #[serde(default)]
     pub store_url: String,
+    /// `[agent]`: agent mode, talking to the control plane instead of the store (exactly
+    /// one of `store_url` and `[agent]`).
+    #[serde(default)]
+    pub agent: Option<AgentConfig>,
     /// Concurrent transfers of this process.
     #[serde(default = "default_workers")]
     pub workers: usize,
@@ -91,6 +99,7 @@ impl WorkerConfig {
     pub fn new(store_url: &str) -> WorkerConfig {
         WorkerConfig {
             store_url: store_url.to_string(),
+            agent: None,
             workers: default_workers(),
             lease_secs: default_lease(),
             shutdown_grace_secs: default_grace(),
@@ -178,7 +187,16 @@ impl WorkerConfig {
         Ok(config)
     }
 
-    /// Applies `FILE_ORBIT_STORE_URL`, `FILE_ORBIT_WORKERS` and the log overrides.
+    /// The defaults for an agent of the control plane `agent` names.
+    pub fn agent(agent: AgentConfig) -> WorkerConfig {
+        WorkerConfig {
+            agent: Some(agent),
+            ..WorkerConfig::new("")
+        }
+    }
+
+    /// Applies `FILE_ORBIT_STORE_URL`, `FILE_ORBIT_WORKERS`, in agent mode
+    /// `FILE_ORBIT_ENROLMENT_TOKEN`, and the log overrides.
     pub fn apply_env(&mut self) -> Result<()> {
         self.apply_env_from(|name| std::env::var(name).ok())
     }
@@ -186,8 +204,11 @@ impl WorkerConfig {
     /// `apply_env` with the variables `env` returns (the log overrides always come from
     /// the process's environment).
     pub fn apply_env_from(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<()> {
-        if let Some(url) = env(STORE_URL_ENV) {
+        if let Some(url) = env(STORE_URL_ENV).filter(|url| !url.is_empty()) {
             self.store_url = url;
+        }
+        if let Some(agent) = &mut self.agent {
+            agent.apply_env_from(&env);
         }
         if let Some(workers) = env(WORKERS_ENV) {
             self.workers = workers.parse().map_err(|_| {
@@ -202,8 +223,23 @@ impl WorkerConfig {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.store_url.is_empty() {
-            return Err(invalid("store_url", "must be set"));
+        match (&self.agent, self.store_url.is_empty()) {
+            (None, true) => {
+                return Err(invalid(
+                    "store_url",
+                    "must be set (or an [agent] section, for agent mode)",
+                ));
+            }
+            (Some(_), false) => {
+                return Err(invalid(
+                    "store_url",
+                    format!(
+                        "an agent talks to the control plane, not to the store: give                          store_url (or ${STORE_URL_ENV}) or [agent], not both"
+                    ),
+                ));
+            }
+            (Some(agent), true) => self.validate_agent_mode(agent)?,
+            (None, false) => {}
         }
         if self.workers == 0 {
             return Err(invalid("workers", "must be at least 1"));
@@ -223,6 +259,22 @@ impl WorkerConfig {
         self.log.validate()
     }
 
+    /// What agent mode does not support (yet) is refused by name.
+    fn validate_agent_mode(&self, agent: &AgentConfig) -> Result<()> {
+        let unsupported = [
+            ("sources", !self.sources.is_empty()),
+            ("notifications", !self.notifications.is_empty()),
+            ("bandwidth", self.bandwidth.is_some()),
+        ];
+        for (field, given) in unsupported {
+            if given {
+                return Err(invalid(field, "is not supported on agents yet"));
+            }
+        }
+        self.limits.validate()?;
+        agent.validate()
+    }
+
     pub fn orbit_options(&self) -> OrbitOptions {
         OrbitOptions {
             store_url: self.store_url.clone(),
@@ -240,12 +292,16 @@ impl WorkerConfig {
     }
 }
 
-/// Runs `config.workers` workers on the store (and the sources this node may run) until
+/// Runs `config.workers` workers on the store (and the sources this node may run), or in
+/// agent mode (`[agent]`) leases through the control plane (`crate::agent::run`), until
 /// `shutdown` resolves, then stops leasing and waits up to the grace period for running
 /// transfers. True when they all finished in time; otherwise they are stopped and their
 /// jobs go back to the queue.
 pub async fn run(config: &WorkerConfig, shutdown: impl Future<Output = ()>) -> Result<bool> {
     config.validate()?;
+    if config.agent.is_some() {
+        return crate::agent::run(config, shutdown).await;
+    }
     let orbit = Orbit::open(config.orbit_options()).await?;
     apply_declared_sources(&orbit.acting_as("config"), &config.sources).await?;
     apply_declared_notifications(&orbit.acting_as("config"), &config.notifications).await?;

@@ -29,6 +29,7 @@ def pages(api, operator_api):
         "sources": "/ui/sources",
         "notifications": "/ui/notifications",
         "workers": "/ui/workers",
+        "agents": "/ui/agents",
         "keys": "/ui/keys",
         "audit": "/ui/audit",
         "logs": "/ui/logs",

@@ -266,6 +266,20 @@ impl Orbit {
         Ok(leased)
     }
 
+    /// Puts back in the queue the jobs still leased to slots `agent` says are free: leases
+    /// whose answer never reached it (a timeout, a failover), which would otherwise wait for
+    /// their expiry. As a release: the attempt does not count.
+    pub async fn release_free_slots(&self, agent: &AgentIdentity, slots: &[u32]) -> Result<()> {
+        let free: Vec<String> = slots.iter().map(|slot| agent.owner(*slot)).collect();
+        for (id, owner) in self.store().agent_leases(Some(&agent.name)).await? {
+            if free.contains(&owner) {
+                tracing::info!(job = id, %owner, "a free slot still held the job: released");
+                self.store().release(id, &owner).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Renews the leases of `agent`'s running jobs, stores their progress, and says of each
     /// whether it is still held, asked to cancel, or lost.
     pub async fn agent_report(

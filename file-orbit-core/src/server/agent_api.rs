@@ -169,6 +169,7 @@ async fn lease(
     let deadline = tokio::time::Instant::now() + Duration::from_millis(asked.wait_ms).min(most);
     let poll = state.orbit.options().poll_interval;
     let mut new_work = state.orbit.new_work();
+    state.orbit.release_free_slots(&agent, &asked.slots).await?;
     loop {
         new_work.borrow_and_update();
         let jobs = state.orbit.lease_for_agent(&agent, &asked.slots).await?;

@@ -50,7 +50,7 @@ pub struct ConsoleRoute {
 /// The console's pages (each a GET in the navigation's sections) with the role each needs.
 fn pages() -> Vec<(&'static str, Role, MethodRouter<Shared>)> {
     use Role::{Admin, Operator, Viewer};
-    use pages::{audit, config, dashboard, endpoints, jobs, logs, transfer};
+    use pages::{agents, audit, config, dashboard, endpoints, jobs, logs, transfer};
     vec![
         ("/ui/", Viewer, get(dashboard::page)),
         ("/ui/jobs", Viewer, get(jobs::list)),
@@ -63,6 +63,7 @@ fn pages() -> Vec<(&'static str, Role, MethodRouter<Shared>)> {
         ("/ui/sources", Viewer, get(config::sources)),
         ("/ui/notifications", Viewer, get(config::notifications)),
         ("/ui/workers", Viewer, get(config::workers)),
+        ("/ui/agents", Viewer, get(agents::list)),
         ("/ui/keys", Admin, get(config::keys)),
         ("/ui/audit", Viewer, get(audit::page)),
         ("/ui/logs", Operator, get(logs::page)),
@@ -133,6 +134,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "audit.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/audit.js"),
+    ),
+    (
+        "agents.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/agents.js"),
     ),
     (
         "logs.js",

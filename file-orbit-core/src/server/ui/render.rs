@@ -36,6 +36,7 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("templates/notifications.html"),
     ),
     ("workers.html", include_str!("templates/workers.html")),
+    ("agents.html", include_str!("templates/agents.html")),
     ("keys.html", include_str!("templates/keys.html")),
     ("audit.html", include_str!("templates/audit.html")),
     ("logs.html", include_str!("templates/logs.html")),

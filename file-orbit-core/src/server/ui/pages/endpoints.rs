@@ -4,7 +4,7 @@
 //! value, only whether it is set.
 
 use super::path_segment;
-use crate::endpoint::Rates;
+use crate::endpoint::{EndpointPlacement, Rates};
 use crate::engine::EndpointSummary;
 use crate::server::handlers::Shared;
 use crate::server::ui::Session;
@@ -57,6 +57,8 @@ struct Row {
     /// When a timetable changes the rates next, and to what.
     bandwidth_next: Option<String>,
     max_concurrent: i64,
+    /// Where its transfers may run: `anywhere`, or `agents b; labels dmz`.
+    placement: String,
 }
 
 impl Row {
@@ -81,8 +83,17 @@ impl Row {
                 )
             }),
             max_concurrent: summary.max_concurrent,
+            placement: placement_of(&summary.config).describe(),
         }
     }
+}
+
+/// The placement in an endpoint's public config (absent: anywhere).
+fn placement_of(config: &Value) -> EndpointPlacement {
+    config
+        .get("placement")
+        .and_then(|placement| serde_json::from_value(placement.clone()).ok())
+        .unwrap_or_default()
 }
 
 /// `config[key]` as text (empty when absent).
@@ -137,7 +148,8 @@ fn rates_in_words(rates: &Rates) -> String {
 }
 
 /// The public config's fields by dotted name (`auth.method`), as text; arrays one item a
-/// line; secrets and empty values left out.
+/// line, except the placement's lists (one-line fields, comma-separated); secrets and empty
+/// values left out.
 fn form_values(config: &Value) -> BTreeMap<String, String> {
     let mut values = BTreeMap::new();
     flatten(config, "", &mut |key, value| {
@@ -145,6 +157,15 @@ fn form_values(config: &Value) -> BTreeMap<String, String> {
             values.insert(key.to_string(), value.to_string());
         }
     });
+    let placement = placement_of(config);
+    for (key, names) in [
+        ("placement.agents", &placement.agents),
+        ("placement.labels", &placement.labels),
+    ] {
+        if !names.is_empty() {
+            values.insert(key.into(), names.join(", "));
+        }
+    }
     values
 }
 
@@ -178,11 +199,11 @@ fn flatten(value: &Value, path: &str, each: &mut dyn FnMut(&str, &str)) {
 }
 
 /// The endpoint's facts for its page: (field, value) with a set secret as `set`, without
-/// the name, type and bandwidth the page shows apart.
+/// the name, type, bandwidth and placement the page shows apart.
 fn facts(config: &Value) -> Vec<(String, String)> {
     let mut facts = Vec::new();
     flatten(config, "", &mut |key, value| {
-        if matches!(key, "name" | "type" | "bandwidth") {
+        if matches!(key, "name" | "type" | "bandwidth") || key.starts_with("placement.") {
             return;
         }
         let value = match value {
@@ -303,6 +324,24 @@ mod tests {
         );
         assert!(!facts.iter().any(|(key, _)| key == "name"));
         assert_eq!(place("sftp", &config), "u@h:22");
+    }
+
+    #[test]
+    fn placement_reads_as_words_and_fills_one_line_fields() {
+        let placed = json!({"name": "b-files", "type": "local", "root": "/srv",
+            "placement": {"agents": ["b", "c"], "labels": ["dmz"]}});
+        assert_eq!(placement_of(&placed).describe(), "agents b, c; labels dmz");
+        let values = form_values(&placed);
+        assert_eq!(values["placement.agents"], "b, c");
+        assert_eq!(values["placement.labels"], "dmz");
+        assert!(
+            !facts(&placed)
+                .iter()
+                .any(|(key, _)| key.starts_with("placement"))
+        );
+        let anywhere = json!({"name": "x", "type": "local", "root": "/srv"});
+        assert_eq!(placement_of(&anywhere).describe(), "anywhere");
+        assert!(!form_values(&anywhere).contains_key("placement.agents"));
     }
 
     #[test]

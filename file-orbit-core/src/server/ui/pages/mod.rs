@@ -1,6 +1,7 @@
 //! The console's pages, one file per navigation section: each reads through the
 //! caller's `Orbit` and renders its template.
 
+pub(crate) mod agents;
 pub(crate) mod audit;
 pub(crate) mod config;
 pub(crate) mod dashboard;
