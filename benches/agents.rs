@@ -7,8 +7,11 @@
 //!    enrolled, hello, then: lease for all its free slots, at once report every leased job
 //!    `succeeded`) until all N are `succeeded`: jobs/s leased and completed. The same loop
 //!    again as tasks calling the engine's agent calls in-process (what the handlers call:
-//!    credential lookup, `lease_for_agent`, `agent_outcomes`), to split the time between
-//!    the store and the HTTP server.
+//!    credential lookup, `lease_for_agent`, `agent_outcomes`), and as tasks making only
+//!    the store's lease and completion statements (`lease_many_reaching`,
+//!    `complete_many`), to split the time between the HTTP server, the engine's work
+//!    around the store (credential lookups, reading and unsealing the endpoints), and
+//!    the store.
 //! 2. **Real one-file copies**: 1 and 4 real agent processes (the example worker in agent
 //!    mode, `workers = 1` each, plain HTTP to the loopback server), started and enrolled
 //!    first; then M one-file local → local jobs (M files of K KiB, distinct destination
@@ -27,15 +30,15 @@
 //!   FILE_ORBIT_BENCH_AGENTS_COUNTS=1,4       agent counts (both phases)
 //!   FILE_ORBIT_BENCH_AGENTS_SLOTS=16         slots of each simulated agent
 //!   FILE_ORBIT_BENCH_AGENTS_BACKENDS=sqlite,postgres
-//!   FILE_ORBIT_BENCH_AGENTS_PHASES=http,engine,copy
+//!   FILE_ORBIT_BENCH_AGENTS_PHASES=http,engine,store,copy
 //!   FILE_ORBIT_BENCH_AGENTS_FILES=400        files copied per agent count
 //!   FILE_ORBIT_BENCH_AGENTS_FILE_KIB=64
 //!   FILE_ORBIT_BENCH_AGENTS_WORKER=<target>/release/examples/worker
 //!   FILE_ORBIT_BENCH_TIMEOUT_S=120           per run; a no-op run stops there and says so,
 //!                                            a copy run that has not finished fails
 
-use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig};
-use file_orbit::engine::{AgentOutcome, JobRequest, JobState, Orbit, OrbitOptions};
+use file_orbit::endpoint::{Endpoint, EndpointConfig, LocalConfig, reach_tokens};
+use file_orbit::engine::{AgentOutcome, Completion, JobRequest, JobState, Orbit, OrbitOptions};
 use file_orbit::path_template::PathTemplate;
 use file_orbit::server::Role;
 use file_orbit::transfer::TransferSpec;
@@ -89,11 +92,11 @@ impl Settings {
             .ok()
             .and_then(|exe| Some(exe.parent()?.parent()?.join("examples/worker")))
             .unwrap_or_default();
-        let phases = env_list("FILE_ORBIT_BENCH_AGENTS_PHASES", "http,engine,copy");
+        let phases = env_list("FILE_ORBIT_BENCH_AGENTS_PHASES", "http,engine,store,copy");
         for phase in &phases {
             assert!(
-                ["http", "engine", "copy"].contains(&phase.as_str()),
-                "FILE_ORBIT_BENCH_AGENTS_PHASES: unknown phase {phase:?} (http, engine, copy)"
+                ["http", "engine", "store", "copy"].contains(&phase.as_str()),
+                "FILE_ORBIT_BENCH_AGENTS_PHASES: unknown phase {phase:?} (http, engine, store, copy)"
             );
         }
         Settings {
@@ -304,6 +307,50 @@ async fn engine_agent(orbit: Orbit, auth: String, slots: u32, progress: Arc<Prog
     run
 }
 
+/// The same loop on the store alone: the lease and completion statements the engine
+/// calls make, without the credential lookup, the endpoints' reading and unsealing, or
+/// HTTP.
+async fn store_agent(orbit: Orbit, auth: String, slots: u32, progress: Arc<Progress>) -> Run {
+    let credential = auth.trim_start_matches("Bearer ");
+    let agent = orbit
+        .agent_by_credential(credential)
+        .await
+        .unwrap()
+        .unwrap();
+    let owners: Vec<String> = (0..slots).map(|slot| agent.owner(slot)).collect();
+    let reach = reach_tokens(&agent.name, &agent.labels);
+    let (lease, aging) = (orbit.options().lease, orbit.options().aging);
+    let mut run = Run::default();
+    while progress.going() {
+        let sent = Instant::now();
+        let jobs = orbit
+            .store()
+            .lease_many_reaching(&owners, lease, aging, &reach)
+            .await
+            .unwrap();
+        if jobs.is_empty() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        run.leases.push(sent.elapsed());
+        let done: Vec<Completion> = jobs
+            .iter()
+            .map(|job| Completion {
+                id: job.id,
+                worker: job.lease_owner.clone().unwrap(),
+                bytes: 0,
+                files: 1,
+            })
+            .collect();
+        let sent = Instant::now();
+        let recorded = orbit.store().complete_many(&done).await.unwrap();
+        run.outcomes.push(sent.elapsed());
+        assert!(recorded.iter().all(|r| *r), "completions refused");
+        progress.completed(recorded.len());
+    }
+    run
+}
+
 struct NoopRow {
     backend: &'static str,
     path: &'static str,
@@ -361,7 +408,7 @@ async fn noop_runs(
     succeeded: &mut i64,
     rows: &mut Vec<NoopRow>,
 ) -> bool {
-    let paths: Vec<&'static str> = ["http", "engine"]
+    let paths: Vec<&'static str> = ["http", "engine", "store"]
         .into_iter()
         .filter(|path| s.runs(path))
         .collect();
@@ -411,7 +458,11 @@ async fn noop_runs(
                 let tasks: Vec<_> = credentials
                     .into_iter()
                     .map(|auth| {
-                        tokio::spawn(engine_agent(orbit.clone(), auth, s.slots, progress.clone()))
+                        let (orbit, progress) = (orbit.clone(), progress.clone());
+                        match path {
+                            "engine" => tokio::spawn(engine_agent(orbit, auth, s.slots, progress)),
+                            _ => tokio::spawn(store_agent(orbit, auth, s.slots, progress)),
+                        }
                     })
                     .collect();
                 for task in tasks {
@@ -717,7 +768,8 @@ fn print_tables(s: &Settings, noop: &mut [NoopRow], copies: &[CopyRow]) {
             row.backend,
             match row.path {
                 "http" => "HTTP (agent API)",
-                _ => "in-process engine calls",
+                "engine" => "in-process engine calls",
+                _ => "store statements only",
             },
             row.agents,
             run.done,
