@@ -26,7 +26,12 @@ pub fn agent() -> ureq::Agent {
 /// A server over `orbit` on a free loopback port, with no workers and no rate limit, and
 /// one operator key: (the server, its base URL, the `Authorization` header value).
 pub async fn start_server(orbit: &Orbit) -> (Server, String, String) {
-    let (key, entry) = generate_api_key("bench", Role::Operator);
+    start_server_as(orbit, Role::Operator).await
+}
+
+/// As `start_server`, with one key of `role` (an admin key creates agents).
+pub async fn start_server_as(orbit: &Orbit, role: Role) -> (Server, String, String) {
+    let (key, entry) = generate_api_key("bench", role);
     let config = ServerConfig {
         listen: "127.0.0.1:0".into(),
         workers: 0,
