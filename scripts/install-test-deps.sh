@@ -31,8 +31,9 @@ FO_PROG=install-test-deps
 source "$SCRIPT_DIR/test-common.sh"
 
 APT_PACKAGES=(openssh-server samba smbclient postgresql chromium chromium-driver)
-# Client tools the scripts use; normally present already or pulled in as deps.
-APT_TOOLS=(openssh-client curl libnss-wrapper)
+# Client tools the scripts use (iproute2: `ip netns` for the agents' hosts); normally present
+# already or pulled in as deps.
+APT_TOOLS=(openssh-client curl libnss-wrapper iproute2)
 # System services that the packages above may start.
 SYSTEM_SERVICES=(ssh smbd nmbd samba-ad-dc postgresql)
 # The SMTP server of scripts/notify-receivers.py.
