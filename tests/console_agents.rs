@@ -94,6 +94,13 @@ async fn the_agents_page_lists_each_status_and_offers_enrolment_only_to_admins()
     assert_eq!(status_of(&page, "pend"), "pending");
     assert_eq!(status_of(&page, "gone"), "revoked");
     assert_eq!(status_of(&page, "b"), "online");
+    // The dashboard counts the online agent among the enrolled ones (pending and revoked
+    // are neither).
+    let dashboard = ok_page(viewer.page("/ui/").await);
+    assert!(
+        dashboard.contains(r#"<span class="stat" id="agents-online">1</span> <span class="stat-label">agents online (of 1 enrolled)"#),
+        "{dashboard}"
+    );
     let pend = agent_row(&page, "pend");
     assert!(
         pend.contains(">dmz<") && pend.contains(">site-a<"),

@@ -33,6 +33,15 @@ pub struct Dashboard {
     /// Jobs that went dead in the last 24 hours.
     pub dead_24h: i64,
     pub workers: WorkersOverview,
+    pub agents: AgentsOverview,
+}
+
+/// The agents: how many are enrolled (not revoked) and how many of those are online.
+#[cfg_attr(feature = "server", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct AgentsOverview {
+    pub enrolled: i64,
+    pub online: i64,
 }
 
 /// A running job and its progress as its worker last reported it.
@@ -179,7 +188,14 @@ impl Orbit {
             count("SELECT COUNT(*) FROM jobs WHERE finished_at >= $1 AND state = 'dead'").await?;
         let nodes = store.worker_nodes().await?;
         let live = LiveWorkers::of(&nodes);
+        let agents = self.agents().await?;
+        let count = |status: &str| agents.iter().filter(|a| a.status == status).count() as i64;
+        let agents = AgentsOverview {
+            enrolled: count("online") + count("offline"),
+            online: count("online"),
+        };
         Ok(Dashboard {
+            agents,
             queue,
             running,
             throughput,

@@ -36,7 +36,9 @@ pub use agents::{
 pub use api_keys::StoredApiKey;
 pub use audit::{AuditFilter, AuditOrder, AuditRecord};
 pub use bandwidth::{BandwidthOptions, BandwidthUsage};
-pub use dashboard::{Dashboard, RunningJob, THROUGHPUT_MINUTES, ThroughputMinute, WorkersOverview};
+pub use dashboard::{
+    AgentsOverview, Dashboard, RunningJob, THROUGHPUT_MINUTES, ThroughputMinute, WorkersOverview,
+};
 use endpoints::StoredEndpoint;
 pub use endpoints::{BandwidthChange, DEFAULT_MAX_CONCURRENT, EndpointSummary};
 pub use event_log::{EventRecord, EventState};

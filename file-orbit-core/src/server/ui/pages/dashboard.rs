@@ -121,6 +121,7 @@ pub(crate) async fn page(
             dead => dead,
             workers => LiveWorkers::of(&data.workers.nodes),
             workers_listed => data.workers.nodes.len(),
+            agents => data.agents,
             moved => moved,
             peak => peak,
             bars => bars(&data),
