@@ -2,6 +2,7 @@
 //! the CA to trust, where the credential lives, the one-time enrolment token and the
 //! long-poll wait. Only checks and holds the settings; it opens no file and no connection.
 
+use crate::engine::ENROLMENT_PREFIX;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
@@ -87,7 +88,7 @@ impl AgentConfig {
             return Err(invalid("ca_file", "must not be empty when given"));
         }
         if let Some(token) = &self.enrolment_token {
-            if !is_token(token.expose(), "foe_") {
+            if !is_token(token.expose(), ENROLMENT_PREFIX) {
                 return Err(invalid(
                     "enrolment_token",
                     "is not an enrolment token (foe_ and 43 characters, as \

@@ -6,6 +6,7 @@
 use super::client::{AgentClient, is_credential_refused};
 use super::config::{AgentConfig, ENROLMENT_TOKEN_ENV, is_token};
 use super::protocol::{AgentAbout, EnrolRequest};
+use crate::engine::CREDENTIAL_PREFIX;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::Secret;
 use std::io::Write;
@@ -42,7 +43,7 @@ pub fn read_credential(path: &Path) -> Result<Option<Secret>> {
     }
     let text = std::fs::read_to_string(path).map_err(|err| file_error(path, err))?;
     let credential = text.trim();
-    if !is_token(credential, "foa_") {
+    if !is_token(credential, CREDENTIAL_PREFIX) {
         return Err(file_error(
             path,
             "does not hold an agent credential (foa_ and 43 characters)",
@@ -161,7 +162,7 @@ pub async fn obtain(
             err
         }
     })?;
-    if !is_token(&reply.credential, "foa_") {
+    if !is_token(&reply.credential, CREDENTIAL_PREFIX) {
         return Err(Error::new(
             ErrorKind::Protocol,
             "control plane enrol",

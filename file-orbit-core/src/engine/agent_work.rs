@@ -7,7 +7,7 @@
 use super::Orbit;
 use super::agents::{AgentIdentity, MAX_AGENT_SLOTS};
 use super::queue::{Completion, JobProgress, LeaseStatus, endpoint_names};
-use crate::endpoint::{Endpoint, reach_tokens};
+use crate::endpoint::reach_tokens;
 use crate::error::{Error, ErrorKind, Result};
 use crate::secret::with_secrets_revealed;
 use crate::transfer::TransferSpec;
@@ -25,25 +25,6 @@ pub struct LeasedJob {
     /// The job's two endpoints, credentials included (serialized with secrets revealed).
     pub source: Value,
     pub destination: Value,
-}
-
-impl LeasedJob {
-    /// The endpoints as the agent reads them.
-    pub fn endpoints(&self) -> Result<(Endpoint, Endpoint)> {
-        let read = |value: &Value, side: &str| {
-            serde_json::from_value(value.clone()).map_err(|err| {
-                Error::new(
-                    ErrorKind::Protocol,
-                    format!("leased job {}: {side}", self.job_id),
-                    err.to_string(),
-                )
-            })
-        };
-        Ok((
-            read(&self.source, "source")?,
-            read(&self.destination, "destination")?,
-        ))
-    }
 }
 
 /// A running job's progress as an agent reports it.
@@ -110,14 +91,6 @@ pub struct AgentError {
 }
 
 impl AgentError {
-    pub fn of(error: &Error) -> AgentError {
-        AgentError {
-            kind: error.kind.as_str().into(),
-            message: error.to_string(),
-            retryable: error.retryable,
-        }
-    }
-
     fn to_error(&self, agent: &str) -> Error {
         let kind = ErrorKind::parse(&self.kind).unwrap_or(ErrorKind::Remote);
         let message: String = self.message.chars().take(MAX_ERROR_CHARS).collect();
